@@ -1,0 +1,1 @@
+"""Database access: one MetaData, the engines, and the only per-dialect SQL."""

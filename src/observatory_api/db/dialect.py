@@ -1,0 +1,346 @@
+"""The only place with per-dialect SQL (PostgreSQL vs SQLite).
+
+Repositories and the writer call these helpers instead of branching on the dialect themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from asyncpg.exceptions import IntegrityConstraintViolationError
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Double,
+    Insert,
+    ScalarSelect,
+    Select,
+    String,
+    Subquery,
+    Table,
+    Text,
+    bindparam,
+    exc,
+    func,
+    literal_column,
+    select,
+    sql,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from observatory_api.db.types import UTCDateTime
+
+# ---------------------------------------------------------------------------
+# Read side
+# ---------------------------------------------------------------------------
+
+
+class json_array_contains(FunctionElement[bool]):
+    """`column` (a JSON array of strings) holds `value`. GIN-indexable `@>` on PostgreSQL."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "json_array_contains"
+
+    def __init__(self, column: ColumnElement[Any], value: str) -> None:
+        super().__init__(column, bindparam(None, value, type_=String()))
+
+
+@compiles(json_array_contains, "postgresql")
+def _json_array_contains_pg(element: json_array_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return f"({compiler.process(column, **kw)} @> jsonb_build_array(CAST({compiler.process(value, **kw)} AS TEXT)))"
+
+
+@compiles(json_array_contains, "sqlite")
+def _json_array_contains_sqlite(element: json_array_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "  # noqa: S608 - compiled clauses only
+        f"WHERE json_each.value = {compiler.process(value, **kw)})"
+    )
+
+
+JSON_PATH_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists")
+_SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class json_path_condition(FunctionElement[bool]):
+    """A condition on the value at `path` inside a JSON document column.
+
+    `op` is one of JSON_PATH_OPS; ordering operators only match values of the same JSON type as
+    `value` (a number is never "greater" than a string). Path segments are bound parameters.
+    """
+
+    type = Boolean()
+    # The operator and path shape change the SQL text, and they are not clause arguments.
+    inherit_cache = False
+    name = "json_path_condition"
+
+    def __init__(self, column: ColumnElement[Any], path: list[str], op: str, value: Any = None) -> None:
+        if op not in JSON_PATH_OPS:
+            raise ValueError(f"unknown JSON path operator {op!r}")
+        self.path = path
+        self.op = op
+        self.value = value
+        super().__init__(column)
+
+
+def _json_type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@compiles(json_path_condition, "postgresql")
+def _json_path_condition_pg(element: json_path_condition, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = list(element.clauses)
+    col = compiler.process(column, **kw)
+    path = compiler.process(bindparam(None, "{" + ",".join(element.path) + "}", type_=Text()), **kw)
+    at_path = f"({col} #> CAST({path} AS TEXT[]))"
+    if element.op == "exists":
+        return f"({at_path} IS NOT NULL)"
+    if element.op == "contains":
+        pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
+        return f"(({col} #>> CAST({path} AS TEXT[])) ILIKE {pattern})"
+    value = compiler.process(bindparam(None, json.dumps(element.value), type_=Text()), **kw)
+    comparison = f"({at_path} {_SQL_OPS[element.op]} CAST({value} AS JSONB))"
+    if element.op in ("eq", "ne"):
+        return comparison
+    return f"(jsonb_typeof({at_path}) = '{_json_type_of(element.value)}' AND {comparison})"
+
+
+_SQLITE_TYPES = {"number": "('integer', 'real')", "string": "('text')", "boolean": "('true', 'false')"}
+
+
+@compiles(json_path_condition, "sqlite")
+def _json_path_condition_sqlite(element: json_path_condition, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = list(element.clauses)
+    col = compiler.process(column, **kw)
+    json_path = "$" + "".join(f'."{segment}"' for segment in element.path)
+    path = compiler.process(bindparam(None, json_path, type_=Text()), **kw)
+    if element.op == "exists":
+        return f"(json_type({col}, {path}) IS NOT NULL)"
+    extracted = f"json_extract({col}, {path})"
+    if element.op == "contains":
+        pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
+        return f"({extracted} LIKE {pattern} ESCAPE '\\')"
+    raw = element.value
+    value = compiler.process(bindparam(None, int(raw) if isinstance(raw, bool) else raw), **kw)
+    json_types = _SQLITE_TYPES[_json_type_of(raw)]
+    return f"(json_type({col}, {path}) IN {json_types} AND {extracted} {_SQL_OPS[element.op]} {value})"
+
+
+# Buckets start at 2000-01-03 (a Monday), as TimescaleDB's time_bucket does, so weeks start on Mondays.
+BUCKET_ORIGIN_EPOCH = 946_857_600
+
+
+class time_bucket(FunctionElement[Any]):
+    """The start of the `seconds`-wide bucket holding `column`, as a UTC timestamp."""
+
+    # The width is part of the SQL text (a whitelisted integer), so statements are not cached.
+    inherit_cache = False
+    name = "time_bucket"
+
+    def __init__(self, seconds: int, column: ColumnElement[Any]) -> None:
+        self.seconds = int(seconds)
+        self.type = UTCDateTime()
+        super().__init__(column)
+
+
+@compiles(time_bucket, "postgresql")
+def _time_bucket_pg(element: time_bucket, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = list(element.clauses)
+    col = compiler.process(column, **kw)
+    if compiler.dialect.__dict__.get("observatory_timescaledb"):
+        return f"time_bucket(INTERVAL '{element.seconds} seconds', {col})"
+    return f"date_bin(INTERVAL '{element.seconds} seconds', {col}, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
+
+
+@compiles(time_bucket, "sqlite")
+def _time_bucket_sqlite(element: time_bucket, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = list(element.clauses)
+    col = compiler.process(column, **kw)
+    seconds, origin = element.seconds, BUCKET_ORIGIN_EPOCH
+    return (
+        f"datetime(((CAST(strftime('%s', {col}) AS INTEGER) - {origin}) / {seconds}) * {seconds} + {origin}, "
+        "'unixepoch')"
+    )
+
+
+def mark_timescaledb(dialect: Any, present: bool) -> None:
+    """Remember on the engine's dialect whether TimescaleDB is installed (checked once at start-up)."""
+    dialect.observatory_timescaledb = present
+
+
+async def percentiles(
+    conn: AsyncConnection, column: ColumnElement[Any], condition: ColumnElement[bool], fractions: list[float]
+) -> list[float | None]:
+    """Exact percentiles (linear interpolation, like percentile_cont) of `column` where `condition`."""
+    if conn.dialect.name == "postgresql":
+        stmt = select(*(func.percentile_cont(f).within_group(column.asc()) for f in fractions)).where(condition)
+        row = (await conn.execute(stmt)).one()
+        return [None if v is None else float(v) for v in row]
+    # SQLite has no percentile function: read the two neighbours of each rank.
+    count = (await conn.execute(select(func.count()).where(condition, column.is_not(None)))).scalar_one()
+    results: list[float | None] = []
+    for fraction in fractions:
+        if count == 0:
+            results.append(None)
+            continue
+        rank = fraction * (count - 1)
+        lower = int(rank)
+        stmt = select(column).where(condition, column.is_not(None)).order_by(column).limit(2).offset(lower)
+        values = [float(v) for v in (await conn.execute(stmt)).scalars()]
+        upper = values[1] if len(values) > 1 else values[0]
+        results.append(values[0] + (upper - values[0]) * (rank - lower))
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Write side (used by observatory_api.storage.writer)
+# ---------------------------------------------------------------------------
+
+
+class epoch_ms_between(FunctionElement[float]):
+    """Milliseconds from `start` to `end`, two timestamp expressions (aggregates allowed)."""
+
+    type = Double()
+    inherit_cache = True
+    name = "epoch_ms_between"
+
+    def __init__(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> None:
+        super().__init__(start, end)
+
+
+@compiles(epoch_ms_between, "postgresql")
+def _epoch_ms_between_pg(element: epoch_ms_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(extract(epoch from {end} - {start}) * 1000 AS DOUBLE PRECISION)"
+
+
+@compiles(epoch_ms_between, "sqlite")
+def _epoch_ms_between_sqlite(element: epoch_ms_between, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's date functions keep only milliseconds, but UTCDateTime text always holds six
+    # microsecond digits at characters 21-26: whole seconds and microseconds are taken apart
+    # and subtracted as integers, so the result is exact.
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    seconds = f"(CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER))"
+    micros = f"(CAST(substr({end}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER))"
+    return f"(({seconds} * 1000000 + {micros}) / 1000.0)"
+
+
+def sorted_json_array(dialect_name: str, values: Subquery) -> ScalarSelect[Any]:
+    """A JSON array of the non-null values of the one column of `values`, sorted; `[]` if none.
+
+    `values` must carry its own ORDER BY: SQLite 3.40 has no ORDER BY inside aggregates, and
+    json_group_array then follows the order of its (unflattened) subquery.
+    """
+    (value,) = values.c
+    if dialect_name == "postgresql":
+        # COLLATE "C" sorts by code point, as SQLite's BINARY does, whatever the database locale.
+        ordered = postgresql.aggregate_order_by(value, value.collate("C"))
+        aggregate: ColumnElement[Any] = func.coalesce(func.jsonb_agg(ordered), literal_column("'[]'::jsonb"))
+    else:
+        aggregate = func.json_group_array(value)
+    return select(aggregate).select_from(values).where(value.is_not(None)).scalar_subquery()
+
+
+def upsert_from_select(dialect_name: str, table: Table, rows: Select[Any], *, key: Sequence[str]) -> Insert:
+    """INSERT every column of `table` from `rows` (same order); on a `key` conflict, overwrite the rest."""
+    columns = [column.name for column in table.columns]
+    statement = _dialect_insert(dialect_name, table).from_select(columns, rows)
+    return statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={name: statement.excluded[name] for name in columns if name not in key},
+    )
+
+
+def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {dialect_name!r}")
+
+
+async def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert `rows` (tuples in the table's column order) in the current transaction.
+
+    Rows whose primary key is already stored are skipped, not updated; other constraint
+    violations raise. Returns the number of rows newly stored.
+    """
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return await _copy_ignoring_duplicates_pg(conn, table, rows)
+    names = [column.name for column in table.columns]
+    # ON CONFLICT DO NOTHING, not INSERT OR IGNORE: OR IGNORE also drops NOT NULL violations.
+    statement = _dialect_insert(conn.dialect.name, table).on_conflict_do_nothing()
+    result = await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+    return result.rowcount
+
+
+async def _copy_ignoring_duplicates_pg(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]]) -> int:
+    # COPY cannot skip conflicts, so it fills a temporary staging table that INSERT ... SELECT
+    # then moves over with ON CONFLICT DO NOTHING. Running the CREATE through SQLAlchemy first
+    # also opens the transaction that the raw COPY then joins.
+    preparer = conn.dialect.identifier_preparer
+    staging_name = f"_staging_{table.name}"
+    staging_sql = preparer.quote(staging_name)
+    await conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staging_sql} (LIKE {preparer.format_table(table)} INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    raw = await conn.get_raw_connection()
+    try:
+        await raw.driver_connection.copy_records_to_table(
+            staging_name, records=_copy_records(table, rows), columns=[c.name for c in table.columns]
+        )
+    except asyncpg.PostgresError as error:
+        # The raw driver raises its own errors: give callers the ones SQLAlchemy raises elsewhere.
+        integrity = isinstance(error, IntegrityConstraintViolationError)
+        wrapper = exc.IntegrityError if integrity else exc.DBAPIError
+        raise wrapper(f"COPY {staging_name}", None, error) from error
+    staging = sql.table(staging_name, *(sql.column(c.name) for c in table.columns))
+    moved = await conn.execute(
+        postgresql.insert(table)
+        .from_select([c.name for c in table.columns], select(*staging.c))
+        .on_conflict_do_nothing()
+    )
+    # Dropped now, not only at commit, so a caller may use this twice in one transaction.
+    await conn.exec_driver_sql(f"DROP TABLE {staging_sql}")
+    return moved.rowcount
+
+
+def _copy_records(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Rows as asyncpg's binary COPY wants them: JSON as text, timestamps timezone-aware."""
+    json_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
+    time_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, UTCDateTime)]
+    encode = msgspec.json.encode
+    records = []
+    for row in rows:
+        record = list(row)
+        for i in json_at:
+            if record[i] is not None:
+                record[i] = encode(record[i]).decode()
+        for i in time_at:
+            if record[i] is not None and record[i].tzinfo is None:
+                raise ValueError("naive datetime: timestamps must carry a timezone")
+        records.append(tuple(record))
+    return records

@@ -1,0 +1,88 @@
+"""Engines for the configured database: the read engine the API uses, and an owner engine for writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from observatory_api.settings import DatabaseSettings
+
+
+def database_url(settings: DatabaseSettings) -> URL:
+    """The owner URL, with the async driver: the documented `postgresql://` form works as given."""
+    if settings.url is None:
+        return make_url(f"sqlite+aiosqlite:///{Path(settings.sqlite_path).resolve()}")
+    url = make_url(settings.url)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        url = url.set(drivername="postgresql+asyncpg")
+        # libpq's sslmode is spelled ssl for asyncpg.
+        if "sslmode" in url.query:
+            query = dict(url.query)
+            query["ssl"] = query.pop("sslmode")
+            url = url.set(query=query)
+    elif url.drivername == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    return url
+
+
+def readonly_url(settings: DatabaseSettings) -> URL:
+    """The URL the read path uses: the read-only role when one is configured."""
+    url = database_url(settings)
+    if url.get_backend_name() == "postgresql" and settings.readonly_user:
+        url = url.set(username=settings.readonly_user, password=settings.readonly_password)
+    return url
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def create_engine(
+    settings: DatabaseSettings, url: URL, *, readonly: bool = False, application_name: str = "observatory-api"
+) -> AsyncEngine:
+    """An async engine with bounded pools and per-dialect session settings.
+
+    `readonly` makes SQLite connections refuse writes (`query_only`); on PostgreSQL the read-only
+    role of `readonly_url` does that job.
+    """
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 15})
+        event.listen(engine.sync_engine, "connect", _sqlite_read_only_on_connect if readonly else _sqlite_on_connect)
+        return engine
+    connect_args: dict[str, Any] = {
+        "server_settings": {
+            "application_name": application_name,
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "timezone": "UTC",
+        },
+        "command_timeout": settings.statement_timeout_ms / 1000 + 5,
+    }
+    return create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and a writer work at once; NORMAL sync is safe with WAL and much faster.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _sqlite_read_only_on_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()

@@ -1,0 +1,177 @@
+"""The schema, as SQLAlchemy Core tables.
+
+The migrations in `migrations/` create exactly these tables and indexes (plus PostgreSQL-only
+GIN indexes and TimescaleDB policies); repositories query them. Keep the two in step: a test
+compares the migrated database with this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from observatory_api.db.types import JSONDocument, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SPAN_KINDS = ("llm", "embedding", "chain", "agent", "tool", "retriever", "other")
+SPAN_STATUSES = ("ok", "error", "unset")
+LOG_SEVERITIES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16)),
+    Column("service_name", String(200), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("provider", String(100)),
+    Column("model", String(200)),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("cache_read_input_tokens", Integer),
+    Column("cache_creation_input_tokens", Integer),
+    Column("reasoning_output_tokens", Integer),
+    Column("cost_usd", Double),
+    Column("time_to_first_token_ms", Double),
+    Column("status", String(8), nullable=False),
+    Column("status_message", Text),
+    Column("finish_reason", String(64)),
+    Column("user_id", String(200)),
+    Column("session_id", String(200)),
+    Column("environment", String(100)),
+    Column("tags", JSONDocument, nullable=False),
+    Column("input", Text),
+    Column("output", Text),
+    Column("attributes", JSONDocument, nullable=False),
+    # A TimescaleDB hypertable needs the time column in every unique index.
+    PrimaryKeyConstraint("trace_id", "span_id", "start_time"),
+    Index(None, "start_time"),
+    Index(None, "model", "start_time"),
+    Index(None, "user_id", "start_time"),
+    Index(None, "session_id", "start_time"),
+    Index(None, "status", "start_time"),
+    Index(None, "kind", "start_time"),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(32), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("service_name", String(200), nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("span_count", Integer, nullable=False),
+    Column("llm_call_count", Integer, nullable=False),
+    Column("error_count", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("user_id", String(200)),
+    Column("session_id", String(200)),
+    Column("environment", String(100)),
+    Column("provider", String(100)),
+    Column("model", String(200)),
+    Column("models", JSONDocument, nullable=False),
+    Column("tags", JSONDocument, nullable=False),
+    PrimaryKeyConstraint("trace_id"),
+    Index(None, "start_time", "trace_id"),
+    Index(None, "user_id", "start_time"),
+    Index(None, "session_id", "start_time"),
+    Index(None, "status", "start_time"),
+    Index(None, "model", "start_time"),
+    Index(None, "service_name", "start_time"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", String(200), nullable=False),
+    Column("user_id", String(200)),
+    Column("environment", String(100)),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("trace_count", Integer, nullable=False),
+    Column("error_count", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    PrimaryKeyConstraint("session_id"),
+    Index(None, "last_seen", "session_id"),
+    Index(None, "user_id", "last_seen"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("time", UTCDateTime, nullable=False),
+    Column("log_id", String(32), nullable=False),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("service_name", String(200), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attributes", JSONDocument, nullable=False),
+    PrimaryKeyConstraint("time", "log_id"),
+    Index(None, "trace_id"),
+    Index(None, "severity", "time"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", String(300), nullable=False),
+    Column("provider", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("context_window", Integer),
+    Column("input_price_per_mtok", Double, nullable=False),
+    Column("output_price_per_mtok", Double, nullable=False),
+    Column("cache_read_price_per_mtok", Double),
+    Column("cache_write_price_per_mtok", Double),
+    Column("reasoning_price_per_mtok", Double),
+    PrimaryKeyConstraint("id"),
+    Index(None, "provider", "name", unique=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("key_hash", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    PrimaryKeyConstraint("id"),
+    Index(None, "prefix", unique=True),
+)

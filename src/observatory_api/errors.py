@@ -1,0 +1,215 @@
+"""Domain errors, and the one map from them (and from framework errors) to problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.types import ExceptionHandlersMap
+
+from observatory_api.observability.request_id import request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://observatory-api.dev/problems/"
+logger = logging.getLogger("observatory_api.errors")
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One invalid input: where it came from and why it was refused."""
+
+    field: str
+    reason: str
+    source: str | None = None
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """The body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+class DomainError(Exception):
+    """Base of the service's error vocabulary. `code` is shared with GraphQL's `extensions.code`."""
+
+    status_code = 500
+    code = "INTERNAL"
+    title = "Internal server error"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class NotFound(DomainError):
+    status_code, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class InvalidInput(DomainError):
+    status_code, code, title = 400, "INVALID_INPUT", "Invalid input"
+
+    @classmethod
+    def field(cls, field: str, reason: str, source: str | None = None) -> InvalidInput:
+        return cls(f"{field}: {reason}", errors=[FieldError(field=field, reason=reason, source=source)])
+
+
+class Unauthorized(DomainError):
+    status_code, code, title = 401, "UNAUTHORIZED", "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code, code, title = 403, "FORBIDDEN", "Forbidden"
+
+
+class RateLimited(DomainError):
+    status_code, code, title = 429, "RATE_LIMITED", "Too many requests"
+
+
+class Unavailable(DomainError):
+    status_code, code, title = 503, "UNAVAILABLE", "Service unavailable"
+
+
+class PayloadTooLarge(DomainError):
+    status_code, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("INVALID_INPUT", "Invalid input"),
+    401: ("UNAUTHORIZED", "Unauthorized"),
+    403: ("FORBIDDEN", "Forbidden"),
+    404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    406: ("NOT_ACCEPTABLE", "Not acceptable"),
+    413: ("PAYLOAD_TOO_LARGE", "Payload too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    429: ("RATE_LIMITED", "Too many requests"),
+    503: ("UNAVAILABLE", "Service unavailable"),
+}
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    return request_id(request.scope)
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type=PROBLEM_BASE + code.lower().replace("_", "-"),
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+        request_id=request_id_of(request),
+    )
+    return Response(
+        content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+def _validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = _field_errors(exc.extra)
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors) if errors else _clean_detail(exc.detail)
+    return problem_response(
+        request, status=400, code="INVALID_INPUT", title="Invalid input", detail=detail, errors=errors or None
+    )
+
+
+def _field_errors(extra: Any) -> list[FieldError]:
+    """Litestar reports `[{"message", "key", "source"}]`; keep the field name and the reason."""
+    if not isinstance(extra, list):
+        return []
+    errors = []
+    for item in extra:
+        if isinstance(item, dict) and "message" in item:
+            key = item.get("key") or "body"
+            key = _PARAMETER_ALIASES.get(key, key)
+            source = item.get("source")
+            errors.append(
+                FieldError(field=str(key), reason=str(item["message"]), source=str(source) if source else None)
+            )
+    return errors
+
+
+# Python names of parameters whose wire name is a keyword.
+_PARAMETER_ALIASES = {"from_": "from"}
+
+
+def _clean_detail(detail: str) -> str:
+    # Litestar prefixes validation details with the method and URL; the problem already names the path.
+    return detail.split(" for ", 1)[0] if detail.startswith("Validation failed") else detail
+
+
+def _http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        return _internal_error_handler(request, exc)
+    code, title = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request refused"))
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    return problem_response(request, status=status, code=code, title=title, detail=detail, headers=exc.headers)
+
+
+def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The client sees a safe message; the detail goes to the log with the request id.
+    logger.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id_of(request), "path": request.url.path},
+    )
+    return problem_response(
+        request,
+        status=500,
+        code="INTERNAL",
+        title="Internal server error",
+        detail="An unexpected error occurred; quote the request id when reporting it.",
+    )
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        DomainError: _domain_error_handler,
+        ValidationException: _validation_error_handler,
+        NotFoundException: _http_error_handler,
+        NotAuthorizedException: _http_error_handler,
+        PermissionDeniedException: _http_error_handler,
+        TooManyRequestsException: _http_error_handler,
+        HTTPException: _http_error_handler,
+        Exception: _internal_error_handler,
+    }

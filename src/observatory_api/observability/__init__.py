@@ -1,0 +1,1 @@
+"""Request ids, logging and (later) metrics and tracing of the service itself."""
