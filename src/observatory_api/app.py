@@ -1,0 +1,89 @@
+"""`create_app(settings)`: wiring only. Everything the app needs is built here, nothing at import."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Tag
+
+from observatory_api import __version__
+from observatory_api.deps import dependencies
+from observatory_api.errors import exception_handlers
+from observatory_api.health.controller import HealthController
+from observatory_api.lifespan import lifespan
+from observatory_api.logs.controller import LogController
+from observatory_api.models.controller import ModelController
+from observatory_api.observability.request_id import add_request_id_header
+from observatory_api.sessions.controller import SessionController
+from observatory_api.settings import Settings, load_settings
+from observatory_api.spans.controller import SpanController
+from observatory_api.strict_query import reject_unknown_query_params
+from observatory_api.traces.controller import TraceController
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings) -> Litestar:
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[TraceController, SpanController, SessionController, ModelController, LogController],
+    )
+    return Litestar(
+        route_handlers=[HealthController, api],
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        dependencies=dependencies(settings),
+        exception_handlers=exception_handlers(),
+        before_request=reject_unknown_query_params,
+        before_send=[add_request_id_header],
+        cors_config=_cors(settings),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        openapi_config=_openapi(settings),
+        request_max_body_size=settings.server.max_body_bytes,
+        debug=False,
+    )
+
+
+def create_app_from_environment() -> Litestar:
+    """The factory granian calls in each worker: settings from `api-config.yml` and the environment."""
+    return create_app(load_settings())
+
+
+def _cors(settings: Settings) -> CORSConfig:
+    return CORSConfig(
+        allow_origins=list(settings.cors.origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "If-None-Match"],
+        expose_headers=["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
+        allow_credentials=settings.cors.allow_credentials and "*" not in settings.cors.origins,
+        max_age=settings.cors.max_age,
+    )
+
+
+def _openapi(settings: Settings) -> OpenAPIConfig | None:
+    if not settings.features.docs:
+        return None
+    return OpenAPIConfig(
+        title="observatory-api",
+        version=__version__,
+        description=(
+            "Query service for LLM observability data: traces, spans, sessions, models and logs. "
+            "Errors are problem+json (RFC 9457) naming the field and the reason."
+        ),
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        tags=[
+            Tag(name="traces", description="Trace summaries, trees of spans, and search."),
+            Tag(name="spans", description="LLM calls and the other steps of traces."),
+            Tag(name="sessions", description="Traces grouped by session."),
+            Tag(name="models", description="The model catalogue and each model's usage."),
+            Tag(name="logs", description="Logs tied to traces and spans."),
+            Tag(name="health", description="Liveness, readiness and health."),
+        ],
+        components=Components(),
+        use_handler_docstrings=True,
+    )

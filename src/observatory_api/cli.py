@@ -1,0 +1,180 @@
+"""`observatory-api`: serve, migrate, seed, config check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from observatory_api.settings import ConfigError, Settings, load_settings, masked, validate_production
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+DEFAULT_DEMO_TRACES = 5000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(Path(args.config) if args.config else None)
+        return int(args.run(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"observatory-api: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="observatory-api", description=__doc__)
+    parser.add_argument("--config", help="path of api-config.yml (default: $OBSERVATORY_CONFIG or ./api-config.yml)")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="serve the API with granian")
+    serve.add_argument("--host", help="bind address (default: server.host / API_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: server.port / API_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers / API_WORKERS)")
+    serve.add_argument("--reload", action="store_true", help="restart on source changes (development)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"migrate, and seed {DEFAULT_DEMO_TRACES} demo traces when the database is empty, before serving",
+    )
+    serve.add_argument("--demo-traces", type=int, default=DEFAULT_DEMO_TRACES, help=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    migrate.set_defaults(run=_migrate)
+
+    seed = commands.add_parser("seed", help="write deterministic demo data (migrates first)")
+    seed.add_argument("--traces", type=int, default=DEFAULT_DEMO_TRACES, help="number of traces (default 5000)")
+    seed.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same data")
+    seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to now")
+    seed.set_defaults(run=_seed)
+
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(title="config commands")
+    check = config_commands.add_parser("check", help="validate and print the effective configuration, secrets masked")
+    check.add_argument("--production", action="store_true", help="also enforce the production checklist")
+    check.set_defaults(run=_config_check)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    if args.demo:
+        asyncio.run(_prepare_demo(settings, args.demo_traces))
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    workers = args.workers or settings.server.workers
+    print(f"observatory-api: serving on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", flush=True)
+    server = Granian(
+        "observatory_api.app:create_app_from_environment",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=host,
+        port=port,
+        workers=workers,
+        reload=args.reload,
+        reload_paths=[Path(__file__).parent] if args.reload else None,
+        respawn_failed_workers=not args.reload,
+        log_access=False,
+    )
+    server.serve()
+    return 0
+
+
+async def _prepare_demo(settings: Settings, traces: int) -> None:
+    from observatory_api.demo.seed import database_is_empty
+
+    engine = await _migrated_owner_engine(settings)
+    try:
+        if await database_is_empty(engine):
+            await _run_seed(engine, traces=traces, seed=42, days=30)
+        else:
+            print("observatory-api: the database already holds data; not seeding", flush=True)
+    finally:
+        await engine.dispose()
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import database_url
+    from observatory_api.db.migrate import upgrade_sql
+
+    if args.sql:
+        print(upgrade_sql(settings.database, database_url(settings.database)))
+        return 0
+
+    async def run() -> None:
+        engine = await _migrated_owner_engine(settings)
+        await engine.dispose()
+
+    asyncio.run(run())
+    print("observatory-api: the schema is at the latest revision")
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    if args.traces < 1:
+        print("observatory-api: --traces must be at least 1", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        engine = await _migrated_owner_engine(settings)
+        try:
+            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+async def _migrated_owner_engine(settings: Settings) -> AsyncEngine:
+    from observatory_api.db.engine import create_engine, database_url
+    from observatory_api.db.migrate import upgrade
+
+    engine = create_engine(settings.database, database_url(settings.database), application_name="observatory-cli")
+    await upgrade(engine, settings.database)
+    return engine
+
+
+async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -> None:
+    from observatory_api.demo.seed import seed_demo
+
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rseeding: {done:,}/{total:,} traces", end="", file=sys.stderr, flush=True)
+
+    result = await seed_demo(engine, traces=traces, seed=seed, days=days, progress=progress)
+    elapsed = time.perf_counter() - started
+    print(file=sys.stderr)
+    print(
+        f"observatory-api: seeded {result.traces:,} traces, {result.spans:,} spans, {result.logs:,} logs "
+        f"in {elapsed:.1f} s ({result.spans / elapsed:,.0f} spans/s)",
+        flush=True,
+    )
+
+
+def _config_check(args: argparse.Namespace, settings: Settings) -> int:
+    if args.production:
+        validate_production(settings)
+    print(json.dumps(masked(settings), indent=2, sort_keys=True))
+    print("observatory-api: configuration is valid", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

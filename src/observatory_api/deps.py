@@ -1,0 +1,104 @@
+"""Dependency providers: settings, the per-request database connection, and the repositories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
+
+from observatory_api.listing import ListFilters
+from observatory_api.logs.repository import LogRepository
+from observatory_api.models.repository import ModelRepository
+from observatory_api.query import check_plain, resolve_window
+from observatory_api.sessions.repository import SessionRepository
+from observatory_api.settings import Settings
+from observatory_api.spans.repository import SpanRepository
+from observatory_api.traces.repository import TraceRepository
+
+SpanStatus = Literal["ok", "error", "unset"]
+
+
+def provide_trace_repository(state: State) -> TraceRepository:
+    return TraceRepository(state.read_engine)
+
+
+def provide_span_repository(state: State) -> SpanRepository:
+    return SpanRepository(state.read_engine)
+
+
+def provide_session_repository(state: State) -> SessionRepository:
+    return SessionRepository(state.read_engine)
+
+
+def provide_log_repository(state: State) -> LogRepository:
+    return LogRepository(state.read_engine)
+
+
+def provide_model_repository(state: State) -> ModelRepository:
+    return ModelRepository(state.read_engine)
+
+
+TIME_FROM = QueryParameter(
+    name="from", required=False, description="Start of the range (RFC 3339); default: `to` minus 24 hours."
+)
+TIME_TO = QueryParameter(required=False, description="End of the range, exclusive (RFC 3339); default: now.")
+IDENT = QueryParameter(required=False, max_length=200)
+
+
+def provide_list_filters(
+    settings: NamedDependency[Settings],
+    from_: Annotated[datetime | None, TIME_FROM] = None,
+    to: Annotated[datetime | None, TIME_TO] = None,
+    service: Annotated[str | None, IDENT] = None,
+    model: Annotated[
+        str | None, QueryParameter(required=False, max_length=200, description="Model name, e.g. gpt-4o.")
+    ] = None,
+    provider: Annotated[str | None, IDENT] = None,
+    status: Annotated[SpanStatus | None, QueryParameter(required=False)] = None,
+    user_id: Annotated[str | None, IDENT] = None,
+    session_id: Annotated[str | None, IDENT] = None,
+    environment: Annotated[str | None, IDENT] = None,
+    tag: Annotated[str | None, IDENT] = None,
+    min_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    max_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    min_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    max_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    q: Annotated[
+        str | None,
+        QueryParameter(required=False, min_length=1, max_length=200, description="Text in the prompt or completion."),
+    ] = None,
+) -> ListFilters:
+    """The filters shared by `GET /traces` and `GET /spans`, with the time range checked."""
+    for name, value in (("service", service), ("user_id", user_id), ("session_id", session_id), ("tag", tag)):
+        check_plain(value, name)
+    return ListFilters(
+        window=resolve_window(from_, to, settings.query),
+        service=service,
+        model=model,
+        provider=provider,
+        status=status,
+        user_id=user_id,
+        session_id=session_id,
+        environment=environment,
+        tag=tag,
+        min_duration_ms=min_duration_ms,
+        max_duration_ms=max_duration_ms,
+        min_cost=min_cost,
+        max_cost=max_cost,
+        q=q,
+    )
+
+
+def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
+    return {
+        "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+        "traces": Provide(provide_trace_repository, sync_to_thread=False),
+        "spans": Provide(provide_span_repository, sync_to_thread=False),
+        "sessions": Provide(provide_session_repository, sync_to_thread=False),
+        "logs": Provide(provide_log_repository, sync_to_thread=False),
+        "models": Provide(provide_model_repository, sync_to_thread=False),
+        "list_filters": Provide(provide_list_filters, sync_to_thread=False),
+    }

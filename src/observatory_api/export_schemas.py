@@ -1,0 +1,29 @@
+"""Write the committed API descriptions: `python -m observatory_api.export_schemas`.
+
+A test fails when `schemas/openapi.json` no longer matches what the code serves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from litestar.serialization import encode_json
+
+from observatory_api.app import create_app
+from observatory_api.settings import Settings
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def main() -> None:
+    app = create_app(Settings())
+    # Litestar's encoder turns the Structs inside examples into plain JSON.
+    document = json.loads(encode_json(app.openapi_schema.to_schema()))
+    SCHEMAS.mkdir(exist_ok=True)
+    (SCHEMAS / "openapi.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {SCHEMAS / 'openapi.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""`/alive`, `/ready` and `/health`: plain routes, outside `/api/v1`, for orchestrators and operators."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+
+from observatory_api import __version__
+from observatory_api.health.checks import ComponentState, check_database, check_redis
+
+Status = Literal["ok", "degraded", "down"]
+
+
+class Alive(msgspec.Struct):
+    status: Literal["alive"]
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+    components: dict[str, ComponentState]
+
+
+class Health(msgspec.Struct):
+    status: Status
+    version: str
+    uptime_seconds: float
+    components: dict[str, ComponentState]
+
+
+class HealthController(Controller):
+    tags = ["health"]
+    include_in_schema = True
+
+    @get("/alive", operation_id="alive", summary="Liveness (no I/O)", cache=False)
+    async def alive(self) -> Alive:
+        """Answers as long as the process serves requests; touches nothing else."""
+        return Alive(status="alive")
+
+    @get("/ready", operation_id="ready", summary="Readiness", cache=False)
+    async def ready(self, state: State) -> Response[Readiness]:
+        """200 when the database answers with its schema at head and Redis (if configured) answers; 503 otherwise."""
+        components = await _components(state)
+        ready = all(c.status == "ok" for c in components.values())
+        return Response(Readiness(ready=ready, components=components), status_code=200 if ready else 503)
+
+    @get("/health", operation_id="health", summary="Health with component detail", cache=False)
+    async def health(self, state: State) -> Response[Health]:
+        """`ok`, `degraded` (Redis down: the service falls back) or `down` (the database is unusable, 503)."""
+        components = await _components(state)
+        database_ok = components["database"].status == "ok"
+        if database_ok and all(c.status == "ok" for c in components.values()):
+            status: Status = "ok"
+        elif database_ok:
+            status = "degraded"
+        else:
+            status = "down"
+        body = Health(
+            status=status,
+            version=__version__,
+            uptime_seconds=round(time.monotonic() - state.started_at, 3),
+            components=components,
+        )
+        return Response(body, status_code=503 if status == "down" else 200)
+
+
+async def _components(state: State) -> dict[str, ComponentState]:
+    components = {"database": await check_database(state.read_engine, state.schema_head)}
+    if state.redis is not None:
+        components["redis"] = await check_redis(state.redis)
+    return components

@@ -1,0 +1,73 @@
+"""The lifespan owns the external clients: database engines and Redis. It runs once per worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observatory_api.db.dialect import mark_timescaledb
+from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
+from observatory_api.db.migrate import head_revision, upgrade
+from observatory_api.settings import Settings
+
+logger = logging.getLogger("observatory_api.lifespan")
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = app.state
+    owner_url = database_url(settings.database)
+    if is_sqlite(owner_url):
+        # The embedded default keeps itself at head, so one command on a fresh machine works.
+        owner = create_engine(settings.database, owner_url)
+        try:
+            await upgrade(owner, settings.database)
+        finally:
+            await owner.dispose()
+    state.read_engine = create_engine(settings.database, readonly_url(settings.database), readonly=True)
+    state.schema_head = head_revision(settings.database)
+    state.timescaledb = await _has_timescaledb(state.read_engine)
+    mark_timescaledb(state.read_engine.dialect, state.timescaledb)
+    state.redis = _redis_client(settings)
+    state.started_at = time.monotonic()
+    logger.info(
+        "started",
+        extra={"database": owner_url.get_backend_name(), "timescaledb": state.timescaledb, "redis": bool(state.redis)},
+    )
+    try:
+        yield
+    finally:
+        await state.read_engine.dispose()
+        if state.redis is not None:
+            await state.redis.aclose()
+
+
+async def _has_timescaledb(engine: AsyncEngine) -> bool:
+    if engine.dialect.name != "postgresql":
+        return False
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"))
+            return found.first() is not None
+    except Exception:
+        logger.warning("could not check for TimescaleDB; assuming plain PostgreSQL")
+        return False
+
+
+def _redis_client(settings: Settings) -> Redis | None:
+    if settings.redis.url is None:
+        return None
+    return Redis.from_url(
+        settings.redis.url,
+        password=settings.redis.password,
+        socket_timeout=settings.redis.socket_timeout_seconds,
+        socket_connect_timeout=settings.redis.socket_timeout_seconds,
+    )

@@ -1,0 +1,68 @@
+"""The filters shared by the list endpoints, expressed in the filter language so that one compiler
+turns them into SQL for traces and for spans alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from observatory_api.filters import Condition, Group, Node
+from observatory_api.query import TimeWindow
+
+
+class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
+    window: TimeWindow
+    service: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    status: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    environment: str | None = None
+    tag: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    min_cost: float | None = None
+    max_cost: float | None = None
+    q: str | None = None
+    # Spans only.
+    kind: str | None = None
+    trace_id: str | None = None
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Everything but the window, which the cursor carries itself."""
+        data = msgspec.structs.asdict(self)
+        data.pop("window")
+        return data
+
+
+_EQUALS = ("service", "model", "provider", "status", "user_id", "session_id", "environment", "tag", "kind", "trace_id")
+_BOUNDS = (
+    ("min_duration_ms", "duration_ms", "gte"),
+    ("max_duration_ms", "duration_ms", "lte"),
+    ("min_cost", "cost_usd", "gte"),
+    ("max_cost", "cost_usd", "lte"),
+)
+
+
+def filters_to_node(filters: ListFilters) -> Node | None:
+    """The query-string filters as one `and` of conditions (None when there are none)."""
+    conditions: list[Node] = []
+    for name in _EQUALS:
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(Condition(field=name, op="eq", value=value, where=name))
+    for name, field, op in _BOUNDS:
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(Condition(field=field, op=op, value=value, where=name))
+    if filters.q:
+        text = (
+            Condition(field="input", op="contains", value=filters.q, where="q"),
+            Condition(field="output", op="contains", value=filters.q, where="q"),
+        )
+        conditions.append(Group("or", text))
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else Group("and", tuple(conditions))

@@ -1,0 +1,1 @@
+"""Logs tied to traces and spans."""

@@ -1,0 +1,53 @@
+"""LogController: `GET /logs`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.logs.repository import LogFilters, LogRepository
+from observatory_api.logs.schemas import LogPage
+from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.query import check_span_id, check_trace_id, resolve_limit, resolve_window
+from observatory_api.settings import Settings
+from observatory_api.traces.controller import CURSOR, LIMIT
+
+Severity = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+
+
+class LogController(Controller):
+    path = "/logs"
+    tags = ["logs"]
+
+    @get("/", operation_id="list_logs", summary="List logs", responses=BAD_REQUEST)
+    async def list_logs(
+        self,
+        logs: NamedDependency[LogRepository],
+        settings: NamedDependency[Settings],
+        from_: Annotated[datetime | None, TIME_FROM] = None,
+        to: Annotated[datetime | None, TIME_TO] = None,
+        severity: Annotated[Severity | None, QueryParameter(required=False)] = None,
+        trace_id: Annotated[str | None, QueryParameter(required=False)] = None,
+        span_id: Annotated[str | None, QueryParameter(required=False)] = None,
+        service: Annotated[str | None, IDENT] = None,
+        q: Annotated[str | None, QueryParameter(required=False, min_length=1, max_length=200)] = None,
+        limit: Annotated[int | None, LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+    ) -> LogPage:
+        """Logs in the time range, newest first; `q` searches the log body."""
+        if trace_id is not None:
+            check_trace_id(trace_id, source="query")
+        if span_id is not None:
+            check_span_id(span_id)
+        filters = LogFilters(severity=severity, trace_id=trace_id, span_id=span_id, service=service, q=q)
+        return await logs.list_logs(
+            window=resolve_window(from_, to, settings.query),
+            filters=filters,
+            limit=resolve_limit(limit, settings.query),
+            cursor=cursor,
+        )

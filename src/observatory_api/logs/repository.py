@@ -1,0 +1,57 @@
+"""LogRepository: logs by time, severity, trace, span, service and text."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observatory_api.db import tables
+from observatory_api.db.keyset import Keyset
+from observatory_api.logs.schemas import LogEntry, LogPage
+from observatory_api.query import TimeWindow
+
+_l = tables.logs
+
+
+class LogFilters(msgspec.Struct, frozen=True, kw_only=True):
+    severity: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    service: str | None = None
+    q: str | None = None
+
+
+class LogRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        # A connection is held only while a method runs, and always given back.
+        self._engine = engine
+
+    async def list_logs(self, *, window: TimeWindow, filters: LogFilters, limit: int, cursor: str | None) -> LogPage:
+        """Newest first, one page at a time."""
+        keyset = Keyset(
+            sort="-time",
+            columns=[_l.c.time, _l.c.log_id],
+            descending=True,
+            window=window,
+            filters=msgspec.structs.asdict(filters),
+            cursor=cursor,
+            limit=limit,
+        )
+        conditions: list[ColumnElement[bool]] = [_l.c.time >= keyset.window.start, _l.c.time < keyset.window.end]
+        if filters.severity is not None:
+            conditions.append(_l.c.severity == filters.severity)
+        if filters.trace_id is not None:
+            conditions.append(_l.c.trace_id == filters.trace_id)
+        if filters.span_id is not None:
+            conditions.append(_l.c.span_id == filters.span_id)
+        if filters.service is not None:
+            conditions.append(_l.c.service_name == filters.service)
+        if filters.q:
+            escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(_l.c.body.ilike(f"%{escaped}%", escape="\\"))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(keyset.apply(select(_l).where(and_(*conditions))))).all()
+        page, next_cursor, has_more = keyset.page(rows)
+        entries = [LogEntry(**row._mapping) for row in page]
+        return LogPage(data=entries, next_cursor=next_cursor, has_more=has_more)

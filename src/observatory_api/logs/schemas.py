@@ -1,0 +1,25 @@
+"""Log shapes returned by the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class LogEntry(msgspec.Struct, kw_only=True):
+    log_id: str
+    time: datetime
+    trace_id: str | None
+    span_id: str | None
+    service_name: str
+    severity: str
+    body: str
+    attributes: dict[str, Any]
+
+
+class LogPage(msgspec.Struct):
+    data: list[LogEntry]
+    next_cursor: str | None
+    has_more: bool

@@ -1,0 +1,67 @@
+"""ModelController: the catalogue, one model, and its usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
+
+from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.models.repository import ModelRepository
+from observatory_api.models.schemas import ModelDetail, ModelList, ModelUsage, UsageInterval
+from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
+from observatory_api.query import resolve_window
+from observatory_api.settings import Settings
+
+PROVIDER = PathParameter(max_length=100, description="Provider part of the model id, e.g. `openai`.")
+NAME = PathParameter(max_length=200, description="Model name, e.g. `gpt-4o`.")
+
+
+class ModelController(Controller):
+    path = "/models"
+    tags = ["models"]
+
+    @get("/", operation_id="list_models", summary="List the model catalogue")
+    async def list_models(
+        self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None
+    ) -> ModelList:
+        """Every model in the catalogue (id `provider/name`) with its prices per million tokens."""
+        return ModelList(data=await models.list_models(provider=provider))
+
+    @get(
+        "/{provider:str}/{name:str}",
+        operation_id="get_model",
+        summary="Get a model",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_model(
+        self, models: NamedDependency[ModelRepository], provider: Annotated[str, PROVIDER], name: Annotated[str, NAME]
+    ) -> ModelDetail:
+        """The catalogue entry, its prices, and when spans first and last used it."""
+        return await models.get_model(provider, name)
+
+    @get(
+        "/{provider:str}/{name:str}/usage",
+        operation_id="get_model_usage",
+        summary="Usage of a model",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_model_usage(
+        self,
+        models: NamedDependency[ModelRepository],
+        settings: NamedDependency[Settings],
+        provider: Annotated[str, PROVIDER],
+        name: Annotated[str, NAME],
+        from_: Annotated[datetime | None, TIME_FROM] = None,
+        to: Annotated[datetime | None, TIME_TO] = None,
+        interval: Annotated[
+            UsageInterval | None, QueryParameter(required=False, description="Adds a time series.")
+        ] = None,
+    ) -> ModelUsage:
+        """Requests, tokens, cost, error rate and exact latency p50/p95/p99 over the range, and a
+        gap-free series by `interval` when one is given."""
+        window = resolve_window(from_, to, settings.query)
+        return await models.model_usage(provider, name, window=window, interval=interval)

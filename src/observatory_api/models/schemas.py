@@ -1,0 +1,77 @@
+"""Model catalogue and usage shapes returned by the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+UsageInterval = Literal["minute", "5m", "15m", "hour", "day", "week"]
+INTERVAL_SECONDS: dict[str, int] = {
+    "minute": 60,
+    "5m": 300,
+    "15m": 900,
+    "hour": 3600,
+    "day": 86_400,
+    "week": 604_800,
+}
+
+
+class ModelPricing(msgspec.Struct, kw_only=True):
+    """List prices in USD per million tokens; null cache or reasoning prices fall back to input or output."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None
+    cache_write_per_mtok: float | None
+    reasoning_per_mtok: float | None
+
+
+class ModelInfo(msgspec.Struct, kw_only=True):
+    id: str
+    provider: str
+    name: str
+    display_name: str
+    context_window: int | None
+    pricing: ModelPricing
+
+
+class ModelDetail(ModelInfo, kw_only=True):
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelInfo]
+
+
+class LatencyPercentiles(msgspec.Struct):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class UsagePoint(msgspec.Struct, kw_only=True):
+    time: datetime
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class ModelUsage(msgspec.Struct, kw_only=True):
+    model_id: str
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    interval: UsageInterval | None
+    requests: int
+    errors: int
+    error_rate: float | None
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float
+    latency_ms: LatencyPercentiles
+    series: list[UsagePoint] | None

@@ -1,0 +1,1 @@
+"""Sessions: traces grouped by session id."""

@@ -1,0 +1,65 @@
+"""SessionController: `GET /sessions`, `GET /sessions/{session_id}`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, PathParameter
+
+from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
+from observatory_api.query import check_plain, resolve_limit, resolve_window
+from observatory_api.sessions.repository import SessionRepository, SessionSort
+from observatory_api.sessions.schemas import SessionDetail, SessionPage
+from observatory_api.settings import Settings
+from observatory_api.traces.controller import CURSOR, LIMIT
+
+
+class SessionController(Controller):
+    path = "/sessions"
+    tags = ["sessions"]
+
+    @get("/", operation_id="list_sessions", summary="List sessions", responses=BAD_REQUEST)
+    async def list_sessions(
+        self,
+        sessions: NamedDependency[SessionRepository],
+        settings: NamedDependency[Settings],
+        from_: Annotated[datetime | None, TIME_FROM] = None,
+        to: Annotated[datetime | None, TIME_TO] = None,
+        user_id: Annotated[str | None, IDENT] = None,
+        environment: Annotated[str | None, IDENT] = None,
+        sort: FromQuery[SessionSort] = "-last_seen",
+        limit: Annotated[int | None, LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+    ) -> SessionPage:
+        """Sessions active in the time range, with trace count, first and last seen, tokens and cost."""
+        check_plain(user_id, "user_id")
+        return await sessions.list_sessions(
+            window=resolve_window(from_, to, settings.query),
+            user_id=user_id,
+            environment=environment,
+            sort=sort,
+            limit=resolve_limit(limit, settings.query),
+            cursor=cursor,
+        )
+
+    @get(
+        "/{session_id:str}",
+        operation_id="get_session",
+        summary="Get a session with its traces",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_session(
+        self,
+        sessions: NamedDependency[SessionRepository],
+        settings: NamedDependency[Settings],
+        session_id: Annotated[str, PathParameter(max_length=200)],
+        limit: Annotated[int | None, LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+    ) -> SessionDetail:
+        """The session summary and its traces in time order, oldest first."""
+        check_plain(session_id, "session_id", "path")
+        return await sessions.get_session(session_id, limit=resolve_limit(limit, settings.query), cursor=cursor)

@@ -1,0 +1,83 @@
+"""SessionRepository: session summaries, and one session with its traces in order."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observatory_api.db import tables
+from observatory_api.db.keyset import Keyset
+from observatory_api.errors import NotFound
+from observatory_api.query import TimeWindow
+from observatory_api.sessions.schemas import SessionDetail, SessionPage, SessionSummary
+from observatory_api.traces.repository import SUMMARY_COLUMNS, to_summary
+
+SessionSort = Literal["last_seen", "-last_seen"]
+_s = tables.sessions
+_t = tables.traces
+
+
+class SessionRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        # A connection is held only while a method runs, and always given back.
+        self._engine = engine
+
+    async def list_sessions(
+        self,
+        *,
+        window: TimeWindow,
+        user_id: str | None,
+        environment: str | None,
+        sort: SessionSort,
+        limit: int,
+        cursor: str | None,
+    ) -> SessionPage:
+        """Sessions active in `window` (their first and last trace overlap it)."""
+        keyset = Keyset(
+            sort=sort,
+            columns=[_s.c.last_seen, _s.c.session_id],
+            descending=sort.startswith("-"),
+            window=window,
+            filters={"user_id": user_id, "environment": environment},
+            cursor=cursor,
+            limit=limit,
+        )
+        conditions: list[ColumnElement[bool]] = [
+            _s.c.last_seen >= keyset.window.start,
+            _s.c.first_seen < keyset.window.end,
+        ]
+        if user_id is not None:
+            conditions.append(_s.c.user_id == user_id)
+        if environment is not None:
+            conditions.append(_s.c.environment == environment)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(keyset.apply(select(_s).where(and_(*conditions))))).all()
+        page, next_cursor, has_more = keyset.page(rows)
+        sessions = [SessionSummary(**row._mapping) for row in page]
+        return SessionPage(data=sessions, next_cursor=next_cursor, has_more=has_more)
+
+    async def get_session(self, session_id: str, *, limit: int, cursor: str | None) -> SessionDetail:
+        """The session and its traces, oldest first, `limit` at a time."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(_s).where(_s.c.session_id == session_id))).first()
+        if row is None:
+            raise NotFound(f"no session with id {session_id}")
+        summary = SessionSummary(**row._mapping)
+        keyset = Keyset(
+            sort="start_time",
+            columns=[_t.c.start_time, _t.c.trace_id],
+            descending=False,
+            window=TimeWindow(start=summary.first_seen, end=summary.last_seen),
+            filters={"session_id": session_id},
+            cursor=cursor,
+            limit=limit,
+        )
+        stmt = keyset.apply(select(*SUMMARY_COLUMNS).where(_t.c.session_id == session_id))
+        async with self._engine.connect() as conn:
+            trace_rows = (await conn.execute(stmt)).all()
+        page, next_cursor, has_more = keyset.page(trace_rows)
+        fields: dict[str, Any] = msgspec.structs.asdict(summary)
+        return SessionDetail(**fields, traces=[to_summary(r) for r in page], next_cursor=next_cursor, has_more=has_more)

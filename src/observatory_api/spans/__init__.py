@@ -1,0 +1,1 @@
+"""Spans: LLM calls and the other steps of a trace."""

@@ -1,0 +1,50 @@
+"""SpanController: `GET /spans`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
+
+from observatory_api.listing import ListFilters, filters_to_node
+from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.query import check_trace_id, resolve_limit
+from observatory_api.settings import Settings
+from observatory_api.spans.repository import SpanRepository, SpanSort
+from observatory_api.spans.schemas import SpanPage
+from observatory_api.traces.controller import CURSOR, LIMIT
+
+SpanKind = Literal["llm", "embedding", "chain", "agent", "tool", "retriever", "other"]
+
+
+class SpanController(Controller):
+    path = "/spans"
+    tags = ["spans"]
+
+    @get("/", operation_id="list_spans", summary="List spans", responses=BAD_REQUEST)
+    async def list_spans(
+        self,
+        spans: NamedDependency[SpanRepository],
+        settings: NamedDependency[Settings],
+        list_filters: NamedDependency[ListFilters],
+        kind: Annotated[SpanKind | None, QueryParameter(required=False, description="`llm` for LLM calls.")] = None,
+        trace_id: Annotated[str | None, QueryParameter(required=False)] = None,
+        sort: FromQuery[SpanSort] = "-start_time",
+        limit: Annotated[int | None, LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+    ) -> SpanPage:
+        """Spans that started in the time range, with the trace filters plus `kind` and `trace_id`."""
+        if trace_id is not None:
+            check_trace_id(trace_id, source="query")
+        filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
+        return await spans.list_spans(
+            window=filters.window,
+            filter_node=filters_to_node(filters),
+            filter_fields=filters.fingerprint_fields(),
+            sort=sort,
+            limit=resolve_limit(limit, settings.query),
+            cursor=cursor,
+        )

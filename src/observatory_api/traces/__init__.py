@@ -1,0 +1,1 @@
+"""Traces: list, detail, search."""

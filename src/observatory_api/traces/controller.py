@@ -1,0 +1,89 @@
+"""TraceController: `GET /traces`, `GET /traces/{trace_id}`, `POST /traces/search`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from observatory_api.errors import InvalidInput
+from observatory_api.filters import Group, parse_filter
+from observatory_api.listing import ListFilters, filters_to_node
+from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
+from observatory_api.query import check_trace_id, resolve_limit, resolve_window
+from observatory_api.settings import Settings
+from observatory_api.traces.repository import TraceRepository
+from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
+
+LIMIT = QueryParameter(required=False, ge=1, le=1000, description="Page size (default 50).")
+CURSOR = QueryParameter(required=False, max_length=2048, description="`next_cursor` of the previous page.")
+
+
+class TraceController(Controller):
+    path = "/traces"
+    tags = ["traces"]
+
+    @get("/", operation_id="list_traces", summary="List traces", responses=BAD_REQUEST)
+    async def list_traces(
+        self,
+        traces: NamedDependency[TraceRepository],
+        settings: NamedDependency[Settings],
+        list_filters: NamedDependency[ListFilters],
+        sort: FromQuery[TraceSort] = "-start_time",
+        limit: Annotated[int | None, LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+    ) -> TracePage:
+        """Trace summaries that started in the time range, filtered, newest first by default.
+
+        `model` matches traces that used the model in any LLM call; `q` searches prompts and
+        completions. Walk the pages with `cursor` until `has_more` is false.
+        """
+        return await traces.list_traces(
+            window=list_filters.window,
+            filter_node=filters_to_node(list_filters),
+            filter_fields=list_filters.fingerprint_fields(),
+            sort=sort,
+            limit=resolve_limit(limit, settings.query),
+            cursor=cursor,
+        )
+
+    @get(
+        "/{trace_id:str}",
+        operation_id="get_trace",
+        summary="Get a trace with its spans and logs",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_trace(self, traces: NamedDependency[TraceRepository], trace_id: FromPath[str]) -> TraceDetail:
+        """The trace summary, its spans as a tree (children nested under parents) and its logs."""
+        return await traces.get_trace(check_trace_id(trace_id))
+
+    @post(
+        "/search",
+        operation_id="search_traces",
+        summary="Search traces with a boolean filter",
+        status_code=200,
+        responses=BAD_REQUEST,
+    )
+    async def search_traces(
+        self, traces: NamedDependency[TraceRepository], settings: NamedDependency[Settings], data: JSONBody[TraceSearch]
+    ) -> TracePage:
+        """Traces matching a boolean filter over trace fields, span fields and span attributes.
+
+        Example: `{"filter": {"and": [{"field": "model", "op": "eq", "value": "gpt-4o"},
+        {"field": "attributes.customer.tier", "op": "in", "value": ["gold", "pro"]}]}}`.
+        A span-level condition matches a trace when one of its spans matches it.
+        """
+        node = parse_filter(data.filter, max_nodes=settings.query.max_filter_nodes) if data.filter else None
+        if isinstance(node, Group) and not node.items:
+            raise InvalidInput.field("filter", "must not be empty", "body")
+        window = resolve_window(data.from_, data.to, settings.query)
+        return await traces.list_traces(
+            window=window,
+            filter_node=node,
+            filter_fields={"filter": data.filter},
+            sort=data.sort,
+            limit=resolve_limit(data.limit, settings.query),
+            cursor=data.cursor,
+        )

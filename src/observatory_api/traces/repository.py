@@ -1,0 +1,113 @@
+"""TraceRepository: trace summaries, a trace's tree of spans and its logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Column, Select, and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observatory_api.db import tables
+from observatory_api.db.keyset import Keyset
+from observatory_api.errors import NotFound
+from observatory_api.filters import Node, compile_trace_filter
+from observatory_api.logs.schemas import LogEntry
+from observatory_api.query import TimeWindow
+from observatory_api.spans.schemas import SpanNode
+from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
+
+_t = tables.traces
+SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
+_SORT_COLUMNS: dict[str, Column[Any]] = {
+    "start_time": _t.c.start_time,
+    "duration": _t.c.duration_ms,
+    "cost": _t.c.cost_usd,
+}
+
+
+class TraceRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        # A connection is held only while a method runs, and always given back.
+        self._engine = engine
+
+    async def list_traces(
+        self,
+        *,
+        window: TimeWindow,
+        filter_node: Node | None,
+        filter_fields: dict[str, Any],
+        sort: TraceSort,
+        limit: int,
+        cursor: str | None,
+        allow_content: bool = True,
+    ) -> TracePage:
+        """One page of trace summaries started in `window`, matching `filter_node`, in `sort` order."""
+        keyset = Keyset(
+            sort=sort,
+            columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id],
+            descending=sort.startswith("-"),
+            window=window,
+            filters=filter_fields,
+            cursor=cursor,
+            limit=limit,
+        )
+        condition = and_(_t.c.start_time >= keyset.window.start, _t.c.start_time < keyset.window.end)
+        if filter_node is not None:
+            condition = and_(condition, compile_trace_filter(filter_node, allow_content=allow_content))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(keyset.apply(select(*SUMMARY_COLUMNS).where(condition)))).all()
+        page, next_cursor, has_more = keyset.page(rows)
+        return TracePage(data=[to_summary(row) for row in page], next_cursor=next_cursor, has_more=has_more)
+
+    async def get_trace(self, trace_id: str) -> TraceDetail:
+        """The summary, the spans as a tree and the logs of one trace; NotFound when absent."""
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(select(*SUMMARY_COLUMNS).where(_t.c.trace_id == trace_id))).first()
+            if found is None:
+                raise NotFound(f"no trace with id {trace_id}")
+            summary = to_summary(found)
+            span_rows = (await conn.execute(_trace_spans(summary))).all()
+            log_rows = (await conn.execute(_trace_logs(trace_id))).all()
+        return TraceDetail(
+            **msgspec.structs.asdict(summary),
+            spans=build_span_tree([SpanNode(**row._mapping) for row in span_rows]),
+            logs=[LogEntry(**row._mapping) for row in log_rows],
+        )
+
+
+def _trace_spans(summary: TraceSummary) -> Select[Any]:
+    spans = tables.spans
+    # Time bounds let PostgreSQL (and TimescaleDB chunk exclusion) skip everything outside the trace.
+    return (
+        select(spans)
+        .where(
+            spans.c.trace_id == summary.trace_id,
+            spans.c.start_time >= summary.start_time,
+            spans.c.start_time <= summary.end_time,
+        )
+        .order_by(spans.c.start_time, spans.c.span_id)
+    )
+
+
+def _trace_logs(trace_id: str) -> Select[Any]:
+    logs = tables.logs
+    return select(logs).where(logs.c.trace_id == trace_id).order_by(logs.c.time, logs.c.log_id)
+
+
+def build_span_tree(spans: Sequence[SpanNode]) -> list[SpanNode]:
+    """Nest children under their parents; spans whose parent is missing become roots."""
+    by_id = {span.span_id: span for span in spans}
+    roots: list[SpanNode] = []
+    for span in spans:
+        parent = by_id.get(span.parent_span_id) if span.parent_span_id else None
+        if parent is None or parent is span:
+            roots.append(span)
+        else:
+            parent.children.append(span)
+    return roots
+
+
+def to_summary(row: Any) -> TraceSummary:
+    return TraceSummary(**row._mapping)
