@@ -1,0 +1,99 @@
+"""The CLI, run as a user runs it: a subprocess of `python -m observatory_api`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from observatory_api.db.engine import create_engine, database_url
+from observatory_api.db.migrate import current_revision, head_revision
+from observatory_api.settings import DatabaseSettings
+
+STRONG = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT")}
+    return subprocess.run(
+        [sys.executable, "-m", "observatory_api", *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_config_check_prints_the_configuration_with_secrets_masked(tmp_path: Path) -> None:
+    result = run_cli("config", "check", cwd=tmp_path, env={"JWT_SECRET": STRONG, "DB_READONLY_PASSWORD": "hush"})
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["auth"]["jwt_secret"] == "***"
+    assert printed["database"]["readonly_password"] == "***"
+    assert STRONG not in result.stdout and "hush" not in result.stdout
+
+
+def test_config_check_production_refuses_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    env = {
+        "JWT_SECRET": "short",
+        "SECRET_KEY": STRONG,
+        "CORS_ORIGINS": "https://a.example",
+        "DATABASE_URL": "postgresql://u:p@h/d",
+    }
+    result = run_cli("config", "check", "--production", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "JWT_SECRET" in result.stderr
+    assert "short" not in result.stderr
+
+
+def test_a_bad_environment_value_stops_with_the_key(tmp_path: Path) -> None:
+    result = run_cli("config", "check", cwd=tmp_path, env={"API_PORT": "http"})
+    assert result.returncode == 2
+    assert "server.port (API_PORT)" in result.stderr
+
+
+def test_migrate_sql_prints_the_schema_and_the_timescaledb_branch(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--sql", cwd=tmp_path, env={"DATABASE_URL": "postgresql://u:p@h:5432/d"})
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE spans" in result.stdout
+    assert "create_hypertable('spans'" in result.stdout
+    assert "pg_available_extensions" in result.stdout
+    sqlite_sql = run_cli("migrate", "--sql", cwd=tmp_path)
+    assert sqlite_sql.returncode == 0, sqlite_sql.stderr
+    assert "CREATE TABLE traces" in sqlite_sql.stdout
+    assert "hypertable" not in sqlite_sql.stdout
+
+
+def test_migrate_brings_an_empty_postgresql_database_to_head(tmp_path: Path, pg_empty_database: str) -> None:
+    result = run_cli("migrate", cwd=tmp_path, env={"DATABASE_URL": pg_empty_database})
+    assert result.returncode == 0, result.stderr
+    settings = DatabaseSettings(url=pg_empty_database)
+
+    async def revision() -> str | None:
+        engine = create_engine(settings, database_url(settings))
+        async with engine.connect() as connection:
+            found = await current_revision(connection)
+        await engine.dispose()
+        return found
+
+    assert asyncio.run(revision()) == head_revision()
+    again = run_cli("migrate", cwd=tmp_path, env={"DATABASE_URL": pg_empty_database})
+    assert again.returncode == 0, again.stderr
+
+
+def test_seed_writes_the_demo_data_into_the_embedded_default(tmp_path: Path) -> None:
+    result = run_cli("seed", "--traces", "40", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "seeded 40 traces" in result.stdout
+    with sqlite3.connect(tmp_path / "observatory.db") as db:
+        assert db.execute("SELECT count(*) FROM traces").fetchone() == (40,)
+        spans = db.execute("SELECT count(*) FROM spans").fetchone()[0]
+        assert spans >= 40
+    assert run_cli("seed", "--traces", "0", cwd=tmp_path).returncode == 2
