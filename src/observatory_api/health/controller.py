@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 
 from observatory_api import __version__
 from observatory_api.health.checks import ComponentState, check_database, check_redis
+from observatory_api.security.permissions import principal_of
 
 Status = Literal["ok", "degraded", "down"]
 
@@ -24,11 +25,13 @@ class Readiness(msgspec.Struct):
     components: dict[str, ComponentState]
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
+    """Version, uptime and components are shown to authenticated callers only."""
+
     status: Status
-    version: str
-    uptime_seconds: float
-    components: dict[str, ComponentState]
+    version: str | None = None
+    uptime_seconds: float | None = None
+    components: dict[str, ComponentState] | None = None
 
 
 class HealthController(Controller):
@@ -48,8 +51,11 @@ class HealthController(Controller):
         return Response(Readiness(ready=ready, components=components), status_code=200 if ready else 503)
 
     @get("/health", operation_id="health", summary="Health with component detail", cache=False)
-    async def health(self, state: State) -> Response[Health]:
-        """`ok`, `degraded` (Redis down: the service falls back) or `down` (the database is unusable, 503)."""
+    async def health(self, state: State, request: Request[Any, Any, Any]) -> Response[Health]:
+        """`ok`, `degraded` (Redis down: the service falls back) or `down` (the database is unusable, 503).
+
+        Without a credential only `status` is shown.
+        """
         components = await _components(state)
         database_ok = components["database"].status == "ok"
         if database_ok and all(c.status == "ok" for c in components.values()):
@@ -64,6 +70,8 @@ class HealthController(Controller):
             uptime_seconds=round(time.monotonic() - state.started_at, 3),
             components=components,
         )
+        if principal_of(request) is None:
+            body = Health(status=status)
         return Response(body, status_code=503 if status == "down" else 200)
 
 

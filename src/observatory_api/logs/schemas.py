@@ -15,8 +15,10 @@ class LogEntry(msgspec.Struct, kw_only=True):
     span_id: str | None
     service_name: str
     severity: str
-    body: str
+    body: str | None
     attributes: dict[str, Any]
+    # True when the caller's role may not see log bodies: body is null.
+    content_redacted: bool = False
 
 
 class LogPage(msgspec.Struct):

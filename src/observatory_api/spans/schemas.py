@@ -38,6 +38,8 @@ class Span(msgspec.Struct, kw_only=True):
     input: str | None
     output: str | None
     attributes: dict[str, Any]
+    # True when the caller's role may not see prompts and completions: input and output are null.
+    content_redacted: bool = False
 
 
 class SpanNode(Span, kw_only=True):

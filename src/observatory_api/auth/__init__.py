@@ -1,0 +1,1 @@
+"""`/api/v1/auth/*` (tokens for API keys, rotation, logout, who am I) and `/api/v1/admin/*`."""

@@ -1,0 +1,137 @@
+"""AuthController: exchange an API key for tokens, rotate them, log out, and say who the caller is."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import Body
+
+from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
+from observatory_api.errors import InvalidInput, Unauthorized, Unavailable
+from observatory_api.observability.metrics import api_auth_failures_total
+from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.security.api_keys import key_prefix_of
+from observatory_api.security.authentication import Authenticator, AuthFailure, family_key, unauthorized
+from observatory_api.security.authentication import deny_key as deny_key_of
+from observatory_api.security.permissions import ROLE_PERMISSIONS, Principal, principal_of
+from observatory_api.security.store import SecurityStore, StoreUnavailable
+from observatory_api.settings import Settings
+
+_NO_KEY = "send an API key in X-API-Key to obtain tokens"
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/token", operation_id="create_token", summary="Exchange an API key for tokens", status_code=200)
+    async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
+        """Send the key in `X-API-Key`; returns an access token (1 hour) and a refresh token (7 days)."""
+        principal = principal_of(request)
+        if principal is None or principal.kind != "api_key":
+            failure = request.scope.get("state", {}).get("auth_failure")
+            if isinstance(failure, AuthFailure):
+                raise unauthorized(failure)
+            raise unauthorized(AuthFailure("missing", _NO_KEY))
+        prefix = key_prefix_of(request.headers.get("x-api-key", "").strip())
+        return _pair(state.authenticator, subject=principal.subject, role=principal.role, key_prefix=prefix)
+
+    @post(
+        "/refresh",
+        operation_id="refresh_token",
+        summary="Rotate a refresh token",
+        status_code=200,
+        responses=BAD_REQUEST,
+    )
+    async def refresh_token(self, state: State, data: Annotated[RefreshRequest, Body()]) -> TokenPair:
+        """Returns a new pair; the old refresh token stops working, and presenting it again revokes
+        every token of its family (a stolen token gets the thief and the owner logged out)."""
+        authenticator: Authenticator = state.authenticator
+        store: SecurityStore = state.security_store
+        try:
+            claims = authenticator.decode(data.refresh_token, "refresh")
+            try:
+                if await store.exists_any(family_key(store, claims.fam)):
+                    raise AuthFailure("revoked", "the refresh token's family has been revoked")
+                first_use = await store.claim(store.key("auth", "refresh-used", claims.jti), _ttl(claims.exp, state))
+                if not first_use:
+                    await store.set(family_key(store, claims.fam), b"reuse", _family_ttl(state))
+                    raise AuthFailure("refresh_reuse", "the refresh token was already used; its family is revoked")
+            except StoreUnavailable:
+                raise Unavailable("token rotation is unavailable; try again shortly") from None
+            if claims.key is not None:
+                record = await authenticator.key_record(claims.key, state)
+                if record is None:
+                    raise AuthFailure("key_unknown", "the API key behind this token no longer exists")
+                authenticator.check_key(record)
+        except AuthFailure as failure:
+            api_auth_failures_total.labels(failure.reason).inc()
+            raise unauthorized(failure) from None
+        return _pair(authenticator, subject=claims.sub, role=claims.role, key_prefix=claims.key, family=claims.fam)
+
+    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=BAD_REQUEST)
+    async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
+        """Denies the access token presented and every token of its refresh family until they expire."""
+        principal = _required(request)
+        if principal.kind != "jwt" or principal.token_id is None or principal.family_id is None:
+            raise InvalidInput("API keys are revoked by an operator: `observatory-api keys revoke`")
+        store: SecurityStore = state.security_store
+        try:
+            await store.set(deny_key_of(store, principal.token_id), b"1", _ttl(principal.expires_at or 0, state))
+            await store.set(family_key(store, principal.family_id), b"logout", _family_ttl(state))
+        except StoreUnavailable:
+            raise Unavailable("logout is unavailable; try again shortly") from None
+
+    @get("/me", operation_id="get_me", summary="Who am I", cache=False)
+    async def get_me(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Me:
+        """Your subject, role, permissions and rate limits."""
+        principal = _required(request)
+        limits = settings.rate_limit
+        return Me(
+            subject=principal.subject,
+            role=principal.role,
+            kind=principal.kind,
+            key_id=principal.key_id,
+            permissions=sorted(ROLE_PERMISSIONS.get(principal.role, ())),
+            expires_at=principal.expires_at,
+            content_redacted=not principal.can("read_content"),
+            rate_limit=Limits(
+                enabled=limits.enabled,
+                window_seconds=limits.window,
+                requests=limits.roles.get(principal.role, limits.requests),
+                endpoints=dict(limits.endpoints),
+            ),
+        )
+
+
+def _required(request: Request[Any, Any, Any]) -> Principal:
+    principal = principal_of(request)
+    if principal is None:
+        raise Unauthorized("a credential is required")
+    return principal
+
+
+def _ttl(expires_at: int, state: State) -> int:
+    return max(1, expires_at - int(time.time()) + state.settings.auth.leeway_seconds)
+
+
+def _family_ttl(state: State) -> int:
+    return int(state.settings.auth.refresh_ttl_seconds + state.settings.auth.leeway_seconds)
+
+
+def _pair(
+    authenticator: Authenticator, *, subject: str, role: str, key_prefix: str | None, family: str | None = None
+) -> TokenPair:
+    tokens = authenticator.tokens
+    refresh = tokens.issue(subject=subject, role=role, kind="refresh", family_id=family, key_id=key_prefix)
+    access = tokens.issue(subject=subject, role=role, kind="access", family_id=refresh.claims.fam, key_id=key_prefix)
+    return TokenPair(
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=tokens.access_ttl,
+        refresh_expires_in=tokens.refresh_ttl,
+    )

@@ -1,0 +1,216 @@
+"""One authentication middleware for REST and GraphQL: `Authorization: Bearer <JWT>` or `X-API-Key`.
+
+It sets `request.user` to a Principal. Open routes (health, docs, `/api/v1/auth/token` and
+`/refresh`) accept a request without a credential, and then `request.user` is None; every other
+route answers 401 problem JSON with `WWW-Authenticate`. Each refusal is counted by reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from observatory_api.errors import Unauthorized, Unavailable
+from observatory_api.observability.metrics import api_auth_failures_total
+from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
+from observatory_api.security.permissions import Principal
+from observatory_api.security.store import SecurityStore, StoreUnavailable
+from observatory_api.security.tokens import TokenClaims, TokenError, TokenService
+
+logger = logging.getLogger("observatory_api.security")
+# Route templates answered without a credential; `/schema` covers every docs page.
+OPEN_ROUTES = frozenset({"/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh"})
+OPEN_PREFIXES = ("/schema",)
+REALM = 'Bearer realm="observatory"'
+_MISSING_KEY = b"-"
+
+
+class AuthFailure(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def is_open_route(scope: Scope) -> bool:
+    template = scope.get("path_template") or scope.get("path", "")
+    return template in OPEN_ROUTES or template.startswith(OPEN_PREFIXES)
+
+
+def api_key_cache_key(store: SecurityStore, prefix: str) -> str:
+    return store.key("auth", "apikey", prefix)
+
+
+def deny_key(store: SecurityStore, jti: str) -> str:
+    return store.key("auth", "deny", jti)
+
+
+def family_key(store: SecurityStore, family_id: str) -> str:
+    return store.key("auth", "family", family_id)
+
+
+class Authenticator:
+    """Turns a credential into a Principal, or raises AuthFailure with a bounded reason."""
+
+    def __init__(self, *, tokens: TokenService, secret_key: str, key_cache_ttl: int, revocation_fail_open: bool):
+        self.tokens = tokens
+        self._secret_key = secret_key
+        self._key_cache_ttl = key_cache_ttl
+        self._fail_open = revocation_fail_open
+
+    async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+        headers = connection.headers
+        authorization = headers.get("authorization")
+        api_key = headers.get("x-api-key")
+        if authorization is None and api_key is None:
+            return None
+        if authorization is not None and api_key is not None:
+            raise AuthFailure("ambiguous", "send either Authorization or X-API-Key, not both")
+        state = connection.scope["litestar_app"].state
+        if api_key is not None:
+            return await self.from_api_key(api_key.strip(), state)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthFailure("malformed", "use `Authorization: Bearer <token>`")
+        claims = self.decode(token.strip(), "access")
+        return await self.from_access_claims(claims, state)
+
+    def decode(self, token: str, expected: str) -> TokenClaims:
+        try:
+            return self.tokens.decode(token, expected_type=expected)  # type: ignore[arg-type]
+        except TokenError as exc:
+            raise AuthFailure(exc.reason, exc.detail) from None
+
+    async def from_api_key(self, raw: str, state: Any) -> Principal:
+        prefix = key_prefix_of(raw)
+        if prefix is None:
+            raise AuthFailure("key_malformed", "an API key looks like obs_<12 hex>_<43 characters>")
+        record = await self.key_record(prefix, state)
+        if record is None or not key_matches(self._secret_key, raw, record.key_hash):
+            raise AuthFailure("key_unknown", "the API key is not known")
+        self.check_key(record)
+        return Principal(
+            subject=f"api-key:{record.id}",
+            role=record.role,
+            kind="api_key",
+            key_id=record.id,
+            expires_at=int(record.expires_at.timestamp()) if record.expires_at else None,
+        )
+
+    async def from_access_claims(self, claims: TokenClaims, state: Any) -> Principal:
+        store: SecurityStore = state.security_store
+        try:
+            revoked = await store.exists_any(deny_key(store, claims.jti), family_key(store, claims.fam))
+        except StoreUnavailable:
+            if not self._fail_open:
+                raise Unavailable("the revocation list cannot be checked; try again shortly") from None
+            revoked = False
+        if revoked:
+            raise AuthFailure("revoked", "the token has been revoked")
+        key_id = None
+        if claims.key is not None:
+            # A token exchanged from an API key dies with the key.
+            record = await self.key_record(claims.key, state)
+            if record is None:
+                raise AuthFailure("key_unknown", "the API key behind this token no longer exists")
+            self.check_key(record)
+            key_id = record.id
+        return Principal(
+            subject=claims.sub,
+            role=claims.role,
+            kind="jwt",
+            key_id=key_id,
+            token_id=claims.jti,
+            family_id=claims.fam,
+            expires_at=claims.exp,
+        )
+
+    async def key_record(self, prefix: str, state: Any) -> ApiKeyRecord | None:
+        """By prefix, from the store when cached (a hot key costs no database round trip)."""
+        store: SecurityStore = state.security_store
+        cache_key = api_key_cache_key(store, prefix)
+        cached: bytes | None = None
+        with contextlib.suppress(StoreUnavailable):
+            cached = await store.get(cache_key)
+        if cached == _MISSING_KEY:
+            return None
+        if cached:
+            return msgspec.msgpack.decode(cached, type=ApiKeyRecord)
+        record = await ApiKeyRepository(state.read_engine).by_prefix(prefix)
+        try:
+            value = _MISSING_KEY if record is None else msgspec.msgpack.encode(record)
+            await store.set(cache_key, value, self._key_cache_ttl)
+        except StoreUnavailable:
+            pass
+        return record
+
+    @staticmethod
+    def check_key(record: ApiKeyRecord) -> None:
+        reason = record.refusal(datetime.now(UTC))
+        if reason is not None:
+            raise AuthFailure(
+                reason, "the API key has been revoked" if reason == "key_revoked" else "the API key expired"
+            )
+
+
+def unauthorized(failure: AuthFailure) -> Unauthorized:
+    description = failure.detail.replace('"', "'").replace("\\", "")
+    challenge = f'{REALM}, error="invalid_token", error_description="{description}"'
+    if failure.reason == "missing":
+        challenge = REALM
+    return Unauthorized(failure.detail, headers={"WWW-Authenticate": challenge})
+
+
+class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Sets `scope["user"]` (a Principal or None) and `scope["auth"]` (the credential kind)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        on_failure: Callable[[Scope, AuthFailure], Awaitable[dict[str, str]]] | None = None,
+    ) -> None:
+        super().__init__(app, scopes={ScopeType.HTTP, ScopeType.WEBSOCKET})
+        self.authenticator = authenticator
+        self.on_failure = on_failure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in self.scopes or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        result = await self.authenticate_request(ASGIConnection(scope))
+        scope["user"] = result.user
+        scope["auth"] = result.auth
+        await self.app(scope, receive, send)
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        scope = connection.scope
+        open_route = is_open_route(scope)
+        try:
+            principal = await self.authenticator.authenticate(connection)
+            if principal is None and not open_route:
+                raise AuthFailure("missing", "a credential is required: Authorization: Bearer <token> or X-API-Key")
+        except AuthFailure as failure:
+            api_auth_failures_total.labels(failure.reason).inc()
+            logger.info(
+                "credential refused",
+                extra={"reason": failure.reason, "path": scope.get("path_template") or scope.get("path")},
+            )
+            scope.setdefault("state", {})["auth_failure"] = failure
+            if open_route:
+                return AuthenticationResult(user=None, auth=None)
+            refusal = unauthorized(failure)
+            if self.on_failure is not None:
+                # Counts against the client IP: 429 instead of 401 once guessing goes on too long.
+                refusal.headers.update(await self.on_failure(scope, failure))
+            raise refusal from None
+        return AuthenticationResult(user=principal, auth=principal.kind if principal else None)

@@ -1,0 +1,141 @@
+"""Everything security adds to the app, built from the settings; `create_app` only passes it on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.middleware.base import DefineMiddleware
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+
+from observatory_api.auth.admin import AdminController
+from observatory_api.auth.controller import AuthController
+from observatory_api.security.api_keys import secret_key_of
+from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
+from observatory_api.security.headers import SendHook, security_headers_hook
+from observatory_api.security.limits import RequestTimeoutMiddleware
+from observatory_api.security.rate_limit import ClientAddress, RateLimiter, rate_limit_middleware
+from observatory_api.security.response_cache import (
+    STORE_NAME,
+    ConditionalGetMiddleware,
+    ResilientCacheStore,
+    apply_cache_ttls,
+    response_cache_config,
+)
+from observatory_api.security.store import MemorySecurityStore, RedisSecurityStore, SecurityStore, store_redis_client
+from observatory_api.security.tokens import TokenService
+from observatory_api.settings import Settings
+
+logger = logging.getLogger("observatory_api.security")
+HOUSEKEEPING_SECONDS = 30.0
+
+
+@dataclass
+class Security:
+    """The pieces `create_app` passes to Litestar."""
+
+    state: dict[str, Any]
+    middleware: list[Any]
+    before_send: list[SendHook]
+    lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]]
+    response_cache_config: ResponseCacheConfig
+    route_handlers: list[Any] = field(default_factory=list)
+    stores: dict[str, Any] = field(default_factory=dict)
+
+
+def build_security(settings: Settings) -> Security:
+    authenticator = Authenticator(
+        tokens=TokenService.from_settings(settings),
+        secret_key=secret_key_of(settings),
+        key_cache_ttl=settings.auth.api_key_cache_ttl_seconds,
+        revocation_fail_open=settings.auth.revocation_fail_open,
+    )
+    limiter = RateLimiter(settings.rate_limit, ClientAddress(settings.server.trusted_proxies))
+    enabled = settings.rate_limit.enabled
+    # Outermost first: the time limit covers everything; the rate limit needs the principal.
+    middleware: list[Any] = [
+        RequestTimeoutMiddleware(settings.server.request_timeout_seconds),
+        DefineMiddleware(
+            AuthenticationMiddleware,
+            authenticator=authenticator,
+            on_failure=limiter.on_auth_failure if enabled else None,
+        ),
+    ]
+    if enabled:
+        middleware.append(rate_limit_middleware(settings.rate_limit, limiter))
+    middleware.append(ConditionalGetMiddleware())
+    return Security(
+        state={"authenticator": authenticator, "rate_limiter": limiter},
+        middleware=middleware,
+        before_send=[security_headers_hook(settings.security_headers)],
+        lifespan=[security_lifespan],
+        response_cache_config=response_cache_config(settings.cache),
+        route_handlers=[Router(path="/api/v1", route_handlers=[AuthController, AdminController])],
+        # Replaced by the lifespan (Redis when configured); present so the name always resolves.
+        stores={STORE_NAME: ResilientCacheStore(MemoryStore())},
+    )
+
+
+@asynccontextmanager
+async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """After the main lifespan: the security store and the response-cache store on its Redis client."""
+    settings: Settings = app.state.settings
+    prefix = settings.redis.key_prefix
+    store: SecurityStore
+    redis = None
+    if settings.redis.url is not None:
+        # Its own client: a bounded pool, and a budget that a burst on a busy event loop does not
+        # exceed (redis.socket_timeout_seconds x 4, at least 1 s); never an unbounded wait.
+        timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
+        redis = store_redis_client(settings.redis.url, settings.redis.password, timeout)
+        store = RedisSecurityStore(redis, prefix, timeout=timeout)
+        cache = ResilientCacheStore(RedisStore(redis, namespace=f"{prefix}:cache"))
+    else:
+        store = MemorySecurityStore(prefix)
+        cache = ResilientCacheStore(MemoryStore())
+    app.state.security_store = store
+    app.stores.register(STORE_NAME, cache, allow_override=True)
+    apply_cache_ttls(app, settings.cache)
+    _warn_about_development_secrets(settings)
+    housekeeping = asyncio.create_task(_housekeeping(store, cache))
+    try:
+        yield
+    finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
+        if redis is not None:
+            await redis.aclose()
+
+
+async def _housekeeping(store: SecurityStore, cache: ResilientCacheStore) -> None:
+    # MemoryStore drops expired keys only when read: per-IP counters would grow without this.
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        try:
+            await store.delete_expired()
+            await cache.delete_expired()
+        except Exception:
+            logger.exception("security housekeeping failed")
+
+
+def _warn_about_development_secrets(settings: Settings) -> None:
+    # Only development and test get this far without secrets (tokens.py and api_keys.py refuse otherwise).
+    missing = []
+    if not settings.auth.jwt_secret and settings.auth.algorithm.startswith("HS"):
+        missing.append("JWT_SECRET")
+    if not settings.auth.secret_key:
+        missing.append("SECRET_KEY")
+    if missing and settings.environment == "development":
+        logger.warning(
+            "no %s set: using development placeholders anyone can read in the source; never expose this service",
+            " or ".join(missing),
+        )

@@ -1,0 +1,93 @@
+"""Under granian with two workers sharing Redis: the key `serve --demo` prints works, and a rate
+limit of N lets exactly N of many concurrent requests through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_serve import free_port
+from tests.integration.security.conftest import TEST_REDIS_URL, flush_prefix
+
+pytestmark = pytest.mark.e2e
+LIMIT = 30
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path_factory.mktemp("secured")
+    prefix = f"obstest_e2e_{os.getpid()}"
+    (workdir / "api-config.yml").write_text(
+        f"redis:\n  key_prefix: {prefix}\nrate_limit:\n  roles:\n    developer: {LIMIT}\n"
+    )
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR", "OBSERVATORY_CONFIG")
+    }
+    env.update(
+        REDIS_URL=TEST_REDIS_URL,
+        API_METRICS_PORT=str(free_port()),
+        JWT_SECRET="e2e-jwt-secret-0123456789abcdefghijklmnop",
+        SECRET_KEY="e2e-secret-key-0123456789abcdefghijklmnop",
+    )
+    command = [sys.executable, "-m", "observatory_api", "serve", "--demo", "--demo-traces", "20"]
+    command += ["--port", str(port), "--workers", "2"]
+    log_path = workdir / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the server did not become ready:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        yield base, log_path
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        flush_prefix(prefix)
+
+
+def test_the_printed_demo_key_works_and_exactly_n_requests_pass_across_two_workers(secured) -> None:  # type: ignore[no-untyped-def]
+    base, log_path = secured
+    match = re.search(r"demo API key \(developer\): (obs_\S+)", log_path.read_text())
+    assert match, log_path.read_text()
+    key = {"X-API-Key": match.group(1)}
+    first = httpx.get(f"{base}/api/v1/traces", params={"limit": 3}, headers=key, timeout=10)
+    assert first.status_code == 200 and first.headers["ratelimit-limit"] == str(LIMIT)
+    assert first.headers["server"] == "observatory-api"
+    assert httpx.get(f"{base}/api/v1/traces", timeout=10).status_code == 401
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+            responses = await asyncio.gather(*(client.get(f"{base}/api/v1/models", headers=key) for _ in range(150)))
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) == LIMIT - 1, statuses
+    assert statuses.count(429) == 150 - (LIMIT - 1)
