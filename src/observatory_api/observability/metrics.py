@@ -2,12 +2,18 @@
 
 Labels are bounded: route templates (never raw paths), methods, status classes, roles, reasons,
 operations. With several granian workers, `PROMETHEUS_MULTIPROC_DIR` must be set before this module
-is imported (the `serve` command does it) so that one scrape sees every worker.
+is imported (the `serve` command does it) so that one scrape sees every worker; the launcher then
+serves them all on `server.metrics_port` (observability/metrics_server.py). Without it (tests, a
+single process) the values live in prometheus_client's default registry.
+
+Exposed names: a Counter `x` is exposed as `x_total` (`rate_limit_requests_allowed` included:
+`rate_limit_requests_allowed_total`); a Histogram `x` as `x_bucket`, `x_sum`, `x_count`.
+Gauges are aggregated over the live workers (`livesum`), so a dead worker's value disappears.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram
 
 from observatory_api import __version__
 
@@ -67,7 +73,7 @@ cache_size_bytes = Gauge(
 )
 db_pool_connections = Gauge(
     "db_pool_connections",
-    "Database pool connections by state (checked_out, idle, overflow).",
+    "Database pool connections by state: checked_out, idle, and overflow (opened beyond pool_size, >= 0).",
     ["state"],
     multiprocess_mode="livesum",
 )
@@ -77,5 +83,16 @@ db_query_duration_seconds = Histogram(
     ["operation"],
     buckets=LATENCY_BUCKETS,
 )
-build_info = Info("observatory_api_build", "Version of the running service.")
-build_info.info({"version": __version__})
+# An Info metric is not supported in multiprocess mode: a constant gauge gives the same series,
+# `observatory_api_build_info{version="..."} 1`.
+build_info = Gauge(
+    "observatory_api_build_info",
+    "Version of the running service (always 1).",
+    ["version"],
+    multiprocess_mode="max",
+)
+
+
+def record_build_info() -> None:
+    """Called by `create_app`: nothing is written at import time."""
+    build_info.labels(version=__version__).set(1)
