@@ -1,0 +1,269 @@
+"""The one table from OpenTelemetry attributes to span columns.
+
+GenAI semantic conventions (current and deprecated names), OpenInference, and OpenLLMetry's
+indexed prompt attributes. The first key present wins; every attribute not used for a column is
+kept in `attributes`, and resource attributes other than service and environment under
+`attributes["resource"]`. The README prints this table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from observatory_api.ingest.otlp import OtlpLog, OtlpSpan
+from observatory_api.storage.records import LogRecord, SpanRecord
+
+# column -> attribute keys, in priority order
+SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
+    "cache_read_input_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ),
+    "cache_creation_input_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    "reasoning_output_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
+    "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
+    "time_to_first_token_ms": ("gen_ai.response.time_to_first_token_ms",),
+    "finish_reason": ("gen_ai.response.finish_reasons", "llm.finish_reason"),
+    "session_id": ("gen_ai.conversation.id", "session.id"),
+    "user_id": ("user.id", "enduser.id"),
+    "environment": ("deployment.environment.name", "deployment.environment"),
+    "input": ("gen_ai.input.messages", "input.value", "gen_ai.prompt"),
+    "output": ("gen_ai.output.messages", "output.value", "gen_ai.completion"),
+    "tags": ("tag.tags",),
+    "kind": ("openinference.span.kind", "gen_ai.operation.name", "traceloop.span.kind"),
+}
+RESOURCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "service_name": ("service.name",),
+    "environment": ("deployment.environment.name", "deployment.environment"),
+}
+# Values of the kind attributes -> our span kinds.
+KIND_VALUES: dict[str, str] = {
+    "llm": "llm",
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "completion": "llm",
+    "embedding": "embedding",
+    "embeddings": "embedding",
+    "chain": "chain",
+    "workflow": "chain",
+    "task": "chain",
+    "agent": "agent",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+    "tool": "tool",
+    "execute_tool": "tool",
+    "retriever": "retriever",
+    "reranker": "retriever",
+}
+_INTEGER_COLUMNS = {
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+}
+_OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
+MAX_TEXT = 1_000_000
+MAX_NAME = 500
+
+
+class RejectedSpan(ValueError):
+    """A span that cannot be stored; counted in `partial_success`."""
+
+
+def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
+    for key in keys:
+        if key in attributes and attributes[key] is not None:
+            used.add(key)
+            return attributes[key]
+    return None
+
+
+def _as_int(value: Any, column: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RejectedSpan(f"{column} must be a number")
+    try:
+        number = int(float(value))
+    except ValueError:
+        raise RejectedSpan(f"{column} must be a number") from None
+    if number < 0 or number > 2**31 - 1:
+        raise RejectedSpan(f"{column} is out of range")
+    return number
+
+
+def _as_float(value: Any, column: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RejectedSpan(f"{column} must be a number") from None
+    if number != number or number < 0:  # NaN or negative
+        raise RejectedSpan(f"{column} must be a non-negative number")
+    return number
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:MAX_TEXT]
+
+
+def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]) -> str | None:
+    """OpenLLMetry's `gen_ai.prompt.0.role` / `gen_ai.prompt.0.content` style, as a JSON list."""
+    messages: dict[int, dict[str, Any]] = {}
+    for key, value in attributes.items():
+        if key.startswith(prefix):
+            index, _, leaf = key[len(prefix) :].partition(".")
+            if index.isdigit() and leaf:
+                messages.setdefault(int(index), {})[leaf] = value
+                used.add(key)
+    if not messages:
+        return None
+    return json.dumps([messages[i] for i in sorted(messages)], ensure_ascii=False, default=str)
+
+
+def _kind(raw: Any, model: str | None) -> str:
+    if isinstance(raw, str) and raw.lower() in KIND_VALUES:
+        return KIND_VALUES[raw.lower()]
+    return "llm" if model else "other"
+
+
+def _timestamp(nanoseconds: int) -> datetime:
+    return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
+
+
+def to_span_record(span: OtlpSpan) -> SpanRecord:
+    """Map one OTLP span; raises RejectedSpan with the reason when it cannot be stored."""
+    if len(span.trace_id) != 32:
+        raise RejectedSpan("traceId must be 16 non-zero bytes")
+    if len(span.span_id) != 16:
+        raise RejectedSpan("spanId must be 8 non-zero bytes")
+    if span.parent_span_id is not None and len(span.parent_span_id) != 16:
+        raise RejectedSpan("parentSpanId must be 8 bytes")
+    if span.start_ns <= 0 or span.end_ns < span.start_ns:
+        raise RejectedSpan("startTimeUnixNano must be positive and not after endTimeUnixNano")
+    attributes, used = span.attributes, set()
+    values = {column: _first(attributes, keys, used) for column, keys in SPAN_ATTRIBUTES.items()}
+    resource_used: set[str] = set()
+    resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
+    for column, prefix in _OPENLLMETRY_INDEXED.items():
+        if values[column] is None:
+            values[column] = _indexed_messages(attributes, prefix, used)
+    tokens = {column: _as_int(values[column], column) for column in _INTEGER_COLUMNS}
+    if tokens["total_tokens"] is None and (tokens["input_tokens"] is not None or tokens["output_tokens"] is not None):
+        tokens["total_tokens"] = (tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0)
+    finish = values["finish_reason"]
+    if isinstance(finish, list):
+        finish = finish[0] if finish else None
+    tags = values["tags"]
+    if isinstance(tags, str):
+        tags = [tags]
+    kept = {key: value for key, value in attributes.items() if key not in used}
+    extra_resource = {key: value for key, value in span.resource.items() if key not in resource_used}
+    if extra_resource:
+        kept["resource"] = extra_resource
+    if span.scope:
+        kept["otel.scope.name"] = span.scope
+    if span.events:
+        kept["events"] = span.events
+    model = None if values["model"] is None else str(values["model"])[:200]
+    start, end = _timestamp(span.start_ns), _timestamp(span.end_ns)
+    return SpanRecord(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        service_name=str(resource["service_name"] or "unknown_service")[:200],
+        name=(span.name or "unnamed")[:MAX_NAME],
+        kind=_kind(values["kind"], model),  # type: ignore[arg-type]
+        start_time=start,
+        end_time=end,
+        duration_ms=(span.end_ns - span.start_ns) / 1e6,
+        provider=None if values["provider"] is None else str(values["provider"]).lower()[:100],
+        model=model,
+        cost_usd=_as_float(values["cost_usd"], "cost_usd"),
+        time_to_first_token_ms=_as_float(values["time_to_first_token_ms"], "time_to_first_token_ms"),
+        status={1: "ok", 2: "error"}.get(span.status_code, "unset"),  # type: ignore[arg-type]
+        status_message=span.status_message,
+        finish_reason=None if finish is None else str(finish)[:64],
+        user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
+        session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
+        environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
+        tags=[str(tag)[:200] for tag in tags] if isinstance(tags, list) else [],
+        input=_as_text(values["input"]),
+        output=_as_text(values["output"]),
+        attributes=kept,
+        **tokens,
+    )
+
+
+_SEVERITIES = ((21, "FATAL"), (17, "ERROR"), (13, "WARN"), (9, "INFO"), (5, "DEBUG"), (1, "TRACE"))
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL", "ERR": "ERROR"}
+
+
+def _severity(number: int, text: str | None) -> str:
+    for threshold, name in _SEVERITIES:
+        if number >= threshold:
+            return name
+    upper = (text or "").upper()
+    upper = _SEVERITY_TEXT.get(upper, upper)
+    return upper if upper in {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"} else "INFO"
+
+
+def to_log_record(log: OtlpLog) -> LogRecord:
+    if log.time_ns <= 0:
+        raise RejectedSpan("timeUnixNano or observedTimeUnixNano is required")
+    if log.trace_id is not None and len(log.trace_id) != 32:
+        raise RejectedSpan("traceId must be 16 bytes")
+    if log.span_id is not None and len(log.span_id) != 16:
+        raise RejectedSpan("spanId must be 8 bytes")
+    resource = dict(log.resource)
+    service = resource.pop("service.name", None)
+    attributes = dict(log.attributes)
+    if resource:
+        attributes["resource"] = resource
+    body = _as_text(log.body) or ""
+    severity = _severity(log.severity_number, log.severity_text)
+    return LogRecord(
+        time=_timestamp(log.time_ns),
+        log_id=_log_id(log, severity, body),
+        trace_id=log.trace_id,
+        span_id=log.span_id,
+        service_name=str(service or "unknown_service")[:200],
+        severity=severity,  # type: ignore[arg-type]
+        body=body,
+        attributes=attributes,
+    )
+
+
+def _log_id(log: OtlpLog, severity: str, body: str) -> str:
+    """Derived from the content, so a retried export stores each log line once."""
+    identity = json.dumps(
+        [log.time_ns, log.trace_id, log.span_id, severity, body, log.attributes, log.resource],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
