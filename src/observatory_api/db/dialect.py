@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,15 +19,20 @@ from sqlalchemy import (
     ColumnElement,
     Double,
     Insert,
+    Integer,
     ScalarSelect,
     Select,
     String,
     Subquery,
     Table,
     Text,
+    and_,
     bindparam,
+    case,
+    cast,
     exc,
     func,
+    literal,
     literal_column,
     select,
     sql,
@@ -272,6 +278,11 @@ def upsert_from_select(dialect_name: str, table: Table, rows: Select[Any], *, ke
     )
 
 
+def dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The INSERT construct of the dialect, with ON CONFLICT support."""
+    return _dialect_insert(dialect_name, table)
+
+
 def _dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     if dialect_name == "postgresql":
         return postgresql.insert(table)
@@ -289,7 +300,8 @@ async def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, rows: 
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
-        return await _copy_ignoring_duplicates_pg(conn, table, rows)
+        count, _ = await _copy_ignoring_duplicates_pg(conn, table, rows)
+        return count
     names = [column.name for column in table.columns]
     # ON CONFLICT DO NOTHING, not INSERT OR IGNORE: OR IGNORE also drops NOT NULL violations.
     statement = _dialect_insert(conn.dialect.name, table).on_conflict_do_nothing()
@@ -297,7 +309,9 @@ async def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, rows: 
     return result.rowcount
 
 
-async def _copy_ignoring_duplicates_pg(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]]) -> int:
+async def _copy_ignoring_duplicates_pg(
+    conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]], returning: Sequence[str] = ()
+) -> tuple[int, list[tuple[Any, ...]]]:
     # COPY cannot skip conflicts, so it fills a temporary staging table that INSERT ... SELECT
     # then moves over with ON CONFLICT DO NOTHING. Running the CREATE through SQLAlchemy first
     # also opens the transaction that the raw COPY then joins.
@@ -318,14 +332,18 @@ async def _copy_ignoring_duplicates_pg(conn: AsyncConnection, table: Table, rows
         wrapper = exc.IntegrityError if integrity else exc.DBAPIError
         raise wrapper(f"COPY {staging_name}", None, error) from error
     staging = sql.table(staging_name, *(sql.column(c.name) for c in table.columns))
-    moved = await conn.execute(
+    insert = (
         postgresql.insert(table)
         .from_select([c.name for c in table.columns], select(*staging.c))
         .on_conflict_do_nothing()
     )
+    if returning:
+        insert = insert.returning(*(table.c[name] for name in returning))
+    moved = await conn.execute(insert)
+    keys = [tuple(row) for row in moved] if returning else []
     # Dropped now, not only at commit, so a caller may use this twice in one transaction.
     await conn.exec_driver_sql(f"DROP TABLE {staging_sql}")
-    return moved.rowcount
+    return (len(keys) if returning else moved.rowcount), keys
 
 
 def _copy_records(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -344,3 +362,163 @@ def _copy_records(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any
                 raise ValueError("naive datetime: timestamps must carry a timezone")
         records.append(tuple(record))
     return records
+
+
+# ---------------------------------------------------------------------------
+# Metrics (observatory_api.metrics: the query engine and the rollup writer)
+# ---------------------------------------------------------------------------
+
+
+async def insert_new_rows(
+    conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]], *, key: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """As `insert_ignoring_duplicates`, returning the `key` columns of the rows newly stored only.
+
+    Rows skipped as duplicates are not returned, also under concurrent writers: the database
+    reports what its own INSERT stored (RETURNING), nothing is checked beforehand.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        _, keys = await _copy_ignoring_duplicates_pg(conn, table, rows, returning=key)
+        return keys
+    names = [column.name for column in table.columns]
+    statement = _dialect_insert(conn.dialect.name, table).on_conflict_do_nothing().returning(*(table.c[k] for k in key))
+    result = await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+    return [tuple(row) for row in result]
+
+
+def json_array_elements(dialect_name: str, column: ColumnElement[Any], name: str) -> Any:
+    """A table-valued function with one row (`.c.value`) per string of the JSON array `column`.
+
+    Used in FROM after the table holding `column` (PostgreSQL functions in FROM are implicitly
+    LATERAL; SQLite's json_each may name columns of earlier FROM items).
+    """
+    if dialect_name == "postgresql":
+        return func.jsonb_array_elements_text(column).table_valued("value").render_derived(name=name)
+    return func.json_each(column).table_valued("value", name=name)
+
+
+def grouped_percentiles(
+    dialect_name: str,
+    *,
+    keys: Sequence[Any],
+    value: ColumnElement[Any],
+    from_obj: Any,
+    where: ColumnElement[bool],
+    fractions: Sequence[float],
+) -> Select[Any]:
+    """Exact percentiles of `value` (non-null, where `where`) per group of the labelled `keys`.
+
+    The columns are the keys (same labels) and `p0`, `p1`, ... for `fractions`, with
+    percentile_cont's semantics (linear interpolation at rank p * (n - 1)) on both dialects.
+    """
+    condition = and_(where, value.is_not(None))
+    if dialect_name == "postgresql":
+        aggregates = [func.percentile_cont(f).within_group(value.asc()).label(f"p{i}") for i, f in enumerate(fractions)]
+        return select(*keys, *aggregates).select_from(from_obj).where(condition).group_by(*keys)
+    # SQLite 3.40 has no percentile function: rank the values of each group with window
+    # functions, then pick the two neighbours of each rank and interpolate.
+    partition = [key.element for key in keys] or None
+    ranked = (
+        select(
+            *keys,
+            value.label("v"),
+            (func.row_number().over(partition_by=partition, order_by=value) - 1).label("rn"),
+            func.count().over(partition_by=partition).label("n"),
+        )
+        .select_from(from_obj)
+        .where(condition)
+        .subquery("ranked")
+    )
+    r = ranked.c
+    group = [r[key.name] for key in keys]
+    aggregates = []
+    for i, fraction in enumerate(fractions):
+        rank = (r.n - 1) * literal(fraction, Double())
+        lower = cast(rank, Integer)
+        low = func.max(case((r.rn == lower, r.v)))
+        high = func.max(case((r.rn == func.min(lower + 1, r.n - 1), r.v)))
+        aggregates.append((low + (high - low) * func.max(rank - lower)).label(f"p{i}"))
+    return select(*group, *aggregates).group_by(*group)
+
+
+async def upsert_via_staging(
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Sequence[str],
+    updates: Any,
+) -> None:
+    """INSERT `rows` (tuples in the table's column order); on a `key` conflict SET `updates(excluded)`.
+
+    The rows go to a temporary staging table first (COPY on PostgreSQL, a plain executemany on
+    SQLite), then one INSERT ... SELECT ... ON CONFLICT moves them: wide rows skip SQLAlchemy's
+    per-parameter processing. `rows` must not repeat a key.
+    """
+    if not rows:
+        return
+    dialect_name = conn.dialect.name
+    preparer = conn.dialect.identifier_preparer
+    staging_name = f"_staging_{table.name}"
+    staging_sql = preparer.quote(staging_name)
+    names = [column.name for column in table.columns]
+    if dialect_name == "postgresql":
+        await conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {staging_sql} (LIKE {preparer.format_table(table)}) ON COMMIT DROP"
+        )
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(
+            staging_name, records=_copy_records(table, rows), columns=names
+        )
+    else:
+        await conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {staging_sql} AS SELECT * FROM {preparer.format_table(table)} WHERE 0"  # noqa: S608
+        )
+        placeholders = ", ".join("?" for _ in names)
+        await conn.exec_driver_sql(
+            f"INSERT INTO {staging_sql} VALUES ({placeholders})",  # noqa: S608 - names from the schema
+            [tuple(_sqlite_value(value) for value in row) for row in rows],
+        )
+    cache_key = (dialect_name, table.name, tuple(key))
+    upsert = _UPSERTS.get(cache_key)
+    if upsert is None:
+        staging = sql.table(staging_name, *(sql.column(name) for name in names))
+        # `WHERE true`: SQLite cannot tell an upsert's ON from a join's without a WHERE clause.
+        statement = _dialect_insert(dialect_name, table).from_select(names, select(*staging.c).where(sql.true()))
+        upsert = statement.on_conflict_do_update(index_elements=list(key), set_=updates(statement.excluded))
+        _UPSERTS[cache_key] = upsert
+    await conn.execute(upsert)
+    await conn.exec_driver_sql(f"DROP TABLE {staging_sql}")
+
+
+# Built once per table: `updates` is the same for every call with the same table and key.
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def _sqlite_value(value: Any) -> Any:
+    # The text form UTCDateTime stores on SQLite: naive UTC, always six microsecond digits.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+async def prepare_write_transaction(conn: AsyncConnection) -> None:
+    """Per-transaction settings of the writer's transactions.
+
+    PostgreSQL: no JIT. With statistics that lag behind a fast-growing table, the summary refresh
+    was estimated at ~10^6 rows and JIT-compiled for about a second per batch, to read ~4,000.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+async def analyze_tables(conn: AsyncConnection, names: Sequence[str]) -> None:
+    """Refresh the planner statistics of `names` (the writer calls it as its tables grow)."""
+    preparer = conn.dialect.identifier_preparer
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"ANALYZE {', '.join(preparer.quote(name) for name in names)}")
+    else:
+        for name in names:
+            await conn.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")

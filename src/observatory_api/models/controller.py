@@ -24,7 +24,7 @@ class ModelController(Controller):
     path = "/models"
     tags = ["models"]
 
-    @get("/", operation_id="list_models", summary="List the model catalogue")
+    @get("/", operation_id="list_models", summary="List the model catalogue", cache=True)
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None
     ) -> ModelList:
@@ -36,6 +36,7 @@ class ModelController(Controller):
         operation_id="get_model",
         summary="Get a model",
         responses={**BAD_REQUEST, **NOT_FOUND},
+        cache=True,
     )
     async def get_model(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str, PROVIDER], name: Annotated[str, NAME]
@@ -48,6 +49,7 @@ class ModelController(Controller):
         operation_id="get_model_usage",
         summary="Usage of a model",
         responses={**BAD_REQUEST, **NOT_FOUND},
+        cache=True,
     )
     async def get_model_usage(
         self,
@@ -60,8 +62,27 @@ class ModelController(Controller):
         interval: Annotated[
             UsageInterval | None, QueryParameter(required=False, description="Adds a time series.")
         ] = None,
+        top_users: Annotated[
+            int, QueryParameter(required=False, ge=1, le=1000, description="Users in `top_users` (by cost).")
+        ] = 10,
+        compare_with: Annotated[
+            str | None,
+            QueryParameter(
+                required=False, max_length=300, description="`provider/model`: price the same usage at its prices."
+            ),
+        ] = None,
     ) -> ModelUsage:
-        """Requests, tokens, cost, error rate and exact latency p50/p95/p99 over the range, and a
-        gap-free series by `interval` when one is given."""
+        """Requests, tokens, cost, error rate and exact latency p50/p95/p99 over the range, a
+        gap-free series by `interval` when one is given, usage by environment and by the
+        `top_users` users with the highest cost, and with `compare_with` the same tokens priced at
+        another model's list prices."""
         window = resolve_window(from_, to, settings.query)
-        return await models.model_usage(provider, name, window=window, interval=interval)
+        return await models.model_usage(
+            provider,
+            name,
+            window=window,
+            interval=interval,
+            limits=settings.query,
+            top_users=top_users,
+            compare_with=compare_with,
+        )

@@ -5,23 +5,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db import tables
-from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH, percentiles, time_bucket
+from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput, NotFound
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.usage import model_usage as usage_from_metrics
 from observatory_api.models.schemas import (
-    INTERVAL_SECONDS,
-    LatencyPercentiles,
     ModelDetail,
     ModelInfo,
     ModelPricing,
     ModelUsage,
     UsageInterval,
-    UsagePoint,
 )
+from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow, utc
+from observatory_api.settings import QuerySettings
 
 _m = tables.models
 _s = tables.spans
@@ -33,6 +34,7 @@ class ModelRepository:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
 
+    @timed("models.list_models")
     async def list_models(self, *, provider: str | None = None) -> list[ModelInfo]:
         stmt = select(_m).order_by(_m.c.provider, _m.c.name)
         if provider is not None:
@@ -40,6 +42,7 @@ class ModelRepository:
         async with self._engine.connect() as conn:
             return [to_model_info(row) for row in (await conn.execute(stmt)).all()]
 
+    @timed("models.get_model")
     async def get_model(self, provider: str, name: str) -> ModelDetail:
         """The catalogue entry with the first and last time a span used the model."""
         used = and_(_s.c.model == name, _s.c.provider == provider)
@@ -53,38 +56,40 @@ class ModelRepository:
             last_seen=_as_utc(last_seen),
         )
 
+    @timed("models.model_usage")
     async def model_usage(
-        self, provider: str, name: str, *, window: TimeWindow, interval: UsageInterval | None
+        self,
+        provider: str,
+        name: str,
+        *,
+        window: TimeWindow,
+        interval: UsageInterval | None,
+        limits: QuerySettings | None = None,
+        top_users: int = 10,
+        compare_with: str | None = None,
     ) -> ModelUsage:
-        """Totals, exact latency percentiles and (with `interval`) a gap-free series for one model."""
-        starts = bucket_starts(window, INTERVAL_SECONDS[interval]) if interval is not None else None
-        used = and_(
-            _s.c.model == name,
-            _s.c.provider == provider,
-            _s.c.start_time >= window.start,
-            _s.c.start_time < window.end,
-        )
+        """Totals, exact latency percentiles, a gap-free series (with `interval`), breakdowns by
+        environment and top users, and (with `compare_with`) the cost at another model's prices,
+        from the metric engine."""
         async with self._engine.connect() as conn:
             info = await _catalogue_entry(conn, provider, name)
-            totals = (await conn.execute(select(*_usage_columns()).where(used))).one()
-            p50, p95, p99 = await percentiles(conn, _s.c.duration_ms, used, [0.5, 0.95, 0.99])
-            series = await _series(conn, used, starts, INTERVAL_SECONDS[interval]) if interval and starts else None
-        requests = int(totals.requests or 0)
-        errors = int(totals.errors or 0)
-        return ModelUsage(
-            model_id=info.id,
-            from_=window.start,
-            to=window.end,
+            other = None
+            if compare_with is not None:
+                other_provider, _, other_name = compare_with.partition("/")
+                row = (
+                    await conn.execute(select(_m).where(_m.c.provider == other_provider, _m.c.name == other_name))
+                ).first()
+                if row is None:
+                    raise InvalidInput.field("compare_with", f"no model {compare_with!r} in the catalogue", "query")
+                other = to_model_info(row)
+        return await usage_from_metrics(
+            MetricRepository(self._engine),
+            info,
+            window=window,
             interval=interval,
-            requests=requests,
-            errors=errors,
-            error_rate=errors / requests if requests else None,
-            input_tokens=int(totals.input_tokens or 0),
-            output_tokens=int(totals.output_tokens or 0),
-            total_tokens=int(totals.total_tokens or 0),
-            cost_usd=float(totals.cost_usd or 0.0),
-            latency_ms=LatencyPercentiles(p50=p50, p95=p95, p99=p99),
-            series=series,
+            limits=limits or QuerySettings(),
+            top_users=top_users,
+            compare_with=other,
         )
 
 
@@ -93,28 +98,6 @@ async def _catalogue_entry(conn: AsyncConnection, provider: str, name: str) -> M
     if row is None:
         raise NotFound(f"no model {provider}/{name} in the catalogue")
     return to_model_info(row)
-
-
-async def _series(
-    conn: AsyncConnection, used: ColumnElement[bool], starts: list[datetime], seconds: int
-) -> list[UsagePoint]:
-    bucket = time_bucket(seconds, _s.c.start_time).label("bucket")
-    stmt = select(bucket, *_usage_columns()).where(used).group_by(bucket).order_by(bucket)
-    found = {_as_utc(row.bucket): row for row in (await conn.execute(stmt)).all()}
-    points = []
-    for start in starts:
-        row = found.get(start)
-        points.append(
-            UsagePoint(
-                time=start,
-                requests=int(row.requests) if row else 0,
-                errors=int(row.errors or 0) if row else 0,
-                input_tokens=int(row.input_tokens or 0) if row else 0,
-                output_tokens=int(row.output_tokens or 0) if row else 0,
-                cost_usd=float(row.cost_usd or 0.0) if row else 0.0,
-            )
-        )
-    return points
 
 
 def bucket_starts(window: TimeWindow, seconds: int) -> list[datetime]:
@@ -127,17 +110,6 @@ def bucket_starts(window: TimeWindow, seconds: int) -> list[datetime]:
     if count > MAX_SERIES_POINTS:
         raise InvalidInput.field("interval", f"gives more than {MAX_SERIES_POINTS} points over this range", "query")
     return [first + timedelta(seconds=seconds * i) for i in range(count)]
-
-
-def _usage_columns() -> list[Any]:
-    return [
-        func.count().label("requests"),
-        func.sum(case((_s.c.status == "error", 1), else_=0)).label("errors"),
-        func.sum(_s.c.input_tokens).label("input_tokens"),
-        func.sum(_s.c.output_tokens).label("output_tokens"),
-        func.sum(_s.c.total_tokens).label("total_tokens"),
-        func.sum(_s.c.cost_usd).label("cost_usd"),
-    ]
 
 
 def to_model_info(row: Any) -> ModelInfo:

@@ -61,6 +61,28 @@ class UsagePoint(msgspec.Struct, kw_only=True):
     cost_usd: float
 
 
+class UsageBreakdown(msgspec.Struct, kw_only=True):
+    """Usage of one environment or one user (`key`; null for spans without one)."""
+
+    key: str | None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class UsageComparison(msgspec.Struct, kw_only=True):
+    """The range's tokens priced at another model's list prices (`compare_with`)."""
+
+    model_id: str
+    cost_usd: float
+    # The same tokens at this model's list prices: the like-for-like baseline.
+    current_model_list_cost_usd: float
+    difference_usd: float
+    ratio: float | None
+
+
 class ModelUsage(msgspec.Struct, kw_only=True):
     model_id: str
     from_: datetime = msgspec.field(name="from")
@@ -75,3 +97,7 @@ class ModelUsage(msgspec.Struct, kw_only=True):
     cost_usd: float
     latency_ms: LatencyPercentiles
     series: list[UsagePoint] | None
+    by_environment: list[UsageBreakdown] = msgspec.field(default_factory=list)
+    # The users with the highest cost, at most `top_users`.
+    top_users: list[UsageBreakdown] = msgspec.field(default_factory=list)
+    comparison: UsageComparison | None = None

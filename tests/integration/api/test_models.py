@@ -72,3 +72,48 @@ def test_model_usage_rejects_bad_intervals_and_ranges(client: TestClient) -> Non
     response = client.get("/api/v1/models/openai/gpt-4o-mini/usage", params=too_fine)
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "interval"
+
+
+def test_model_usage_breakdowns_and_comparison(client: TestClient, full_range: dict) -> None:
+    from observatory_api.models.pricing import ModelPrices, price_usage
+
+    start = datetime.fromisoformat(full_range["from"])
+    end = datetime.fromisoformat(full_range["to"])
+    used = [
+        s
+        for s in dataset.spans()
+        if s.provider == "anthropic" and s.model == "claude-sonnet-4" and start <= s.start_time < end
+    ]
+    params = {**full_range, "top_users": 3, "compare_with": "openai/gpt-4o-mini"}
+    response = client.get("/api/v1/models/anthropic/claude-sonnet-4/usage", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    by_env: dict = {}
+    for s in used:
+        by_env[s.environment] = by_env.get(s.environment, 0) + 1
+    assert {e["key"]: e["requests"] for e in body["by_environment"]} == by_env
+    cost_by_user: dict = {}
+    for s in used:
+        cost_by_user[s.user_id] = cost_by_user.get(s.user_id, 0.0) + (s.cost_usd or 0.0)
+    top = sorted(cost_by_user.items(), key=lambda item: -item[1])[:3]
+    assert [u["key"] for u in body["top_users"]] == [u for u, _ in top]
+    assert body["top_users"][0]["cost_usd"] == pytest.approx(top[0][1])
+
+    def priced(entry: dict) -> float:
+        return price_usage(
+            ModelPrices.from_row(entry),
+            input_tokens=sum(s.input_tokens or 0 for s in used),
+            output_tokens=sum(s.output_tokens or 0 for s in used),
+            cache_read_input_tokens=sum(s.cache_read_input_tokens or 0 for s in used),
+            cache_creation_input_tokens=sum(s.cache_creation_input_tokens or 0 for s in used),
+            reasoning_output_tokens=sum(s.reasoning_output_tokens or 0 for s in used),
+        )
+
+    catalogue = {m["id"]: m for m in STARTER_MODELS}
+    comparison = body["comparison"]
+    assert comparison["model_id"] == "openai/gpt-4o-mini"
+    assert comparison["cost_usd"] == pytest.approx(priced(catalogue["openai/gpt-4o-mini"]))
+    assert comparison["current_model_list_cost_usd"] == pytest.approx(priced(catalogue["anthropic/claude-sonnet-4"]))
+    assert comparison["cost_usd"] < comparison["current_model_list_cost_usd"]
+    unknown = client.get("/api/v1/models/anthropic/claude-sonnet-4/usage", params={"compare_with": "x/y"})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "compare_with"

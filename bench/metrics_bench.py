@@ -1,0 +1,229 @@
+"""Metric queries at scale: raw spans against the rollups, on PostgreSQL, side by side in one run.
+
+    # 1. load (once; ~10 million spans over 30 days, through the TelemetryWriter, logs progress):
+    .venv/bin/python bench/metrics_bench.py seed --spans 10000000 --log bench/seed_metrics.log
+    # 2. measure the three target queries on both paths:
+    .venv/bin/python bench/metrics_bench.py run --repeat 20
+
+The database is `observatory_bench_metrics` on OBSERVATORY_BENCH_POSTGRES_URL (default
+postgres@127.0.0.1) and is kept afterwards. `seed` is idempotent (the writer skips stored spans),
+so an interrupted load can be re-run. Figures go to bench/RESULTS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+from sqlalchemy import and_, case, delete, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from observatory_api.db.dialect import time_bucket
+from observatory_api.db.engine import create_engine, database_url
+from observatory_api.db.migrate import upgrade
+from observatory_api.demo.seed import seed_demo
+from observatory_api.metrics.plan import plan_query
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.rollup_tables import (
+    ROLLUP_DIMENSIONS,
+    ROLLUP_TABLES,
+    ROLLUPS,
+    metric_rollup_minute_overall,
+)
+from observatory_api.metrics.rollups import dims_key
+from observatory_api.metrics.schemas import MetricQuery
+from observatory_api.settings import DatabaseSettings, QuerySettings
+
+ADMIN_URL = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = os.environ.get("OBSERVATORY_BENCH_DATABASE", "observatory_bench_metrics")
+END = datetime(2026, 11, 20, tzinfo=UTC)
+SPANS_PER_TRACE = 3.88  # the generator's average
+
+
+def bench_settings() -> DatabaseSettings:
+    url = make_url(ADMIN_URL).set(database=DATABASE).render_as_string(hide_password=False)
+    # The benchmark's own statements may run longer than the API's default timeout.
+    return DatabaseSettings(url=url, statement_timeout_ms=600_000)
+
+
+async def seed(spans: int, log_path: str, seed_value: int = 42) -> None:
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
+            await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await admin.close()
+    settings = bench_settings()
+    engine = create_engine(settings, database_url(settings))
+    traces = round(spans / SPANS_PER_TRACE)
+    started = last_time = time.perf_counter()
+    last_done = 0
+    with open(log_path, "a", buffering=1) as log:  # noqa: ASYNC230 - a progress log, not request I/O
+        log.write(
+            f"{datetime.now(UTC).isoformat()} seed {seed_value}: {traces:,} traces (~{spans:,} spans) into {DATABASE}\n"
+        )
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_time, last_done
+            if done - last_done >= 25_000 or done == total:
+                now = time.perf_counter()
+                rate = (done - last_done) * SPANS_PER_TRACE / (now - last_time)
+                log.write(f"{done:,}/{total:,} traces, {now - started:,.0f} s, ~{rate:,.0f} spans/s recently\n")
+                last_time, last_done = now, done
+
+        try:
+            await upgrade(engine, settings)
+            result = await seed_demo(engine, traces=traces, seed=seed_value, end=END, days=30, progress=progress)
+            elapsed = time.perf_counter() - started
+            # The server here runs without autovacuum: give the planner statistics and the
+            # visibility map once, as autovacuum would in production.
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("VACUUM ANALYZE")
+            log.write(
+                f"done: {result.spans:,} spans, {result.logs:,} logs in {elapsed:,.0f} s "
+                f"= {result.spans / elapsed:,.0f} spans/s ({platform.node()}, {os.cpu_count()} cores)\n"
+            )
+        finally:
+            await engine.dispose()
+
+
+# The three target queries of the issue, over windows that end at the dataset's end.
+def target_queries(end: datetime) -> dict[str, dict]:
+    return {
+        "30d cost + requests by model per day": {
+            "metrics": [{"id": "cost_usd", "aggregation": "sum"}, {"id": "request_count"}],
+            "group_by": ["model"],
+            "interval": "day",
+            "from": end - timedelta(days=30),
+            "to": end,
+        },
+        "7d latency p50/p95/p99 by model": {
+            "metrics": [{"id": "latency_ms", "aggregation": p} for p in ("p50", "p95", "p99")],
+            "group_by": ["model"],
+            "from": end - timedelta(days=7),
+            "to": end,
+        },
+        "24h by minute (requests, cost, p95 latency)": {
+            "metrics": [
+                {"id": "request_count"},
+                {"id": "cost_usd", "aggregation": "sum"},
+                {"id": "latency_ms", "aggregation": "p95"},
+            ],
+            "interval": "minute",
+            "from": end - timedelta(hours=24),
+            "to": end,
+        },
+    }
+
+
+async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
+    settings = bench_settings()
+    engine = create_engine(settings, database_url(settings))
+    repository = MetricRepository(engine)
+    limits = QuerySettings()
+    async with engine.connect() as conn:
+        spans = (await conn.execute(text("SELECT count(*) FROM spans"))).scalar_one()
+        span_range = (await conn.execute(text("SELECT min(start_time), max(start_time) FROM spans"))).one()
+    # A dashboard's "now" is not on a bucket boundary: the unaligned run shifts every window.
+    end = END - timedelta(minutes=7, seconds=13.25) if unaligned else END
+    print(f"# {spans:,} spans from {span_range[0]} to {span_range[1]}; {platform.node()}, {os.cpu_count()} cores")
+    print(f"# windows end at {end.isoformat()}; timings are the engine call (plan, SQL, assembly), in ms")
+    print("| query | path | runs | p50 ms | p95 ms | max ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    ratios = []
+    for name, body in target_queries(end).items():
+        figures = {}
+        for source, runs in (("rollup", repeat), ("raw", raw_repeat)):
+            plan = plan_query(msgspec.convert({**body, "source": source}, MetricQuery), limits)
+            await repository.query(plan)  # warm: caches, compiled statements
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = await repository.query(plan)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            p50 = statistics.median(times)
+            p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+            figures[source] = p95
+            print(f"| {name} | {result.source} | {runs} | {p50:,.0f} | {p95:,.0f} | {times[-1]:,.0f} |")
+        ratios.append((name, figures["raw"] / figures["rollup"]))
+    for name, ratio in ratios:
+        print(f"# {name}: raw p95 / rollup p95 = {ratio:,.1f}x")
+    await engine.dispose()
+
+
+async def derive_rollups() -> None:
+    """Build the day rollup from the hour rollup and the overall minute rollup from the minute
+    rollup (exact: counts and sums add, min and max nest, histogram bins add).
+
+    For a database loaded by a writer that kept only the minute and hour rollups (the 10-million
+    span load of bench/RESULTS.md began before the other two existed); the writer keeps all four.
+    """
+    settings = bench_settings()
+    engine = create_engine(settings, database_url(settings))
+    async with engine.begin() as conn:
+        for rollup in ROLLUPS:
+            await conn.run_sync(lambda sync, table=rollup.table: table.create(sync, checkfirst=True))
+        for target, source in ((ROLLUP_TABLES["day"], ROLLUP_TABLES["hour"]), (metric_rollup_minute_overall, None)):
+            rollup = next(r for r in ROLLUPS if r.table is target)
+            source = source if source is not None else ROLLUP_TABLES["minute"]
+            dims = list(rollup.dimension_columns)
+            if len(dims) == len(ROLLUP_DIMENSIONS):
+                key: Any = source.c.dims_key
+            else:  # fewer dimensions: the key of each combination, computed as the writer does
+                pairs = (await conn.execute(select(*(source.c[d] for d in dims)).distinct())).all()
+                key = case(
+                    *(
+                        (and_(*(source.c[d] == v for d, v in zip(dims, pair, strict=True))), dims_key(list(pair)))
+                        for pair in pairs
+                    )
+                )
+            group = [time_bucket(rollup.seconds, source.c.bucket).label("bucket"), key.label("dims_key")]
+            group += [source.c[d] for d in dims]
+            columns = list(group)
+            for column in target.columns[len(group) :]:
+                name = column.name
+                aggregate = func.min if name.endswith("_min") else func.max if name.endswith("_max") else func.sum
+                columns.append(aggregate(source.c[name]).label(name))
+            await conn.execute(delete(target))
+            rows = select(*columns).group_by(*group)
+            await conn.execute(insert(target).from_select([c.name for c in target.columns], rows))
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("VACUUM ANALYZE")
+    await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    seeding = commands.add_parser("seed")
+    seeding.add_argument("--spans", type=int, default=10_000_000)
+    seeding.add_argument("--log", default="bench/seed_metrics.log")
+    seeding.add_argument("--seed", type=int, default=42, help="generator seed; a second loader uses another")
+    running = commands.add_parser("run")
+    running.add_argument("--repeat", type=int, default=20, help="runs per query on the rollup path")
+    running.add_argument("--raw-repeat", type=int, default=20, help="runs per query on the raw path")
+    running.add_argument("--unaligned", action="store_true", help="windows end 7m13s before a bucket boundary")
+    commands.add_parser("derive-rollups", help="build the day and overall-minute rollups from the others")
+    args = parser.parse_args()
+    if args.command == "seed":
+        asyncio.run(seed(args.spans, args.log, args.seed))
+    elif args.command == "derive-rollups":
+        asyncio.run(derive_rollups())
+    else:
+        asyncio.run(measure(args.repeat, args.raw_repeat, args.unaligned))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Metrics: the catalogue, the query engine over raw spans and rollups, and the rollup writer."""

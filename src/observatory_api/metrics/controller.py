@@ -1,0 +1,120 @@
+"""MetricController: `GET /metrics`, `GET /metrics/{metric_id}`, `POST /metrics/query`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
+from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.errors import InvalidInput, NotFound
+from observatory_api.metrics.catalogue import METRICS
+from observatory_api.metrics.plan import plan_query
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.schemas import MetricCatalogue, MetricQuery, MetricQueryResult, MetricValue
+from observatory_api.metrics.values import catalogue, metric_value
+from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
+from observatory_api.query import check_plain
+from observatory_api.security.permissions import content_allowed
+from observatory_api.settings import Settings
+
+METRIC_ID = PathParameter(max_length=100, description="A metric id from `GET /metrics`, e.g. `cost_usd`.")
+SpanKindParam = Annotated[str | None, QueryParameter(required=False, max_length=16)]
+
+
+class MetricController(Controller):
+    path = "/metrics"
+    tags = ["metrics"]
+
+    @get("/", operation_id="list_metrics", summary="The metric catalogue")
+    async def list_metrics(self) -> MetricCatalogue:
+        """Every metric with its unit, aggregations and dimensions, the intervals, and the
+        dimensions that group only as a top-N."""
+        return catalogue()
+
+    @get(
+        "/{metric_id:str}",
+        operation_id="get_metric",
+        summary="A metric's value, against the previous period",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_metric(
+        self,
+        metric_repository: NamedDependency[MetricRepository],
+        settings: NamedDependency[Settings],
+        metric_id: Annotated[str, METRIC_ID],
+        from_: Annotated[datetime | None, TIME_FROM] = None,
+        to: Annotated[datetime | None, TIME_TO] = None,
+        aggregation: Annotated[str | None, QueryParameter(required=False, max_length=16)] = None,
+        provider: Annotated[str | None, IDENT] = None,
+        model: Annotated[str | None, IDENT] = None,
+        service: Annotated[str | None, IDENT] = None,
+        environment: Annotated[str | None, IDENT] = None,
+        status: Annotated[str | None, QueryParameter(required=False, max_length=8)] = None,
+        kind: SpanKindParam = None,
+        finish_reason: Annotated[str | None, IDENT] = None,
+        user_id: Annotated[str | None, IDENT] = None,
+        session_id: Annotated[str | None, IDENT] = None,
+        tag: Annotated[str | None, IDENT] = None,
+    ) -> MetricValue:
+        """The definition, the value over `from`/`to` (default aggregation unless `aggregation`
+        is given), the value over the equally long period just before, and the change. The other
+        parameters keep only spans with that value."""
+        metric = METRICS.get(metric_id)
+        if metric is None:
+            raise NotFound(f"no metric {metric_id!r}; see GET /api/v1/metrics")
+        if aggregation is not None and aggregation not in metric.aggregations:
+            allowed = ", ".join(metric.aggregations)
+            raise InvalidInput.field(
+                "aggregation", f"{aggregation!r} does not apply to {metric_id}; use {allowed}", "query"
+            )
+        given = {
+            "provider": provider,
+            "model": model,
+            "service": service,
+            "environment": environment,
+            "status": status,
+            "kind": kind,
+            "finish_reason": finish_reason,
+            "user_id": user_id,
+            "session_id": session_id,
+            "tag": tag,
+        }
+        for name, value, choices in (("status", status, SPAN_STATUSES), ("kind", kind, SPAN_KINDS)):
+            if value is not None and value not in choices:
+                raise InvalidInput.field(name, f"must be one of {', '.join(choices)}", "query")
+        conditions = {name: check_plain(value, name) for name, value in given.items() if value is not None}
+        return await metric_value(
+            metric_repository,
+            settings.query,
+            metric=metric,
+            aggregation=aggregation,
+            start=from_,
+            end=to,
+            conditions=conditions,  # type: ignore[arg-type]
+        )
+
+    @post(
+        "/query",
+        operation_id="query_metrics",
+        summary="Aggregate metrics by group and time bucket",
+        status_code=200,
+        responses=BAD_REQUEST,
+    )
+    async def query_metrics(
+        self,
+        request: Request[Any, Any, Any],
+        metric_repository: NamedDependency[MetricRepository],
+        settings: NamedDependency[Settings],
+        data: JSONBody[MetricQuery],
+    ) -> MetricQueryResult:
+        """Example: `{"metrics": [{"id": "cost_usd", "aggregation": "sum"}, {"id": "request_count"}],
+        "group_by": ["model"], "from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z",
+        "interval": "day"}`. One series per group with a point per bucket (empty buckets: 0 for
+        counts and sums, null for averages and percentiles) and totals, plus the overall totals."""
+        plan = plan_query(data, settings.query, allow_content=content_allowed(request))
+        return await metric_repository.query(plan)

@@ -1,0 +1,66 @@
+"""Mergeable log-spaced histograms: percentiles over pre-aggregated data with a stated error bound.
+
+Bin 0 holds values below 1 (ms); bin i (1 <= i < BINS - 1) holds [GAMMA**(i-1), GAMMA**i); the
+last bin holds everything from GAMMA**(BINS-2) up. A bin is represented by 2*GAMMA**i/(GAMMA+1),
+which is within ALPHA (relative) of every value in [GAMMA**(i-1), GAMMA**i]. A percentile is taken
+at the same rank as PostgreSQL's percentile_cont (p * (n - 1), interpolated between the two
+neighbouring order statistics), each neighbour estimated from its bin and clamped to the group's
+exact min and max: for values in [1, UPPER) the estimate is within ALPHA of the exact percentile.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+
+ALPHA = 0.05
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+BINS = 160
+_LOG_GAMMA = math.log(GAMMA)
+# The bound holds below this value (about 2 hours for milliseconds); above, the max clamps.
+UPPER = GAMMA ** (BINS - 2)
+
+
+def bin_of(value: float) -> int:
+    if not value >= 1.0:  # also catches NaN
+        return 0
+    return min(1 + math.floor(math.log(value) / _LOG_GAMMA), BINS - 1)
+
+
+def representative(index: int) -> float:
+    if index == 0:
+        return 0.5
+    return 2 * GAMMA**index / (GAMMA + 1)
+
+
+def histogram_of(values: Sequence[float]) -> list[int]:
+    counts = [0] * BINS
+    for value in values:
+        counts[bin_of(value)] += 1
+    return counts
+
+
+def percentile(counts: Sequence[int], fraction: float, *, minimum: float | None, maximum: float | None) -> float | None:
+    """The `fraction` percentile of the values counted in `counts` (see the module docstring)."""
+    cumulative = list(accumulate(counts))
+    total = cumulative[-1] if cumulative else 0
+    if total == 0:
+        return None
+    rank = fraction * (total - 1)
+    lower = int(rank)
+    upper = min(lower + 1, total - 1)
+    # The bin holding the k-th smallest value (0-based) is the first whose running count exceeds k.
+    low, high = bisect_right(cumulative, lower), bisect_right(cumulative, upper)
+    estimate_low = _clamp(representative(low), minimum, maximum)
+    estimate_high = _clamp(representative(high), minimum, maximum)
+    return estimate_low + (estimate_high - estimate_low) * (rank - lower)
+
+
+def _clamp(value: float, minimum: float | None, maximum: float | None) -> float:
+    if minimum is not None and value < minimum:
+        return minimum
+    if maximum is not None and value > maximum:
+        return maximum
+    return value

@@ -1,0 +1,331 @@
+"""MetricRepository: runs a planned metric query on raw spans or the rollups and assembles the answer.
+
+States (counts, sums, min, max, histogram bins) are read at the finest level asked for (group and
+bucket), and merged in Python up to each series' totals and the overall totals whenever that is
+exact; distinct counts, exact percentiles, top-N queries and tag groups (a span counts under each
+of its tags) read each level from the database instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import case
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from observatory_api.db.dialect import grouped_percentiles, time_bucket
+from observatory_api.errors import InvalidInput
+from observatory_api.metrics import histogram
+from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
+from observatory_api.metrics.rollup_tables import HISTOGRAMS
+from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries, Value
+from observatory_api.metrics.sql import (
+    edge_values,
+    raw_source,
+    rollup_source,
+    states_statement,
+    top_groups_statement,
+)
+from observatory_api.observability.db import timed
+from observatory_api.query import TimeWindow
+
+States = dict[str, Any]
+Level = dict[tuple, States]
+
+
+class MetricRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @timed("metrics.query")
+    async def query(self, plan: Plan) -> MetricQueryResult:
+        async with self._engine.connect() as conn:
+            return await _Execution(conn, plan).run()
+
+
+class _Execution:
+    def __init__(self, conn: AsyncConnection, plan: Plan) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.dialect = conn.dialect.name
+        self.nkeys = len(plan.group_by)
+        self.bucketed = plan.interval_seconds is not None
+        self.groups: list[tuple] | None = None
+
+    async def run(self) -> MetricQueryResult:
+        plan = self.plan
+        if plan.top_n_in_sql:
+            statement = top_groups_statement(plan, raw_source(plan, self.dialect, plan.window))
+            self.groups = [tuple(row) for row in await self.conn.execute(statement)]
+        finest = await self._finest_states()
+        distinct = any(s.metric.kind == "distinct" for s in plan.selections)
+        if self.bucketed:
+            points = finest
+            if distinct:
+                series = await self._raw_states(with_bucket=False)
+            else:
+                series = _merge_up(points, self.nkeys)
+        else:
+            points, series = {}, finest
+        if distinct or "tag" in plan.group_by or self.groups is not None:
+            totals = await self._raw_states(with_bucket=False, with_keys=False)
+        else:
+            totals = _merge_up(series, 0)
+        exact: dict[str, dict[tuple, dict[str, dict[float, float | None]]]] = {}
+        if plan.grain is None and any(s.percentile is not None for s in plan.selections):
+            exact = await self._exact_percentiles()
+        return self._assemble(points, series, totals, exact)
+
+    # ------------------------------------------------------------------ reading states
+
+    async def _finest_states(self) -> Level:
+        plan = self.plan
+        if plan.grain is None:
+            return await self._raw_states(with_bucket=self.bucketed)
+        level: Level = {}
+        nkeys = self.nkeys + self.bucketed
+        for grain, part in segments(plan.window, usable_grains(plan.interval_seconds)):
+            if grain is None:
+                part_level = await self._raw_states(with_bucket=self.bucketed, window=part)
+                await self._edge_histograms(part, part_level)
+            else:
+                statement = states_statement(plan, rollup_source(plan, grain, part), with_bucket=self.bucketed)
+                part_level = await self._read(statement, nkeys)
+            level = _merge_levels(level, part_level)
+        return level
+
+    async def _raw_states(
+        self, *, with_bucket: bool, with_keys: bool = True, window: TimeWindow | None = None
+    ) -> Level:
+        plan = self.plan if with_keys else replace(self.plan, group_by=[])
+        groups = self.groups if with_keys else None
+        source = raw_source(plan, self.dialect, window or plan.window, groups=groups)
+        statement = states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
+        return await self._read(statement, (self.nkeys if with_keys else 0) + with_bucket)
+
+    async def _edge_histograms(self, edge: TimeWindow, level: Level) -> None:
+        """Fill the histogram states of a raw edge from its values, as the writer would."""
+        source = raw_source(self.plan, self.dialect, edge, groups=self.groups)
+        for selection in _histogram_selections(self.plan):
+            values: dict[tuple, list[float]] = defaultdict(list)
+            statement = edge_values(self.plan, source, selection, with_bucket=self.bucketed)
+            for row in await self.conn.execute(statement):
+                values[tuple(row[:-1])].append(float(row[-1]))
+            for key, found in values.items():
+                level.setdefault(key, {})[f"{selection.metric.id}:h"] = histogram.histogram_of(found)
+
+    async def _read(self, statement: Any, nkeys: int) -> Level:
+        result = await self.conn.execute(statement)
+        decode = _decoder(list(result.keys())[nkeys:])
+        return {tuple(row[:nkeys]): decode(row[nkeys:]) for row in result}
+
+    async def _exact_percentiles(self) -> dict[str, dict[tuple, dict[str, dict[float, float | None]]]]:
+        plan = self.plan
+        # Without groups the series and the totals are the same level: read it once.
+        levels: dict[str, tuple[bool, bool]] = {"totals": (False, False)}
+        if self.nkeys:
+            levels["series"] = (False, True)
+        if self.bucketed:
+            levels["points"] = (True, True)
+        found: dict[str, dict[tuple, dict[str, dict[float, float | None]]]] = {}
+        by_metric: dict[str, list[float]] = defaultdict(list)
+        metrics = {}
+        for selection in plan.selections:
+            if selection.percentile is not None:
+                by_metric[selection.metric.id].append(selection.percentile)
+                metrics[selection.metric.id] = selection.metric
+        for level_name, (with_bucket, with_keys) in levels.items():
+            sub_plan = plan if with_keys else replace(plan, group_by=[])
+            source = raw_source(sub_plan, self.dialect, plan.window, groups=self.groups if with_keys else None)
+            keys = list(source.keys)
+            if with_bucket:
+                keys.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+            level = found.setdefault(level_name, {})
+            for metric_id, fractions in by_metric.items():
+                metric = metrics[metric_id]
+                value = case((metric.condition(source.table), metric.value(source.table)))
+                statement = grouped_percentiles(
+                    self.dialect,
+                    keys=keys,
+                    value=value,
+                    from_obj=source.from_obj,
+                    where=source.where,
+                    fractions=fractions,
+                )
+                for row in await self.conn.execute(statement):
+                    key = tuple(row[: len(keys)])
+                    results = row[len(keys) :]
+                    level.setdefault(key, {})[metric_id] = {
+                        f: None if v is None else float(v) for f, v in zip(fractions, results, strict=True)
+                    }
+        return found
+
+    # ------------------------------------------------------------------ the answer
+
+    def _assemble(self, points: Level, series: Level, totals: Level, exact: dict) -> MetricQueryResult:
+        plan = self.plan
+        if not self.nkeys and "totals" in exact:
+            exact["series"] = exact["totals"]
+        keys = sorted(series, key=_group_order) if self.nkeys else [()]
+        all_series = []
+        for key in keys:
+            entry = MetricSeries(
+                group={name: key[i] for i, name in enumerate(plan.group_by)},
+                totals=_values(plan.selections, series.get(key, {}), _exact_at(exact, "series", key)),
+            )
+            if self.bucketed:
+                entry.points = [
+                    MetricPoint(
+                        time=start,
+                        values=_values(
+                            plan.selections, points.get((*key, start), {}), _exact_at(exact, "points", (*key, start))
+                        ),
+                    )
+                    for start in plan.buckets
+                ]
+            all_series.append(entry)
+        if plan.order_key is not None:
+            all_series = _ordered(all_series, plan.order_key, plan.descending)
+        if plan.limit is not None:
+            all_series = all_series[: plan.limit]
+        if len(all_series) * max(len(plan.buckets), 1) > MAX_POINTS:
+            raise InvalidInput.field(
+                "group_by",
+                f"the answer would hold more than {MAX_POINTS} points; add a limit or a coarser interval",
+                "body",
+            )
+        source = "raw" if plan.grain is None else f"rollup_{plan.grain}"
+        return MetricQueryResult(
+            from_=plan.window.start,
+            to=plan.window.end,
+            interval=plan.interval,
+            source=source,
+            series=all_series,
+            totals=_values(plan.selections, totals.get((), {}), _exact_at(exact, "totals", ())),
+        )
+
+
+def _histogram_selections(plan: Plan) -> list[Selection]:
+    chosen: dict[str, Selection] = {}
+    for selection in plan.selections:
+        if selection.percentile is not None and selection.metric.measure in HISTOGRAMS:
+            chosen.setdefault(selection.metric.id, selection)
+    return list(chosen.values())
+
+
+def _decoder(names: list[str]) -> Any:
+    """A function from a row of state columns to States; histogram bins become one list."""
+    plain: list[tuple[int, str]] = []
+    bins: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        metric, _, state = name.partition(":")
+        if state.startswith("h") and state[1:].isdigit():
+            bins.setdefault(metric, []).append(i)
+        else:
+            plain.append((i, name))
+    # state_columns emits each histogram's bins in order, side by side.
+    spans = {f"{metric}:h": (at[0], at[-1] + 1) for metric, at in bins.items()}
+
+    def decode(values: Any) -> States:
+        states: States = {name: values[i] for i, name in plain}
+        for name, (first, end) in spans.items():
+            states[name] = [v or 0 for v in values[first:end]]
+        return states
+
+    return decode
+
+
+def _merge(a: States, b: States) -> States:
+    merged = dict(a)
+    for name, value in b.items():
+        if value is None:
+            continue
+        current = merged.get(name)
+        if current is None:
+            merged[name] = value
+            continue
+        state = name.partition(":")[2]
+        if state == "min":
+            merged[name] = min(current, value)
+        elif state == "max":
+            merged[name] = max(current, value)
+        elif state == "h":
+            merged[name] = [x + y for x, y in zip(current, value, strict=True)]
+        else:
+            merged[name] = current + value
+    return merged
+
+
+def _merge_levels(a: Level, b: Level) -> Level:
+    merged = dict(a)
+    for key, states in b.items():
+        merged[key] = _merge(merged[key], states) if key in merged else states
+    return merged
+
+
+def _merge_up(level: Level, nkeys: int) -> Level:
+    merged: Level = {}
+    for key, states in level.items():
+        short = key[:nkeys]
+        merged[short] = _merge(merged[short], states) if short in merged else states
+    return merged
+
+
+def _exact_at(exact: dict, level: str, key: tuple) -> dict[str, dict[float, float | None]]:
+    return exact.get(level, {}).get(key, {})
+
+
+def _values(
+    selections: list[Selection], states: States, exact: dict[str, dict[float, float | None]]
+) -> dict[str, Value]:
+    return {s.key: _value(s, states, exact) for s in selections}
+
+
+def _value(selection: Selection, states: States, exact: dict[str, dict[float, float | None]]) -> Value:
+    metric, aggregation, name = selection.metric, selection.aggregation, selection.metric.id
+    # asyncpg returns numeric sums as Decimal: int() and float() convert them.
+    if metric.kind == "count":
+        return int(states.get(f"{name}:n") or 0)
+    if metric.kind == "distinct":
+        return int(states.get(f"{name}:d") or 0)
+    if metric.kind == "ratio":
+        denominator = states.get(f"{name}:den") or 0
+        return float(states.get(f"{name}:num") or 0) / float(denominator) if denominator else None
+    if selection.percentile is not None:
+        if f"{name}:h" in states:
+            return histogram.percentile(
+                states[f"{name}:h"],
+                selection.percentile,
+                minimum=_float(states.get(f"{name}:min")),
+                maximum=_float(states.get(f"{name}:max")),
+            )
+        return exact.get(name, {}).get(selection.percentile)
+    count = states.get(f"{name}:c")
+    total = states.get(f"{name}:s")
+    if aggregation == "count":
+        return int(count or 0)
+    if aggregation == "sum":
+        return int(total or 0) if metric.integer else float(total or 0.0)
+    if aggregation == "avg":
+        return float(total) / float(count) if count and total is not None else None
+    extreme = states.get(f"{name}:{aggregation}")
+    if extreme is None:
+        return None
+    return int(extreme) if metric.integer else float(extreme)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _group_order(key: tuple) -> tuple:
+    return tuple((value is None, "" if value is None else str(value)) for value in key)
+
+
+def _ordered(series: list[MetricSeries], key: str, descending: bool) -> list[MetricSeries]:
+    present = [s for s in series if s.totals.get(key) is not None]
+    missing = [s for s in series if s.totals.get(key) is None]
+    present.sort(key=lambda s: s.totals[key], reverse=descending)  # stable: ties keep group order
+    return present + missing

@@ -1,0 +1,231 @@
+"""Statements of the metric engine, from whitelisted pieces: catalogue entries, known columns,
+compiled span filters and bound values.
+
+A `Source` is what a statement reads: raw spans (one row per span) or a rollup table (one row per
+bucket and dimension combination, weighted by its span count). Both give the same *states*
+(counts, sums, min, max, histogram bins) under the same names, so one merge code serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    nulls_last,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql import visitors
+
+from observatory_api.db import tables
+from observatory_api.db.dialect import json_array_elements, time_bucket
+from observatory_api.filters import compile_span_filter
+from observatory_api.metrics.catalogue import DIMENSIONS, model_call
+from observatory_api.metrics.plan import Plan, Selection, rollup_for
+from observatory_api.metrics.rollup_tables import HISTOGRAMS, hist_columns
+from observatory_api.query import TimeWindow
+
+_s = tables.spans
+
+
+@dataclass(slots=True)
+class Source:
+    table: Table
+    from_obj: Any
+    time_column: ColumnElement[Any]
+    keys: list[Any]  # labelled g0, g1, ... in group_by order
+    where: ColumnElement[bool]
+    rollup: bool
+
+    def weight(self) -> ColumnElement[Any]:
+        return self.table.c.span_count if self.rollup else literal(1)
+
+
+def raw_source(plan: Plan, dialect_name: str, window: TimeWindow, *, groups: list[tuple] | None = None) -> Source:
+    from_obj: Any = _s
+    tag = None
+    if "tag" in plan.group_by:
+        tag = json_array_elements(dialect_name, _s.c.tags, "tag")
+        from_obj = _s.outerjoin(tag, true())
+    keys = [
+        (tag.c.value if name == "tag" else _s.c[DIMENSIONS[name]]).label(f"g{i}")
+        for i, name in enumerate(plan.group_by)
+    ]
+    where = and_(_s.c.start_time >= window.start, _s.c.start_time < window.end, *_scope(plan, _s))
+    if plan.filter_node is not None:
+        where = and_(where, compile_span_filter(plan.filter_node))
+    if groups is not None:
+        where = and_(where, groups_condition(keys, groups))
+    return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False)
+
+
+def rollup_source(plan: Plan, grain: str, window: TimeWindow) -> Source:
+    table = rollup_for(plan, grain).table
+    keys = [table.c[DIMENSIONS[name]].label(f"g{i}") for i, name in enumerate(plan.group_by)]
+    where = and_(table.c.bucket >= window.start, table.c.bucket < window.end, *_scope(plan, table))
+    if plan.filter_node is not None:
+        where = and_(where, rebind(compile_span_filter(plan.filter_node), table))
+    return Source(table, table, table.c.bucket, keys, where, rollup=True)
+
+
+def _scoped(plan: Plan) -> bool:
+    return all(s.metric.model_calls_only for s in plan.selections)
+
+
+def _scope(plan: Plan, t: Any) -> list[ColumnElement[bool]]:
+    """Model calls only, when every selected metric is about model calls: fewer rows to read,
+    and no group made only of other spans (all zeros)."""
+    return [model_call(t)] if _scoped(plan) else []
+
+
+def rebind(expression: ColumnElement[Any], table: Table) -> ColumnElement[Any]:
+    """`expression` over spans, with every spans column replaced by `table`'s column of that name."""
+
+    def replace(element: Any, **_: Any) -> Any:
+        if getattr(element, "table", None) is _s and element.name in table.c:
+            return table.c[element.name]
+        return None
+
+    return visitors.replacement_traverse(expression, {}, replace)
+
+
+def groups_condition(keys: list[Any], groups: list[tuple]) -> ColumnElement[bool]:
+    """Rows of one of `groups` (tuples of key values, None for NULL)."""
+    if not groups:
+        return false()
+    return or_(
+        *(
+            and_(*(key.element.is_(None) if v is None else key.element == v for key, v in zip(keys, g, strict=True)))
+            for g in groups
+        )
+    )
+
+
+# --------------------------------------------------------------------------- states
+
+
+def _when(plan: Plan, condition: Any, t: Any, value: Any, default: Any = None) -> Any:
+    """`value` where `condition` holds; just `value` when the scope (WHERE) already ensures it."""
+    if condition is model_call and _scoped(plan):
+        return value
+    return case((condition(t), value), else_=default)
+
+
+def _int_sum(value: Any) -> Any:
+    # PostgreSQL sums BIGINT as NUMERIC (Decimal in Python): cast back, it is much faster to read.
+    return cast(func.sum(value), BigInteger)
+
+
+def state_columns(plan: Plan, source: Source) -> list[Any]:
+    """Every state the selections need, labelled `<metric>:<state>`, over `source`."""
+    columns: dict[str, Any] = {}
+    t, weight = source.table, source.weight()
+    for selection in plan.selections:
+        metric = selection.metric
+        name = metric.id
+        if metric.kind == "count":
+            columns[f"{name}:n"] = _int_sum(_when(plan, metric.condition, t, weight, 0))
+        elif metric.kind == "ratio":
+            columns[f"{name}:num"] = _int_sum(_when(plan, metric.condition, t, weight, 0))
+            columns[f"{name}:den"] = _int_sum(_when(plan, metric.denominator, t, weight, 0))
+        elif metric.kind == "distinct":
+            columns[f"{name}:d"] = func.count(func.distinct(t.c[metric.column]))
+        else:
+            columns.update(_measure_states(selection, source, plan))
+    return [expression.label(label) for label, expression in columns.items()]
+
+
+def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[str, Any]:
+    metric, aggregation, t = selection.metric, selection.aggregation, source.table
+    name, measure = metric.id, metric.measure
+    states: dict[str, Any] = {}
+    percentile = selection.percentile is not None
+    if source.rollup:
+        if aggregation in ("count", "avg"):
+            states[f"{name}:c"] = _int_sum(_when(plan, metric.condition, t, t.c[f"{measure}_count"], 0))
+        if aggregation in ("sum", "avg"):
+            total = _when(plan, metric.condition, t, t.c[f"{measure}_sum"])
+            states[f"{name}:s"] = _int_sum(total) if metric.integer else func.sum(total)
+        if aggregation == "min" or percentile:
+            states[f"{name}:min"] = func.min(_when(plan, metric.condition, t, t.c[f"{measure}_min"]))
+        if aggregation == "max" or percentile:
+            states[f"{name}:max"] = func.max(_when(plan, metric.condition, t, t.c[f"{measure}_max"]))
+        if percentile:
+            for i, column in enumerate(hist_columns(measure)):
+                states[f"{name}:h{i}"] = _int_sum(_when(plan, metric.condition, t, t.c[column]))
+        return states
+    value = _when(plan, metric.condition, t, metric.value(t))
+    if aggregation in ("count", "avg"):
+        states[f"{name}:c"] = func.count(value)
+    if aggregation in ("sum", "avg"):
+        states[f"{name}:s"] = func.sum(value)
+    if aggregation == "min":
+        states[f"{name}:min"] = func.min(value)
+    if aggregation == "max":
+        states[f"{name}:max"] = func.max(value)
+    # Exact percentiles are separate statements (see `grouped_percentiles`); on raw edges of a
+    # rollup query the histogram is filled from the values (see `edge_values`).
+    if percentile and metric.measure in HISTOGRAMS:
+        states[f"{name}:min"] = func.min(value)
+        states[f"{name}:max"] = func.max(value)
+    return states
+
+
+def states_statement(plan: Plan, source: Source, *, with_bucket: bool, with_keys: bool = True) -> Select[Any]:
+    group = list(source.keys) if with_keys else []
+    if with_bucket:
+        group.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+    statement = select(*group, *state_columns(plan, source)).select_from(source.from_obj).where(source.where)
+    return statement.group_by(*group) if group else statement
+
+
+def edge_values(plan: Plan, source: Source, selection: Selection, *, with_bucket: bool) -> Select[Any]:
+    """Raw values of a histogram metric, for the raw edges of a rollup query."""
+    metric = selection.metric
+    group = list(source.keys)
+    if with_bucket:
+        group.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+    value = metric.value(source.table)
+    condition = and_(source.where, metric.condition(source.table), value.is_not(None))
+    return select(*group, value.label("v")).select_from(source.from_obj).where(condition)
+
+
+def top_groups_statement(plan: Plan, source: Source) -> Select[Any]:
+    """The group keys of the top `limit` groups by the order value, over the whole range."""
+    selection = plan.order_selection
+    assert selection is not None
+    metric, t = selection.metric, source.table
+    if metric.kind == "count":
+        order: Any = func.sum(case((metric.condition(t), 1), else_=0))
+    elif metric.kind == "ratio":
+        numerator = func.sum(case((metric.condition(t), 1.0), else_=0.0))
+        order = numerator / func.nullif(func.sum(case((metric.denominator(t), 1), else_=0)), 0)
+    elif metric.kind == "distinct":
+        order = func.count(func.distinct(t.c[metric.column]))
+    else:
+        value = case((metric.condition(t), cast(metric.value(t), Double)))
+        order = {"count": func.count, "sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}[
+            selection.aggregation
+        ](value)
+    direction = nulls_last(order.desc() if plan.descending else order.asc())
+    return (
+        select(*source.keys)
+        .select_from(source.from_obj)
+        .where(source.where)
+        .group_by(*source.keys)
+        .order_by(direction, *(nulls_last(k.element.asc()) for k in source.keys))
+        .limit(plan.limit)
+    )

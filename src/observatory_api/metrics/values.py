@@ -1,0 +1,81 @@
+"""The catalogue as the API shows it, and one metric's value against the previous period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, METRICS, Metric
+from observatory_api.metrics.plan import INTERVALS, plan_query
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.schemas import (
+    Change,
+    MetricCatalogue,
+    MetricDefinition,
+    MetricQuery,
+    MetricSelection,
+    MetricValue,
+    PeriodValue,
+    Value,
+)
+from observatory_api.query import resolve_window
+from observatory_api.settings import QuerySettings
+
+
+def definition(metric: Metric) -> MetricDefinition:
+    return MetricDefinition(
+        id=metric.id,
+        description=metric.description,
+        unit=metric.unit,
+        aggregations=list(metric.aggregations),
+        default_aggregation=metric.default_aggregation,
+        dimensions=list(DIMENSIONS),
+        rollup_aggregations=[a for a in metric.aggregations if metric.rollup_answers(a)],
+    )
+
+
+def catalogue() -> MetricCatalogue:
+    return MetricCatalogue(
+        data=[definition(metric) for metric in METRICS.values()],
+        intervals=[*INTERVALS, "auto"],
+        top_n_dimensions=sorted(HIGH_CARDINALITY),
+    )
+
+
+async def metric_value(
+    repository: MetricRepository,
+    limits: QuerySettings,
+    *,
+    metric: Metric,
+    aggregation: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    conditions: dict[str, str],
+) -> MetricValue:
+    """`metric` over the window and over the window of equal length just before it."""
+    window = resolve_window(start, end, limits)
+    previous_start = window.start - (window.end - window.start)
+    selection = MetricSelection(id=metric.id, aggregation=aggregation)
+    node = {"and": [{"field": f, "op": "eq", "value": v} for f, v in conditions.items()]} if conditions else None
+
+    async def value_between(a: datetime, b: datetime) -> tuple[Value, str, str]:
+        plan = plan_query(MetricQuery(metrics=[selection], filter=node, from_=a, to=b), limits)
+        result = await repository.query(plan)
+        (key,) = result.totals
+        return result.totals[key], plan.selections[0].aggregation, result.source
+
+    current, chosen, source = await value_between(window.start, window.end)
+    previous, _, _ = await value_between(previous_start, window.start)
+    absolute = relative = None
+    if current is not None and previous is not None:
+        absolute = current - previous
+        relative = absolute / previous if previous else None
+    return MetricValue(
+        metric=definition(metric),
+        aggregation=chosen,
+        from_=window.start,
+        to=window.end,
+        value=current,
+        previous=PeriodValue(from_=previous_start, to=window.start, value=previous),
+        change=Change(absolute=absolute, relative=relative),
+        source=source,
+    )

@@ -1,0 +1,138 @@
+"""The writer keeps the rollups: same transaction, only new spans, prices spans without a cost;
+migration 0003 backfills spans stored before it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from alembic import command
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observatory_api.db.migrate import alembic_config
+from observatory_api.db.tables import spans
+from observatory_api.demo.generator import generate
+from observatory_api.metrics.histogram import histogram_of
+from observatory_api.metrics.rollup_tables import ROLLUP_TABLES, hist_columns
+from observatory_api.models.catalogue_data import STARTER_MODELS
+from observatory_api.models.pricing import ModelPrices, price_usage
+from observatory_api.settings import DatabaseSettings
+from observatory_api.storage import SpanRecord, TelemetryWriter
+
+END = datetime(2025, 3, 14, 18, 0, tzinfo=UTC)
+
+
+def records(traces: int = 60, seed: int = 5) -> list[SpanRecord]:
+    return [s for batch, _ in generate(traces=traces, seed=seed, end=END, days=2) for s in batch]
+
+
+def expected_hourly(spans_: list[SpanRecord]) -> dict[tuple, dict]:
+    grouped: dict[tuple, list[SpanRecord]] = defaultdict(list)
+    for s in spans_:
+        hour = s.start_time.replace(minute=0, second=0, microsecond=0)
+        grouped[(hour, s.model, s.service_name, s.status, s.kind)].append(s)
+    return {
+        key: {
+            "span_count": len(group),
+            "input_tokens_sum": sum(s.input_tokens or 0 for s in group),
+            "cost_usd_sum": sum(s.cost_usd or 0 for s in group),
+            "duration_ms_max": max(s.duration_ms for s in group),
+            "duration_hist": histogram_of([s.duration_ms for s in group]),
+        }
+        for key, group in grouped.items()
+    }
+
+
+async def stored_hourly(engine: AsyncEngine) -> dict[tuple, dict]:
+    table = ROLLUP_TABLES["hour"]
+    hist = hist_columns("duration_ms")
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(table))).mappings().all()
+    found: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["bucket"], row["model"], row["service_name"], row["status"], row["kind"])
+        entry = found.setdefault(
+            key,
+            {
+                "span_count": 0,
+                "input_tokens_sum": 0,
+                "cost_usd_sum": 0.0,
+                "duration_ms_max": 0.0,
+                "duration_hist": [0] * len(hist),
+            },
+        )
+        entry["span_count"] += row["span_count"]
+        entry["input_tokens_sum"] += row["input_tokens_sum"]
+        entry["cost_usd_sum"] += row["cost_usd_sum"]
+        entry["duration_ms_max"] = max(entry["duration_ms_max"], row["duration_ms_max"])
+        entry["duration_hist"] = [a + (row[c] or 0) for a, c in zip(entry["duration_hist"], hist, strict=True)]
+    return found
+
+
+def assert_same(found: dict, wanted: dict) -> None:
+    assert found.keys() == wanted.keys()
+    for key, values in wanted.items():
+        got = found[key]
+        assert got["span_count"] == values["span_count"]
+        assert got["input_tokens_sum"] == values["input_tokens_sum"]
+        assert abs(got["cost_usd_sum"] - values["cost_usd_sum"]) <= 1e-9 * max(values["cost_usd_sum"], 1)
+        assert got["duration_ms_max"] == values["duration_ms_max"]
+        assert got["duration_hist"] == values["duration_hist"]
+
+
+async def test_rollups_follow_writes_and_retries_add_nothing(migrated_engine: AsyncEngine) -> None:
+    spans_ = records()
+    writer = TelemetryWriter(migrated_engine)
+    half = len(spans_) // 2
+    assert await writer.write_spans(spans_[:half]) == half
+    # An overlapping retry: only the second half is new, and only it is added.
+    assert await writer.write_spans(spans_) == len(spans_) - half
+    assert await writer.write_spans(spans_) == 0
+    assert_same(await stored_hourly(migrated_engine), expected_hourly(spans_))
+    minute = ROLLUP_TABLES["minute"]
+    async with migrated_engine.connect() as conn:
+        total = (await conn.execute(select(func.sum(minute.c.span_count)))).scalar_one()
+    assert total == len(spans_)
+
+
+async def test_spans_without_a_cost_are_priced_from_the_catalogue(migrated_engine: AsyncEngine) -> None:
+    catalogue = {(m["provider"], m["name"]): ModelPrices.from_row(m) for m in STARTER_MODELS}
+    originals = [s for s in records(20, seed=9) if s.cost_usd is not None and s.input_tokens]
+    unpriced = [msgspec.structs.replace(s, cost_usd=None) for s in originals]
+    await TelemetryWriter(migrated_engine).write_spans(unpriced)
+    async with migrated_engine.connect() as conn:
+        stored = dict((await conn.execute(select(spans.c.span_id, spans.c.cost_usd))).all())
+    for span in originals:
+        wanted = price_usage(
+            catalogue[(span.provider, span.model)],
+            input_tokens=span.input_tokens or 0,
+            output_tokens=span.output_tokens or 0,
+            cache_read_input_tokens=span.cache_read_input_tokens or 0,
+            cache_creation_input_tokens=span.cache_creation_input_tokens or 0,
+            reasoning_output_tokens=span.reasoning_output_tokens or 0,
+        )
+        # The generator priced them with the same catalogue: the writer finds the same cost.
+        assert abs(stored[span.span_id] - wanted) <= 1e-12
+        assert abs(stored[span.span_id] - span.cost_usd) <= 1e-12
+
+
+async def test_migration_backfills_spans_stored_before_it(
+    migrated_engine: AsyncEngine, migrated_database: DatabaseSettings
+) -> None:
+    spans_ = records(30, seed=4)
+    await TelemetryWriter(migrated_engine).write_spans(spans_)
+    config = alembic_config(migrated_database)
+
+    def down_and_up(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        command.upgrade(config, "head")
+
+    async with migrated_engine.begin() as conn:
+        for table in ROLLUP_TABLES.values():
+            await conn.execute(delete(table))
+        await conn.run_sync(down_and_up)
+    assert_same(await stored_hourly(migrated_engine), expected_hourly(spans_))
+    assert timedelta(0) < END - min(s.start_time for s in spans_)
