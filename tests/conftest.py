@@ -25,7 +25,8 @@ from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import upgrade
 from observatory_api.demo.seed import seed_demo
-from observatory_api.settings import DatabaseSettings, Settings
+from observatory_api.security.tokens import TokenService
+from observatory_api.settings import AuthSettings, DatabaseSettings, RateLimitSettings, Settings
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
 ADMIN_URL = os.environ.get("OBSERVATORY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -33,6 +34,10 @@ READONLY_ROLE = "observatory_test_reader"
 READONLY_PASSWORD = "reader-password-for-tests"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 BACKENDS = ["sqlite", "postgresql"]
+# Every app built by the tests signs tokens and hashes API keys with these.
+TEST_AUTH = AuthSettings(
+    jwt_secret="test-jwt-secret-0123456789abcdefghijklmnop", secret_key="test-secret-key-0123456789abcdefghijklmnop"
+)
 
 
 async def _admin() -> asyncpg.Connection:
@@ -181,7 +186,13 @@ async def _grant_readonly(database: str) -> None:
 
 
 def make_settings(database: DatabaseSettings, **sections: object) -> Settings:
-    return Settings(environment="test", database=database).replace(**sections)
+    return Settings(environment="test", database=database, auth=TEST_AUTH).replace(**sections)
+
+
+def auth_headers(settings: Settings, role: str = "developer", subject: str | None = None) -> dict[str, str]:
+    """`Authorization: Bearer <access token>` for `role`, signed as `settings` verifies it."""
+    issued = TokenService.from_settings(settings).issue(subject=subject or f"test-{role}", role=role, kind="access")
+    return {"Authorization": f"Bearer {issued.token}"}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -191,9 +202,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def client(backend: str, seeded_databases: dict[str, DatabaseSettings]) -> Iterator[TestClient]:
-    """The real app, through `create_app`, over the seeded dataset of one backend."""
-    app = create_app(make_settings(seeded_databases[backend]))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    """The real app, through `create_app`, over the seeded dataset of one backend, as a developer
+    (rate limits high enough for the whole session; tests/integration/security tests the limits)."""
+    roles = {"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000}
+    settings = make_settings(seeded_databases[backend], rate_limit=RateLimitSettings(roles=roles))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers.update(auth_headers(settings, "developer"))
         yield test_client
 
 

@@ -14,10 +14,16 @@ from observatory_api import __version__
 from observatory_api.deps import dependencies
 from observatory_api.errors import exception_handlers
 from observatory_api.health.controller import HealthController
+from observatory_api.ingest.controller import IngestController
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
+from observatory_api.metrics.controller import MetricController
 from observatory_api.models.controller import ModelController
+from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
+from observatory_api.observability.setup import install_observability, observability_lifespan
+from observatory_api.security.permissions import requires
+from observatory_api.security.setup import build_security
 from observatory_api.sessions.controller import SessionController
 from observatory_api.settings import Settings, load_settings
 from observatory_api.spans.controller import SpanController
@@ -28,24 +34,45 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings) -> Litestar:
+    security = build_security(settings)
     api = Router(
         path=API_PREFIX,
-        route_handlers=[TraceController, SpanController, SessionController, ModelController, LogController],
+        route_handlers=[
+            TraceController,
+            SpanController,
+            SessionController,
+            ModelController,
+            MetricController,
+            LogController,
+        ],
+        guards=[requires("read")],
     )
-    return Litestar(
-        route_handlers=[HealthController, api],
-        state=State({"settings": settings}),
-        lifespan=[lifespan],
+    ingest = Router(path="/", route_handlers=[IngestController], guards=[requires("ingest")])
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            api,
+            *([ingest] if settings.features.ingest else []),
+            *security.route_handlers,
+        ],
+        state=State({"settings": settings, **security.state}),
+        lifespan=[lifespan, observability_lifespan, *security.lifespan],
+        middleware=security.middleware,
+        stores=security.stores,
+        response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),
         exception_handlers=exception_handlers(),
         before_request=reject_unknown_query_params,
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, *security.before_send],
         cors_config=_cors(settings),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
+        logging_config=logging_config(settings.logging),
         debug=False,
     )
+    install_observability(app, settings, api_prefix=API_PREFIX)
+    return app
 
 
 def create_app_from_environment() -> Litestar:
@@ -81,6 +108,7 @@ def _openapi(settings: Settings) -> OpenAPIConfig | None:
             Tag(name="spans", description="LLM calls and the other steps of traces."),
             Tag(name="sessions", description="Traces grouped by session."),
             Tag(name="models", description="The model catalogue and each model's usage."),
+            Tag(name="metrics", description="The metric catalogue and metric queries: groups, buckets, percentiles."),
             Tag(name="logs", description="Logs tied to traces and spans."),
             Tag(name="health", description="Liveness, readiness and health."),
         ],

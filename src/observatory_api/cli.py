@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from observatory_api.security.cli import add_security_commands, create_demo_key
 from observatory_api.settings import ConfigError, Settings, load_settings, masked, validate_production
 
 if TYPE_CHECKING:
@@ -66,19 +67,46 @@ def _parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate and print the effective configuration, secrets masked")
     check.add_argument("--production", action="store_true", help="also enforce the production checklist")
     check.set_defaults(run=_config_check)
+    add_security_commands(commands)
     return parser
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.observability.metrics_server import prepare_multiprocess_dir, start_launcher_metrics
+
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    workers = args.workers or settings.server.workers
+    metrics_port = settings.server.metrics_port
+    if port == metrics_port:
+        print(f"observatory-api: --port {port} is the metrics port (API_METRICS_PORT); use another", file=sys.stderr)
+        return 2
+    # First, before anything imports prometheus_client (the demo seeding included) and before
+    # granian forks the workers: they inherit PROMETHEUS_MULTIPROC_DIR and write their values there.
+    metrics_dir = prepare_multiprocess_dir()
+    try:
+        metrics = start_launcher_metrics(host, metrics_port, metrics_dir)
+    except OSError as exc:
+        metrics_dir.cleanup()
+        print(f"observatory-api: cannot serve metrics on {host}:{metrics_port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics_port)
+    finally:
+        metrics.close()
+        metrics_dir.cleanup()
+
+
+def _run_granian(
+    args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int, metrics_port: int
+) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
     if args.demo:
         asyncio.run(_prepare_demo(settings, args.demo_traces))
-    host = args.host or settings.server.host
-    port = args.port or settings.server.port
-    workers = args.workers or settings.server.workers
     print(f"observatory-api: serving on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", flush=True)
+    print(f"observatory-api: metrics on http://{host}:{metrics_port}/metrics", flush=True)
     server = Granian(
         "observatory_api.app:create_app_from_environment",
         factory=True,
@@ -104,6 +132,9 @@ async def _prepare_demo(settings: Settings, traces: int) -> None:
             await _run_seed(engine, traces=traces, seed=42, days=30)
         else:
             print("observatory-api: the database already holds data; not seeding", flush=True)
+        demo_key = await create_demo_key(engine, settings)
+        print(f"observatory-api: demo API key (developer): {demo_key}", flush=True)
+        print("observatory-api: send it as the X-API-Key header (shown once; the next --demo makes a new one)")
     finally:
         await engine.dispose()
 

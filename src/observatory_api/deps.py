@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogRepository
+from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
 from observatory_api.query import check_plain, resolve_window
 from observatory_api.sessions.repository import SessionRepository
@@ -39,6 +40,10 @@ def provide_log_repository(state: State) -> LogRepository:
 
 def provide_model_repository(state: State) -> ModelRepository:
     return ModelRepository(state.read_engine)
+
+
+def provide_metric_repository(state: State) -> MetricRepository:
+    return MetricRepository(state.read_engine)
 
 
 TIME_FROM = QueryParameter(
@@ -100,5 +105,6 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
         "sessions": Provide(provide_session_repository, sync_to_thread=False),
         "logs": Provide(provide_log_repository, sync_to_thread=False),
         "models": Provide(provide_model_repository, sync_to_thread=False),
+        "metric_repository": Provide(provide_metric_repository, sync_to_thread=False),
         "list_filters": Provide(provide_list_filters, sync_to_thread=False),
     }

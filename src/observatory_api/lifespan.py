@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
 from observatory_api.db.migrate import head_revision, upgrade
 from observatory_api.settings import Settings
+from observatory_api.storage import TelemetryWriter
 
 logger = logging.getLogger("observatory_api.lifespan")
 
@@ -37,6 +39,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state.timescaledb = await _has_timescaledb(state.read_engine)
     mark_timescaledb(state.read_engine.dialect, state.timescaledb)
     state.redis = _redis_client(settings)
+    state.write_engine = None
+    if settings.features.ingest:
+        # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
+        state.write_engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
+        mark_timescaledb(state.write_engine.dialect, state.timescaledb)
+        state.ingest_writer = TelemetryWriter(state.write_engine)
+        state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
     state.started_at = time.monotonic()
     logger.info(
         "started",
@@ -46,8 +55,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await state.read_engine.dispose()
+        if state.write_engine is not None:
+            await state.write_engine.dispose()
         if state.redis is not None:
             await state.redis.aclose()
+        # Graceful shutdown reached its end: the pools are closed (tests/e2e/test_shutdown.py).
+        logger.info("stopped: database pools and Redis client closed")
 
 
 async def _has_timescaledb(engine: AsyncEngine) -> bool:

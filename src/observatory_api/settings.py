@@ -78,6 +78,9 @@ class AuthSettings(_Section):
     refresh_ttl_seconds: int = 7 * 24 * 3600
     leeway_seconds: int = 30
     api_key_cache_ttl_seconds: int = 60
+    # When the store (Redis) is unreachable: accept access tokens without checking the deny list
+    # (true), or refuse them with 503 (false). Refresh-token rotation always needs the store.
+    revocation_fail_open: bool = True
 
 
 class RateLimitSettings(_Section):
@@ -119,7 +122,8 @@ class SecurityHeadersSettings(_Section):
 class GraphQLSettings(_Section):
     enabled: bool = True
     playground: bool = False
-    introspection: bool = True
+    # Off by default: production refuses it (the schema is in the docs); turn it on in development.
+    introspection: bool = False
     max_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2000
@@ -137,6 +141,11 @@ class QuerySettings(_Section):
 class FeatureSettings(_Section):
     ingest: bool = False
     docs: bool = True
+
+
+class IngestSettings(_Section):
+    # Concurrent OTLP batches written per worker; more wait briefly, then get 503 + Retry-After.
+    max_concurrent_writes: int = 4
 
 
 class ObservabilitySettings(_Section):
@@ -158,6 +167,7 @@ class Settings(_Section):
     graphql: GraphQLSettings = msgspec.field(default_factory=GraphQLSettings)
     query: QuerySettings = msgspec.field(default_factory=QuerySettings)
     features: FeatureSettings = msgspec.field(default_factory=FeatureSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
     @property
@@ -325,6 +335,13 @@ def validate_settings(settings: Settings) -> None:
         "graphql.max_depth": settings.graphql.max_depth,
         "auth.access_ttl_seconds": settings.auth.access_ttl_seconds,
         "auth.refresh_ttl_seconds": settings.auth.refresh_ttl_seconds,
+        "auth.api_key_cache_ttl_seconds": settings.auth.api_key_cache_ttl_seconds,
+        "rate_limit.anonymous_per_ip": settings.rate_limit.anonymous_per_ip,
+        "rate_limit.auth_per_ip": settings.rate_limit.auth_per_ip,
+        "cache.default_ttl_seconds": settings.cache.default_ttl_seconds,
+        **{f"rate_limit.roles.{k}": v for k, v in settings.rate_limit.roles.items()},
+        **{f"rate_limit.endpoints.{k}": v for k, v in settings.rate_limit.endpoints.items()},
+        **{f"cache.endpoints.{k}": v for k, v in settings.cache.endpoints.items()},
     }
     for key, value in positives.items():
         if value <= 0:
@@ -359,6 +376,10 @@ def validate_production(settings: Settings) -> None:
         raise ConfigError("cors.origins (CORS_ORIGINS)", "a wildcard origin is refused in production; list the origins")
     if settings.graphql.playground:
         raise ConfigError("graphql.playground (GRAPHQL_PLAYGROUND)", "must be false in production")
+    if settings.graphql.enabled and settings.graphql.introspection:
+        raise ConfigError("graphql.introspection (GRAPHQL_INTROSPECTION)", "must be false in production")
+    if not settings.rate_limit.enabled:
+        raise ConfigError("rate_limit.enabled (RATE_LIMIT_ENABLED)", "must be true in production")
     if settings.database.url is None:
         raise ConfigError("database.url (DATABASE_URL)", "production needs PostgreSQL, not the embedded SQLite file")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -14,6 +14,8 @@ from observatory_api.logs.repository import LogFilters, LogRepository
 from observatory_api.logs.schemas import LogPage
 from observatory_api.openapi_docs import BAD_REQUEST
 from observatory_api.query import check_span_id, check_trace_id, resolve_limit, resolve_window
+from observatory_api.security.permissions import content_allowed
+from observatory_api.security.redaction import redact_logs, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.traces.controller import CURSOR, LIMIT
 
@@ -24,9 +26,10 @@ class LogController(Controller):
     path = "/logs"
     tags = ["logs"]
 
-    @get("/", operation_id="list_logs", summary="List logs", responses=BAD_REQUEST)
+    @get("/", operation_id="list_logs", summary="List logs", responses=BAD_REQUEST, cache=True)
     async def list_logs(
         self,
+        request: Request,  # type: ignore[type-arg]
         logs: NamedDependency[LogRepository],
         settings: NamedDependency[Settings],
         from_: Annotated[datetime | None, TIME_FROM] = None,
@@ -39,15 +42,22 @@ class LogController(Controller):
         limit: Annotated[int | None, LIMIT] = None,
         cursor: Annotated[str | None, CURSOR] = None,
     ) -> LogPage:
-        """Logs in the time range, newest first; `q` searches the log body."""
+        """Logs in the time range, newest first; `q` searches the log body.
+
+        For the viewer role, `body` is null, `content_redacted` is true, and `q` is refused.
+        """
+        refuse_content_search(request, q, "log bodies")
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         if span_id is not None:
             check_span_id(span_id)
         filters = LogFilters(severity=severity, trace_id=trace_id, span_id=span_id, service=service, q=q)
-        return await logs.list_logs(
+        page = await logs.list_logs(
             window=resolve_window(from_, to, settings.query),
             filters=filters,
             limit=resolve_limit(limit, settings.query),
             cursor=cursor,
         )
+        if not content_allowed(request):
+            redact_logs(page.data)
+        return page

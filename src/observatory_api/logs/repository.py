@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.logs.schemas import LogEntry, LogPage
+from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 
 _l = tables.logs
@@ -27,6 +28,7 @@ class LogRepository:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
 
+    @timed("logs.list_logs")
     async def list_logs(self, *, window: TimeWindow, filters: LogFilters, limit: int, cursor: str | None) -> LogPage:
         """Newest first, one page at a time."""
         keyset = Keyset(

@@ -22,7 +22,7 @@ class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @get("/", operation_id="list_sessions", summary="List sessions", responses=BAD_REQUEST)
+    @get("/", operation_id="list_sessions", summary="List sessions", responses=BAD_REQUEST, cache=True)
     async def list_sessions(
         self,
         sessions: NamedDependency[SessionRepository],
@@ -51,6 +51,7 @@ class SessionController(Controller):
         operation_id="get_session",
         summary="Get a session with its traces",
         responses={**BAD_REQUEST, **NOT_FOUND},
+        cache=True,
     )
     async def get_session(
         self,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.errors import NotFound
+from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 from observatory_api.sessions.schemas import SessionDetail, SessionPage, SessionSummary
 from observatory_api.traces.repository import SUMMARY_COLUMNS, to_summary
@@ -25,6 +26,7 @@ class SessionRepository:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
 
+    @timed("sessions.list_sessions")
     async def list_sessions(
         self,
         *,
@@ -59,6 +61,7 @@ class SessionRepository:
         sessions = [SessionSummary(**row._mapping) for row in page]
         return SessionPage(data=sessions, next_cursor=next_cursor, has_more=has_more)
 
+    @timed("sessions.get_session")
     async def get_session(self, session_id: str, *, limit: int, cursor: str | None) -> SessionDetail:
         """The session and its traces, oldest first, `limit` at a time."""
         async with self._engine.connect() as conn:

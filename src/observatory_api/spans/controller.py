@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import BAD_REQUEST
 from observatory_api.query import check_trace_id, resolve_limit
+from observatory_api.security.permissions import content_allowed
+from observatory_api.security.redaction import redact_spans, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
@@ -24,9 +26,10 @@ class SpanController(Controller):
     path = "/spans"
     tags = ["spans"]
 
-    @get("/", operation_id="list_spans", summary="List spans", responses=BAD_REQUEST)
+    @get("/", operation_id="list_spans", summary="List spans", responses=BAD_REQUEST, cache=True)
     async def list_spans(
         self,
+        request: Request,  # type: ignore[type-arg]
         spans: NamedDependency[SpanRepository],
         settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
@@ -36,15 +39,23 @@ class SpanController(Controller):
         limit: Annotated[int | None, LIMIT] = None,
         cursor: Annotated[str | None, CURSOR] = None,
     ) -> SpanPage:
-        """Spans that started in the time range, with the trace filters plus `kind` and `trace_id`."""
+        """Spans that started in the time range, with the trace filters plus `kind` and `trace_id`.
+
+        For the viewer role, `input` and `output` are null and `content_redacted` is true.
+        """
+        refuse_content_search(request, list_filters.q, "prompt or completion text")
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        return await spans.list_spans(
+        page = await spans.list_spans(
             window=filters.window,
             filter_node=filters_to_node(filters),
             filter_fields=filters.fingerprint_fields(),
             sort=sort,
             limit=resolve_limit(limit, settings.query),
             cursor=cursor,
+            allow_content=content_allowed(request),
         )
+        if not content_allowed(request):
+            redact_spans(page.data)
+        return page

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.filters import Node, compile_span_filter
+from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 from observatory_api.spans.schemas import Span, SpanPage
 
@@ -22,6 +23,7 @@ class SpanRepository:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
 
+    @timed("spans.list_spans")
     async def list_spans(
         self,
         *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -13,6 +13,8 @@ from observatory_api.filters import Group, parse_filter
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
 from observatory_api.query import check_trace_id, resolve_limit, resolve_window
+from observatory_api.security.permissions import content_allowed
+from observatory_api.security.redaction import redact_logs, redact_spans, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
@@ -25,9 +27,10 @@ class TraceController(Controller):
     path = "/traces"
     tags = ["traces"]
 
-    @get("/", operation_id="list_traces", summary="List traces", responses=BAD_REQUEST)
+    @get("/", operation_id="list_traces", summary="List traces", responses=BAD_REQUEST, cache=True)
     async def list_traces(
         self,
+        request: Request,  # type: ignore[type-arg]
         traces: NamedDependency[TraceRepository],
         settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
@@ -40,6 +43,7 @@ class TraceController(Controller):
         `model` matches traces that used the model in any LLM call; `q` searches prompts and
         completions. Walk the pages with `cursor` until `has_more` is false.
         """
+        refuse_content_search(request, list_filters.q, "prompt or completion text")
         return await traces.list_traces(
             window=list_filters.window,
             filter_node=filters_to_node(list_filters),
@@ -54,10 +58,23 @@ class TraceController(Controller):
         operation_id="get_trace",
         summary="Get a trace with its spans and logs",
         responses={**BAD_REQUEST, **NOT_FOUND},
+        cache=True,
     )
-    async def get_trace(self, traces: NamedDependency[TraceRepository], trace_id: FromPath[str]) -> TraceDetail:
-        """The trace summary, its spans as a tree (children nested under parents) and its logs."""
-        return await traces.get_trace(check_trace_id(trace_id))
+    async def get_trace(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        traces: NamedDependency[TraceRepository],
+        trace_id: FromPath[str],
+    ) -> TraceDetail:
+        """The trace summary, its spans as a tree (children nested under parents) and its logs.
+
+        For the viewer role, span `input`/`output` and log `body` are null and `content_redacted` is true.
+        """
+        detail = await traces.get_trace(check_trace_id(trace_id))
+        if not content_allowed(request):
+            redact_spans(detail.spans)
+            redact_logs(detail.logs)
+        return detail
 
     @post(
         "/search",
@@ -67,7 +84,11 @@ class TraceController(Controller):
         responses=BAD_REQUEST,
     )
     async def search_traces(
-        self, traces: NamedDependency[TraceRepository], settings: NamedDependency[Settings], data: JSONBody[TraceSearch]
+        self,
+        request: Request,  # type: ignore[type-arg]
+        traces: NamedDependency[TraceRepository],
+        settings: NamedDependency[Settings],
+        data: JSONBody[TraceSearch],
     ) -> TracePage:
         """Traces matching a boolean filter over trace fields, span fields and span attributes.
 
@@ -86,4 +107,5 @@ class TraceController(Controller):
             sort=data.sort,
             limit=resolve_limit(data.limit, settings.query),
             cursor=data.cursor,
+            allow_content=content_allowed(request),
         )

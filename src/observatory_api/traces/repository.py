@@ -14,6 +14,7 @@ from observatory_api.db.keyset import Keyset
 from observatory_api.errors import NotFound
 from observatory_api.filters import Node, compile_trace_filter
 from observatory_api.logs.schemas import LogEntry
+from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
@@ -32,6 +33,7 @@ class TraceRepository:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
 
+    @timed("traces.list_traces")
     async def list_traces(
         self,
         *,
@@ -61,6 +63,7 @@ class TraceRepository:
         page, next_cursor, has_more = keyset.page(rows)
         return TracePage(data=[to_summary(row) for row in page], next_cursor=next_cursor, has_more=has_more)
 
+    @timed("traces.get_trace")
     async def get_trace(self, trace_id: str) -> TraceDetail:
         """The summary, the spans as a tree and the logs of one trace; NotFound when absent."""
         async with self._engine.connect() as conn:

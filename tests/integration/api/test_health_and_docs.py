@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from observatory_api.app import create_app
 from observatory_api.settings import DatabaseSettings, RedisSettings
-from tests.conftest import make_settings
+from tests.conftest import auth_headers, make_settings
 
 OPENAPI_FILE = Path(__file__).resolve().parents[3] / "schemas" / "openapi.json"
 
@@ -83,12 +83,14 @@ def test_health_reports_redis_and_degrades_without_it(seeded_databases: dict) ->
     database = seeded_databases["sqlite"]
     up = make_settings(database, redis=RedisSettings(url="redis://127.0.0.1:6379/15"))
     with TestClient(create_app(up)) as client:
+        client.headers.update(auth_headers(up))
         health = client.get("/health").json()
         assert health["components"]["redis"]["status"] == "ok"
         assert client.get("/ready").status_code == 200
     # Nothing listens on port 1: Redis is down, the service keeps answering, quickly.
     down = make_settings(database, redis=RedisSettings(url="redis://127.0.0.1:1/0"))
     with TestClient(create_app(down)) as client:
+        client.headers.update(auth_headers(down))
         health = client.get("/health")
         assert health.status_code == 200
         assert health.json()["status"] == "degraded"
