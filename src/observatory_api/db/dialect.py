@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from observatory_api.db.types import UTCDateTime
 
@@ -160,8 +161,9 @@ BUCKET_ORIGIN_EPOCH = 946_857_600
 class time_bucket(FunctionElement[Any]):
     """The start of the `seconds`-wide bucket holding `column`, as a UTC timestamp."""
 
-    # The width is part of the SQL text (a whitelisted integer), so statements are not cached.
-    inherit_cache = False
+    # The width is part of the SQL text (a whitelisted integer): it is part of the cache key too,
+    # so statements with a bucket are compiled once per width, not on every execution.
+    _traverse_internals = [*FunctionElement._traverse_internals, ("seconds", InternalTraversal.dp_plain_obj)]
     name = "time_bucket"
 
     def __init__(self, seconds: int, column: ColumnElement[Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from operator import add
 from typing import Any
 
 from sqlalchemy import case
@@ -252,7 +253,7 @@ def _merge(a: States, b: States) -> States:
         elif state == "max":
             merged[name] = max(current, value)
         elif state == "h":
-            merged[name] = [x + y for x, y in zip(current, value, strict=True)]
+            merged[name] = list(map(add, current, value))
         else:
             merged[name] = current + value
     return merged
