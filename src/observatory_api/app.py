@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, Tag
 from observatory_api import __version__
 from observatory_api.deps import dependencies
 from observatory_api.errors import exception_handlers
+from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController
 from observatory_api.lifespan import lifespan
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> Litestar:
             HealthController,
             api,
             *([ingest] if settings.features.ingest else []),
+            *graphql_route_handlers(settings),
             *security.route_handlers,
         ],
         state=State({"settings": settings, **security.state}),

@@ -1,6 +1,6 @@
 """Write the committed API descriptions: `python -m observatory_api.export_schemas`.
 
-A test fails when `schemas/openapi.json` no longer matches what the code serves.
+A test fails when `schemas/openapi.json` or `schemas/schema.graphql` no longer matches the code.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar.serialization import encode_json
 
 from observatory_api.app import create_app
+from observatory_api.graphql.schema import schema_sdl
 from observatory_api.settings import Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -23,6 +24,8 @@ def main() -> None:
     SCHEMAS.mkdir(exist_ok=True)
     (SCHEMAS / "openapi.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     print(f"wrote {SCHEMAS / 'openapi.json'}")
+    (SCHEMAS / "schema.graphql").write_text(schema_sdl())
+    print(f"wrote {SCHEMAS / 'schema.graphql'}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ from observatory_api.security.tokens import TokenClaims, TokenError, TokenServic
 
 logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
-OPEN_ROUTES = frozenset({"/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh"})
+# GraphiQL's page holds no data (development only); its requests to /graphql carry the credential.
+OPEN_ROUTES = frozenset(
+    {"/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
+)
 OPEN_PREFIXES = ("/schema",)
 REALM = 'Bearer realm="observatory"'
 _MISSING_KEY = b"-"

@@ -79,6 +79,43 @@ class TraceRepository:
             logs=[LogEntry(**row._mapping) for row in log_rows],
         )
 
+    @timed("traces.get_summaries")
+    async def get_summaries(self, trace_ids: Sequence[str]) -> dict[str, TraceSummary]:
+        """The summaries of the traces that exist among `trace_ids`, by id (one statement)."""
+        if not trace_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(*SUMMARY_COLUMNS).where(_t.c.trace_id.in_(set(trace_ids))))).all()
+        return {row.trace_id: to_summary(row) for row in rows}
+
+    @timed("traces.spans_of_traces")
+    async def spans_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[SpanNode]]:
+        """Every span of each trace (flat, in start order), by trace id, in one statement."""
+        spans = tables.spans
+        found: dict[str, list[SpanNode]] = {trace_id: [] for trace_id in trace_ids}
+        if not trace_ids:
+            return found
+        stmt = select(spans).where(spans.c.trace_id.in_(set(trace_ids))).order_by(spans.c.start_time, spans.c.span_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        for row in rows:
+            found[row.trace_id].append(SpanNode(**row._mapping))
+        return found
+
+    @timed("traces.logs_of_traces")
+    async def logs_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[LogEntry]]:
+        """The logs of each trace, in time order, by trace id, in one statement."""
+        logs = tables.logs
+        found: dict[str, list[LogEntry]] = {trace_id: [] for trace_id in trace_ids}
+        if not trace_ids:
+            return found
+        stmt = select(logs).where(logs.c.trace_id.in_(set(trace_ids))).order_by(logs.c.time, logs.c.log_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        for row in rows:
+            found[row.trace_id].append(LogEntry(**row._mapping))
+        return found
+
 
 def _trace_spans(summary: TraceSummary) -> Select[Any]:
     spans = tables.spans

@@ -1,0 +1,1 @@
+"""GraphQL at `/graphql`: the same data, roles and redaction as REST, batched through DataLoaders."""

@@ -1,0 +1,63 @@
+"""The typed per-request context: the request (and so the principal), settings, repositories, loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.di import NamedDependency
+from strawberry.litestar.controller import BaseContext
+from strawberry.types import Info
+
+from observatory_api.graphql.loaders import Loaders, make_loaders
+from observatory_api.logs.repository import LogRepository
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.models.repository import ModelRepository
+from observatory_api.security.permissions import content_allowed
+from observatory_api.sessions.repository import SessionRepository
+from observatory_api.settings import Settings
+from observatory_api.spans.repository import SpanRepository
+from observatory_api.traces.repository import TraceRepository
+
+
+class GraphQLContext(BaseContext, kw_only=True):
+    settings: Settings
+    traces: TraceRepository
+    spans: SpanRepository
+    sessions: SessionRepository
+    logs: LogRepository
+    models: ModelRepository
+    metrics: MetricRepository
+    loaders: Loaders
+    allow_content: bool
+
+
+async def graphql_context(
+    request: Request[Any, Any, Any],
+    response: NamedDependency[Response[Any]],
+    settings: NamedDependency[Settings],
+    traces: NamedDependency[TraceRepository],
+    spans: NamedDependency[SpanRepository],
+    sessions: NamedDependency[SessionRepository],
+    logs: NamedDependency[LogRepository],
+    models: NamedDependency[ModelRepository],
+    metric_repository: NamedDependency[MetricRepository],
+) -> GraphQLContext:
+    """Through Litestar's DI, like a REST handler's parameters; new loaders for every request."""
+    allow_content = content_allowed(request)
+    return GraphQLContext(
+        request=request,
+        response=response,
+        settings=settings,
+        traces=traces,
+        spans=spans,
+        sessions=sessions,
+        logs=logs,
+        models=models,
+        metrics=metric_repository,
+        loaders=make_loaders(traces, allow_content=allow_content),
+        allow_content=allow_content,
+    )
+
+
+GraphQLInfo = Info[GraphQLContext, None]

@@ -1,0 +1,101 @@
+"""The `/graphql` routes: Strawberry's Litestar controller behind the `read` guard, and GraphiQL."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from litestar import Request, get, post
+from litestar.background_tasks import BackgroundTasks
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import Response
+from litestar.status_codes import HTTP_200_OK
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.litestar import make_graphql_controller
+
+from observatory_api.graphql.context import graphql_context
+from observatory_api.graphql.schema import build_schema
+from observatory_api.security.permissions import requires
+from observatory_api.settings import Settings
+
+GRAPHQL_PATH = "/graphql"
+PLAYGROUND_PATH = "/graphql/playground"
+
+
+async def _accept_graphql_params(_: Request[Any, Any, Any]) -> None:
+    # GET carries `query`, `variables` and `operationName`: the app's strict query check does not apply.
+    return None
+
+
+def _no_root_value() -> None:
+    return None
+
+
+def _sub_response() -> Response[Any]:
+    # Strawberry copies headers and cookies a resolver sets on this onto the real response.
+    return Response({}, background=BackgroundTasks([]))
+
+
+def graphql_route_handlers(settings: Settings) -> list[Any]:
+    if not settings.graphql.enabled:
+        return []
+    base = make_graphql_controller(
+        build_schema(settings.graphql, settings.query),
+        path=GRAPHQL_PATH,
+        graphql_ide=None,  # served at PLAYGROUND_PATH instead, when enabled
+    )
+
+    class GraphQLController(base):  # type: ignore[valid-type,misc]
+        guards = [requires("read")]
+        before_request = _accept_graphql_params
+        include_in_schema = False
+        dependencies: ClassVar[dict[str, Provide]] = {  # type: ignore[misc]
+            "context": Provide(graphql_context),
+            "root_value": Provide(_no_root_value, sync_to_thread=False),
+            "response": Provide(_sub_response, sync_to_thread=False),
+        }
+        # No subscriptions: no WebSocket route.
+        websocket_endpoint = None
+
+        # Strawberry's handlers, with their dependencies named as Litestar 2.23+ asks.
+        @get(raises=[ValidationException, NotFoundException])
+        async def handle_http_get(
+            self,
+            request: Request[Any, Any, Any],
+            context: NamedDependency[Any],
+            root_value: NamedDependency[Any],
+            response: NamedDependency[Response[Any]],
+        ) -> Response[Any]:
+            self.temporal_response = response
+            return await self.execute_request(request=request, context=context, root_value=root_value)
+
+        @post(status_code=HTTP_200_OK)
+        async def handle_http_post(
+            self,
+            request: Request[Any, Any, Any],
+            context: NamedDependency[Any],
+            root_value: NamedDependency[Any],
+            response: NamedDependency[Response[Any]],
+        ) -> Response[Any]:
+            self.temporal_response = response
+            return await self.execute_request(request=request, context=context, root_value=root_value)
+
+    handlers: list[Any] = [GraphQLController]
+    if settings.graphql.playground:
+        handlers.append(_playground())
+    return handlers
+
+
+def _playground() -> HTTPRouteHandler:
+    # Strawberry's GraphiQL page posts to its own URL: point it at the endpoint.
+    html = get_graphql_ide_html("graphiql").replace(
+        'window.location.href.split("?")[0]', f'new URL("{GRAPHQL_PATH}", window.location.href).href'
+    )
+
+    @get(PLAYGROUND_PATH, include_in_schema=False, sync_to_thread=False)
+    def graphql_playground() -> Response[str]:
+        """GraphiQL (development only); add an `Authorization` header in its headers pane."""
+        return Response(html, media_type="text/html")
+
+    return graphql_playground

@@ -1,0 +1,77 @@
+"""One error policy: the domain errors keep their message and carry their REST code in
+`extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT; anything else is masked
+and logged with the request id. Also counts operations for `api_graphql_queries_total`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from observatory_api.errors import DomainError
+from observatory_api.observability.metrics import api_graphql_queries_total
+from observatory_api.observability.request_id import request_id
+
+logger = logging.getLogger("observatory_api.graphql")
+MASKED_MESSAGE = "Internal server error"
+
+
+class ErrorPolicy(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        result = context.result
+        errors: list[GraphQLError] | None = None
+        if result is not None and getattr(result, "errors", None):
+            errors = result.errors
+        elif context.pre_execution_errors:
+            errors = context.pre_execution_errors
+        request = getattr(context.context, "request", None)
+        rid = request_id(request.scope) if request is not None else None
+        if errors:
+            safe = [_safe(error, rid) for error in errors]
+            if result is not None and getattr(result, "errors", None):
+                result.errors = safe
+            if context.pre_execution_errors:
+                context.pre_execution_errors[:] = safe
+        try:
+            operation = context.operation_type.value
+        except Exception:  # an unparsable document has no operation
+            operation = "invalid"
+        api_graphql_queries_total.labels(operation=operation, status="error" if errors else "ok").inc()
+
+
+def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        extensions: dict[str, Any] = {"code": original.code}
+        if original.errors:
+            extensions["errors"] = [{"field": e.field, "reason": e.reason} for e in original.errors]
+        return _copy(error, original.detail, extensions)
+    if original is None or error.path is None:
+        # Parse, validation and variable errors (depth, cost, aliases, tokens, unknown fields, a
+        # malformed DateTime) happen before any resolver runs: they describe only the client's query.
+        code = (error.extensions or {}).get("code", "INVALID_INPUT")
+        return _copy(error, error.message, {"code": code})
+    logger.error(
+        "graphql resolver failed (request id %s, path %s)",
+        rid,
+        ".".join(str(p) for p in error.path or ()),
+        exc_info=original,
+        extra={"request_id": rid},
+    )
+    return _copy(error, MASKED_MESSAGE, {"code": "INTERNAL", "request_id": rid})
+
+
+def _copy(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )

@@ -1,0 +1,120 @@
+"""GraphQL input types, turned into the same checked filters the REST endpoints build."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from observatory_api.errors import InvalidInput
+from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
+from observatory_api.listing import ListFilters
+from observatory_api.logs.repository import LogFilters
+from observatory_api.query import check_plain, check_span_id, check_trace_id, resolve_window
+from observatory_api.settings import QuerySettings
+
+
+@strawberry.input(description="The filters of `GET /api/v1/traces`; every one given must match.")
+class TraceFilter:
+    from_: datetime | None = strawberry.field(default=None, name="from", description="Default: `to` minus 24 hours.")
+    to: datetime | None = strawberry.field(default=None, description="Exclusive; default: now.")
+    service: str | None = None
+    model: str | None = strawberry.field(default=None, description="Any LLM call used this model.")
+    provider: str | None = None
+    status: SpanStatus | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    environment: str | None = None
+    tag: str | None = None
+    min_duration: float | None = strawberry.field(default=None, description="Milliseconds.")
+    max_duration: float | None = strawberry.field(default=None, description="Milliseconds.")
+    min_cost: float | None = strawberry.field(default=None, description="USD.")
+    max_cost: float | None = strawberry.field(default=None, description="USD.")
+    text: str | None = strawberry.field(
+        default=None, description="Text in a prompt or completion (refused for the viewer role)."
+    )
+
+
+@strawberry.input(description="The trace filters plus the span's kind and trace.")
+class SpanFilter(TraceFilter):
+    kind: SpanKind | None = None
+    trace_id: str | None = None
+
+
+@strawberry.input(description="The filters of `GET /api/v1/logs`.")
+class LogFilter:
+    from_: datetime | None = strawberry.field(default=None, name="from")
+    to: datetime | None = None
+    severity: Severity | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    service: str | None = None
+    text: str | None = strawberry.field(default=None, description="Text in the body (refused for the viewer role).")
+
+
+def list_filters(given: TraceFilter | None, limits: QuerySettings) -> ListFilters:
+    """The same checks and defaults as the REST query parameters."""
+    given = given or TraceFilter()
+    for name, value in (
+        ("service", given.service),
+        ("user_id", given.user_id),
+        ("session_id", given.session_id),
+        ("tag", given.tag),
+        ("model", given.model),
+        ("provider", given.provider),
+        ("environment", given.environment),
+    ):
+        check_plain(value, name, "filter")
+    for name, bound in (
+        ("minDuration", given.min_duration),
+        ("maxDuration", given.max_duration),
+        ("minCost", given.min_cost),
+        ("maxCost", given.max_cost),
+    ):
+        if bound is not None and bound < 0:
+            raise InvalidInput.field(name, "must be at least 0", "filter")
+    _check_text(given.text)
+    kind = trace_id = None
+    if isinstance(given, SpanFilter):
+        kind = given.kind.value if given.kind else None
+        trace_id = check_trace_id(given.trace_id, "traceId", "filter") if given.trace_id is not None else None
+    return ListFilters(
+        window=resolve_window(given.from_, given.to, limits),
+        service=given.service,
+        model=given.model,
+        provider=given.provider,
+        status=given.status.value if given.status else None,
+        user_id=given.user_id,
+        session_id=given.session_id,
+        environment=given.environment,
+        tag=given.tag,
+        min_duration_ms=given.min_duration,
+        max_duration_ms=given.max_duration,
+        min_cost=given.min_cost,
+        max_cost=given.max_cost,
+        q=given.text,
+        kind=kind,
+        trace_id=trace_id,
+    )
+
+
+def log_filters(given: LogFilter | None) -> LogFilters:
+    given = given or LogFilter()
+    if given.trace_id is not None:
+        check_trace_id(given.trace_id, "traceId", "filter")
+    if given.span_id is not None:
+        check_span_id(given.span_id, "spanId", "filter")
+    check_plain(given.service, "service", "filter")
+    _check_text(given.text)
+    return LogFilters(
+        severity=given.severity.value if given.severity else None,
+        trace_id=given.trace_id,
+        span_id=given.span_id,
+        service=given.service,
+        q=given.text,
+    )
+
+
+def _check_text(text: str | None) -> None:
+    if text is not None and not 1 <= len(text) <= 200:
+        raise InvalidInput.field("text", "must be 1 to 200 characters", "filter")

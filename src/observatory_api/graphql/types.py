@@ -1,0 +1,274 @@
+"""GraphQL object types for traces, spans, logs and sessions, built from the repositories' Structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from observatory_api.graphql.context import GraphQLInfo
+from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
+from observatory_api.logs.schemas import LogEntry
+from observatory_api.sessions.schemas import SessionSummary
+from observatory_api.spans.schemas import Span as SpanStruct
+from observatory_api.traces.schemas import TraceSummary
+
+
+@strawberry.type(description="One log record, tied to a trace and span when it has them.")
+class Log:
+    id: str
+    timestamp: datetime
+    trace_id: str | None
+    span_id: str | None
+    service: str
+    severity: Severity
+    body: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
+    attributes: JSON
+    content_redacted: bool
+
+    @classmethod
+    def of(cls, log: LogEntry) -> Log:
+        return cls(
+            id=log.log_id,
+            timestamp=log.time,
+            trace_id=log.trace_id,
+            span_id=log.span_id,
+            service=log.service_name,
+            severity=Severity(log.severity),
+            body=log.body,
+            attributes=log.attributes,
+            content_redacted=log.content_redacted,
+        )
+
+
+@strawberry.type(description="An LLM call or another step of a trace.")
+class Span:
+    id: str
+    trace_id: str
+    parent_id: str | None
+    service: str
+    name: str
+    kind: SpanKind
+    timestamp: datetime
+    end_time: datetime
+    duration: float = strawberry.field(description="Milliseconds.")
+    provider: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    token_count: int | None = strawberry.field(description="Total tokens.")
+    cache_read_input_tokens: int | None
+    cache_creation_input_tokens: int | None
+    reasoning_output_tokens: int | None
+    cost: float | None = strawberry.field(description="USD.")
+    time_to_first_token: float | None = strawberry.field(description="Milliseconds.")
+    status: SpanStatus
+    status_message: str | None
+    finish_reason: str | None
+    user_id: str | None
+    session_id: str | None
+    environment: str | None
+    tags: list[str]
+    input: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
+    output: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
+    attributes: JSON
+    content_redacted: bool
+
+    @classmethod
+    def of(cls, span: SpanStruct) -> Span:
+        return cls(
+            id=span.span_id,
+            trace_id=span.trace_id,
+            parent_id=span.parent_span_id,
+            service=span.service_name,
+            name=span.name,
+            kind=SpanKind(span.kind),
+            timestamp=span.start_time,
+            end_time=span.end_time,
+            duration=span.duration_ms,
+            provider=span.provider,
+            model=span.model,
+            input_tokens=span.input_tokens,
+            output_tokens=span.output_tokens,
+            token_count=span.total_tokens,
+            cache_read_input_tokens=span.cache_read_input_tokens,
+            cache_creation_input_tokens=span.cache_creation_input_tokens,
+            reasoning_output_tokens=span.reasoning_output_tokens,
+            cost=span.cost_usd,
+            time_to_first_token=span.time_to_first_token_ms,
+            status=SpanStatus(span.status),
+            status_message=span.status_message,
+            finish_reason=span.finish_reason,
+            user_id=span.user_id,
+            session_id=span.session_id,
+            environment=span.environment,
+            tags=list(span.tags),
+            input=span.input,
+            output=span.output,
+            attributes=span.attributes,
+            content_redacted=span.content_redacted,
+        )
+
+    @strawberry.field(description="The spans whose parent is this span, in start order.")
+    async def children(self, info: GraphQLInfo) -> list[Span]:
+        spans = await info.context.loaders.spans_of_trace.load(self.trace_id)
+        return [Span.of(s) for s in spans if s.parent_span_id == self.id and s.span_id != self.id]
+
+    @strawberry.field(description="The parent span; null for a root (or when the parent is missing).")
+    async def parent(self, info: GraphQLInfo) -> Span | None:
+        if self.parent_id is None:
+            return None
+        spans = await info.context.loaders.spans_of_trace.load(self.trace_id)
+        return next((Span.of(s) for s in spans if s.span_id == self.parent_id), None)
+
+    @strawberry.field(description="The trace this span belongs to.")
+    async def trace(self, info: GraphQLInfo) -> Trace | None:
+        summary = await info.context.loaders.trace.load(self.trace_id)
+        return Trace.of(summary) if summary is not None else None
+
+
+@strawberry.type(description="A trace summary; `spans` and `logs` are loaded in batches.")
+class Trace:
+    id: str
+    name: str
+    service: str
+    timestamp: datetime = strawberry.field(description="Start of the trace.")
+    end_time: datetime
+    duration: float = strawberry.field(description="Milliseconds.")
+    span_count: int
+    llm_call_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    token_count: int = strawberry.field(description="Total tokens of all its spans.")
+    cost: float = strawberry.field(description="USD.")
+    status: SpanStatus
+    user_id: str | None
+    session_id: str | None
+    environment: str | None
+    provider: str | None
+    model: str | None = strawberry.field(description="The model of the first LLM call.")
+    models: list[str]
+    tags: list[str]
+    metadata: JSON = strawberry.field(description="service, environment, user, session, tags, provider, models.")
+
+    @classmethod
+    def of(cls, summary: TraceSummary) -> Trace:
+        return cls(
+            id=summary.trace_id,
+            name=summary.name,
+            service=summary.service_name,
+            timestamp=summary.start_time,
+            end_time=summary.end_time,
+            duration=summary.duration_ms,
+            span_count=summary.span_count,
+            llm_call_count=summary.llm_call_count,
+            error_count=summary.error_count,
+            input_tokens=summary.input_tokens,
+            output_tokens=summary.output_tokens,
+            token_count=summary.total_tokens,
+            cost=summary.cost_usd,
+            status=SpanStatus(summary.status),
+            user_id=summary.user_id,
+            session_id=summary.session_id,
+            environment=summary.environment,
+            provider=summary.provider,
+            model=summary.model,
+            models=list(summary.models),
+            tags=list(summary.tags),
+            metadata=_metadata(summary),
+        )
+
+    @strawberry.field(description="Every span of the trace, flat, in start order.")
+    async def spans(self, info: GraphQLInfo) -> list[Span]:
+        return [Span.of(s) for s in await info.context.loaders.spans_of_trace.load(self.id)]
+
+    @strawberry.field(description="The root spans (no parent in the trace); walk down with `children`.")
+    async def root_spans(self, info: GraphQLInfo) -> list[Span]:
+        spans = await info.context.loaders.spans_of_trace.load(self.id)
+        ids = {s.span_id for s in spans}
+        return [Span.of(s) for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
+
+    @strawberry.field(description="The trace's logs in time order.")
+    async def logs(self, info: GraphQLInfo) -> list[Log]:
+        return [Log.of(entry) for entry in await info.context.loaders.logs_of_trace.load(self.id)]
+
+
+def _metadata(summary: TraceSummary) -> dict[str, Any]:
+    return {
+        "service": summary.service_name,
+        "environment": summary.environment,
+        "user": summary.user_id,
+        "session": summary.session_id,
+        "tags": list(summary.tags),
+        "provider": summary.provider,
+        "models": list(summary.models),
+    }
+
+
+@strawberry.type(description="Traces grouped by session.")
+class Session:
+    id: str
+    user_id: str | None
+    environment: str | None
+    first_seen: datetime
+    last_seen: datetime
+    trace_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    token_count: int
+    cost: float
+
+    @classmethod
+    def of(cls, session: SessionSummary) -> Session:
+        return cls(
+            id=session.session_id,
+            user_id=session.user_id,
+            environment=session.environment,
+            first_seen=session.first_seen,
+            last_seen=session.last_seen,
+            trace_count=session.trace_count,
+            error_count=session.error_count,
+            input_tokens=session.input_tokens,
+            output_tokens=session.output_tokens,
+            token_count=session.total_tokens,
+            cost=session.cost_usd,
+        )
+
+
+@strawberry.type(description="A session with one page of its traces, oldest first.")
+class SessionDetail(Session):
+    traces: list[Trace]
+    next_cursor: str | None
+    has_more: bool
+
+
+@strawberry.type
+class TracePage:
+    items: list[Trace]
+    next_cursor: str | None
+    has_more: bool
+
+
+@strawberry.type
+class SpanPage:
+    items: list[Span]
+    next_cursor: str | None
+    has_more: bool
+
+
+@strawberry.type
+class LogPage:
+    items: list[Log]
+    next_cursor: str | None
+    has_more: bool
+
+
+@strawberry.type
+class SessionPage:
+    items: list[Session]
+    next_cursor: str | None
+    has_more: bool

@@ -1,0 +1,41 @@
+"""The committed schema.graphql matches the code; the cost estimate counts what a query can read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphql import parse
+
+from observatory_api.graphql.limits import NESTED_FANOUT, query_cost
+from observatory_api.graphql.schema import schema_sdl
+
+SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "schema.graphql"
+
+
+def test_committed_schema_matches_the_code() -> None:
+    assert SCHEMA_FILE.read_text() == schema_sdl(), (
+        "schemas/schema.graphql is stale: run `python -m observatory_api.export_schemas`"
+    )
+
+
+def test_the_documented_query_is_in_the_schema() -> None:
+    sdl = schema_sdl()
+    assert "  traces(\n    filter: TraceFilter = null\n" in sdl
+    for field in ("tokenCount: Int!", "metadata: JSON!", "scalar JSON", "scalar DateTime"):
+        assert field in sdl
+
+
+def cost(query: str, variables: dict | None = None) -> int:
+    return query_cost(parse(query), variables, 50)
+
+
+def test_scalars_are_free_and_lists_multiply() -> None:
+    assert cost("{ traces(limit: 10) { id cost metadata } }") == 1
+    assert cost("{ traces { spans { id } } }") == 1 + 50 * 1
+    assert cost("{ traces(limit: 50) { spans { children { id } } logs { body } } }") == 1 + 50 * (1 + NESTED_FANOUT + 1)
+    assert cost("query($n: Int) { traces(limit: $n) { spans { id } } }", {"n": 7}) == 8
+
+
+def test_fragments_are_counted() -> None:
+    query = "query { traces(limit: 5) { ...T } } fragment T on Trace { spans { id } logs { id } }"
+    assert cost(query) == 1 + 5 * 2
