@@ -5,6 +5,12 @@ client IP's anonymous limit), the endpoint's limit for that caller, and the per-
 `/api/v1/auth/*`. One Redis script checks and counts them all, so several workers and instances
 share each limit exactly. Every limited response carries `RateLimit-Limit/Remaining/Reset` (the
 tightest bucket); a refusal is 429 problem JSON with `Retry-After`.
+
+Requests no route matches (404, 405) never reach the middleware: Litestar answers them before any
+middleware runs, so before authentication. `unrouted_rate_limit_hook` counts them against the
+client IP's anonymous limit and adds its headers. They keep their 404/405 once that limit is used
+up (nothing is served behind them), but they use up the budget of the IP's anonymous calls.
+Probes and CORS preflights are neither counted nor given headers: no limit applies to them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,7 @@ from observatory_api.observability.metrics import (
     rate_limit_exceeded_total,
     rate_limit_requests_allowed,
 )
+from observatory_api.security.headers import SendHook
 from observatory_api.security.permissions import Principal
 from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.settings import RateLimitSettings
@@ -170,6 +178,32 @@ def _with_headers(send: Send, headers: dict[str, str]) -> Send:
         await send(message)
 
     return wrapped
+
+
+def unrouted_rate_limit_hook(limiter: RateLimiter) -> SendHook:
+    """A `before_send` hook: counts and labels the responses the middleware never saw."""
+    exempt = re.compile("|".join(EXCLUDED))
+
+    async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") == "OPTIONS":
+            return
+        headers = MutableScopeHeaders.from_message(message)
+        if "ratelimit-limit" in headers or exempt.match(scope.get("path", "")):
+            return
+        store: SecurityStore | None = getattr(scope["litestar_app"].state, "security_store", None)
+        if store is None:
+            return
+        try:
+            found = (await limiter.check(store, limiter.buckets(store, scope, None))).headers
+        except RateLimited as exc:
+            # Over the limit: the response is already decided, it only reports the budget.
+            found = {name: value for name, value in exc.headers.items() if name.startswith("RateLimit-")}
+        except Unavailable:
+            return  # failing closed has nothing to refuse here; without the store there is no budget to report
+        for name, value in found.items():
+            headers[name] = value
+
+    return add_rate_limit_headers
 
 
 def rate_limit_middleware(settings: RateLimitSettings, limiter: RateLimiter) -> DefineMiddleware:

@@ -22,7 +22,12 @@ from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
 from observatory_api.security.headers import SendHook, security_headers_hook
 from observatory_api.security.limits import RequestTimeoutMiddleware
-from observatory_api.security.rate_limit import ClientAddress, RateLimiter, rate_limit_middleware
+from observatory_api.security.rate_limit import (
+    ClientAddress,
+    RateLimiter,
+    rate_limit_middleware,
+    unrouted_rate_limit_hook,
+)
 from observatory_api.security.response_cache import (
     STORE_NAME,
     ConditionalGetMiddleware,
@@ -75,7 +80,10 @@ def build_security(settings: Settings) -> Security:
     return Security(
         state={"authenticator": authenticator, "rate_limiter": limiter},
         middleware=middleware,
-        before_send=[security_headers_hook(settings.security_headers)],
+        before_send=[
+            security_headers_hook(settings.security_headers),
+            *([unrouted_rate_limit_hook(limiter)] if enabled else []),
+        ],
         lifespan=[security_lifespan],
         response_cache_config=response_cache_config(settings.cache),
         route_handlers=[Router(path="/api/v1", route_handlers=[AuthController, AdminController])],

@@ -113,6 +113,43 @@ def test_anonymous_callers_and_credential_guessing_are_limited_per_ip(
         assert client.get("/schema/openapi.json").status_code == 429
 
 
+def test_unmatched_routes_are_counted_per_ip_and_carry_the_headers_probes_do_not(
+    migrated_database: DatabaseSettings, redis_settings: RedisSettings
+) -> None:
+    settings = make_settings(migrated_database, redis=redis_settings, rate_limit=limits(anonymous_per_ip=3))
+    admin = auth_headers(settings, "admin")
+    with open_client(settings) as client:
+        # No route, or no such method on a route: answered before authentication, so counted
+        # against the client IP's anonymous limit, with its headers.
+        unmatched = [
+            client.get("/api/v1/no-such-thing", headers=admin),
+            client.post("/api/v1/models", headers=admin),
+            client.get("/not-the-api"),
+        ]
+        assert [r.status_code for r in unmatched] == [404, 405, 404]
+        assert [r.headers["ratelimit-remaining"] for r in unmatched] == ["2", "1", "0"]
+        for response in unmatched:
+            assert response.headers["ratelimit-limit"] == "3"
+            assert 0 < int(response.headers["ratelimit-reset"]) <= 60
+        # Past the limit they keep their 404 and say the budget is spent...
+        spent = client.get("/api/v1/still-nothing")
+        assert spent.status_code == 404 and spent.headers["ratelimit-remaining"] == "0"
+        assert "retry-after" not in spent.headers
+        # ...which the IP's routed anonymous calls feel.
+        assert client.get("/schema/openapi.json").status_code == 429
+        # Probes and CORS preflights are neither limited nor labelled with a limit.
+        for path in ("/alive", "/ready", "/health"):
+            probe = client.get(path)
+            assert probe.status_code == 200, path
+            assert not any(name.startswith("ratelimit-") for name in probe.headers), path
+        preflight = client.options(
+            "/api/v1/models", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"}
+        )
+        assert not any(name.startswith("ratelimit-") for name in preflight.headers)
+        # Authenticated calls have their own budget, untouched by the unmatched ones.
+        assert client.get("/api/v1/models", headers=admin).headers["ratelimit-limit"] == "10000"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
