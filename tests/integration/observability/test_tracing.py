@@ -42,7 +42,8 @@ def test_request_sql_and_redis_spans_are_exported(tmp_path: Path) -> None:
         with receiver() as (endpoint, received):
             settings = make_settings(
                 DatabaseSettings(sqlite_path=str(tmp_path / "observatory.db")),
-                redis=RedisSettings(url=REDIS_URL),
+                # A private prefix: a response cached by another run would answer without SQL.
+                redis=RedisSettings(url=REDIS_URL, key_prefix=f"obs-test-{uuid.uuid4().hex[:8]}"),
                 observability=ObservabilitySettings(otlp_endpoint=endpoint),
             )
             app = create_app(settings)
