@@ -1,4 +1,4 @@
-"""`observatory-api`: serve, migrate, seed, config check."""
+"""`observatory-api`: serve, migrate, seed, config check, keys, token, models."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from observatory_api.models.cli import add_model_commands
 from observatory_api.security.cli import add_security_commands, create_demo_key
 from observatory_api.settings import ConfigError, Settings, load_settings, masked, validate_production
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--production", action="store_true", help="also enforce the production checklist")
     check.set_defaults(run=_config_check)
     add_security_commands(commands)
+    add_model_commands(commands)
     return parser
 
 

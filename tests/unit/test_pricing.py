@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from observatory_api.db.tables import models
+from observatory_api.db.tables import model_prices, models
 from observatory_api.models.catalogue_data import STARTER_MODELS
-from observatory_api.models.pricing import ModelPrices, price_usage
+from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod, price_usage
 
 PLAIN = ModelPrices(input_price_per_mtok=2.0, output_price_per_mtok=8.0)
 FULL = ModelPrices(
@@ -78,8 +80,9 @@ def test_prices_come_from_a_models_row() -> None:
     )
 
 
-def test_catalogue_entries_are_models_rows() -> None:
-    columns = list(models.c.keys())
+def test_catalogue_entries_are_models_rows_with_their_prices() -> None:
+    price_columns = [c.name for c in model_prices.c if c.name.endswith("_per_mtok")]
+    columns = list(models.c.keys()) + price_columns
     ids = [entry["id"] for entry in STARTER_MODELS]
     assert len(ids) == len(set(ids)) >= 25
     for entry in STARTER_MODELS:
@@ -96,3 +99,28 @@ def test_catalogue_prices_a_known_call() -> None:
         ModelPrices.from_row(gpt_4o), input_tokens=2_000, output_tokens=500, cache_read_input_tokens=1_000
     )
     assert cost == pytest.approx((1000 * 2.5 + 1000 * 1.25 + 500 * 10.0) / 1e6)
+
+
+def _at(day: int) -> datetime:
+    return datetime(2026, 3, day, tzinfo=UTC)
+
+
+def test_price_history_answers_the_price_in_effect_at_a_time() -> None:
+    history = PriceHistory(
+        # Given out of order on purpose: the history sorts each model's periods.
+        {
+            ("p", "m"): [
+                PricePeriod(effective_from=_at(10), prices=FULL),
+                PricePeriod(effective_from=_at(1), prices=PLAIN),
+            ]
+        }
+    )
+    assert history.at(("p", "m"), _at(5)) == PLAIN
+    assert history.at(("p", "m"), _at(10)) == FULL  # a period starts at its effective time, inclusive
+    assert history.at(("p", "m"), _at(20)) == FULL
+    assert [p.prices for p in history.periods(("p", "m"))] == [PLAIN, FULL]
+    # Before the first price the price is unknown, unless the caller asks for the first one.
+    before = datetime(2026, 2, 1, tzinfo=UTC)
+    assert history.at(("p", "m"), before) is None
+    assert history.at(("p", "m"), before, earliest_before_first=True) == PLAIN
+    assert history.at(("p", "other"), _at(5), earliest_before_first=True) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     Double,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -26,6 +27,7 @@ metadata = MetaData(
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
         "uq": "uq_%(table_name)s_%(column_0_N_name)s",
         "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
     }
 )
 
@@ -151,13 +153,22 @@ models = Table(
     Column("name", String(200), nullable=False),
     Column("display_name", String(200), nullable=False),
     Column("context_window", Integer),
+    PrimaryKeyConstraint("id"),
+    Index(None, "provider", "name", unique=True),
+)
+
+# Each model's list prices over time: a price holds from `effective_from` until the next one.
+model_prices = Table(
+    "model_prices",
+    metadata,
+    Column("model_id", String(300), ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("effective_from", UTCDateTime, nullable=False),
     Column("input_price_per_mtok", Double, nullable=False),
     Column("output_price_per_mtok", Double, nullable=False),
     Column("cache_read_price_per_mtok", Double),
     Column("cache_write_price_per_mtok", Double),
     Column("reasoning_price_per_mtok", Double),
-    PrimaryKeyConstraint("id"),
-    Index(None, "provider", "name", unique=True),
+    PrimaryKeyConstraint("model_id", "effective_from"),
 )
 
 api_keys = Table(

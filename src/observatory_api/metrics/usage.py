@@ -3,10 +3,15 @@ breakdowns by environment and by user, and the same usage priced as another mode
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, Value
-from observatory_api.models.pricing import ModelPrices, price_usage
+from observatory_api.models.pricing import PricePeriod, price_in_effect, price_usage
 from observatory_api.models.schemas import (
     LatencyPercentiles,
     ModelInfo,
@@ -19,23 +24,40 @@ from observatory_api.models.schemas import (
 from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
-_COUNTS = [
+USAGE_COUNTS = [
     MetricSelection(id="request_count", alias="requests"),
     MetricSelection(id="error_count", alias="errors"),
     MetricSelection(id="input_tokens", aggregation="sum", alias="input_tokens"),
     MetricSelection(id="output_tokens", aggregation="sum", alias="output_tokens"),
     MetricSelection(id="cost_usd", aggregation="sum", alias="cost_usd"),
 ]
-_TOTALS = [
-    *_COUNTS,
-    MetricSelection(id="total_tokens", aggregation="sum", alias="total_tokens"),
+_PRICED_TOKENS = [
+    MetricSelection(id="input_tokens", aggregation="sum", alias="input_tokens"),
+    MetricSelection(id="output_tokens", aggregation="sum", alias="output_tokens"),
     MetricSelection(id="cache_read_input_tokens", aggregation="sum", alias="cache_read"),
     MetricSelection(id="cache_creation_input_tokens", aggregation="sum", alias="cache_write"),
     MetricSelection(id="reasoning_output_tokens", aggregation="sum", alias="reasoning"),
+]
+USAGE_TOTALS = [
+    *USAGE_COUNTS,
+    MetricSelection(id="total_tokens", aggregation="sum", alias="total_tokens"),
+    *_PRICED_TOKENS[2:],
     MetricSelection(id="latency_ms", aggregation="p50", alias="p50"),
     MetricSelection(id="latency_ms", aggregation="p95", alias="p95"),
     MetricSelection(id="latency_ms", aggregation="p99", alias="p99"),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ComparedModels:
+    """The price periods of the model whose usage is asked for, and of the `compare_with` model."""
+
+    this: Sequence[PricePeriod]
+    other_id: str
+    other: Sequence[PricePeriod]
+
+
+Run = Callable[..., Awaitable[MetricQueryResult]]
 
 
 async def model_usage(
@@ -46,23 +68,32 @@ async def model_usage(
     interval: UsageInterval | None,
     limits: QuerySettings,
     top_users: int,
-    compare_with: ModelInfo | None,
+    compare_with: ComparedModels | None,
 ) -> ModelUsage:
     """Usage of `info` over `window`. Read from raw spans: the latency percentiles are exact."""
     used = {"and": [_eq("provider", info.provider), _eq("model", info.name)]}
 
-    async def run(selections: list[MetricSelection], **extra: object) -> MetricQueryResult:
-        body = MetricQuery(metrics=selections, filter=used, from_=window.start, to=window.end, source="raw", **extra)
+    async def run(
+        selections: list[MetricSelection], start: datetime | None = None, end: datetime | None = None, **extra: object
+    ) -> MetricQueryResult:
+        body = MetricQuery(
+            metrics=selections,
+            filter=used,
+            from_=start or window.start,
+            to=end or window.end,
+            source="raw",
+            **extra,
+        )
         return await metrics.query(plan_query(body, limits))
 
-    main = await run(_TOTALS, interval=interval)
-    environments = await run(_COUNTS, group_by=["environment"])
-    users = await run(_COUNTS, group_by=["user_id"], order_by="-cost_usd", limit=top_users)
+    main = await run(USAGE_TOTALS, interval=interval)
+    environments = await run(USAGE_COUNTS, group_by=["environment"])
+    users = await run(USAGE_COUNTS, group_by=["user_id"], order_by="-cost_usd", limit=top_users)
     totals = main.totals
     requests, errors = int(totals["requests"] or 0), int(totals["errors"] or 0)
     series = None
     if interval is not None:
-        series = [UsagePoint(time=p.time, **_counts(p.values)) for p in main.series[0].points or []]
+        series = [UsagePoint(time=p.time, **usage_counts(p.values)) for p in main.series[0].points or []]
     return ModelUsage(
         model_id=info.id,
         from_=window.start,
@@ -75,11 +106,13 @@ async def model_usage(
         output_tokens=int(totals["output_tokens"] or 0),
         total_tokens=int(totals["total_tokens"] or 0),
         cost_usd=float(totals["cost_usd"] or 0.0),
-        latency_ms=LatencyPercentiles(p50=_f(totals["p50"]), p95=_f(totals["p95"]), p99=_f(totals["p99"])),
+        latency_ms=LatencyPercentiles(
+            p50=optional_float(totals["p50"]), p95=optional_float(totals["p95"]), p99=optional_float(totals["p99"])
+        ),
         series=series,
-        by_environment=[_breakdown(s.group["environment"], s.totals) for s in environments.series],
-        top_users=[_breakdown(s.group["user_id"], s.totals) for s in users.series],
-        comparison=_comparison(info, compare_with, totals) if compare_with is not None else None,
+        by_environment=[usage_breakdown(s.group["environment"], s.totals) for s in environments.series],
+        top_users=[usage_breakdown(s.group["user_id"], s.totals) for s in users.series],
+        comparison=await _comparison(run, window, compare_with, totals) if compare_with is not None else None,
     )
 
 
@@ -87,11 +120,11 @@ def _eq(field: str, value: str) -> dict[str, str]:
     return {"field": field, "op": "eq", "value": value}
 
 
-def _f(value: Value) -> float | None:
+def optional_float(value: Value) -> float | None:
     return None if value is None else float(value)
 
 
-def _counts(values: dict[str, Value]) -> dict[str, int | float]:
+def usage_counts(values: dict[str, Value]) -> dict[str, int | float]:
     return {
         "requests": int(values["requests"] or 0),
         "errors": int(values["errors"] or 0),
@@ -101,37 +134,51 @@ def _counts(values: dict[str, Value]) -> dict[str, int | float]:
     }
 
 
-def _breakdown(key: str | None, values: dict[str, Value]) -> UsageBreakdown:
-    return UsageBreakdown(key=key, **_counts(values))  # type: ignore[arg-type]
+def usage_breakdown(key: str | None, values: dict[str, Value]) -> UsageBreakdown:
+    return UsageBreakdown(key=key, **usage_counts(values))  # type: ignore[arg-type]
 
 
-def _prices(info: ModelInfo) -> ModelPrices:
-    p = info.pricing
-    return ModelPrices(
-        input_price_per_mtok=p.input_per_mtok,
-        output_price_per_mtok=p.output_per_mtok,
-        cache_read_price_per_mtok=p.cache_read_per_mtok,
-        cache_write_price_per_mtok=p.cache_write_per_mtok,
-        reasoning_price_per_mtok=p.reasoning_per_mtok,
+async def _comparison(
+    run: Run, window: TimeWindow, models: ComparedModels, totals: dict[str, Value]
+) -> UsageComparison:
+    """The range's token usage priced at both models' list prices (cache and reasoning tokens at
+    their own prices), so the difference compares like with like. Each span is priced at the
+    prices in effect when it started: the range is cut where either model's price changed, and
+    each piece's tokens are priced at that piece's prices (one query per piece; none when no
+    price changed within the range). Spans before a model's first known price get its first price:
+    a comparison is a what-if, and the first price is the best estimate there is."""
+    cuts = sorted(
+        {p.effective_from for p in (*models.this, *models.other) if window.start < p.effective_from < window.end}
     )
-
-
-def _comparison(info: ModelInfo, other: ModelInfo, totals: dict[str, Value]) -> UsageComparison:
-    """The range's token usage priced at both models' catalogue prices (cache and reasoning
-    tokens at their own prices), so the difference compares like with like."""
-    usage = {
-        "input_tokens": int(totals["input_tokens"] or 0),
-        "output_tokens": int(totals["output_tokens"] or 0),
-        "cache_read_input_tokens": int(totals["cache_read"] or 0),
-        "cache_creation_input_tokens": int(totals["cache_write"] or 0),
-        "reasoning_output_tokens": int(totals["reasoning"] or 0),
-    }
-    current = price_usage(_prices(info), **usage)
-    alternative = price_usage(_prices(other), **usage)
+    pieces = [(window.start, totals)]
+    if cuts:
+        edges = [window.start, *cuts, window.end]
+        pieces = [(start, (await run(_PRICED_TOKENS, start, end)).totals) for start, end in pairwise(edges)]
+    current = alternative = 0.0
+    for start, values in pieces:
+        usage = _usage(values)
+        current += _price(models.this, start, usage)
+        alternative += _price(models.other, start, usage)
     return UsageComparison(
-        model_id=other.id,
+        model_id=models.other_id,
         cost_usd=alternative,
         current_model_list_cost_usd=current,
         difference_usd=alternative - current,
         ratio=alternative / current if current else None,
+        pricing="price_at_span_time",
     )
+
+
+def _usage(values: dict[str, Value]) -> dict[str, int]:
+    return {
+        "input_tokens": int(values["input_tokens"] or 0),
+        "output_tokens": int(values["output_tokens"] or 0),
+        "cache_read_input_tokens": int(values["cache_read"] or 0),
+        "cache_creation_input_tokens": int(values["cache_write"] or 0),
+        "reasoning_output_tokens": int(values["reasoning"] or 0),
+    }
+
+
+def _price(periods: Sequence[PricePeriod], when: datetime, usage: dict[str, int]) -> float:
+    prices = price_in_effect(periods, when, earliest_before_first=True)
+    return price_usage(prices, **usage) if prices is not None else 0.0

@@ -1,8 +1,10 @@
 """A starter catalogue of well-known models and their prices.
 
 Prices are the providers' public list prices as of 2025, in USD per million tokens, for
-standard (non-batch, short-prompt) usage. They are data, not code: a later migration updates
-the `models` rows when providers change them. Keys are exactly the columns of `models`;
+standard (non-batch, short-prompt) usage. They are data, not code: revision 0002 wrote them into
+`models`, revision 0004 moved them into `model_prices` (effective from 1970), and later changes
+are recorded with `observatory-api models set-price`. Keys are the columns of `models` and the
+price columns of `model_prices`;
 `reasoning_price_per_mtok` None means reasoning tokens are billed as output tokens, and a None
 cache price means cached tokens are billed like ordinary input.
 """

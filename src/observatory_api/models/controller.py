@@ -28,7 +28,7 @@ class ModelController(Controller):
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None
     ) -> ModelList:
-        """Every model in the catalogue (id `provider/name`) with its prices per million tokens."""
+        """Every model in the catalogue (id `provider/name`) with the prices per million tokens in effect now."""
         return ModelList(data=await models.list_models(provider=provider))
 
     @get(
@@ -41,7 +41,8 @@ class ModelController(Controller):
     async def get_model(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str, PROVIDER], name: Annotated[str, NAME]
     ) -> ModelDetail:
-        """The catalogue entry, its prices, and when spans first and last used it."""
+        """The catalogue entry, the prices in effect now, the price history (oldest first), and when
+        spans first and last used it."""
         return await models.get_model(provider, name)
 
     @get(
@@ -68,14 +69,16 @@ class ModelController(Controller):
         compare_with: Annotated[
             str | None,
             QueryParameter(
-                required=False, max_length=300, description="`provider/model`: price the same usage at its prices."
+                required=False,
+                max_length=300,
+                description="`provider/model`: price the same usage at its prices of each span's time.",
             ),
         ] = None,
     ) -> ModelUsage:
         """Requests, tokens, cost, error rate and exact latency p50/p95/p99 over the range, a
         gap-free series by `interval` when one is given, usage by environment and by the
         `top_users` users with the highest cost, and with `compare_with` the same tokens priced at
-        another model's list prices."""
+        both models' list prices in effect when each span started (`comparison.pricing`)."""
         window = resolve_window(from_, to, settings.query)
         return await models.model_usage(
             provider,

@@ -9,7 +9,9 @@ excludes cache tokens) are converted to this convention when ingested.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -28,8 +30,48 @@ class ModelPrices(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ModelPrices:
-        """Prices from a `models` row or a catalogue entry (extra keys are ignored)."""
+        """Prices from a `model_prices` row or a catalogue entry (extra keys are ignored)."""
         return cls(**{name: row.get(name) for name in cls.__struct_fields__})
+
+
+class PricePeriod(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's prices from `effective_from` until the next period of the same model starts."""
+
+    effective_from: datetime
+    prices: ModelPrices
+
+
+ModelKey = tuple[str, str]  # (provider, name)
+
+
+class PriceHistory:
+    """Every model's price periods, oldest first; answers "which price held at this time"."""
+
+    def __init__(self, periods: Mapping[ModelKey, Iterable[PricePeriod]]) -> None:
+        self._periods = {key: sorted(items, key=_start) for key, items in periods.items()}
+
+    def periods(self, key: ModelKey) -> Sequence[PricePeriod]:
+        return self._periods.get(key, ())
+
+    def at(self, key: ModelKey, when: datetime, *, earliest_before_first: bool = False) -> ModelPrices | None:
+        return price_in_effect(self.periods(key), when, earliest_before_first=earliest_before_first)
+
+
+def price_in_effect(
+    periods: Sequence[PricePeriod], when: datetime, *, earliest_before_first: bool = False
+) -> ModelPrices | None:
+    """The prices in effect at `when` among `periods` (oldest first). Before the first period:
+    None (the price was not known then), or with `earliest_before_first` the first known price."""
+    if not periods:
+        return None
+    index = bisect_right(periods, when, key=_start) - 1
+    if index < 0:
+        return periods[0].prices if earliest_before_first else None
+    return periods[index].prices
+
+
+def _start(period: PricePeriod) -> datetime:
+    return period.effective_from
 
 
 def price_usage(

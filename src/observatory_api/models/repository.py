@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
+import msgspec
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -12,12 +15,16 @@ from observatory_api.db import tables
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.usage import ComparedModels
 from observatory_api.metrics.usage import model_usage as usage_from_metrics
+from observatory_api.models.prices import load_price_history
+from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
 from observatory_api.models.schemas import (
     ModelDetail,
     ModelInfo,
     ModelPricing,
     ModelUsage,
+    PriceHistoryEntry,
     UsageInterval,
 )
 from observatory_api.observability.db import timed
@@ -36,24 +43,29 @@ class ModelRepository:
 
     @timed("models.list_models")
     async def list_models(self, *, provider: str | None = None) -> list[ModelInfo]:
+        """The catalogue, each model with the prices in effect now."""
         stmt = select(_m).order_by(_m.c.provider, _m.c.name)
         if provider is not None:
             stmt = stmt.where(_m.c.provider == provider)
         async with self._engine.connect() as conn:
-            return [to_model_info(row) for row in (await conn.execute(stmt)).all()]
+            rows = (await conn.execute(stmt)).all()
+            history = await load_price_history(conn, provider=provider)
+        now = datetime.now(UTC)
+        return [info for row in rows if (info := to_model_info(row, history, now)) is not None]
 
     @timed("models.get_model")
     async def get_model(self, provider: str, name: str) -> ModelDetail:
-        """The catalogue entry with the first and last time a span used the model."""
+        """The catalogue entry with its price history and the first and last time a span used it."""
         used = and_(_s.c.model == name, _s.c.provider == provider)
         async with self._engine.connect() as conn:
-            info = await _catalogue_entry(conn, provider, name)
+            info, history = await _catalogue_entry(conn, provider, name)
             seen = select(func.min(_s.c.start_time), func.max(_s.c.start_time)).where(used)
             first_seen, last_seen = (await conn.execute(seen)).one()
         return ModelDetail(
             **{f: getattr(info, f) for f in ModelInfo.__struct_fields__},
             first_seen=_as_utc(first_seen),
             last_seen=_as_utc(last_seen),
+            price_history=price_history_entries(history.periods((provider, name))),
         )
 
     @timed("models.model_usage")
@@ -72,16 +84,21 @@ class ModelRepository:
         environment and top users, and (with `compare_with`) the cost at another model's prices,
         from the metric engine."""
         async with self._engine.connect() as conn:
-            info = await _catalogue_entry(conn, provider, name)
+            info, history = await _catalogue_entry(conn, provider, name)
             other = None
             if compare_with is not None:
                 other_provider, _, other_name = compare_with.partition("/")
-                row = (
-                    await conn.execute(select(_m).where(_m.c.provider == other_provider, _m.c.name == other_name))
-                ).first()
-                if row is None:
-                    raise InvalidInput.field("compare_with", f"no model {compare_with!r} in the catalogue", "query")
-                other = to_model_info(row)
+                try:
+                    other_info, other_history = await _catalogue_entry(conn, other_provider, other_name)
+                except NotFound:
+                    raise InvalidInput.field(
+                        "compare_with", f"no model {compare_with!r} in the catalogue", "query"
+                    ) from None
+                other = ComparedModels(
+                    this=history.periods((provider, name)),
+                    other_id=other_info.id,
+                    other=other_history.periods((other_provider, other_name)),
+                )
         return await usage_from_metrics(
             MetricRepository(self._engine),
             info,
@@ -93,11 +110,13 @@ class ModelRepository:
         )
 
 
-async def _catalogue_entry(conn: AsyncConnection, provider: str, name: str) -> ModelInfo:
+async def _catalogue_entry(conn: AsyncConnection, provider: str, name: str) -> tuple[ModelInfo, PriceHistory]:
     row = (await conn.execute(select(_m).where(_m.c.provider == provider, _m.c.name == name))).first()
-    if row is None:
-        raise NotFound(f"no model {provider}/{name} in the catalogue")
-    return to_model_info(row)
+    if row is not None:
+        history = await load_price_history(conn, provider=provider, name=name)
+        if (info := to_model_info(row, history, datetime.now(UTC))) is not None:
+            return info, history
+    raise NotFound(f"no model {provider}/{name} in the catalogue")
 
 
 def bucket_starts(window: TimeWindow, seconds: int) -> list[datetime]:
@@ -112,21 +131,42 @@ def bucket_starts(window: TimeWindow, seconds: int) -> list[datetime]:
     return [first + timedelta(seconds=seconds * i) for i in range(count)]
 
 
-def to_model_info(row: Any) -> ModelInfo:
+def to_model_info(row: Any, history: PriceHistory, now: datetime) -> ModelInfo | None:
+    """The catalogue row with the prices in effect at `now` (None for a model without any price)."""
+    # A model whose first price lies ahead is shown at that price: it is the only one it has.
+    prices = history.at((row.provider, row.name), now, earliest_before_first=True)
+    if prices is None:
+        return None
     return ModelInfo(
         id=row.id,
         provider=row.provider,
         name=row.name,
         display_name=row.display_name,
         context_window=row.context_window,
-        pricing=ModelPricing(
-            input_per_mtok=row.input_price_per_mtok,
-            output_per_mtok=row.output_price_per_mtok,
-            cache_read_per_mtok=row.cache_read_price_per_mtok,
-            cache_write_per_mtok=row.cache_write_price_per_mtok,
-            reasoning_per_mtok=row.reasoning_price_per_mtok,
-        ),
+        pricing=pricing_of(prices),
     )
+
+
+def pricing_of(prices: ModelPrices) -> ModelPricing:
+    return ModelPricing(
+        input_per_mtok=prices.input_price_per_mtok,
+        output_per_mtok=prices.output_price_per_mtok,
+        cache_read_per_mtok=prices.cache_read_price_per_mtok,
+        cache_write_per_mtok=prices.cache_write_price_per_mtok,
+        reasoning_per_mtok=prices.reasoning_price_per_mtok,
+    )
+
+
+def price_history_entries(periods: Sequence[PricePeriod]) -> list[PriceHistoryEntry]:
+    ends: list[datetime | None] = [nxt.effective_from for _, nxt in pairwise(periods)]
+    return [
+        PriceHistoryEntry(
+            **msgspec.structs.asdict(pricing_of(period.prices)),
+            effective_from=period.effective_from,
+            effective_to=end,
+        )
+        for period, end in zip(periods, [*ends, None], strict=True)
+    ]
 
 
 def _as_utc(value: Any) -> Any:

@@ -37,9 +37,18 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     pricing: ModelPricing
 
 
+class PriceHistoryEntry(ModelPricing, kw_only=True):
+    """The prices in effect from `effective_from` until `effective_to` (null: still in effect)."""
+
+    effective_from: datetime
+    effective_to: datetime | None
+
+
 class ModelDetail(ModelInfo, kw_only=True):
     first_seen: datetime | None
     last_seen: datetime | None
+    # Oldest first; `pricing` is the period in effect now.
+    price_history: list[PriceHistoryEntry] = msgspec.field(default_factory=list)
 
 
 class ModelList(msgspec.Struct):
@@ -72,8 +81,14 @@ class UsageBreakdown(msgspec.Struct, kw_only=True):
     cost_usd: float
 
 
+ComparisonPricing = Literal["price_at_span_time"]
+
+
 class UsageComparison(msgspec.Struct, kw_only=True):
-    """The range's tokens priced at another model's list prices (`compare_with`)."""
+    """The range's tokens priced at another model's list prices (`compare_with`).
+
+    `pricing` says how: `price_at_span_time`, each span's tokens at the prices each model had
+    when the span started (the first known price for spans before a model's first price)."""
 
     model_id: str
     cost_usd: float
@@ -81,6 +96,7 @@ class UsageComparison(msgspec.Struct, kw_only=True):
     current_model_list_cost_usd: float
     difference_usd: float
     ratio: float | None
+    pricing: ComparisonPricing = "price_at_span_time"
 
 
 class ModelUsage(msgspec.Struct, kw_only=True):
