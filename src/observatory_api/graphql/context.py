@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response
@@ -30,6 +31,8 @@ class GraphQLContext(BaseContext, kw_only=True):
     metrics: MetricRepository
     loaders: Loaders
     allow_content: bool
+    # One `now` per request: every model's default `usage` range is the same, so they batch together.
+    now: datetime
 
 
 async def graphql_context(
@@ -55,8 +58,16 @@ async def graphql_context(
         logs=logs,
         models=models,
         metrics=metric_repository,
-        loaders=make_loaders(traces, allow_content=allow_content),
+        loaders=make_loaders(
+            traces=traces,
+            sessions=sessions,
+            spans=spans,
+            metrics=metric_repository,
+            limits=settings.query,
+            allow_content=allow_content,
+        ),
         allow_content=allow_content,
+        now=datetime.now(UTC),
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from cross_web import HTTPException as StrawberryHTTPError
 from litestar import Request, get, post
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK
@@ -58,6 +59,15 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
         # No subscriptions: no WebSocket route.
         websocket_endpoint = None
 
+        async def execute_request(
+            self, request: Request[Any, Any, Any], context: Any, root_value: Any
+        ) -> Response[Any]:
+            try:
+                return await self.run(request, context=context, root_value=root_value)
+            except StrawberryHTTPError as error:
+                # Strawberry (through cross_web) answers these in plain text: use the app's problem+json.
+                raise _http_problem(request, error) from None
+
         # Strawberry's handlers, with their dependencies named as Litestar 2.23+ asks.
         @get(raises=[ValidationException, NotFoundException])
         async def handle_http_get(
@@ -85,6 +95,13 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
     if settings.graphql.playground:
         handlers.append(_playground())
     return handlers
+
+
+def _http_problem(request: Request[Any, Any, Any], error: StrawberryHTTPError) -> HTTPException:
+    if request.method == "GET" and error.status_code == 400 and "not allowed" in error.reason:
+        # A mutation (or any operation but a query) over GET: GraphQL over HTTP says 405.
+        return MethodNotAllowedException(detail="only queries may be sent with GET", headers={"Allow": "POST"})
+    return HTTPException(status_code=error.status_code, detail=error.reason)
 
 
 def _playground() -> HTTPRouteHandler:

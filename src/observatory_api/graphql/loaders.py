@@ -1,20 +1,49 @@
-"""One DataLoader per relation, made per request: each relation costs one statement per level.
+"""One DataLoader per relation, made per request: each relation costs one statement per level
+(a few for model usage, whatever the number of models).
 
 Content the caller's role may not read is redacted here, once, by the same functions REST uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from observatory_api.logs.schemas import LogEntry
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
+from observatory_api.models.schemas import ModelUsage
 from observatory_api.security.redaction import redact_logs, redact_spans
+from observatory_api.sessions.repository import SessionRepository
+from observatory_api.settings import QuerySettings
+from observatory_api.spans.repository import SpanRepository
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceSummary
+
+SeenRange = tuple[datetime | None, datetime | None]
+K = TypeVar("K")
+G = TypeVar("G", bound=Hashable)
+V = TypeVar("V", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageKey:
+    model_id: str
+    provider: str
+    name: str
+    request: UsageRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTracesKey:
+    session_id: str
+    limit: int
 
 
 @dataclass
@@ -22,9 +51,20 @@ class Loaders:
     trace: DataLoader[str, TraceSummary | None]
     spans_of_trace: DataLoader[str, list[SpanNode]]
     logs_of_trace: DataLoader[str, list[LogEntry]]
+    traces_of_session: DataLoader[SessionTracesKey, list[TraceSummary]]
+    model_seen: DataLoader[ModelKey, SeenRange]
+    model_usage: DataLoader[UsageKey, ModelUsage]
 
 
-def make_loaders(traces: TraceRepository, *, allow_content: bool) -> Loaders:
+def make_loaders(
+    *,
+    traces: TraceRepository,
+    sessions: SessionRepository,
+    spans: SpanRepository,
+    metrics: MetricRepository,
+    limits: QuerySettings,
+    allow_content: bool,
+) -> Loaders:
     async def load_traces(ids: Sequence[str]) -> list[TraceSummary | None]:
         found = await traces.get_summaries(ids)
         return [found.get(trace_id) for trace_id in ids]
@@ -43,8 +83,39 @@ def make_loaders(traces: TraceRepository, *, allow_content: bool) -> Loaders:
                 redact_logs(logs)
         return [found[trace_id] for trace_id in ids]
 
+    async def load_session_traces(keys: Sequence[SessionTracesKey]) -> list[list[TraceSummary]]:
+        # One statement per distinct `limit` (in practice one).
+        found: dict[SessionTracesKey, list[TraceSummary]] = {}
+        for limit, ids in _grouped(keys, lambda k: k.limit, lambda k: k.session_id).items():
+            by_session = await sessions.traces_of_sessions(ids, limit=limit)
+            found.update({SessionTracesKey(session_id, limit): by_session[session_id] for session_id in ids})
+        return [found[key] for key in keys]
+
+    async def load_seen(keys: Sequence[ModelKey]) -> list[SeenRange]:
+        found = await spans.model_seen_ranges(keys)
+        return [found[key] for key in keys]
+
+    async def load_usage(keys: Sequence[UsageKey]) -> list[ModelUsage]:
+        # One batch per distinct range, interval and top-N (in practice one).
+        found: dict[tuple[UsageRequest, ModelKey], ModelUsage] = {}
+        for request, named in _grouped(keys, lambda k: k.request, lambda k: (k.model_id, k.provider, k.name)).items():
+            usage = await models_usage(metrics, named, request, limits)
+            found.update({(request, key): value for key, value in usage.items()})
+        return [found[(key.request, (key.provider, key.name))] for key in keys]
+
     return Loaders(
         trace=DataLoader(load_fn=load_traces),
         spans_of_trace=DataLoader(load_fn=load_spans),
         logs_of_trace=DataLoader(load_fn=load_logs),
+        traces_of_session=DataLoader(load_fn=load_session_traces),
+        model_seen=DataLoader(load_fn=load_seen),
+        model_usage=DataLoader(load_fn=load_usage),
     )
+
+
+def _grouped(keys: Sequence[K], group: Callable[[K], G], value: Callable[[K], V]) -> dict[G, list[V]]:
+    """The distinct values of `keys`, by group, in first-seen order."""
+    grouped: dict[G, dict[V, None]] = defaultdict(dict)
+    for key in keys:
+        grouped[group(key)][value(key)] = None
+    return {name: list(values) for name, values in grouped.items()}

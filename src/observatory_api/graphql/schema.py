@@ -15,15 +15,16 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from observatory_api.graphql.catalogue import CatalogueQueries
 from observatory_api.graphql.errors import ErrorPolicy
 from observatory_api.graphql.limits import cost_limiter
+from observatory_api.graphql.metrics import MetricQueries
+from observatory_api.graphql.models import ModelQueries
 from observatory_api.graphql.queries import SessionQueries, TraceQueries
 from observatory_api.settings import GraphQLSettings, QuerySettings
 
 
 @strawberry.type(description="Read-only queries over traces, spans, sessions, logs, models and metrics.")
-class Query(TraceQueries, SessionQueries, CatalogueQueries):
+class Query(TraceQueries, SessionQueries, ModelQueries, MetricQueries):
     pass
 
 

@@ -8,12 +8,18 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
+from observatory_api.graphql.loaders import SessionTracesKey
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.sessions.schemas import SessionSummary
 from observatory_api.spans.schemas import Span as SpanStruct
 from observatory_api.traces.schemas import TraceSummary
+
+# `sessions { traces }` reads up to this many traces per session: bounded, unlike `session(id)` pages.
+SESSION_TRACES = 10
+MAX_SESSION_TRACES = 100
 
 
 @strawberry.type(description="One log record, tied to a trace and span when it has them.")
@@ -238,10 +244,20 @@ class Session:
             cost=session.cost_usd,
         )
 
+    @strawberry.field(
+        description=f"The session's first `limit` traces, oldest first (default {SESSION_TRACES}, at most "
+        f"{MAX_SESSION_TRACES}); `session(id)` pages through all of them. Loaded for all listed sessions at once."
+    )
+    async def traces(self, info: GraphQLInfo, limit: int = SESSION_TRACES) -> list[Trace]:
+        if not 1 <= limit <= MAX_SESSION_TRACES:
+            raise InvalidInput.field("limit", f"must be between 1 and {MAX_SESSION_TRACES}", "argument")
+        summaries = await info.context.loaders.traces_of_session.load(SessionTracesKey(self.id, limit))
+        return [Trace.of(t) for t in summaries]
+
 
 @strawberry.type(description="A session with one page of its traces, oldest first.")
 class SessionDetail(Session):
-    traces: list[Trace]
+    traces: list[Trace] = strawberry.field(description="This page of the traces (`limit` and `after` of `session`).")
     next_cursor: str | None
     has_more: bool
 

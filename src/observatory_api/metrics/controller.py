@@ -9,16 +9,12 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
-from observatory_api.errors import InvalidInput, NotFound
-from observatory_api.metrics.catalogue import METRICS
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricCatalogue, MetricQuery, MetricQueryResult, MetricValue
-from observatory_api.metrics.values import catalogue, metric_value
+from observatory_api.metrics.values import catalogue, checked_metric_value
 from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
-from observatory_api.query import check_plain
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
@@ -64,38 +60,25 @@ class MetricController(Controller):
         """The definition, the value over `from`/`to` (default aggregation unless `aggregation`
         is given), the value over the equally long period just before, and the change. The other
         parameters keep only spans with that value."""
-        metric = METRICS.get(metric_id)
-        if metric is None:
-            raise NotFound(f"no metric {metric_id!r}; see GET /api/v1/metrics")
-        if aggregation is not None and aggregation not in metric.aggregations:
-            allowed = ", ".join(metric.aggregations)
-            raise InvalidInput.field(
-                "aggregation", f"{aggregation!r} does not apply to {metric_id}; use {allowed}", "query"
-            )
-        given = {
-            "provider": provider,
-            "model": model,
-            "service": service,
-            "environment": environment,
-            "status": status,
-            "kind": kind,
-            "finish_reason": finish_reason,
-            "user_id": user_id,
-            "session_id": session_id,
-            "tag": tag,
-        }
-        for name, value, choices in (("status", status, SPAN_STATUSES), ("kind", kind, SPAN_KINDS)):
-            if value is not None and value not in choices:
-                raise InvalidInput.field(name, f"must be one of {', '.join(choices)}", "query")
-        conditions = {name: check_plain(value, name) for name, value in given.items() if value is not None}
-        return await metric_value(
+        return await checked_metric_value(
             metric_repository,
             settings.query,
-            metric=metric,
+            metric_id=metric_id,
             aggregation=aggregation,
             start=from_,
             end=to,
-            conditions=conditions,  # type: ignore[arg-type]
+            given={
+                "provider": provider,
+                "model": model,
+                "service": service,
+                "environment": environment,
+                "status": status,
+                "kind": kind,
+                "finish_reason": finish_reason,
+                "user_id": user_id,
+                "session_id": session_id,
+                "tag": tag,
+            },
         )
 
     @post(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
+from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
+from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, METRICS, Metric
 from observatory_api.metrics.plan import INTERVALS, plan_query
 from observatory_api.metrics.repository import MetricRepository
@@ -17,7 +20,7 @@ from observatory_api.metrics.schemas import (
     PeriodValue,
     Value,
 )
-from observatory_api.query import resolve_window
+from observatory_api.query import check_plain, resolve_window
 from observatory_api.settings import QuerySettings
 
 
@@ -38,6 +41,39 @@ def catalogue() -> MetricCatalogue:
         data=[definition(metric) for metric in METRICS.values()],
         intervals=[*INTERVALS, "auto"],
         top_n_dimensions=sorted(HIGH_CARDINALITY),
+    )
+
+
+async def checked_metric_value(
+    repository: MetricRepository,
+    limits: QuerySettings,
+    *,
+    metric_id: str,
+    aggregation: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    given: Mapping[str, str | None],
+    source: str = "query",
+) -> MetricValue:
+    """`GET /metrics/{id}` (and GraphQL `metric`): check what the client named, then `metric_value`.
+
+    `given` maps dimension names (provider, model, status, ...) to the value a span must have.
+    """
+    metric = METRICS.get(metric_id)
+    if metric is None:
+        raise NotFound(f"no metric {metric_id!r}; see GET /api/v1/metrics")
+    if aggregation is not None and aggregation not in metric.aggregations:
+        allowed = ", ".join(metric.aggregations)
+        raise InvalidInput.field("aggregation", f"{aggregation!r} does not apply to {metric_id}; use {allowed}", source)
+    for name, choices in (("status", SPAN_STATUSES), ("kind", SPAN_KINDS)):
+        value = given.get(name)
+        if value is not None and value not in choices:
+            raise InvalidInput.field(name, f"must be one of {', '.join(choices)}", source)
+    conditions = {name: value for name, value in given.items() if value is not None}
+    for name, value in conditions.items():
+        check_plain(value, name, source)
+    return await metric_value(
+        repository, limits, metric=metric, aggregation=aggregation, start=start, end=end, conditions=conditions
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
@@ -15,6 +16,7 @@ from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 from observatory_api.sessions.schemas import SessionDetail, SessionPage, SessionSummary
 from observatory_api.traces.repository import SUMMARY_COLUMNS, to_summary
+from observatory_api.traces.schemas import TraceSummary
 
 SessionSort = Literal["last_seen", "-last_seen"]
 _s = tables.sessions
@@ -84,3 +86,21 @@ class SessionRepository:
         page, next_cursor, has_more = keyset.page(trace_rows)
         fields: dict[str, Any] = msgspec.structs.asdict(summary)
         return SessionDetail(**fields, traces=[to_summary(r) for r in page], next_cursor=next_cursor, has_more=has_more)
+
+    @timed("sessions.traces_of_sessions")
+    async def traces_of_sessions(self, session_ids: Sequence[str], *, limit: int) -> dict[str, list[TraceSummary]]:
+        """The first `limit` traces of each session, oldest first (the first page of
+        `get_session`), by session id, in one statement."""
+        found: dict[str, list[TraceSummary]] = {session_id: [] for session_id in session_ids}
+        if not session_ids:
+            return found
+        order = (_t.c.start_time, _t.c.trace_id)
+        rank = func.row_number().over(partition_by=_t.c.session_id, order_by=order).label("rank")
+        ranked = select(*SUMMARY_COLUMNS, rank).where(_t.c.session_id.in_(set(session_ids))).subquery()
+        columns = [ranked.c[name] for name in TraceSummary.__struct_fields__]
+        stmt = select(*columns).where(ranked.c.rank <= limit).order_by(ranked.c.start_time, ranked.c.trace_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        for row in rows:
+            found[row.session_id].append(to_summary(row))
+        return found

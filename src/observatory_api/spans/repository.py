@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.filters import Node, compile_span_filter
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow
+from observatory_api.query import TimeWindow, utc
 from observatory_api.spans.schemas import Span, SpanPage
 
 SpanSort = Literal["start_time", "-start_time", "duration", "-duration"]
@@ -54,3 +56,31 @@ class SpanRepository:
         page, next_cursor, has_more = keyset.page(rows)
         spans = [Span(**row._mapping) for row in page]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)
+
+    @timed("spans.model_seen_ranges")
+    async def model_seen_ranges(
+        self, models: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[datetime | None, datetime | None]]:
+        """The first and last start of a span of each `(provider, model)` (the `first_seen` and
+        `last_seen` of `GET /models/{id}`), in one statement; (None, None) when none used it."""
+        found: dict[tuple[str, str], tuple[datetime | None, datetime | None]] = {key: (None, None) for key in models}
+        if not models:
+            return found
+        stmt = (
+            select(_s.c.provider, _s.c.model, func.min(_s.c.start_time), func.max(_s.c.start_time))
+            .where(_s.c.model.in_({name for _, name in models}))
+            .group_by(_s.c.provider, _s.c.model)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        for provider, name, first_seen, last_seen in rows:
+            if (provider, name) in found:
+                found[(provider, name)] = (_as_utc(first_seen), _as_utc(last_seen))
+        return found
+
+
+def _as_utc(value: Any) -> datetime | None:
+    # SQLite gives min/max of a timestamp column back as text.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return utc(value) if isinstance(value, datetime) else None

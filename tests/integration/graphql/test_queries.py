@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from observatory_api.graphql.enums import TraceSort
 from tests import dataset
 from tests.integration.graphql.helpers import data
 
@@ -231,3 +233,77 @@ def test_queries_work_over_get(client: TestClient) -> None:
     response = client.get("/graphql", params={"query": "{ models { id } }"})
     assert response.status_code == 200, response.text
     assert response.json()["data"]["models"]
+
+
+def test_a_narrower_time_range_matches_rest(client: TestClient) -> None:
+    end = dataset.DATASET_END - timedelta(days=3)
+    window = {"from": (end - timedelta(days=2, hours=5)).isoformat(), "to": end.isoformat()}
+    got = [t["id"] for t in gql_walk(client, "tracesPage", "TraceFilter", {"filter": window})]
+    rest = rest_walk(client, "/api/v1/traces", {**window, "limit": 500})
+    assert got == [t["trace_id"] for t in rest]
+    assert 0 < len(got) < dataset.DATASET_TRACES
+
+
+@pytest.mark.parametrize("sort", list(TraceSort))
+def test_trace_sorts_match_rest(client: TestClient, full_range: dict, sort: TraceSort) -> None:
+    window = {"from": full_range["from"], "to": full_range["to"]}
+    query = """query Walk($filter: TraceFilter, $after: String, $sort: TraceSort!) {
+      tracesPage(filter: $filter, limit: 150, after: $after, sort: $sort) { items { id } nextCursor hasMore }
+    }"""
+    got: list[str] = []
+    after = None
+    while True:
+        page = data(client, query, {"filter": window, "after": after, "sort": sort.name})["tracesPage"]
+        got.extend(t["id"] for t in page["items"])
+        if not page["hasMore"]:
+            break
+        after = page["nextCursor"]
+    rest = rest_walk(client, "/api/v1/traces", {**full_range, "sort": sort.value, "limit": 500})
+    assert got == [t["trace_id"] for t in rest]
+
+
+def test_span_trace_filter_and_sort_match_rest(client: TestClient, full_range: dict) -> None:
+    trace_id = next(tid for tid, spans in dataset.spans_by_trace().items() if len(spans) > 3)
+    window = {"from": full_range["from"], "to": full_range["to"]}
+    query = """query($f: SpanFilter) { spans(filter: $f, limit: 100, sort: DURATION_DESC) { id traceId } }"""
+    got = data(client, query, {"f": {**window, "traceId": trace_id}})["spans"]
+    rest = client.get(
+        "/api/v1/spans", params={**full_range, "trace_id": trace_id, "sort": "-duration", "limit": 100}
+    ).json()["data"]
+    assert [s["id"] for s in got] == [s["span_id"] for s in rest]
+    assert {s["traceId"] for s in got} == {trace_id} and len(got) == len(dataset.spans_by_trace()[trace_id])
+
+
+def test_log_filters_match_rest(client: TestClient, full_range: dict) -> None:
+    window = {"from": full_range["from"], "to": full_range["to"]}
+    log = next(entry for entry in dataset.logs() if entry.trace_id and entry.span_id)
+    word = next(w for w in (log.body or "").split() if len(w) > 4)
+    for gql_filter, rest_params in (
+        ({"traceId": log.trace_id}, {"trace_id": log.trace_id}),
+        ({"spanId": log.span_id}, {"span_id": log.span_id}),
+        ({"service": log.service_name}, {"service": log.service_name}),
+        ({"text": word}, {"q": word}),
+        ({"severity": "WARN", "service": log.service_name}, {"severity": "WARN", "service": log.service_name}),
+    ):
+        got = gql_walk(client, "logsPage", "LogFilter", {"filter": {**window, **gql_filter}}, "id")
+        rest = rest_walk(client, "/api/v1/logs", {**full_range, **rest_params, "limit": 500})
+        assert [e["id"] for e in got] == [e["log_id"] for e in rest], gql_filter
+        assert got, gql_filter
+
+
+def test_session_filters_and_sort_match_rest(client: TestClient, full_range: dict) -> None:
+    sample = client.get("/api/v1/sessions", params={**full_range, "limit": 50}).json()["data"]
+    user = next(s["user_id"] for s in sample if s["user_id"])
+    environment = next(s["environment"] for s in sample if s["environment"])
+    query = """query($from: DateTime, $to: DateTime, $user: String, $env: String, $sort: SessionSort!) {
+      sessions(from: $from, to: $to, userId: $user, environment: $env, sort: $sort, limit: 1000) { id }
+    }"""
+    window = {"from": full_range["from"], "to": full_range["to"]}
+    for variables, params in (
+        ({"user": user, "sort": "LAST_SEEN_DESC"}, {"user_id": user}),
+        ({"env": environment, "sort": "LAST_SEEN_ASC"}, {"environment": environment, "sort": "last_seen"}),
+    ):
+        got = data(client, query, {**window, **variables})["sessions"]
+        rest = client.get("/api/v1/sessions", params={**full_range, **params, "limit": 1000}).json()["data"]
+        assert [s["id"] for s in got] == [s["session_id"] for s in rest]
+        assert got

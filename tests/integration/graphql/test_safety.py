@@ -1,59 +1,31 @@
-"""GraphQL safety: batching, limits, introspection, playground, masked errors, auth, roles, rate limits."""
+"""GraphQL safety: limits, introspection, playground, masked errors, auth, roles, rate limits."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import event
 
 from observatory_api.app import create_app
-from observatory_api.settings import DatabaseSettings, GraphQLSettings, RateLimitSettings
+from observatory_api.settings import DatabaseSettings, GraphQLSettings, RateLimitSettings, load_settings
 from observatory_api.traces.repository import TraceRepository
 from tests.conftest import auth_headers, make_settings
 from tests.integration.graphql.helpers import data, gql
 
-
-@pytest.fixture
-def window(full_range: dict) -> dict[str, Any]:
-    return {"from": full_range["from"], "to": full_range["to"]}
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "api-config.yml"
 
 
-def app_client(seeded: dict[str, DatabaseSettings], role: str = "developer", **sections: Any) -> TestClient:
-    settings = make_settings(seeded["sqlite"], **sections)
+def app_client(
+    seeded: dict[str, DatabaseSettings], role: str = "developer", backend: str = "sqlite", **sections: Any
+) -> TestClient:
+    settings = make_settings(seeded[backend], **sections)
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     client.headers.update(auth_headers(settings, role))
     return client
-
-
-@pytest.fixture
-def statements(client: TestClient) -> Iterator[list[str]]:
-    seen: list[str] = []
-    engine = client.app.state.read_engine.sync_engine
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(engine, "before_cursor_execute", count)
-
-
-def test_nested_relations_are_batched(client: TestClient, window: dict, statements: list[str]) -> None:
-    query = "query($f: TraceFilter) { traces(filter: $f, limit: 50) { spans { children { id } } logs { body } } }"
-    traces = data(client, query, {"f": window})["traces"]
-    assert len(traces) == 50
-    assert any(t["logs"] for t in traces) and all(t["spans"] for t in traces)
-    # The page, the spans of all 50 traces, and their logs: not one per trace.
-    assert len(statements) == 3, statements
-    statements.clear()
-    query = "query($f: TraceFilter) { traces(filter: $f, limit: 20) { spans { parent { id } trace { id } } } }"
-    assert len(data(client, query, {"f": window})["traces"]) == 20
-    assert len(statements) == 3, statements
 
 
 def test_too_deep_query_is_refused(client: TestClient) -> None:
@@ -157,29 +129,79 @@ def test_credentials_and_roles_apply(client: TestClient, seeded_databases: dict,
         assert ingest.post("/graphql", json={"query": "{ models { id } }"}).status_code == 403
 
 
-def test_viewers_get_redacted_content_and_cannot_search_text(seeded_databases: dict, window: dict) -> None:
-    query = """query($f: TraceFilter, $s: SpanFilter) {
-      traces(filter: $f, limit: 20) { spans { input output contentRedacted } logs { body contentRedacted } }
-      spans(filter: $s, limit: 20) { input output contentRedacted }
+def test_viewers_get_redacted_content_and_cannot_search_text(
+    seeded_databases: dict, window: dict, backend: str
+) -> None:
+    query = """query($f: TraceFilter, $s: SpanFilter, $l: LogFilter) {
+      traces(filter: $f, limit: 20) { id spans { input output contentRedacted } logs { body contentRedacted } }
+      spans(filter: $s, limit: 20) { input output contentRedacted children { input } parent { output } }
+      logs(filter: $l, limit: 20) { body contentRedacted }
     }"""
-    with app_client(seeded_databases, role="viewer") as viewer:
-        got = data(viewer, query, {"f": window, "s": window})
+    with app_client(seeded_databases, role="viewer", backend=backend) as viewer:
+        got = data(viewer, query, {"f": window, "s": window, "l": window})
         spans = [s for t in got["traces"] for s in t["spans"]] + got["spans"]
-        logs = [log for t in got["traces"] for log in t["logs"]]
-        assert spans and logs
+        logs = [log for t in got["traces"] for log in t["logs"]] + got["logs"]
+        assert spans and logs and got["logs"]
         assert all(s["input"] is None and s["output"] is None and s["contentRedacted"] for s in spans)
         assert all(log["body"] is None and log["contentRedacted"] for log in logs)
+        related = [c["input"] for s in got["spans"] for c in s["children"]]
+        related += [s["parent"]["output"] for s in got["spans"] if s["parent"]]
+        assert related and all(value is None for value in related)
+        one = data(viewer, "query($id: String!) { trace(id: $id) { spans { input } } }", {"id": got["traces"][0]["id"]})
+        assert all(s["input"] is None for s in one["trace"]["spans"])
         refused = gql(viewer, "query($f: TraceFilter) { traces(filter: $f) { id } }", {"f": {**window, "text": "a"}})
         assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
         refused = gql(viewer, '{ logs(filter: {text: "a"}) { id } }')
         assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        on_text = {"metrics": [{"id": "request_count"}], "filter": {"field": "input", "op": "contains", "value": "a"}}
+        refused = gql(viewer, "query($i: MetricQueryInput!) { metricQuery(input: $i) { totals } }", {"i": on_text})
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        assert refused["errors"][0]["extensions"]["errors"][0]["field"] == "filter.field"
+    # A developer reads the same content in full.
+    with app_client(seeded_databases, role="developer", backend=backend) as developer:
+        full = data(developer, query, {"f": window, "s": window, "l": window})
+        assert any(s["input"] for t in full["traces"] for s in t["spans"])
+        assert all(log["body"] is not None for log in full["logs"])
 
 
-def test_rate_limits_apply(seeded_databases: dict) -> None:
-    limits = RateLimitSettings(roles={"developer": 3})
+def test_rate_limits_are_shared_with_rest(seeded_databases: dict) -> None:
+    limits = RateLimitSettings(roles={"developer": 4})
     with app_client(seeded_databases, rate_limit=limits) as client:
-        codes = [client.post("/graphql", json={"query": "{ models { id } }"}).status_code for _ in range(4)]
-    assert codes == [200, 200, 200, 429]
+        codes = [
+            client.get("/api/v1/models").status_code,
+            client.post("/graphql", json={"query": "{ models { id } }"}).status_code,
+            client.get("/graphql", params={"query": "{ models { id } }"}).status_code,
+            client.get("/api/v1/models").status_code,
+            client.post("/graphql", json={"query": "{ models { id } }"}).status_code,
+            client.get("/api/v1/models").status_code,
+        ]
+    # One counter per caller: REST and GraphQL requests use up the same budget.
+    assert codes == [200, 200, 200, 200, 429, 429]
+
+
+def test_get_runs_queries_only(client: TestClient) -> None:
+    for params in (
+        {"query": "mutation { anything }"},
+        {"query": "mutation M { anything } query Q { models { id } }", "operationName": "M"},
+    ):
+        refused = client.get("/graphql", params=params)
+        assert refused.status_code == 405, refused.text
+        assert refused.headers["allow"] == "POST"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    # Over POST a mutation is refused too: the schema has none.
+    error = gql(client, "mutation { anything }")["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    missing = client.get("/graphql")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_graphql_enabled_false_in_the_environment_is_not_found(seeded_databases: dict) -> None:
+    loaded = load_settings(REPO_CONFIG, environ={"GRAPHQL_ENABLED": "false", "GRAPHQL_PLAYGROUND": "true"})
+    with app_client(seeded_databases, graphql=loaded.graphql) as client:
+        assert client.post("/graphql", json={"query": "{ models { id } }"}).status_code == 404
+        assert client.get("/graphql", params={"query": "{ models { id } }"}).status_code == 404
+        assert client.get("/graphql/playground").status_code == 404
+        assert client.get("/api/v1/models").status_code == 200
 
 
 def test_operations_are_counted(client: TestClient) -> None:

@@ -39,3 +39,19 @@ def test_scalars_are_free_and_lists_multiply() -> None:
 def test_fragments_are_counted() -> None:
     query = "query { traces(limit: 5) { ...T } } fragment T on Trace { spans { id } logs { id } }"
     assert cost(query) == 1 + 5 * 2
+
+
+def test_session_traces_cost_by_their_limit() -> None:
+    assert cost("{ sessions(limit: 20) { traces(limit: 5) { spans { id } } } }") == 1 + 20 * (1 + 5 * 1)
+    assert cost("{ sessions(limit: 20) { traces { id } } }") == 1 + 20 * 1
+
+
+def test_the_new_fields_are_in_the_schema() -> None:
+    sdl = schema_sdl()
+    for field in (
+        "traces(limit: Int! = 10): [Trace!]!",
+        "firstSeen: DateTime",
+        "metric(\n    id: String!",
+        "input MetricValueFilter",
+    ):
+        assert field in sdl, field

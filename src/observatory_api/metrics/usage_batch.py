@@ -1,0 +1,175 @@
+"""The usage of many models over one range at once: the queries of `usage.model_usage`, grouped
+by provider and model, so that a list of models costs a constant number of statements (GraphQL
+`models { usage }`). Each model's answer equals `model_usage` for it (without `compare_with`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from observatory_api.filters import MAX_IN_VALUES
+from observatory_api.metrics.plan import INTERVALS, MAX_POINTS, MAX_TOP_N, Plan, bucket_starts, plan_query
+from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
+
+# The selections and conversions of the single-model answer: both answers stay the same.
+from observatory_api.metrics.usage import USAGE_COUNTS, USAGE_TOTALS, optional_float, usage_breakdown, usage_counts
+from observatory_api.models.schemas import LatencyPercentiles, ModelUsage, UsageInterval, UsagePoint
+from observatory_api.query import TimeWindow
+from observatory_api.settings import QuerySettings
+
+ModelKey = tuple[str, str]  # (provider, name)
+_BY_MODEL = ["provider", "model"]
+# A model without spans in the range: every value empty, as the single-model query gives it.
+_EMPTY: dict[str, Value] = {s.alias or s.id: None for s in USAGE_TOTALS}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRequest:
+    """What one batch has in common: everything but the model."""
+
+    window: TimeWindow
+    interval: UsageInterval | None
+    top_users: int
+
+
+async def models_usage(
+    metrics: MetricRepository,
+    models: Sequence[tuple[str, str, str]],
+    request: UsageRequest,
+    limits: QuerySettings,
+) -> dict[ModelKey, ModelUsage]:
+    """The usage of each `(model id, provider, name)`, by `(provider, name)`."""
+    found: dict[ModelKey, ModelUsage] = {}
+    for chunk in _chunks(list(models), _chunk_size(request)):
+        found.update(await _chunk_usage(metrics, chunk, request, limits))
+    return found
+
+
+def _chunk_size(request: UsageRequest) -> int:
+    # Within the filter's `in` bound and the engine's points bound (series x buckets).
+    buckets = len(bucket_starts(request.window, INTERVALS[request.interval])) if request.interval else 1
+    return max(1, min(MAX_IN_VALUES, MAX_POINTS // max(buckets, 1)))
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _chunk_usage(
+    metrics: MetricRepository, models: list[tuple[str, str, str]], request: UsageRequest, limits: QuerySettings
+) -> dict[ModelKey, ModelUsage]:
+    used = {
+        "and": [
+            {"field": "provider", "op": "in", "value": sorted({provider for _, provider, _ in models})},
+            {"field": "model", "op": "in", "value": sorted({name for _, _, name in models})},
+        ]
+    }
+
+    async def run(selections: list[MetricSelection], group_by: list[str], **extra: Any) -> tuple[Plan, Any]:
+        body = MetricQuery(
+            metrics=selections,
+            filter=used,
+            group_by=group_by,
+            from_=request.window.start,
+            to=request.window.end,
+            source="raw",
+            **extra,
+        )
+        plan = plan_query(body, limits)
+        return plan, await metrics.query(plan)
+
+    main_plan, main = await run(USAGE_TOTALS, _BY_MODEL, interval=request.interval)
+    _, environments = await run(USAGE_COUNTS, [*_BY_MODEL, "environment"])
+    _, users = await run(USAGE_COUNTS, [*_BY_MODEL, "user_id"], order_by="-cost_usd", limit=MAX_TOP_N)
+    totals = {_key(s): s for s in main.series}
+    by_environment = _by_model(environments)
+    top_users = _by_model(users)
+    found: dict[ModelKey, ModelUsage] = {}
+    for model_id, provider, name in models:
+        key = (provider, name)
+        users_of = top_users.get(key, [])
+        used_in_range = key in totals and bool(totals[key].totals["requests"])
+        if len(users.series) == MAX_TOP_N and len(users_of) < request.top_users and used_in_range:
+            # The shared top-N was cut: this model's users may lie beyond it, ask for them alone.
+            users_of = await _top_users_of(metrics, provider, name, request, limits)
+        found[key] = _usage(
+            model_id,
+            request,
+            totals.get(key),
+            main_plan,
+            by_environment.get(key, []),
+            users_of[: request.top_users],
+        )
+    return found
+
+
+async def _top_users_of(
+    metrics: MetricRepository, provider: str, name: str, request: UsageRequest, limits: QuerySettings
+) -> list[MetricSeries]:
+    used = {
+        "and": [{"field": "provider", "op": "eq", "value": provider}, {"field": "model", "op": "eq", "value": name}]
+    }
+    body = MetricQuery(
+        metrics=USAGE_COUNTS,
+        filter=used,
+        group_by=[*_BY_MODEL, "user_id"],
+        from_=request.window.start,
+        to=request.window.end,
+        source="raw",
+        order_by="-cost_usd",
+        limit=request.top_users,
+    )
+    return list((await metrics.query(plan_query(body, limits))).series)
+
+
+def _key(series: MetricSeries) -> ModelKey:
+    return (str(series.group["provider"]), str(series.group["model"]))
+
+
+def _by_model(result: MetricQueryResult) -> dict[ModelKey, list[MetricSeries]]:
+    # The engine's order (by group, or by the order value) holds within each model.
+    grouped: dict[ModelKey, list[MetricSeries]] = defaultdict(list)
+    for series in result.series:
+        grouped[_key(series)].append(series)
+    return grouped
+
+
+def _usage(
+    model_id: str,
+    request: UsageRequest,
+    main: MetricSeries | None,
+    plan: Plan,
+    environments: list[MetricSeries],
+    users: list[MetricSeries],
+) -> ModelUsage:
+    totals = main.totals if main is not None else _EMPTY
+    requests, errors = int(totals["requests"] or 0), int(totals["errors"] or 0)
+    series = None
+    if request.interval is not None:
+        if main is not None and main.points is not None:
+            series = [UsagePoint(time=p.time, **usage_counts(p.values)) for p in main.points]
+        else:
+            series = [UsagePoint(time=start, **usage_counts(_EMPTY)) for start in plan.buckets]
+    return ModelUsage(
+        model_id=model_id,
+        from_=request.window.start,
+        to=request.window.end,
+        interval=request.interval,
+        requests=requests,
+        errors=errors,
+        error_rate=errors / requests if requests else None,
+        input_tokens=int(totals["input_tokens"] or 0),
+        output_tokens=int(totals["output_tokens"] or 0),
+        total_tokens=int(totals["total_tokens"] or 0),
+        cost_usd=float(totals["cost_usd"] or 0.0),
+        latency_ms=LatencyPercentiles(
+            p50=optional_float(totals["p50"]), p95=optional_float(totals["p95"]), p99=optional_float(totals["p99"])
+        ),
+        series=series,
+        by_environment=[usage_breakdown(s.group["environment"], s.totals) for s in environments],
+        top_users=[usage_breakdown(s.group["user_id"], s.totals) for s in users],
+        comparison=None,
+    )

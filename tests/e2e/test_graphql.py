@@ -1,0 +1,113 @@
+"""End to end: the documented GraphQL query against `observatory-api serve --demo` under granian,
+answered as REST answers the same question."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_AUTH
+from tests.e2e.test_serve import AUTH, free_port
+
+pytestmark = pytest.mark.e2e
+GET_TRACES = """
+query GetTraces($filter: TraceFilter) {
+  traces(filter: $filter, limit: 10) { id timestamp model duration tokenCount cost metadata }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`serve --demo` with one worker on a free port (its own SQLite database in a temporary folder)."""
+    workdir = tmp_path_factory.mktemp("serve_graphql")
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    env.update(
+        API_METRICS_PORT=str(free_port()), JWT_SECRET=TEST_AUTH.jwt_secret or "", SECRET_KEY=TEST_AUTH.secret_key or ""
+    )
+    command = [sys.executable, "-m", "observatory_api", "serve", "--demo", "--demo-traces", "80"]
+    command += ["--port", str(port), "--workers", "1"]
+    log_path = workdir / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(base, process, log_path)
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"the server was not ready within 90 s:\n{log.read_text()}")
+
+
+def post_graphql(server: str, variables: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{server}/graphql", json={"query": GET_TRACES, "variables": variables}, headers=headers)
+
+
+def test_the_documented_query_answers_as_rest_does(server: str) -> None:
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(days=30, hours=1)).isoformat(), "to": now.isoformat()}
+    rest_all = httpx.get(f"{server}/api/v1/traces", params={**window, "limit": "10"}, headers=AUTH, timeout=10)
+    assert rest_all.status_code == 200
+    model = next(t["model"] for t in rest_all.json()["data"] if t["model"])
+    for extra in ({}, {"model": model}):
+        response = post_graphql(server, {"filter": {**window, **extra}}, AUTH)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        assert "errors" not in body, body
+        rest = httpx.get(f"{server}/api/v1/traces", params={**window, **extra, "limit": "10"}, headers=AUTH)
+        expected = rest.json()["data"]
+        traces = body["data"]["traces"]
+        assert len(traces) == len(expected) == 10
+        for got, want in zip(traces, expected, strict=True):
+            assert got["id"] == want["trace_id"]
+            assert datetime.fromisoformat(got["timestamp"]) == datetime.fromisoformat(want["start_time"])
+            assert got["model"] == want["model"]
+            assert got["duration"] == pytest.approx(want["duration_ms"])
+            assert got["tokenCount"] == want["total_tokens"]
+            assert got["cost"] == pytest.approx(want["cost_usd"])
+            assert got["metadata"]["service"] == want["service_name"]
+            assert got["metadata"]["tags"] == want["tags"]
+            assert got["metadata"]["models"] == want["models"]
+            if extra:
+                assert model in got["metadata"]["models"]
+
+
+def test_graphql_needs_credentials_over_http(server: str) -> None:
+    response = post_graphql(server, {}, {})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
