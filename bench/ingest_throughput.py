@@ -4,14 +4,26 @@
 
 Starts `observatory-api serve` (ingest enabled) on a free port against a fresh migrated database,
 turns demo records into SDK `ReadableSpan`s with GenAI attributes, exports them in batches of
-`--batch` from `--senders` threads (bounded by --spans and --seconds), and prints spans per second
-as stored (counted in the database afterwards). Everything runs on 127.0.0.1.
+`--batch` (512: the SDK BatchSpanProcessor's default) from `--senders` processes (one exporter
+each, like one instrumented service each; bounded by --spans and --seconds), and prints spans per
+second as stored (counted in the database afterwards), the CPU time each side used, and a
+consistency check of the summaries and rollups. Everything runs on 127.0.0.1.
+
+Timing of the spans (`--timing`):
+  live  what a service producing `--rate` spans/s exports: the demo traces keep their shape and
+        durations, their start times are packed into the window that many spans cover at that
+        rate, and spans are exported in the order they end (as BatchSpanProcessor does).
+  day   the demo generator's order over one day: every batch spreads over the whole day (a
+        worst case for the minute rollups; no exporter sends this).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import multiprocessing.process
+import multiprocessing.synchronize
 import os
 import secrets
 import shutil
@@ -20,15 +32,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 import httpx
+import msgspec
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -83,6 +97,26 @@ def to_sdk_span(record: SpanRecord) -> ReadableSpan:
     )
 
 
+def live_timing(records: list[SpanRecord], *, rate: float, end: datetime) -> list[SpanRecord]:
+    """`records` (one day of traces ending at `end`) as a service producing `rate` spans/s exports
+    them: trace start times packed into the last len(records)/rate seconds, each trace shifted as
+    a whole (durations and shape kept), spans in the order they end."""
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    for record in records:
+        by_trace[record.trace_id].append(record)
+    window = len(records) / rate
+    day_start = end - timedelta(days=1)
+    shifted: list[SpanRecord] = []
+    for trace in by_trace.values():
+        start = min(record.start_time for record in trace)
+        packed = end - timedelta(seconds=window) + (start - day_start) * (window / 86_400)
+        offset = packed - start
+        shifted += [
+            msgspec.structs.replace(r, start_time=r.start_time + offset, end_time=r.end_time + offset) for r in trace
+        ]
+    return sorted(shifted, key=lambda record: record.end_time)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
@@ -91,14 +125,18 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporter threads")
     parser.add_argument("--workers", type=int, default=2, help="granian workers")
     parser.add_argument("--seconds", type=float, default=300, help="stop sending after this long")
+    parser.add_argument("--timing", choices=["live", "day"], default="live", help="see the module docstring")
+    parser.add_argument("--rate", type=float, default=5000, help="live timing: spans/s of the simulated service")
     args = parser.parse_args()
 
+    now = datetime.now(UTC)
     records: list[SpanRecord] = []
-    for spans, _ in generate(traces=args.spans // 4 + 1, seed=7, end=datetime.now(UTC), days=1):
+    for spans, _ in generate(traces=args.spans // 4 + 1, seed=7, end=now, days=1):
         records += spans
     records = records[: args.spans]
-    sdk_spans = [to_sdk_span(record) for record in records]
-    batches = [sdk_spans[i : i + args.batch] for i in range(0, len(sdk_spans), args.batch)]
+    if args.timing == "live":
+        records = live_timing(records, rate=args.rate, end=now)
+    batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
 
     workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -131,26 +169,28 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base)
-        local = threading.local()
-
-        def send(batch: list[ReadableSpan]) -> int:
-            if not hasattr(local, "exporter"):  # one exporter (one HTTP session) per sender thread
-                local.exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers={"x-api-key": key})
-            exporter = local.exporter
-            return len(batch) if exporter.export(batch) == SpanExportResult.SUCCESS else 0
-
+        senders = _start_senders(batches, args.senders, f"{base}/v1/traces", key, args.seconds)
+        cpu_before = _cpu_seconds(server.pid, database)
         started = time.perf_counter()
-        sent = 0
-        with ThreadPoolExecutor(max_workers=args.senders) as pool:
-            for accepted in pool.map(send, batches):
-                sent += accepted
-                if time.perf_counter() - started > args.seconds:
-                    break
+        for sender in senders:
+            sender.go.set()
+        results = [sender.results.recv() for sender in senders]
         elapsed = time.perf_counter() - started
+        cpu = {side: used - cpu_before.get(side, 0.0) for side, used in _cpu_seconds(server.pid, database).items()}
+        sent = sum(accepted for accepted, _ in results)
+        cpu["client"] = sum(used for _, used in results)
+        for sender in senders:
+            sender.process.join(timeout=30)
         stored = _count(args.backend, database, workdir)
         print(
-            f"{args.backend}: {sent:,} spans sent in {len(batches)} batches of {args.batch} from {args.senders} "
-            f"senders to {args.workers} workers; {stored:,} stored in {elapsed:.1f} s = {stored / elapsed:,.0f} spans/s"
+            f"{args.backend} ({args.timing} timing): {sent:,} spans sent in {len(batches)} batches of {args.batch} "
+            f"from {args.senders} senders to {args.workers} workers; {stored:,} stored in {elapsed:.1f} s "
+            f"= {stored / elapsed:,.0f} spans/s"
+        )
+        print("CPU seconds while sending: " + ", ".join(f"{side} {used:.1f}" for side, used in cpu.items()))
+        problems = _inconsistencies(args.backend, database, workdir)
+        print(
+            "consistency: " + ("summaries and rollups match the stored spans" if not problems else "; ".join(problems))
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -158,6 +198,117 @@ def main() -> None:
         if args.backend == "postgresql":
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Sender(NamedTuple):
+    process: multiprocessing.process.BaseProcess
+    go: multiprocessing.synchronize.Event
+    results: Connection  # (spans accepted, CPU seconds spent sending)
+
+
+def _start_senders(
+    batches: list[list[SpanRecord]], count: int, endpoint: str, key: str, seconds: float
+) -> list[_Sender]:
+    """One process per sender, like one instrumented service each (threads in one process would
+    share a GIL and encode one at a time). Each turns its batches into SDK spans, then waits."""
+    context = multiprocessing.get_context("fork")
+    senders = []
+    for index in range(count):
+        go = context.Event()
+        ready, results = context.Pipe()
+        mine = batches[index::count]
+        process = context.Process(target=_send, args=(mine, endpoint, key, seconds, go, ready), daemon=True)
+        process.start()
+        senders.append(_Sender(process, go, results))
+    for sender in senders:
+        if sender.results.recv() != "ready":
+            raise SystemExit("a sender failed to start")
+    return senders
+
+
+def _send(
+    batches: list[list[SpanRecord]],
+    endpoint: str,
+    key: str,
+    seconds: float,
+    go: multiprocessing.synchronize.Event,
+    results: Connection,
+) -> None:
+    sdk_batches = [[to_sdk_span(record) for record in batch] for batch in batches]
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": key})
+    results.send("ready")
+    go.wait()
+    started, cpu = time.perf_counter(), time.process_time()
+    accepted = 0
+    for batch in sdk_batches:  # one export at a time, as BatchSpanProcessor does
+        if exporter.export(batch) == SpanExportResult.SUCCESS:
+            accepted += len(batch)
+        if time.perf_counter() - started > seconds:
+            break
+    results.send((accepted, time.process_time() - cpu))
+
+
+def _cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
+    """CPU time used so far by the server (launcher and workers) and PostgreSQL's backends for
+    `database`; Linux /proc only."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {"server": 0.0, "postgres": 0.0}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        side = None
+        if int(entry.name) == server_pid or int(fields[1]) == server_pid:
+            side = "server"
+        elif command.startswith(b"postgres:") and database.encode() in command:
+            side = "postgres"
+        if side is not None:
+            used[side] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+_CHECKS = {
+    "traces whose span_count differs from their spans": (
+        "SELECT count(*) FROM traces t "
+        "WHERE t.span_count <> (SELECT count(*) FROM spans s WHERE s.trace_id = t.trace_id)"
+    ),
+    "traces missing for stored spans": (
+        "SELECT count(DISTINCT trace_id) FROM spans s WHERE NOT EXISTS "
+        "(SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id)"
+    ),
+    "sessions whose trace_count differs from their traces": (
+        "SELECT count(*) FROM sessions x WHERE x.trace_count <> "
+        "(SELECT count(*) FROM traces t WHERE t.session_id = x.session_id)"
+    ),
+    **{
+        f"{table} total differs from the spans": (
+            f"SELECT abs((SELECT coalesce(sum(span_count), 0) FROM {table}) - (SELECT count(*) FROM spans))"
+        )
+        for table in ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
+    },
+}
+
+
+def _inconsistencies(backend: str, database: str, workdir: Path) -> list[str]:
+    """What the stored summaries and rollups get wrong about the stored spans (nothing, hopefully)."""
+    if backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(workdir / "observatory.db") as db:
+            found = {name: int(db.execute(sql).fetchone()[0]) for name, sql in _CHECKS.items()}
+    else:
+
+        async def check() -> dict[str, int]:
+            connection = await asyncpg.connect(make_url(ADMIN_URL).set(database=database).render_as_string(False))
+            try:
+                return {name: int(await connection.fetchval(sql)) for name, sql in _CHECKS.items()}
+            finally:
+                await connection.close()
+
+        found = asyncio.run(check())
+    return [f"{name}: {count}" for name, count in found.items() if count]
 
 
 def _wait_ready(base: str) -> None:

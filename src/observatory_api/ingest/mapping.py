@@ -102,7 +102,9 @@ def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str])
 def _as_int(value: Any, column: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if type(value) is int and 0 <= value <= 2**31 - 1:  # the common case, checked cheaply
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise RejectedSpan(f"{column} must be a number")
     try:
         number = int(float(value))

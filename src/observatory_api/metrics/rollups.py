@@ -12,15 +12,25 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Table, case, func, literal_column
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.dialect import upsert_via_staging
+from observatory_api.db.tables import spans
 from observatory_api.metrics.histogram import bin_of
-from observatory_api.metrics.rollup_tables import HISTOGRAMS, MEASURES, ROLLUPS, Rollup, hist_columns
+from observatory_api.metrics.rollup_tables import (
+    HISTOGRAMS,
+    MEASURES,
+    ROLLUP_DIMENSIONS,
+    ROLLUPS,
+    Rollup,
+    hist_columns,
+)
 
 if TYPE_CHECKING:  # storage imports this module: no import cycle at run time
     from observatory_api.storage.records import SpanRecord
@@ -43,17 +53,12 @@ def tokens_per_second(kind: str, status: str, output_tokens: int | None, duratio
     return float(output_tokens) * 1000.0 / duration_ms
 
 
-def measure_values(record: SpanRecord) -> dict[str, float | int | None]:
-    values: dict[str, float | int | None] = {
-        name: getattr(record, name) for name in MEASURES if name != "output_tokens_per_second"
-    }
-    values["output_tokens_per_second"] = tokens_per_second(
-        record.kind, record.status, record.output_tokens, record.duration_ms
-    )
-    return values
-
-
 def dims_key(values: Sequence[str | None]) -> str:
+    return _dims_key(tuple(values))
+
+
+@lru_cache(maxsize=8192)  # few distinct combinations recur in every batch
+def _dims_key(values: tuple[str | None, ...]) -> str:
     joined = "\x1e".join("\x00" if value is None else value for value in values)
     return hashlib.blake2b(joined.encode(), digest_size=16).hexdigest()
 
@@ -61,38 +66,80 @@ def dims_key(values: Sequence[str | None]) -> str:
 def rollup_rows(records: Iterable[SpanRecord], rollup: Rollup) -> list[list[Any]]:
     """One row per (bucket, dimensions) of `records` for `rollup`, in its table's column order:
     the deltas to add, ordered by key."""
+    return _aggregate([contribution(msgspec.structs.astuple(record)) for record in records], rollup)
+
+
+def all_rollup_rows(contributions: Sequence[Contribution]) -> list[tuple[Rollup, list[list[Any]]]]:
+    """`rollup_rows` for every rollup table, from the spans' contributions."""
+    return [(rollup, _aggregate(contributions, rollup)) for rollup in ROLLUPS]
+
+
+# A span's part in every rollup: whole seconds since BUCKET_ORIGIN, the values of every
+# dimension column, and (measure index, value, histogram bin or -1) per non-null measure.
+Contribution = tuple[int, tuple[str | None, ...], list[tuple[int, float | int, int]]]
+_MEASURE_NAMES = tuple(MEASURES)
+_MEASURE_INDEX = {name: i for i, name in enumerate(_MEASURE_NAMES)}
+_DIMENSION_COLUMNS = tuple(ROLLUP_DIMENSIONS.values())
+# Positions in a `spans` row (a SpanRecord as a tuple): indexing beats getattr per field.
+_AT = {column.name: i for i, column in enumerate(spans.columns)}
+_DIMENSIONS_AT = tuple(_AT[column] for column in _DIMENSION_COLUMNS)
+_MEASURES_AT = tuple((index, _AT[name], name in HISTOGRAMS) for index, name in enumerate(_MEASURE_NAMES) if name in _AT)
+_TOKENS_PER_SECOND = _MEASURE_INDEX["output_tokens_per_second"]
+_KIND, _STATUS, _OUTPUT, _DURATION = (_AT[c] for c in ("kind", "status", "output_tokens", "duration_ms"))
+_START = _AT["start_time"]
+
+
+def contribution(row: Sequence[Any]) -> Contribution:
+    """What the span `row` (the columns of `spans`, in order) adds to the rollups."""
+    present: list[tuple[int, float | int, int]] = []
+    for index, at, histogram in _MEASURES_AT:
+        value = row[at]
+        if value is not None:
+            present.append((index, value, bin_of(float(value)) if histogram else -1))
+    speed = tokens_per_second(row[_KIND], row[_STATUS], row[_OUTPUT], row[_DURATION])
+    if speed is not None:
+        present.append((_TOKENS_PER_SECOND, speed, -1))
+    # Integer seconds (microseconds dropped, always >= 0): exact bucket arithmetic.
+    since = row[_START] - BUCKET_ORIGIN
+    return since.days * 86_400 + since.seconds, tuple([row[i] for i in _DIMENSIONS_AT]), present
+
+
+def _aggregate(contributions: Sequence[Contribution], rollup: Rollup) -> list[list[Any]]:
     layout = _layout(rollup)
-    dimension_columns = rollup.dimension_columns
-    rows: dict[tuple[datetime, str], list[Any]] = {}
-    for record in records:
-        dims = [getattr(record, column) for column in dimension_columns]
-        key = (bucket_start(record.start_time, rollup.seconds), dims_key(dims))
+    seconds, picked = rollup.seconds, layout.dimension_positions
+    measure_at, histogram_at, span_count = layout.measure_at_by_index, layout.histogram_at_by_index, layout.span_count
+    rows: dict[tuple[int, tuple[str | None, ...]], list[Any]] = {}
+    for since, all_dims, present in contributions:
+        dims = all_dims if picked is None else tuple([all_dims[i] for i in picked])
+        key = (since // seconds, dims)
         row = rows.get(key)
         if row is None:
-            row = rows[key] = [key[0], key[1], *dims, *layout.empty]
-        row[layout.span_count] += 1
-        for measure, value in measure_values(record).items():
-            if value is None:
-                continue
-            at = layout.measure_at[measure]
+            bucket = BUCKET_ORIGIN + timedelta(seconds=key[0] * seconds)
+            row = rows[key] = [bucket, _dims_key(dims), *dims, *layout.empty]
+        row[span_count] += 1
+        for index, value, histogram in present:
+            at = measure_at[index]
             row[at] += 1
             row[at + 1] += value
-            if row[at + 2] is None or value < row[at + 2]:
+            low = row[at + 2]
+            if low is None or value < low:
                 row[at + 2] = value
-            if row[at + 3] is None or value > row[at + 3]:
+            high = row[at + 3]
+            if high is None or value > high:
                 row[at + 3] = value
-            first_bin = layout.histogram_at.get(measure)
-            if first_bin is not None:
-                column = first_bin + bin_of(float(value))
+            if histogram >= 0:
+                column = histogram_at[index] + histogram
                 row[column] = (row[column] or 0) + 1
-    return [rows[key] for key in sorted(rows)]
+    # Sorted by the table's key (bucket, dims_key): concurrent writers lock rows in one order.
+    return sorted(rows.values(), key=itemgetter(0, 1))
 
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
+    dimension_positions: tuple[int, ...] | None  # where the rollup's dimensions are in _DIMENSION_COLUMNS
     span_count: int
-    measure_at: dict[str, int]
-    histogram_at: dict[str, int]
+    measure_at_by_index: tuple[int, ...]  # MEASURES order -> column of its `_count`
+    histogram_at_by_index: tuple[int, ...]  # MEASURES order -> column of its first bin (-1: none)
     empty: list[Any]  # the measure columns of a new row, from span_count on
 
 
@@ -107,7 +154,14 @@ def _layout(rollup: Rollup) -> _Layout:
         empty[measure_at[measure] - span_count] = 0
         empty[measure_at[measure] - span_count + 1] = 0 if integer else 0.0
     histogram_at = {m: columns.index(hist_columns(m)[0]) for m in HISTOGRAMS}
-    return _Layout(span_count, measure_at, histogram_at, empty)
+    positions = tuple(_DIMENSION_COLUMNS.index(column) for column in rollup.dimension_columns)
+    return _Layout(
+        None if positions == tuple(range(len(_DIMENSION_COLUMNS))) else positions,
+        span_count,
+        tuple(measure_at[m] for m in _MEASURE_NAMES),
+        tuple(histogram_at.get(m, -1) for m in _MEASURE_NAMES),
+        empty,
+    )
 
 
 _HISTOGRAM_COLUMNS = {m: hist_columns(m) for m in HISTOGRAMS}
@@ -137,16 +191,12 @@ def additive_updates(table: Table, new: Any) -> dict[str, Any]:
     return updates
 
 
-async def add_to_rollups(conn: AsyncConnection, records: Sequence[SpanRecord]) -> None:
-    """Add `records` (spans this transaction newly stored) to every rollup table."""
-    if not records:
+async def add_to_rollups(conn: AsyncConnection, contributions: Sequence[Contribution]) -> None:
+    """Add the spans this transaction newly stored (their `contribution`s) to every rollup table."""
+    if not contributions:
         return
-    for rollup in ROLLUPS:
+    for rollup, rows in all_rollup_rows(contributions):
         table = rollup.table
         await upsert_via_staging(
-            conn,
-            table,
-            rollup_rows(records, rollup),
-            key=("bucket", "dims_key"),
-            updates=lambda new, t=table: additive_updates(t, new),
+            conn, table, rows, key=("bucket", "dims_key"), updates=lambda new, t=table: additive_updates(t, new)
         )

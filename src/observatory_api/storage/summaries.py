@@ -2,17 +2,26 @@
 
 Summaries are recomputed from everything stored, never incremented, so a trace whose spans
 arrive over several batches (or a retried batch) always ends with the right summary.
+
+Each statement is built once per dialect and takes its ids as the list parameter `IDS`
+(building the refresh anew for every batch cost more Python time than running it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Delete, Insert, Select, and_, case, delete, exists, func, select
 
-from observatory_api.db.dialect import epoch_ms_between, sorted_json_array, upsert_from_select
+from observatory_api.db.dialect import epoch_ms_between, in_bound_list, sorted_json_array, upsert_from_select
 from observatory_api.db.tables import sessions, spans, traces
+
+IDS = "ids"
+
+
+def _id_in_list(dialect_name: str, column: Any) -> Any:
+    return in_bound_list(dialect_name, column, IDS)
 
 
 def _is_root_first(table: Any) -> Any:
@@ -24,8 +33,9 @@ def _count_where(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def refresh_traces(dialect_name: str, trace_ids: Sequence[str]) -> Insert:
-    """Upsert the `traces` row of each of `trace_ids` from its spans."""
+@cache
+def refresh_traces(dialect_name: str) -> Insert:
+    """Upsert the `traces` row of each trace id in `IDS` from its spans."""
     llm_first = (case((spans.c.kind == "llm", 0), else_=1), spans.c.start_time, spans.c.span_id)
     ranked = (
         select(
@@ -33,7 +43,7 @@ def refresh_traces(dialect_name: str, trace_ids: Sequence[str]) -> Insert:
             func.row_number().over(partition_by=spans.c.trace_id, order_by=_is_root_first(spans)).label("root_rank"),
             func.row_number().over(partition_by=spans.c.trace_id, order_by=llm_first).label("llm_rank"),
         )
-        .where(spans.c.trace_id.in_(trace_ids))
+        .where(_id_in_list(dialect_name, spans.c.trace_id))
         .subquery("ranked")
     )
     r = ranked.c
@@ -96,15 +106,19 @@ def refresh_traces(dialect_name: str, trace_ids: Sequence[str]) -> Insert:
     return upsert_from_select(dialect_name, traces, rows, key=["trace_id"])
 
 
-def sessions_of_traces(trace_ids: Sequence[str]) -> Select[Any]:
-    """The session ids the stored summaries of `trace_ids` belong to."""
+@cache
+def sessions_of_traces(dialect_name: str) -> Select[Any]:
+    """The session ids the stored summaries of the traces in `IDS` belong to."""
     return (
-        select(traces.c.session_id).distinct().where(traces.c.trace_id.in_(trace_ids), traces.c.session_id.is_not(None))
+        select(traces.c.session_id)
+        .distinct()
+        .where(_id_in_list(dialect_name, traces.c.trace_id), traces.c.session_id.is_not(None))
     )
 
 
-def refresh_sessions(dialect_name: str, session_ids: Sequence[str]) -> Insert:
-    """Upsert the `sessions` row of each of `session_ids` from its `traces` rows."""
+@cache
+def refresh_sessions(dialect_name: str) -> Insert:
+    """Upsert the `sessions` row of each session id in `IDS` from its `traces` rows."""
     first = traces.alias("first_trace")
 
     def of_first_trace(column_name: str) -> Any:
@@ -131,15 +145,16 @@ def refresh_sessions(dialect_name: str, session_ids: Sequence[str]) -> Insert:
             func.sum(traces.c.total_tokens),
             func.sum(traces.c.cost_usd),
         )
-        .where(traces.c.session_id.in_(session_ids))
+        .where(_id_in_list(dialect_name, traces.c.session_id))
         .group_by(traces.c.session_id)
     )
     return upsert_from_select(dialect_name, sessions, rows, key=["session_id"])
 
 
-def delete_empty_sessions(session_ids: Sequence[str]) -> Delete:
-    """Drop the rows of sessions left without traces (their traces moved to another session)."""
+@cache
+def delete_empty_sessions(dialect_name: str) -> Delete:
+    """Drop the rows of the sessions in `IDS` left without traces (their traces moved elsewhere)."""
     return delete(sessions).where(
-        sessions.c.session_id.in_(session_ids),
+        _id_in_list(dialect_name, sessions.c.session_id),
         ~exists().where(traces.c.session_id == sessions.c.session_id),
     )

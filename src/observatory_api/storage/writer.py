@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -12,13 +15,17 @@ from observatory_api.db.dialect import (
     analyze_tables,
     insert_ignoring_duplicates,
     insert_new_rows,
+    lock_summaries,
     prepare_write_transaction,
 )
 from observatory_api.db.tables import logs, spans
-from observatory_api.metrics.rollups import add_to_rollups
+from observatory_api.metrics.rollup_tables import ROLLUPS
+from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution
 from observatory_api.storage.costs import CostFiller
+from observatory_api.storage.group_commit import GroupCommit
 from observatory_api.storage.records import LogRecord, SpanRecord
 from observatory_api.storage.summaries import (
+    IDS,
     delete_empty_sessions,
     refresh_sessions,
     refresh_traces,
@@ -26,18 +33,22 @@ from observatory_api.storage.summaries import (
 )
 
 _FIRST_ANALYZE = 20_000
-_ANALYZED_TABLES = (
-    "spans",
-    "traces",
-    "sessions",
-    "metric_rollup_minute",
-    "metric_rollup_minute_overall",
-    "metric_rollup_hour",
-    "metric_rollup_day",
-)
+# Table -> the columns to analyse (all when empty). Of the ~370 rollup columns only the key and
+# the dimensions are ever filtered on: the rest (measures, histogram bins) made ANALYZE ~1 s.
+_ANALYZED_TABLES: dict[str, tuple[str, ...]] = {
+    "spans": (),
+    "traces": (),
+    "sessions": (),
+    **{rollup.table.name: ("bucket", "dims_key", *rollup.dimension_columns) for rollup in ROLLUPS},
+}
 _SPAN_KEY = ("trace_id", "span_id", "start_time")  # the primary key of spans
+SpanKey = tuple[str, str, datetime]
+_SPAN_COLUMNS = [column.name for column in spans.columns]
+_TRACE_ID, _SESSION_ID = _SPAN_COLUMNS.index("trace_id"), _SPAN_COLUMNS.index("session_id")
 # Ids per IN (...) list: well under the bound-parameter limits of SQLite and asyncpg (32766).
 _IDS_PER_STATEMENT = 1000
+# Spans per group transaction: concurrent OTLP batches (512 spans by default) are merged up to this.
+GROUP_MAX_SPANS = 8192
 
 T = TypeVar("T")
 
@@ -47,18 +58,31 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True, slots=True)
+class _SpanBatch:
+    """A caller's spans made ready before the write transaction: priced, each key once, as rows
+    of `spans` and as rollup contributions (CPU work kept out of the group's transaction)."""
+
+    keys: list[SpanKey]
+    rows: list[tuple[Any, ...]]
+    contributions: list[Contribution]
+
+
 class TelemetryWriter:
     """Writes batches of records through an engine with write rights.
 
-    Each call is one transaction: the rows and the summaries they change are stored together or
-    not at all. Rows whose primary key is already stored are skipped, so a retried batch is safe.
+    The span batches of concurrent callers are merged into one transaction (group commit, see
+    `storage.group_commit`); each caller returns once its rows are committed. A transaction
+    stores the rows and the summaries and rollups they change together, or nothing. Rows whose
+    primary key is already stored are skipped, so a retried batch is safe.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, group_max_spans: int = GROUP_MAX_SPANS) -> None:
         self._engine = engine
         self._costs = CostFiller()
         self._stored_spans = 0
         self._analyze_at = _FIRST_ANALYZE
+        self._spans = GroupCommit[_SpanBatch](self._write_span_group, max_items=group_max_spans)
 
     async def write_spans(self, records: Sequence[SpanRecord]) -> int:
         """Store `records`, refresh their traces and sessions; returns the spans newly stored.
@@ -68,19 +92,49 @@ class TelemetryWriter:
         """
         if not records:
             return 0
+        batch = await self._prepare(records)
+        stored = await self._spans.submit(batch, size=len(batch.rows))
+        await self._analyze_as_tables_grow(stored)
+        return stored
+
+    async def _prepare(self, records: Sequence[SpanRecord]) -> _SpanBatch:
+        unique: dict[SpanKey, SpanRecord] = {}
+        for record in records:
+            if record.start_time.tzinfo is None or record.end_time.tzinfo is None:
+                raise ValueError("naive datetime: timestamps must carry a timezone")
+            unique.setdefault(_key(record), record)  # a repeated span: the first one is stored
+        # The price history is cached by the filler; a connection is needed only to reload it.
+        async with self._engine.connect() as conn:
+            priced = await self._costs.fill(conn, list(unique.values()))
+        # CPU work in a thread: the event loop goes on driving the group transaction in progress.
+        return await asyncio.to_thread(_span_batch, priced)
+
+    async def _write_span_group(self, batches: Sequence[_SpanBatch]) -> list[int]:
+        """One transaction for `batches`; returns the spans each batch newly stored."""
+        # A key repeated across batches (a retry racing its original) is written and counted once:
+        # the rollups add contributions themselves, so a repeat must not reach them.
+        owner: dict[SpanKey, int] = {}
+        rows: list[tuple[Any, ...]] = []
+        parts: list[Contribution] = []
+        for index, batch in enumerate(batches):
+            for key, row, part in zip(batch.keys, batch.rows, batch.contributions, strict=True):
+                if key not in owner:
+                    owner[key] = index
+                    rows.append(row)
+                    parts.append(part)
+        keys = list(owner)
         async with self._engine.begin() as conn:
             await prepare_write_transaction(conn)
-            records = await self._costs.fill(conn, records)
-            rows = [msgspec.structs.astuple(record) for record in records]
             new_keys = set(await insert_new_rows(conn, spans, rows, key=_SPAN_KEY))
-            stored = len(new_keys)
-            if stored:
-                await add_to_rollups(conn, [r for r in records if (r.trace_id, r.span_id, r.start_time) in new_keys])
-                # Without new rows nothing can have changed: a pure retry skips the refresh.
-                trace_ids = sorted({record.trace_id for record in records})
-                batch_sessions = {record.session_id for record in records if record.session_id}
-                await self._refresh_summaries(conn, trace_ids, batch_sessions)
-        await self._analyze_as_tables_grow(stored)
+            # Only traces with a new span can have changed: a pure retry skips everything below.
+            new = [i for i, key in enumerate(keys) if key in new_keys]
+            if new:
+                await self._refresh_summaries(conn, [rows[i] for i in new])
+                # Last: the rollup rows other writers also add to stay locked only until commit.
+                await add_to_rollups(conn, [parts[i] for i in new])
+        stored = [0] * len(batches)
+        for i in new:
+            stored[owner[keys[i]]] += 1
         return stored
 
     async def _analyze_as_tables_grow(self, stored: int) -> None:
@@ -102,17 +156,28 @@ class TelemetryWriter:
         async with self._engine.begin() as conn:
             return await insert_ignoring_duplicates(conn, logs, rows)
 
-    async def _refresh_summaries(
-        self, conn: AsyncConnection, trace_ids: Sequence[str], batch_sessions: set[str]
-    ) -> None:
+    async def _refresh_summaries(self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]]) -> None:
         dialect_name = conn.dialect.name
+        trace_ids = sorted({row[_TRACE_ID] for row in new_rows})
+        await lock_summaries(conn, "traces", trace_ids)
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
-        session_ids = set(batch_sessions)
+        session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID]}
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
-            session_ids.update((await conn.scalars(sessions_of_traces(chunk))).all())
+            session_ids.update((await conn.scalars(sessions_of_traces(dialect_name), {IDS: list(chunk)})).all())
+        sorted_sessions = sorted(session_ids)
+        await lock_summaries(conn, "sessions", sorted_sessions)
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
-            await conn.execute(refresh_traces(dialect_name, chunk))
-        for chunk in _chunks(sorted(session_ids), _IDS_PER_STATEMENT):
-            await conn.execute(refresh_sessions(dialect_name, chunk))
-            await conn.execute(delete_empty_sessions(chunk))
+            await conn.execute(refresh_traces(dialect_name), {IDS: list(chunk)})
+        for chunk in _chunks(sorted_sessions, _IDS_PER_STATEMENT):
+            await conn.execute(refresh_sessions(dialect_name), {IDS: list(chunk)})
+            await conn.execute(delete_empty_sessions(dialect_name), {IDS: list(chunk)})
+
+
+def _span_batch(records: Sequence[SpanRecord]) -> _SpanBatch:
+    rows = [msgspec.structs.astuple(record) for record in records]
+    return _SpanBatch([_key(record) for record in records], rows, [contribution(row) for row in rows])
+
+
+def _key(record: SpanRecord) -> SpanKey:
+    return record.trace_id, record.span_id, record.start_time

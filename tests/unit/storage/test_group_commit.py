@@ -1,0 +1,86 @@
+"""GroupCommit: queued batches share a commit; a failing group is retried batch by batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from observatory_api.storage.group_commit import GroupCommit
+
+
+class Recorder:
+    """A commit function that records its groups; batches holding "bad" fail."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+        self.release = asyncio.Event()
+
+    async def commit(self, batches: Sequence[str]) -> list[int]:
+        self.groups.append(list(batches))
+        await self.release.wait()
+        if any("bad" in batch for batch in batches):
+            raise ValueError("bad batch")
+        return [len(batch) for batch in batches]
+
+
+async def started(group_commit: GroupCommit[str], batch: str) -> asyncio.Task[int]:
+    task = asyncio.create_task(group_commit.submit(batch, size=len(batch)))
+    await asyncio.sleep(0)  # queued, in submission order
+    return task
+
+
+async def test_batches_queued_during_a_commit_share_the_next_one() -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=100)
+    first = await started(group_commit, "a")
+    rest = [await started(group_commit, batch) for batch in ("bb", "ccc", "dddd")]
+    recorder.release.set()
+
+    assert await first == 1
+    assert [await task for task in rest] == [2, 3, 4]
+    assert recorder.groups == [["a"], ["bb", "ccc", "dddd"]]
+
+
+async def test_groups_stay_under_the_size_limit() -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=5)
+    tasks = [await started(group_commit, batch) for batch in ("a", "bb", "ccc", "dddd", "eeeeee")]
+    recorder.release.set()
+
+    assert [await task for task in tasks] == [1, 2, 3, 4, 6]
+    # A batch larger than the limit still goes, alone.
+    assert recorder.groups == [["a"], ["bb", "ccc"], ["dddd"], ["eeeeee"]]
+
+
+async def test_a_failing_batch_fails_alone_and_the_others_are_stored() -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=100)
+    first = await started(group_commit, "a")
+    good, bad, other = [await started(group_commit, batch) for batch in ("bb", "bad", "cc")]
+    recorder.release.set()
+
+    assert await first == 1
+    assert await good == 2
+    with pytest.raises(ValueError, match="bad batch"):
+        await bad
+    assert await other == 2
+    # The failed group, then each of its batches in its own transaction.
+    assert recorder.groups == [["a"], ["bb", "bad", "cc"], ["bb"], ["bad"], ["cc"]]
+
+
+async def test_batches_of_a_cancelled_leader_are_committed_by_the_next() -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=100)
+    first = await started(group_commit, "a")
+    second, third = [await started(group_commit, batch) for batch in ("bb", "ccc")]
+    await asyncio.sleep(0)
+    first.cancel()  # its caller went away in the middle of the commit: nothing was answered
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    recorder.release.set()
+
+    assert (await second, await third) == (2, 3)
+    # The unanswered batch of the cancelled group goes again, with the ones that queued meanwhile.
+    assert recorder.groups == [["a"], ["a", "bb", "ccc"]]
