@@ -78,6 +78,9 @@ class AuthSettings(_Section):
     refresh_ttl_seconds: int = 7 * 24 * 3600
     leeway_seconds: int = 30
     api_key_cache_ttl_seconds: int = 60
+    # `api_keys.last_used_at` is written at most once per key in this many seconds (only by an
+    # app with a write engine, i.e. with ingest enabled).
+    key_usage_interval_seconds: int = 300
     # When the store (Redis) is unreachable: accept access tokens without checking the deny list
     # (true), or refuse them with 503 (false). Refresh-token rotation always needs the store.
     revocation_fail_open: bool = True
@@ -336,6 +339,7 @@ def validate_settings(settings: Settings) -> None:
         "auth.access_ttl_seconds": settings.auth.access_ttl_seconds,
         "auth.refresh_ttl_seconds": settings.auth.refresh_ttl_seconds,
         "auth.api_key_cache_ttl_seconds": settings.auth.api_key_cache_ttl_seconds,
+        "auth.key_usage_interval_seconds": settings.auth.key_usage_interval_seconds,
         "rate_limit.anonymous_per_ip": settings.rate_limit.anonymous_per_ip,
         "rate_limit.auth_per_ip": settings.rate_limit.auth_per_ip,
         "cache.default_ttl_seconds": settings.cache.default_ttl_seconds,

@@ -67,7 +67,7 @@ class AuthController(Controller):
                 record = await authenticator.key_record(claims.key, state)
                 if record is None:
                     raise AuthFailure("key_unknown", "the API key behind this token no longer exists")
-                authenticator.check_key(record)
+                authenticator.accept_key(record, state)
         except AuthFailure as failure:
             api_auth_failures_total.labels(failure.reason).inc()
             raise unauthorized(failure) from None

@@ -2,7 +2,8 @@
 
 Only HMAC-SHA256(SECRET_KEY, key) and the prefix are stored; a presented key is looked up by its
 prefix and compared in constant time. The API reads `api_keys`; only the CLI (on the owner
-database URL) creates and revokes keys.
+database URL) creates and revokes keys. The API's one write is `last_used_at`, through the owner
+engine when the app has one (see key_usage.py).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ApiKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # Updated at most once per `auth.key_usage_interval_seconds`, and only by an app with a write engine.
+    last_used_at: datetime | None
     active: bool
 
 
@@ -92,6 +95,10 @@ def _record(row: object) -> ApiKeyRecord:
     return ApiKeyRecord(**{name: mapping[name] for name in ApiKeyRecord.__struct_fields__})
 
 
+def _info_of_row(row: object, now: datetime) -> ApiKeyInfo:
+    return _info(_record(row), now, last_used_at=row._mapping["last_used_at"])  # type: ignore[attr-defined]
+
+
 class ApiKeyRepository:
     """Reads, for the API (read-only role)."""
 
@@ -107,7 +114,21 @@ class ApiKeyRepository:
         now = datetime.now(UTC)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(_k).order_by(_k.c.created_at, _k.c.id))).all()
-        return [_info(_record(row), now) for row in rows]
+        return [_info_of_row(row, now) for row in rows]
+
+
+class ApiKeyUsageRepository:
+    """The API's one write to `api_keys`, on a write-capable (owner) engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def mark_used(self, *, key_id: str, at: datetime) -> int:
+        """Set `last_used_at`, never moving it backwards; returns the rows changed."""
+        stale = or_(_k.c.last_used_at.is_(None), _k.c.last_used_at < at)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(update(_k).where(_k.c.id == key_id, stale).values(last_used_at=at))
+        return result.rowcount
 
 
 class ApiKeyAdmin(ApiKeyRepository):
@@ -138,7 +159,7 @@ class ApiKeyAdmin(ApiKeyRepository):
         async with self._engine.begin() as conn:
             await conn.execute(update(_k).where(match, _k.c.revoked_at.is_(None)).values(revoked_at=now))
             row = (await conn.execute(select(_k).where(match))).first()
-        return None if row is None else _info(_record(row), now)
+        return None if row is None else _info_of_row(row, now)
 
     async def revoke_named(self, name: str) -> list[str]:
         """Revoke every active key called `name`; returns their prefixes."""
@@ -149,7 +170,7 @@ class ApiKeyAdmin(ApiKeyRepository):
         return [row.prefix for row in found]
 
 
-def _info(record: ApiKeyRecord, now: datetime) -> ApiKeyInfo:
+def _info(record: ApiKeyRecord, now: datetime, *, last_used_at: datetime | None = None) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=record.id,
         name=record.name,
@@ -158,5 +179,6 @@ def _info(record: ApiKeyRecord, now: datetime) -> ApiKeyInfo:
         created_at=record.created_at,
         expires_at=record.expires_at,
         revoked_at=record.revoked_at,
+        last_used_at=last_used_at,
         active=record.refusal(now) is None,
     )

@@ -22,6 +22,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from observatory_api.errors import Unauthorized, Unavailable
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
+from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.permissions import Principal
 from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.security.tokens import TokenClaims, TokenError, TokenService
@@ -100,7 +101,7 @@ class Authenticator:
         record = await self.key_record(prefix, state)
         if record is None or not key_matches(self._secret_key, raw, record.key_hash):
             raise AuthFailure("key_unknown", "the API key is not known")
-        self.check_key(record)
+        self.accept_key(record, state)
         return Principal(
             subject=f"api-key:{record.id}",
             role=record.role,
@@ -125,7 +126,7 @@ class Authenticator:
             record = await self.key_record(claims.key, state)
             if record is None:
                 raise AuthFailure("key_unknown", "the API key behind this token no longer exists")
-            self.check_key(record)
+            self.accept_key(record, state)
             key_id = record.id
         return Principal(
             subject=claims.sub,
@@ -155,6 +156,13 @@ class Authenticator:
         except StoreUnavailable:
             pass
         return record
+
+    def accept_key(self, record: ApiKeyRecord, state: Any) -> None:
+        """Refuse a revoked or expired key; else note its use (throttled, in the background)."""
+        self.check_key(record)
+        recorder: KeyUsageRecorder | None = getattr(state, "key_usage", None)
+        if recorder is not None:
+            recorder.record(record.id)
 
     @staticmethod
     def check_key(record: ApiKeyRecord) -> None:

@@ -111,11 +111,12 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
             await engine.dispose()
 
     keys = asyncio.run(run())
-    print(f"{'id':32}  {'prefix':12}  {'role':9}  {'state':7}  {'expires':25}  name")
+    print(f"{'id':32}  {'prefix':12}  {'role':9}  {'state':7}  {'expires':25}  {'last used':25}  name")
     for key in keys:
         state = "active" if key.active else ("revoked" if key.revoked_at else "expired")
         expires = key.expires_at.isoformat(timespec="seconds") if key.expires_at else "never"
-        print(f"{key.id:32}  {key.prefix:12}  {key.role:9}  {state:7}  {expires:25}  {key.name}")
+        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+        print(f"{key.id:32}  {key.prefix:12}  {key.role:9}  {state:7}  {expires:25}  {used:25}  {key.name}")
     return 0
 
 

@@ -21,6 +21,7 @@ from observatory_api.auth.controller import AuthController
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
 from observatory_api.security.headers import SendHook, security_headers_hook
+from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.limits import RequestTimeoutMiddleware
 from observatory_api.security.rate_limit import (
     ClientAddress,
@@ -110,6 +111,15 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         store = MemorySecurityStore(prefix)
         cache = ResilientCacheStore(MemoryStore())
     app.state.security_store = store
+    # The main lifespan ran first: `write_engine` is the owner engine when ingest is enabled.
+    key_usage = KeyUsageRecorder(
+        engine=getattr(app.state, "write_engine", None),
+        store=store,
+        interval_seconds=settings.auth.key_usage_interval_seconds,
+    )
+    app.state.key_usage = key_usage
+    if not key_usage.enabled:
+        logger.info("API key last_used_at is not recorded: no write engine (it comes with features.ingest)")
     app.stores.register(STORE_NAME, cache, allow_override=True)
     apply_cache_ttls(app, settings.cache)
     _warn_about_development_secrets(settings)
@@ -120,6 +130,8 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         housekeeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await housekeeping
+        # Before the main lifespan disposes of the write engine.
+        await key_usage.drain()
         if redis is not None:
             await redis.aclose()
 

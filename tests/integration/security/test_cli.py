@@ -15,7 +15,11 @@ from tests.integration.test_cli import STRONG, run_cli
 def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "api-config.yml"
     database = tmp_path / "observatory.db"
-    config.write_text(f"redis:\n  key_prefix: {redis_settings.key_prefix}\ndatabase:\n  sqlite_path: {database}\n")
+    # Ingest gives the app the owner engine that records last_used_at.
+    config.write_text(
+        f"redis:\n  key_prefix: {redis_settings.key_prefix}\ndatabase:\n  sqlite_path: {database}\n"
+        "features:\n  ingest: true\n"
+    )
     env = {"OBSERVATORY_CONFIG": str(config), "SECRET_KEY": STRONG, "JWT_SECRET": STRONG, "REDIS_URL": TEST_REDIS_URL}
 
     created = run_cli("keys", "create", "--name", "ci", "--role", "viewer", "--expires", "30d", cwd=tmp_path, env=env)
@@ -28,6 +32,8 @@ def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings
     prefix = key.split("_")[1]
     assert prefix in listed.stdout and "viewer" in listed.stdout and "active" in listed.stdout
     assert key.split("_", 2)[2] not in listed.stdout
+    assert "last used" in listed.stdout
+    assert _line_of(listed.stdout, prefix).split()[-2:] == ["never", "ci"]  # expires in 30 days, never used
 
     environ = {**env, "DATABASE_URL": ""}
     settings = load_settings(config, environ=environ)
@@ -46,7 +52,11 @@ def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings
         me = client.get("/api/v1/auth/me", headers=bearer).json()
         assert (me["subject"], me["role"]) == ("ops", "admin")
         assert me["expires_at"] is not None
-        assert client.get("/api/v1/admin/api-keys", headers=bearer).status_code == 200
+        [listed_key] = client.get("/api/v1/admin/api-keys", headers=bearer).json()["data"]
+        assert listed_key["prefix"] == prefix and listed_key["last_used_at"] is not None
+    # The app wrote last_used_at when the key was used.
+    used = _line_of(run_cli("keys", "list", cwd=tmp_path, env=env).stdout, prefix)
+    assert "never" not in used and "revoked" in used
 
     assert run_cli("keys", "revoke", "nope", cwd=tmp_path, env=env).returncode == 1
     assert run_cli("keys", "create", "--name", "x", "--role", "root", cwd=tmp_path, env=env).returncode == 2
@@ -54,6 +64,11 @@ def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings
         "keys", "create", "--name", "x", "--role", "viewer", "--expires", "2000-01-01", cwd=tmp_path, env=env
     )
     assert past.returncode == 2 and "past" in past.stderr
+
+
+def _line_of(listing: str, prefix: str) -> str:
+    [line] = [line for line in listing.splitlines() if prefix in line]
+    return line
 
 
 def test_config_check_production_enforces_rate_limits_and_introspection(tmp_path: Path) -> None:
