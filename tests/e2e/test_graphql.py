@@ -92,7 +92,8 @@ def test_the_documented_query_answers_as_rest_does(server: str) -> None:
         rest = httpx.get(f"{server}/api/v1/traces", params={**window, **extra, "limit": "10"}, headers=AUTH)
         expected = rest.json()["data"]
         traces = body["data"]["traces"]
-        assert len(traces) == len(expected) == 10
+        # The demo data follows the clock: a model may have fewer than 10 traces in the window.
+        assert len(traces) == len(expected) == (10 if not extra else len(expected)) > 0
         for got, want in zip(traces, expected, strict=True):
             assert got["id"] == want["trace_id"]
             assert datetime.fromisoformat(got["timestamp"]) == datetime.fromisoformat(want["start_time"])

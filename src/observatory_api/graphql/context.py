@@ -63,6 +63,7 @@ async def graphql_context(
             sessions=sessions,
             spans=spans,
             metrics=metric_repository,
+            models=models,
             limits=settings.query,
             allow_content=allow_content,
         ),

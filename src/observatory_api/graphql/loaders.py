@@ -1,5 +1,6 @@
 """One DataLoader per relation, made per request: each relation costs one statement per level
-(a few for model usage, whatever the number of models).
+(a few for model usage, whatever the number of models; a usage with `compareWith` is answered
+per model by the REST function, which the batch does not replace).
 
 Content the caller's role may not read is redacted here, once, by the same functions REST uses.
 """
@@ -14,9 +15,11 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from observatory_api.errors import DomainError
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
+from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelUsage
 from observatory_api.security.redaction import redact_logs, redact_spans
 from observatory_api.sessions.repository import SessionRepository
@@ -41,6 +44,14 @@ class UsageKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ComparedUsageKey:
+    provider: str
+    name: str
+    request: UsageRequest
+    compare_with: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionTracesKey:
     session_id: str
     limit: int
@@ -54,6 +65,7 @@ class Loaders:
     traces_of_session: DataLoader[SessionTracesKey, list[TraceSummary]]
     model_seen: DataLoader[ModelKey, SeenRange]
     model_usage: DataLoader[UsageKey, ModelUsage]
+    compared_usage: DataLoader[ComparedUsageKey, ModelUsage]
 
 
 def make_loaders(
@@ -62,6 +74,7 @@ def make_loaders(
     sessions: SessionRepository,
     spans: SpanRepository,
     metrics: MetricRepository,
+    models: ModelRepository,
     limits: QuerySettings,
     allow_content: bool,
 ) -> Loaders:
@@ -103,6 +116,27 @@ def make_loaders(
             found.update({(request, key): value for key, value in usage.items()})
         return [found[(key.request, (key.provider, key.name))] for key in keys]
 
+    async def load_compared_usage(keys: Sequence[ComparedUsageKey]) -> list[ModelUsage | BaseException]:
+        # One REST answer per distinct key, one after the other (the pool is shared with the
+        # request's other fields); a failure (an unknown `compareWith`) fails only its own fields.
+        answers: list[ModelUsage | BaseException] = []
+        for key in keys:
+            try:
+                answers.append(
+                    await models.model_usage(
+                        key.provider,
+                        key.name,
+                        window=key.request.window,
+                        interval=key.request.interval,
+                        limits=limits,
+                        top_users=key.request.top_users,
+                        compare_with=key.compare_with,
+                    )
+                )
+            except DomainError as error:
+                answers.append(error)
+        return answers
+
     return Loaders(
         trace=DataLoader(load_fn=load_traces),
         spans_of_trace=DataLoader(load_fn=load_spans),
@@ -110,6 +144,7 @@ def make_loaders(
         traces_of_session=DataLoader(load_fn=load_session_traces),
         model_seen=DataLoader(load_fn=load_seen),
         model_usage=DataLoader(load_fn=load_usage),
+        compared_usage=DataLoader(load_fn=load_compared_usage),
     )
 
 

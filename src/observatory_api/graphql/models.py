@@ -6,20 +6,22 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from msgspec import to_builtins
-from strawberry.scalars import JSON
 
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import UsageKey
+from observatory_api.graphql.usage import ModelUsage, compared_usage
 from observatory_api.metrics.usage_batch import UsageRequest
 from observatory_api.models.schemas import ModelInfo
-from observatory_api.models.schemas import ModelUsage as ModelUsageStruct
 from observatory_api.query import check_plain, resolve_window
 
 FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
 MAX_TOP_USERS = 1000
+COMPARE_WITH = (
+    "`provider/model`: adds `comparison`, the same tokens priced at both models' list prices in effect "
+    "when each span started. Answered per model, not in the batch of the other models' usage."
+)
 
 
 @strawberry.type(description="List prices in USD per million tokens.")
@@ -29,45 +31,6 @@ class ModelPricing:
     cache_read_per_mtok: float | None
     cache_write_per_mtok: float | None
     reasoning_per_mtok: float | None
-
-
-@strawberry.type(description="Usage over the range, with a series by `interval` when one is given.")
-class ModelUsage:
-    model_id: str
-    from_: datetime = strawberry.field(name="from")
-    to: datetime
-    interval: Interval | None
-    requests: int
-    errors: int
-    error_rate: float | None
-    input_tokens: int
-    output_tokens: int
-    token_count: int
-    cost: float
-    latency: JSON = strawberry.field(description="Milliseconds: `{p50, p95, p99}`.")
-    series: JSON | None = strawberry.field(description="`[{time, requests, errors, input_tokens, ...}]`.")
-    by_environment: JSON
-    top_users: JSON
-
-    @classmethod
-    def of(cls, usage: ModelUsageStruct) -> ModelUsage:
-        return cls(
-            model_id=usage.model_id,
-            from_=usage.from_,
-            to=usage.to,
-            interval=Interval(usage.interval) if usage.interval else None,
-            requests=usage.requests,
-            errors=usage.errors,
-            error_rate=usage.error_rate,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            token_count=usage.total_tokens,
-            cost=usage.cost_usd,
-            latency=to_builtins(usage.latency_ms),
-            series=to_builtins(usage.series),
-            by_environment=to_builtins(usage.by_environment),
-            top_users=to_builtins(usage.top_users),
-        )
 
 
 @strawberry.type(description="A model of the catalogue (id `provider/name`).")
@@ -100,7 +63,7 @@ class Model:
 
     @strawberry.field(
         description="Requests, tokens, cost, errors and latency of this model over the range, as "
-        "`GET /api/v1/models/{id}/usage`. Loaded for all the listed models at once."
+        "`GET /api/v1/models/{id}/usage`. Loaded for all the listed models at once (except with `compareWith`)."
     )
     async def usage(
         self,
@@ -109,6 +72,7 @@ class Model:
         to: datetime | None = None,
         interval: Interval | None = None,
         top_users: Annotated[int, strawberry.argument(description="Users in `topUsers` (by cost).")] = 10,
+        compare_with: Annotated[str | None, strawberry.argument(description=COMPARE_WITH)] = None,
     ) -> ModelUsage:
         ctx = info.context
         if not 1 <= top_users <= MAX_TOP_USERS:
@@ -118,6 +82,8 @@ class Model:
             interval=interval.value if interval else None,  # type: ignore[arg-type]
             top_users=top_users,
         )
+        if compare_with is not None:
+            return ModelUsage.of(await compared_usage(info, self.provider, self.name, request, compare_with))
         usage = await ctx.loaders.model_usage.load(UsageKey(self.id, self.provider, self.name, request))
         return ModelUsage.of(usage)
 

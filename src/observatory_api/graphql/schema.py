@@ -20,11 +20,12 @@ from observatory_api.graphql.limits import cost_limiter
 from observatory_api.graphql.metrics import MetricQueries
 from observatory_api.graphql.models import ModelQueries
 from observatory_api.graphql.queries import SessionQueries, TraceQueries
+from observatory_api.graphql.search import SearchQueries
 from observatory_api.settings import GraphQLSettings, QuerySettings
 
 
 @strawberry.type(description="Read-only queries over traces, spans, sessions, logs, models and metrics.")
-class Query(TraceQueries, SessionQueries, ModelQueries, MetricQueries):
+class Query(TraceQueries, SearchQueries, SessionQueries, ModelQueries, MetricQueries):
     pass
 
 

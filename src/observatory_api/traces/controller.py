@@ -8,16 +8,15 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from observatory_api.errors import InvalidInput
-from observatory_api.filters import Group, parse_filter
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
-from observatory_api.query import check_trace_id, resolve_limit, resolve_window
+from observatory_api.query import check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.security.redaction import redact_logs, redact_spans, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
+from observatory_api.traces.search import search_traces
 
 LIMIT = QueryParameter(required=False, ge=1, le=1000, description="Page size (default 50).")
 CURSOR = QueryParameter(required=False, max_length=2048, description="`next_cursor` of the previous page.")
@@ -96,16 +95,4 @@ class TraceController(Controller):
         {"field": "attributes.customer.tier", "op": "in", "value": ["gold", "pro"]}]}}`.
         A span-level condition matches a trace when one of its spans matches it.
         """
-        node = parse_filter(data.filter, max_nodes=settings.query.max_filter_nodes) if data.filter else None
-        if isinstance(node, Group) and not node.items:
-            raise InvalidInput.field("filter", "must not be empty", "body")
-        window = resolve_window(data.from_, data.to, settings.query)
-        return await traces.list_traces(
-            window=window,
-            filter_node=node,
-            filter_fields={"filter": data.filter},
-            sort=data.sort,
-            limit=resolve_limit(data.limit, settings.query),
-            cursor=data.cursor,
-            allow_content=content_allowed(request),
-        )
+        return await search_traces(traces, data, limits=settings.query, allow_content=content_allowed(request))

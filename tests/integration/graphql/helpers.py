@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from observatory_api.app import create_app
+from observatory_api.settings import DatabaseSettings
+from tests.conftest import auth_headers, make_settings
+
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 
 
@@ -42,3 +46,51 @@ def assert_same(got: Any, expected: Any, path: str = "") -> None:
         assert datetime.fromisoformat(got) == datetime.fromisoformat(expected), path
     else:
         assert got == expected, (path, got, expected)
+
+
+def app_client(
+    seeded: dict[str, DatabaseSettings], role: str = "developer", backend: str = "sqlite", **sections: Any
+) -> TestClient:
+    """Another app over the seeded dataset, with its own settings, as `role`."""
+    settings = make_settings(seeded[backend], **sections)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    client.headers.update(auth_headers(settings, role))
+    return client
+
+
+def count(client: TestClient, statements: list[str], query: str, variables: dict[str, Any] | None = None) -> int:
+    """How many statements the operation sends."""
+    statements.clear()
+    data(client, query, variables)
+    return len(statements)
+
+
+def rest_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The body of `GET /models/{id}/usage` in the GraphQL field names (`comparison` only when present)."""
+    converted = {
+        "modelId": usage["model_id"],
+        "from": usage["from"],
+        "to": usage["to"],
+        "interval": usage["interval"].upper() if usage["interval"] else None,
+        "requests": usage["requests"],
+        "errors": usage["errors"],
+        "errorRate": usage["error_rate"],
+        "inputTokens": usage["input_tokens"],
+        "outputTokens": usage["output_tokens"],
+        "tokenCount": usage["total_tokens"],
+        "cost": usage["cost_usd"],
+        "latency": usage["latency_ms"],
+        "series": usage["series"],
+        "byEnvironment": usage["by_environment"],
+        "topUsers": usage["top_users"],
+    }
+    if (comparison := usage.get("comparison")) is not None:
+        converted["comparison"] = {
+            "modelId": comparison["model_id"],
+            "cost": comparison["cost_usd"],
+            "currentModelListCost": comparison["current_model_list_cost_usd"],
+            "difference": comparison["difference_usd"],
+            "ratio": comparison["ratio"],
+            "pricing": comparison["pricing"],
+        }
+    return converted

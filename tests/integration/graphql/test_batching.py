@@ -3,13 +3,11 @@ SQL statements, whatever the number of parents, and answers what REST answers fo
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from litestar.testing import TestClient
 
 from observatory_api.metrics import usage_batch
-from tests.integration.graphql.helpers import assert_same, data
+from tests.integration.graphql.helpers import assert_same, count, data, rest_usage
 
 
 def test_trace_relations_are_batched(client: TestClient, window: dict, statements: list[str]) -> None:
@@ -48,13 +46,6 @@ def test_session_traces_limit_is_bounded(client: TestClient, window: dict) -> No
     assert "limit" in body["errors"][0]["message"]
 
 
-def count(client: TestClient, statements: list[str], query: str, variables: dict | None = None) -> int:
-    """How many statements the operation sends."""
-    statements.clear()
-    data(client, query, variables)
-    return len(statements)
-
-
 def test_model_first_and_last_seen_are_batched_and_match_rest(client: TestClient, statements: list[str]) -> None:
     models = data(client, "{ models { id firstSeen lastSeen } }")["models"]
     assert any(m["firstSeen"] for m in models) and any(m["firstSeen"] is None for m in models)
@@ -80,27 +71,6 @@ USAGE = """query($provider: String, $from: DateTime, $to: DateTime, $interval: I
     }
   }
 }"""
-
-
-def rest_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """The REST body in the GraphQL field names."""
-    return {
-        "modelId": usage["model_id"],
-        "from": usage["from"],
-        "to": usage["to"],
-        "interval": usage["interval"].upper() if usage["interval"] else None,
-        "requests": usage["requests"],
-        "errors": usage["errors"],
-        "errorRate": usage["error_rate"],
-        "inputTokens": usage["input_tokens"],
-        "outputTokens": usage["output_tokens"],
-        "tokenCount": usage["total_tokens"],
-        "cost": usage["cost_usd"],
-        "latency": usage["latency_ms"],
-        "series": usage["series"],
-        "byEnvironment": usage["by_environment"],
-        "topUsers": usage["top_users"],
-    }
 
 
 def test_model_usage_is_batched(client: TestClient, window: dict, statements: list[str]) -> None:

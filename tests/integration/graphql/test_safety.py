@@ -10,22 +10,11 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
-from observatory_api.app import create_app
-from observatory_api.settings import DatabaseSettings, GraphQLSettings, RateLimitSettings, load_settings
+from observatory_api.settings import GraphQLSettings, RateLimitSettings, load_settings
 from observatory_api.traces.repository import TraceRepository
-from tests.conftest import auth_headers, make_settings
-from tests.integration.graphql.helpers import data, gql
+from tests.integration.graphql.helpers import app_client, data, gql
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "api-config.yml"
-
-
-def app_client(
-    seeded: dict[str, DatabaseSettings], role: str = "developer", backend: str = "sqlite", **sections: Any
-) -> TestClient:
-    settings = make_settings(seeded[backend], **sections)
-    client = TestClient(create_app(settings), raise_server_exceptions=False)
-    client.headers.update(auth_headers(settings, role))
-    return client
 
 
 def test_too_deep_query_is_refused(client: TestClient) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import parse
 
-from observatory_api.graphql.limits import NESTED_FANOUT, query_cost
+from observatory_api.graphql.limits import CATALOGUE_FANOUT, COMPARISON_COST, NESTED_FANOUT, query_cost
 from observatory_api.graphql.schema import schema_sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "schema.graphql"
@@ -55,3 +55,24 @@ def test_the_new_fields_are_in_the_schema() -> None:
         "input MetricValueFilter",
     ):
         assert field in sdl, field
+
+
+def test_a_page_costs_its_limit_once() -> None:
+    # `items` is the page its `limit` already counted: not a further fan-out.
+    assert cost("{ tracesPage(limit: 20) { items { spans { id } } nextCursor } }") == 1 + 20 * (1 + 1)
+    assert cost("{ searchTraces(limit: 20) { items { spans { id } } } }") == 1 + 20 * (1 + 1)
+    assert cost("{ searchTraces { items { logs { id } } } }") == 1 + 50 * (1 + 1)
+    assert cost('{ trace(id: "x") { spans { children { id } } } }') == 1 + (1 + NESTED_FANOUT * 1)
+
+
+def test_usage_with_compare_with_costs_per_model() -> None:
+    batched = cost('{ models { usage(from: "2026-01-01T00:00:00Z") { requests } } }')
+    assert batched == 1 + 1
+    one = cost('{ model(id: "openai/gpt-4o") { usage(compareWith: "openai/gpt-4o-mini") { requests } } }')
+    assert one == 1 + 1 + COMPARISON_COST
+    every = cost('{ models { usage(compareWith: "openai/gpt-4o-mini") { requests } } }')
+    assert every == 1 + 1 + COMPARISON_COST * CATALOGUE_FANOUT
+    query = "query($c: String) { models { usage(compareWith: $c) { requests } } }"
+    assert cost(query, {"c": None}) == batched
+    assert cost(query, {"c": "openai/gpt-4o-mini"}) == every
+    assert cost("{ models { usage(compareWith: null) { requests } } }") == batched

@@ -1,0 +1,33 @@
+"""Trace search with the boolean filter language: the one implementation behind
+`POST /api/v1/traces/search` and GraphQL's `searchTraces`."""
+
+from __future__ import annotations
+
+from observatory_api.errors import InvalidInput
+from observatory_api.filters import Group, parse_filter
+from observatory_api.query import resolve_limit, resolve_window
+from observatory_api.settings import QuerySettings
+from observatory_api.traces.repository import TraceRepository
+from observatory_api.traces.schemas import TracePage, TraceSearch
+
+
+async def search_traces(
+    traces: TraceRepository, search: TraceSearch, *, limits: QuerySettings, allow_content: bool
+) -> TracePage:
+    """One page of the traces matching `search.filter`; InvalidInput names the faulty part of it.
+
+    Without `allow_content`, a condition on prompt or completion text is refused.
+    """
+    node = parse_filter(search.filter, max_nodes=limits.max_filter_nodes) if search.filter else None
+    if isinstance(node, Group) and not node.items:
+        raise InvalidInput.field("filter", "must not be empty", "body")
+    return await traces.list_traces(
+        window=resolve_window(search.from_, search.to, limits),
+        filter_node=node,
+        # The cursor is bound to the filter as given, so REST and GraphQL pages continue each other.
+        filter_fields={"filter": search.filter},
+        sort=search.sort,
+        limit=resolve_limit(search.limit, limits),
+        cursor=search.cursor,
+        allow_content=allow_content,
+    )
