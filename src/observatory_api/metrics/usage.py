@@ -10,7 +10,7 @@ from itertools import pairwise
 
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
-from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, Value
+from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
 from observatory_api.models.pricing import PricePeriod, price_in_effect, price_usage
 from observatory_api.models.schemas import (
     LatencyPercentiles,
@@ -90,12 +90,30 @@ async def model_usage(
     environments = await run(USAGE_COUNTS, group_by=["environment"])
     users = await run(USAGE_COUNTS, group_by=["user_id"], order_by="-cost_usd", limit=top_users)
     totals = main.totals
-    requests, errors = int(totals["requests"] or 0), int(totals["errors"] or 0)
     series = None
     if interval is not None:
         series = [UsagePoint(time=p.time, **usage_counts(p.values)) for p in main.series[0].points or []]
+    comparison = await _comparison(run, window, compare_with, totals) if compare_with is not None else None
+    return usage_answer(
+        info.id, window, interval, totals, series, environments.series, users.series, comparison=comparison
+    )
+
+
+def usage_answer(
+    model_id: str,
+    window: TimeWindow,
+    interval: UsageInterval | None,
+    totals: dict[str, Value],
+    series: list[UsagePoint] | None,
+    environments: Sequence[MetricSeries],
+    users: Sequence[MetricSeries],
+    *,
+    comparison: UsageComparison | None = None,
+) -> ModelUsage:
+    """The usage answer from the engine's results: REST, and GraphQL's batched path, build it here."""
+    requests, errors = int(totals["requests"] or 0), int(totals["errors"] or 0)
     return ModelUsage(
-        model_id=info.id,
+        model_id=model_id,
         from_=window.start,
         to=window.end,
         interval=interval,
@@ -110,9 +128,9 @@ async def model_usage(
             p50=optional_float(totals["p50"]), p95=optional_float(totals["p95"]), p99=optional_float(totals["p99"])
         ),
         series=series,
-        by_environment=[usage_breakdown(s.group["environment"], s.totals) for s in environments.series],
-        top_users=[usage_breakdown(s.group["user_id"], s.totals) for s in users.series],
-        comparison=await _comparison(run, window, compare_with, totals) if compare_with is not None else None,
+        by_environment=[usage_breakdown(s.group["environment"], s.totals) for s in environments],
+        top_users=[usage_breakdown(s.group["user_id"], s.totals) for s in users],
+        comparison=comparison,
     )
 
 

@@ -15,8 +15,8 @@ from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
 
 # The selections and conversions of the single-model answer: both answers stay the same.
-from observatory_api.metrics.usage import USAGE_COUNTS, USAGE_TOTALS, optional_float, usage_breakdown, usage_counts
-from observatory_api.models.schemas import LatencyPercentiles, ModelUsage, UsageInterval, UsagePoint
+from observatory_api.metrics.usage import USAGE_COUNTS, USAGE_TOTALS, usage_answer, usage_counts
+from observatory_api.models.schemas import ModelUsage, UsageInterval, UsagePoint
 from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
@@ -146,30 +146,10 @@ def _usage(
     users: list[MetricSeries],
 ) -> ModelUsage:
     totals = main.totals if main is not None else _EMPTY
-    requests, errors = int(totals["requests"] or 0), int(totals["errors"] or 0)
     series = None
     if request.interval is not None:
         if main is not None and main.points is not None:
             series = [UsagePoint(time=p.time, **usage_counts(p.values)) for p in main.points]
         else:
             series = [UsagePoint(time=start, **usage_counts(_EMPTY)) for start in plan.buckets]
-    return ModelUsage(
-        model_id=model_id,
-        from_=request.window.start,
-        to=request.window.end,
-        interval=request.interval,
-        requests=requests,
-        errors=errors,
-        error_rate=errors / requests if requests else None,
-        input_tokens=int(totals["input_tokens"] or 0),
-        output_tokens=int(totals["output_tokens"] or 0),
-        total_tokens=int(totals["total_tokens"] or 0),
-        cost_usd=float(totals["cost_usd"] or 0.0),
-        latency_ms=LatencyPercentiles(
-            p50=optional_float(totals["p50"]), p95=optional_float(totals["p95"]), p99=optional_float(totals["p99"])
-        ),
-        series=series,
-        by_environment=[usage_breakdown(s.group["environment"], s.totals) for s in environments],
-        top_users=[usage_breakdown(s.group["user_id"], s.totals) for s in users],
-        comparison=None,
-    )
+    return usage_answer(model_id, request.window, request.interval, totals, series, environments, users)
