@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import TEST_AUTH
-from tests.e2e.test_serve import AUTH, free_port
+from tests.e2e.test_serve import AUTH, free_port, wait_ready
 
 pytestmark = pytest.mark.e2e
 GET_TRACES = """
@@ -49,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, process, log_path)
+            wait_ready(base, process, log_path)
             yield base
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -57,20 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the server was not ready within 90 s:\n{log.read_text()}")
 
 
 def post_graphql(server: str, variables: dict[str, Any], headers: dict[str, str]) -> httpx.Response:

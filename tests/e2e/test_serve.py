@@ -75,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process, workdir / "server.log")
+        wait_ready(base, process, workdir / "server.log")
         yield Served(
             base=base, metrics=f"http://127.0.0.1:{metrics_port}/metrics", log=workdir / "server.log", pid=process.pid
         )
@@ -93,7 +93,7 @@ def server(served: Served) -> str:
     return served.base
 
 
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
