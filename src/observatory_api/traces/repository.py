@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Column, Select, and_, select
+from sqlalchemy import Column, ColumnElement, Select, Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
@@ -18,6 +18,8 @@ from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
+
+R = TypeVar("R")
 
 _t = tables.traces
 SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
@@ -92,28 +94,26 @@ class TraceRepository:
     async def spans_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[SpanNode]]:
         """Every span of each trace (flat, in start order), by trace id, in one statement."""
         spans = tables.spans
-        found: dict[str, list[SpanNode]] = {trace_id: [] for trace_id in trace_ids}
-        if not trace_ids:
-            return found
-        stmt = select(spans).where(spans.c.trace_id.in_(set(trace_ids))).order_by(spans.c.start_time, spans.c.span_id)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        for row in rows:
-            found[row.trace_id].append(SpanNode(**row._mapping))
-        return found
+        return await self._rows_by_trace(spans, trace_ids, (spans.c.start_time, spans.c.span_id), SpanNode)
 
     @timed("traces.logs_of_traces")
     async def logs_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[LogEntry]]:
         """The logs of each trace, in time order, by trace id, in one statement."""
         logs = tables.logs
-        found: dict[str, list[LogEntry]] = {trace_id: [] for trace_id in trace_ids}
+        return await self._rows_by_trace(logs, trace_ids, (logs.c.time, logs.c.log_id), LogEntry)
+
+    async def _rows_by_trace(
+        self, table: Table, trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]], make: Callable[..., R]
+    ) -> dict[str, list[R]]:
+        """Every row of `table` for `trace_ids`, in `order`, grouped by trace id (each id present)."""
+        found: dict[str, list[R]] = {trace_id: [] for trace_id in trace_ids}
         if not trace_ids:
             return found
-        stmt = select(logs).where(logs.c.trace_id.in_(set(trace_ids))).order_by(logs.c.time, logs.c.log_id)
+        stmt = select(table).where(table.c.trace_id.in_(set(trace_ids))).order_by(*order)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         for row in rows:
-            found[row.trace_id].append(LogEntry(**row._mapping))
+            found[row.trace_id].append(make(**row._mapping))
         return found
 
 
