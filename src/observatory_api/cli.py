@@ -126,9 +126,10 @@ def _run_granian(
 
 
 async def _prepare_demo(settings: Settings, traces: int) -> None:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.demo.seed import database_is_empty
 
-    engine = await _migrated_owner_engine(settings)
+    engine = await migrated_owner_engine(settings.database)
     try:
         if await database_is_empty(engine):
             await _run_seed(engine, traces=traces, seed=42, days=30)
@@ -150,7 +151,9 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     async def run() -> None:
-        engine = await _migrated_owner_engine(settings)
+        from observatory_api.db.engine import migrated_owner_engine
+
+        engine = await migrated_owner_engine(settings.database)
         await engine.dispose()
 
     asyncio.run(run())
@@ -164,7 +167,9 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run() -> None:
-        engine = await _migrated_owner_engine(settings)
+        from observatory_api.db.engine import migrated_owner_engine
+
+        engine = await migrated_owner_engine(settings.database)
         try:
             await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days)
         finally:
@@ -172,15 +177,6 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run())
     return 0
-
-
-async def _migrated_owner_engine(settings: Settings) -> AsyncEngine:
-    from observatory_api.db.engine import create_engine, database_url
-    from observatory_api.db.migrate import upgrade
-
-    engine = create_engine(settings.database, database_url(settings.database), application_name="observatory-cli")
-    await upgrade(engine, settings.database)
-    return engine
 
 
 async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -> None:

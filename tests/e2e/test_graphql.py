@@ -3,10 +3,6 @@ answered as REST answers the same question."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_AUTH
-from tests.e2e.test_serve import AUTH, free_port, wait_ready
+from tests.e2e.server import AUTH, start_server
 
 pytestmark = pytest.mark.e2e
 GET_TRACES = """
@@ -28,33 +23,8 @@ query GetTraces($filter: TraceFilter) {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`serve --demo` with one worker on a free port (its own SQLite database in a temporary folder)."""
-    workdir = tmp_path_factory.mktemp("serve_graphql")
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        API_METRICS_PORT=str(free_port()), JWT_SECRET=TEST_AUTH.jwt_secret or "", SECRET_KEY=TEST_AUTH.secret_key or ""
-    )
-    command = [sys.executable, "-m", "observatory_api", "serve", "--demo", "--demo-traces", "80"]
-    command += ["--port", str(port), "--workers", "1"]
-    log_path = workdir / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, process, log_path)
-            yield base
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with start_server(tmp_path_factory.mktemp("serve_graphql"), workers=1, demo_traces=80) as running:
+        yield running.base
 
 
 def post_graphql(server: str, variables: dict[str, Any], headers: dict[str, str]) -> httpx.Response:

@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.test_serve import free_port
+from tests.e2e.server import start_server
 from tests.integration.security.conftest import TEST_REDIS_URL, flush_prefix
 
 pytestmark = pytest.mark.e2e
@@ -30,45 +26,15 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     (workdir / "api-config.yml").write_text(
         f"redis:\n  key_prefix: {prefix}\nrate_limit:\n  roles:\n    developer: {LIMIT}\n"
     )
-    port = free_port()
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR", "OBSERVATORY_CONFIG")
+        "REDIS_URL": TEST_REDIS_URL,
+        "JWT_SECRET": "e2e-jwt-secret-0123456789abcdefghijklmnop",
+        "SECRET_KEY": "e2e-secret-key-0123456789abcdefghijklmnop",
     }
-    env.update(
-        REDIS_URL=TEST_REDIS_URL,
-        API_METRICS_PORT=str(free_port()),
-        JWT_SECRET="e2e-jwt-secret-0123456789abcdefghijklmnop",
-        SECRET_KEY="e2e-secret-key-0123456789abcdefghijklmnop",
-    )
-    command = [sys.executable, "-m", "observatory_api", "serve", "--demo", "--demo-traces", "20"]
-    command += ["--port", str(port), "--workers", "2"]
-    log_path = workdir / "server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not become ready:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        yield base, log_path
+        with start_server(workdir, workers=2, demo_traces=20, env=env) as server:
+            yield server.base, server.log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
         flush_prefix(prefix)
 
 

@@ -3,108 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from observatory_api.settings import DatabaseSettings
-from tests.conftest import TEST_AUTH, auth_headers, make_settings
+from tests.e2e.server import AUTH, RunningServer, start_server
+from tests.e2e.server import free_port as free_port  # re-exported: tests/e2e/test_shutdown.py imports it from here
 
 pytestmark = pytest.mark.e2e
-DEMO_TRACES = "120"
-# The server signs and checks tokens with the test secrets (JWT_SECRET, SECRET_KEY below).
-AUTH = auth_headers(make_settings(DatabaseSettings()), "developer")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Served:
-    base: str
-    metrics: str
-    log: Path
-    pid: int
+DEMO_TRACES = 120
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """`serve --demo` with two workers; the API and the metrics on their own free ports."""
-    workdir = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    metrics_port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env["API_METRICS_PORT"] = str(metrics_port)
-    env["LOG_FORMAT"] = "json"
-    env["CORS_ORIGINS"] = "https://allowed.example"
-    env["JWT_SECRET"] = TEST_AUTH.jwt_secret or ""
-    env["SECRET_KEY"] = TEST_AUTH.secret_key or ""
-    command = [
-        sys.executable,
-        "-m",
-        "observatory_api",
-        "serve",
-        "--demo",
-        "--demo-traces",
-        DEMO_TRACES,
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process, workdir / "server.log")
-        yield Served(
-            base=base, metrics=f"http://127.0.0.1:{metrics_port}/metrics", log=workdir / "server.log", pid=process.pid
-        )
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+    env = {"LOG_FORMAT": "json", "CORS_ORIGINS": "https://allowed.example"}
+    with start_server(tmp_path_factory.mktemp("serve"), workers=2, demo_traces=DEMO_TRACES, env=env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def server(served: Served) -> str:
+def server(served: RunningServer) -> str:
     return served.base
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the server was not ready within 90 s:\n{log.read_text()}")
 
 
 def test_serves_the_demo_data_over_http(server: str) -> None:
@@ -117,7 +41,7 @@ def test_serves_the_demo_data_over_http(server: str) -> None:
         assert response.status_code == 200
         body = response.json()
         seen.update(item["trace_id"] for item in body["data"])
-    assert len(seen) == int(DEMO_TRACES)
+    assert len(seen) == DEMO_TRACES
     detail = httpx.get(f"{server}/api/v1/traces/{sorted(seen)[0]}", headers=AUTH, timeout=10)
     assert detail.status_code == 200
     assert detail.json()["spans"]
@@ -167,7 +91,7 @@ def access_lines(log: Path) -> list[dict[str, object]]:
     return lines
 
 
-def test_metrics_add_up_across_both_workers(served: Served) -> None:
+def test_metrics_add_up_across_both_workers(served: RunningServer) -> None:
     before = scrape(served.metrics)
     sent: set[str] = set()
     pids: set[object] = set()
@@ -244,13 +168,13 @@ def test_metrics_add_up_across_both_workers(served: Served) -> None:
     }
 
 
-def test_metrics_are_not_on_the_api_port(served: Served) -> None:
+def test_metrics_are_not_on_the_api_port(served: RunningServer) -> None:
     assert httpx.get(f"{served.base}/metrics", timeout=10).status_code == 404
     other = httpx.get(served.metrics.replace("/metrics", "/other"), timeout=10)
     assert other.status_code == 404
 
 
-def test_every_access_line_is_json_with_the_request_fields(served: Served) -> None:
+def test_every_access_line_is_json_with_the_request_fields(served: RunningServer) -> None:
     response = httpx.get(
         f"{served.base}/api/v1/traces",
         params={"q": "secret prompt words", "limit": "1"},

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from observatory_api.db.migrate import upgrade
 from observatory_api.settings import DatabaseSettings
 
 
@@ -69,6 +70,13 @@ def create_engine(
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+
+
+async def migrated_owner_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """The owner engine of the operator commands (`keys`, `models`, ...), with the schema upgraded to head."""
+    engine = create_engine(settings, database_url(settings), application_name="observatory-cli")
+    await upgrade(engine, settings)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -95,8 +95,8 @@ def _split(model: str) -> tuple[str, str]:
 
 
 def _set_price(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.models.prices import record_price
-    from observatory_api.security.cli import _owner_engine
 
     try:
         provider, name = _split(args.model)
@@ -107,7 +107,7 @@ def _set_price(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run() -> RecordedPrice:
-        engine = await _owner_engine(settings)
+        engine = await migrated_owner_engine(settings.database)
         try:
             async with engine.begin() as conn:
                 return await record_price(
@@ -135,8 +135,8 @@ def _set_price(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _prices(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.models.prices import load_price_history
-    from observatory_api.security.cli import _owner_engine
 
     try:
         provider, name = _split(args.model)
@@ -145,7 +145,7 @@ def _prices(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run() -> PriceHistory:
-        engine = await _owner_engine(settings)
+        engine = await migrated_owner_engine(settings.database)
         try:
             async with engine.connect() as conn:
                 return await load_price_history(conn, provider=provider, name=name)

@@ -62,13 +62,8 @@ def parse_expiry(value: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def _owner_engine(settings: Settings) -> AsyncEngine:
-    from observatory_api.cli import _migrated_owner_engine
-
-    return await _migrated_owner_engine(settings)
-
-
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.security.api_keys import ApiKeyAdmin, secret_key_of
 
     try:
@@ -81,7 +76,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run() -> tuple[str, ApiKeyInfo]:
-        engine = await _owner_engine(settings)
+        engine = await migrated_owner_engine(settings.database)
         try:
             return await ApiKeyAdmin(engine).create(
                 name=args.name, role=args.role, secret_key=secret_key_of(settings), expires_at=expires
@@ -101,10 +96,11 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.security.api_keys import ApiKeyRepository
 
     async def run() -> list[ApiKeyInfo]:
-        engine = await _owner_engine(settings)
+        engine = await migrated_owner_engine(settings.database)
         try:
             return await ApiKeyRepository(engine).list_keys()
         finally:
@@ -121,10 +117,11 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.security.api_keys import ApiKeyAdmin
 
     async def run() -> ApiKeyInfo | None:
-        engine = await _owner_engine(settings)
+        engine = await migrated_owner_engine(settings.database)
         try:
             info = await ApiKeyAdmin(engine).revoke(args.key)
         finally:
