@@ -5,7 +5,8 @@ service, environment, status, kind and finish reason (`dims_key` hashes them);
 `metric_rollup_minute_overall` one per minute, status and kind. Each row has counts, sums, min and max per measure
 and log-spaced histograms (160 bins, NULL for 0) of latency and time to first token. The writer
 adds new spans to them in the transaction that stores the spans; this revision backfills them from
-spans already stored. TimescaleDB continuous aggregates are not used (see the README, "Metrics").
+spans already stored. On TimescaleDB, continuous aggregates with the same rows replace them
+(0005; see the README, "Metrics").
 
 Revision ID: 0003
 Revises: 0002

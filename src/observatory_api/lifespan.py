@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
 from observatory_api.db.migrate import head_revision, upgrade
+from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
 
@@ -38,18 +39,27 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state.schema_head = head_revision(settings.database)
     state.timescaledb = await _has_timescaledb(state.read_engine)
     mark_timescaledb(state.read_engine.dialect, state.timescaledb)
+    # Metrics read TimescaleDB's continuous aggregates when it reports them, else the rollup tables.
+    state.continuous_aggregates = await find_continuous_aggregates(state.read_engine, timescaledb=state.timescaledb)
+    mark_continuous_aggregates(state.read_engine.dialect, state.continuous_aggregates)
     state.redis = _redis_client(settings)
     state.write_engine = None
     if settings.features.ingest:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
         state.write_engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
         mark_timescaledb(state.write_engine.dialect, state.timescaledb)
+        mark_continuous_aggregates(state.write_engine.dialect, state.continuous_aggregates)
         state.ingest_writer = TelemetryWriter(state.write_engine)
         state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
     state.started_at = time.monotonic()
     logger.info(
         "started",
-        extra={"database": owner_url.get_backend_name(), "timescaledb": state.timescaledb, "redis": bool(state.redis)},
+        extra={
+            "database": owner_url.get_backend_name(),
+            "timescaledb": state.timescaledb,
+            "continuous_aggregates": state.continuous_aggregates,
+            "redis": bool(state.redis),
+        },
     )
     try:
         yield

@@ -92,7 +92,9 @@ class _Execution:
                 part_level = await self._raw_states(with_bucket=self.bucketed, window=part)
                 await self._edge_histograms(part, part_level)
             else:
-                statement = states_statement(plan, rollup_source(plan, grain, part), with_bucket=self.bucketed)
+                statement = states_statement(
+                    plan, rollup_source(plan, grain, part, self.conn.dialect), with_bucket=self.bucketed
+                )
                 part_level = await self._read(statement, nkeys)
             level = _merge_levels(level, part_level)
         return level

@@ -2,8 +2,9 @@
 compiled span filters and bound values.
 
 A `Source` is what a statement reads: raw spans (one row per span) or a rollup table (one row per
-bucket and dimension combination, weighted by its span count). Both give the same *states*
-(counts, sums, min, max, histogram bins) under the same names, so one merge code serves both.
+bucket and dimension combination, weighted by its span count; on TimescaleDB the continuous
+aggregate with the same rows). Both give the same *states* (counts, sums, min, max, histogram
+bins) under the same names, so one merge code serves both.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_elements, time_bucket
 from observatory_api.filters import compile_span_filter
 from observatory_api.metrics.catalogue import DIMENSIONS, model_call
+from observatory_api.metrics.continuous_aggregates import aggregate_for, has_continuous_aggregates
 from observatory_api.metrics.plan import Plan, Selection, rollup_for
 from observatory_api.metrics.rollup_tables import HISTOGRAMS, hist_columns
 from observatory_api.query import TimeWindow
@@ -72,8 +74,12 @@ def raw_source(plan: Plan, dialect_name: str, window: TimeWindow, *, groups: lis
     return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False)
 
 
-def rollup_source(plan: Plan, grain: str, window: TimeWindow) -> Source:
+def rollup_source(plan: Plan, grain: str, window: TimeWindow, dialect: Any) -> Source:
+    """The rollup of `grain` that answers `plan`, or its continuous aggregate when the engine's
+    `dialect` is marked as having them (TimescaleDB, see `metrics.continuous_aggregates`)."""
     table = rollup_for(plan, grain).table
+    if has_continuous_aggregates(dialect):
+        table = aggregate_for(table)
     keys = [table.c[DIMENSIONS[name]].label(f"g{i}") for i, name in enumerate(plan.group_by)]
     where = and_(table.c.bucket >= window.start, table.c.bucket < window.end, *_scope(plan, table))
     if plan.filter_node is not None:

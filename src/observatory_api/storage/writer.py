@@ -19,6 +19,7 @@ from observatory_api.db.dialect import (
     prepare_write_transaction,
 )
 from observatory_api.db.tables import logs, spans
+from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
 from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution
 from observatory_api.storage.costs import CostFiller
@@ -41,6 +42,7 @@ _ANALYZED_TABLES: dict[str, tuple[str, ...]] = {
     "sessions": (),
     **{rollup.table.name: ("bucket", "dims_key", *rollup.dimension_columns) for rollup in ROLLUPS},
 }
+_ROLLUP_TABLE_NAMES = {rollup.table.name for rollup in ROLLUPS}
 _SPAN_KEY = ("trace_id", "span_id", "start_time")  # the primary key of spans
 SpanKey = tuple[str, str, datetime]
 _SPAN_COLUMNS = [column.name for column in spans.columns]
@@ -74,7 +76,9 @@ class TelemetryWriter:
     The span batches of concurrent callers are merged into one transaction (group commit, see
     `storage.group_commit`); each caller returns once its rows are committed. A transaction
     stores the rows and the summaries and rollups they change together, or nothing. Rows whose
-    primary key is already stored are skipped, so a retried batch is safe.
+    primary key is already stored are skipped, so a retried batch is safe. When the engine's
+    dialect is marked as having the continuous aggregates (TimescaleDB), the database maintains
+    the metric rollups itself and the writer leaves the rollup tables alone.
     """
 
     def __init__(self, engine: AsyncEngine, *, group_max_spans: int = GROUP_MAX_SPANS) -> None:
@@ -88,7 +92,7 @@ class TelemetryWriter:
         """Store `records`, refresh their traces and sessions; returns the spans newly stored.
 
         Spans without a cost are priced from the catalogue; the spans newly stored are added to
-        the metric rollups in the same transaction.
+        the metric rollups in the same transaction (unless TimescaleDB maintains them).
         """
         if not records:
             return 0
@@ -131,7 +135,9 @@ class TelemetryWriter:
             if new:
                 await self._refresh_summaries(conn, [rows[i] for i in new])
                 # Last: the rollup rows other writers also add to stay locked only until commit.
-                await add_to_rollups(conn, [parts[i] for i in new])
+                # On TimescaleDB the continuous aggregates follow `spans` without them.
+                if not has_continuous_aggregates(conn.dialect):
+                    await add_to_rollups(conn, [parts[i] for i in new])
         stored = [0] * len(batches)
         for i in new:
             stored[owner[keys[i]]] += 1
@@ -145,8 +151,11 @@ class TelemetryWriter:
         if self._stored_spans < self._analyze_at:
             return
         self._analyze_at = self._stored_spans * 2
+        tables = _ANALYZED_TABLES
+        if has_continuous_aggregates(self._engine.dialect):  # the rollup tables no longer grow
+            tables = {name: columns for name, columns in tables.items() if name not in _ROLLUP_TABLE_NAMES}
         async with self._engine.begin() as conn:
-            await analyze_tables(conn, _ANALYZED_TABLES)
+            await analyze_tables(conn, tables)
 
     async def write_logs(self, records: Sequence[LogRecord]) -> int:
         """Store `records`; returns the log lines newly stored."""
