@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -122,8 +123,8 @@ def _as_float(value: Any, column: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise RejectedSpan(f"{column} must be a number") from None
-    if number != number or number < 0:  # NaN or negative
-        raise RejectedSpan(f"{column} must be a non-negative number")
+    if not math.isfinite(number) or number < 0:  # NaN, infinity (valid in OTLP JSON) or negative
+        raise RejectedSpan(f"{column} must be a finite non-negative number")
     return number
 
 

@@ -26,6 +26,8 @@ UPPER = GAMMA ** (BINS - 2)
 def bin_of(value: float) -> int:
     if not value >= 1.0:  # also catches NaN
         return 0
+    if math.isinf(value):  # floor(log(inf)) would raise: it belongs to the open-ended last bin
+        return BINS - 1
     return min(1 + math.floor(math.log(value) / _LOG_GAMMA), BINS - 1)
 
 

@@ -16,6 +16,7 @@ def test_bins_are_log_spaced_and_cover_the_range() -> None:
     assert bin_of(1.0) == 1
     assert bin_of(GAMMA * 1.0001) == 2
     assert bin_of(1e12) == BINS - 1
+    assert bin_of(float("inf")) == BINS - 1
     for index in range(1, BINS - 1):
         # Every value of a bin is within ALPHA of the bin's representative.
         low, high = GAMMA ** (index - 1), GAMMA**index
