@@ -27,10 +27,12 @@ import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from observatory_api.db.dialect import time_bucket
+from observatory_api.db.dialect import time_bucket, upsert_via_staging
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import upgrade
+from observatory_api.db.tables import spans
 from observatory_api.demo.seed import seed_demo
+from observatory_api.metrics.continuous_aggregates import mark_continuous_aggregates
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.rollup_tables import (
@@ -39,9 +41,10 @@ from observatory_api.metrics.rollup_tables import (
     ROLLUPS,
     metric_rollup_minute_overall,
 )
-from observatory_api.metrics.rollups import dims_key
+from observatory_api.metrics.rollups import additive_updates, dims_key, rollup_rows
 from observatory_api.metrics.schemas import MetricQuery
 from observatory_api.settings import DatabaseSettings, QuerySettings
+from observatory_api.storage.records import SpanRecord
 
 ADMIN_URL = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = os.environ.get("OBSERVATORY_BENCH_DATABASE", "observatory_bench_metrics")
@@ -55,7 +58,7 @@ def bench_settings() -> DatabaseSettings:
     return DatabaseSettings(url=url, statement_timeout_ms=600_000)
 
 
-async def seed(spans: int, log_path: str, seed_value: int = 42) -> None:
+async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups: bool = False) -> None:
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
@@ -64,6 +67,8 @@ async def seed(spans: int, log_path: str, seed_value: int = 42) -> None:
         await admin.close()
     settings = bench_settings()
     engine = create_engine(settings, database_url(settings))
+    if skip_rollups:  # the writer leaves the rollups alone, as with TimescaleDB; rebuild-rollups fills them
+        mark_continuous_aggregates(engine.dialect, True)
     traces = round(spans / SPANS_PER_TRACE)
     started = last_time = time.perf_counter()
     last_done = 0
@@ -162,7 +167,71 @@ async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
     await engine.dispose()
 
 
-async def derive_rollups() -> None:
+async def rebuild_rollups(log_path: str) -> None:
+    """Rebuild every rollup table from the stored spans, with the writer's own aggregation code.
+
+    For a load seeded with --skip-rollups: the spans are read in time order and aggregated per
+    minute by `metrics.rollups.rollup_rows` (what the writer adds, span for span), then the hour,
+    day and overall-minute rollups are derived from the minute rollup (exact: counts and sums
+    add, min and max nest, histogram bins add).
+    """
+    settings = bench_settings()
+    engine = create_engine(settings, database_url(settings))
+    minute = ROLLUP_TABLES["minute"]
+    rollup = next(r for r in ROLLUPS if r.table is minute)
+    fields = [c for c in spans.c if c.name in _ROLLUP_FIELDS]
+    started = time.perf_counter()
+    with open(log_path, "a", buffering=1) as log:  # noqa: ASYNC230 - a progress log, not request I/O
+        async with engine.begin() as conn:
+            for r in ROLLUPS:
+                await conn.execute(delete(r.table))
+        done = 0
+        async with engine.connect() as reader:
+            stream = await reader.stream(
+                select(*fields).order_by(spans.c.start_time).execution_options(yield_per=50_000)
+            )
+            async for partition in stream.partitions():
+                records = [
+                    SpanRecord(trace_id="", span_id="", name="", end_time=row.start_time, **row._asdict())
+                    for row in partition
+                ]
+                async with engine.begin() as conn:  # a minute split across partitions is added up
+                    await upsert_via_staging(
+                        conn,
+                        minute,
+                        rollup_rows(records, rollup),
+                        key=("bucket", "dims_key"),
+                        updates=lambda new: additive_updates(minute, new),
+                    )
+                done += len(records)
+                log.write(f"rebuild: {done:,} spans into {minute.name}, {time.perf_counter() - started:,.0f} s\n")
+        await engine.dispose()
+        await derive_rollups(sources={"hour": "minute", "day": "hour"})
+        log.write(f"rebuild: every rollup in {time.perf_counter() - started:,.0f} s\n")
+
+
+_ROLLUP_FIELDS = {
+    "kind",
+    "status",
+    "start_time",
+    "duration_ms",
+    "provider",
+    "model",
+    "service_name",
+    "environment",
+    "finish_reason",
+    "time_to_first_token_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+    "cost_usd",
+}
+
+
+async def derive_rollups(sources: dict[str, str] | None = None) -> None:
     """Build the day rollup from the hour rollup and the overall minute rollup from the minute
     rollup (exact: counts and sums add, min and max nest, histogram bins add).
 
@@ -171,12 +240,16 @@ async def derive_rollups() -> None:
     """
     settings = bench_settings()
     engine = create_engine(settings, database_url(settings))
+    # Target grain -> the grain it is built from, finest first (each built before it is a source).
+    derived = [
+        (ROLLUP_TABLES[target], ROLLUP_TABLES[source]) for target, source in (sources or {"day": "hour"}).items()
+    ]
+    derived.append((metric_rollup_minute_overall, ROLLUP_TABLES["minute"]))
     async with engine.begin() as conn:
         for rollup in ROLLUPS:
             await conn.run_sync(lambda sync, table=rollup.table: table.create(sync, checkfirst=True))
-        for target, source in ((ROLLUP_TABLES["day"], ROLLUP_TABLES["hour"]), (metric_rollup_minute_overall, None)):
+        for target, source in derived:
             rollup = next(r for r in ROLLUPS if r.table is target)
-            source = source if source is not None else ROLLUP_TABLES["minute"]
             dims = list(rollup.dimension_columns)
             if len(dims) == len(ROLLUP_DIMENSIONS):
                 key: Any = source.c.dims_key
@@ -211,14 +284,21 @@ def main() -> None:
     seeding.add_argument("--spans", type=int, default=10_000_000)
     seeding.add_argument("--log", default="bench/seed_metrics.log")
     seeding.add_argument("--seed", type=int, default=42, help="generator seed; a second loader uses another")
+    seeding.add_argument("--skip-rollups", action="store_true", help="faster load; run rebuild-rollups afterwards")
     running = commands.add_parser("run")
     running.add_argument("--repeat", type=int, default=20, help="runs per query on the rollup path")
     running.add_argument("--raw-repeat", type=int, default=20, help="runs per query on the raw path")
     running.add_argument("--unaligned", action="store_true", help="windows end 7m13s before a bucket boundary")
     commands.add_parser("derive-rollups", help="build the day and overall-minute rollups from the others")
+    rebuilding = commands.add_parser(
+        "rebuild-rollups", help="every rollup from the stored spans (after --skip-rollups)"
+    )
+    rebuilding.add_argument("--log", default="bench/seed_metrics.log")
     args = parser.parse_args()
     if args.command == "seed":
-        asyncio.run(seed(args.spans, args.log, args.seed))
+        asyncio.run(seed(args.spans, args.log, args.seed, skip_rollups=args.skip_rollups))
+    elif args.command == "rebuild-rollups":
+        asyncio.run(rebuild_rollups(args.log))
     elif args.command == "derive-rollups":
         asyncio.run(derive_rollups())
     else:
