@@ -234,7 +234,7 @@ def _decoder(names: list[str]) -> Any:
     def decode(values: Any) -> States:
         states: States = {name: values[i] for i, name in plain}
         for name, (first, end) in spans.items():
-            states[name] = [v or 0 for v in values[first:end]]
+            states[name] = list(values[first:end])  # summed with coalesce(..., 0): no NULL bins
         return states
 
     return decode
@@ -269,10 +269,33 @@ def _merge_levels(a: Level, b: Level) -> Level:
 
 
 def _merge_up(level: Level, nkeys: int) -> Level:
-    merged: Level = {}
+    """`level` merged up to its first `nkeys` key values (a series' totals from its points, ...)."""
+    members: dict[tuple, list[States]] = defaultdict(list)
     for key, states in level.items():
-        short = key[:nkeys]
-        merged[short] = _merge(merged[short], states) if short in merged else states
+        members[key[:nkeys]].append(states)
+    return {short: _merge_all(group) for short, group in members.items()}
+
+
+def _merge_all(group: list[States]) -> States:
+    """The states of `group` merged in one pass per state: a day by minute merges 1,440 states,
+    and summing each histogram bin across them (zip, sum) beats merging them two at a time."""
+    if len(group) == 1:
+        return group[0]
+    merged: States = {}
+    for name in {name for states in group for name in states}:
+        values = [v for states in group if (v := states.get(name)) is not None]
+        if not values:
+            merged[name] = None
+            continue
+        state = name.partition(":")[2]
+        if state == "min":
+            merged[name] = min(values)
+        elif state == "max":
+            merged[name] = max(values)
+        elif state == "h":
+            merged[name] = [sum(column) for column in zip(*values, strict=True)]
+        else:
+            merged[name] = sum(values)
     return merged
 
 
