@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,8 +19,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.conftest import RUN_ID, TEST_AUTH, _create_database, _drop_database, _pg_url
-from tests.e2e.test_serve import AUTH, free_port
+from tests.conftest import RUN_ID, _create_database, _drop_database, _pg_url
+from tests.e2e.server import AUTH, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 APPLICATION_NAME = "observatory-api"
@@ -48,34 +46,15 @@ async def _until(predicate, what: str, timeout: float = 20.0) -> None:  # type: 
 
 
 async def test_sigterm_finishes_the_request_in_flight_and_closes_the_pool(database: str, tmp_path: Path) -> None:
-    port, metrics_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ENVIRONMENT", "PROMETHEUS_MULTIPROC_DIR")}
-    env.update(DATABASE_URL=_pg_url(database), API_METRICS_PORT=str(metrics_port), LOG_FORMAT="json")
-    env.update(JWT_SECRET=TEST_AUTH.jwt_secret or "", SECRET_KEY=TEST_AUTH.secret_key or "")
-    log_path = tmp_path / "server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "observatory_api", "serve", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {"DATABASE_URL": _pg_url(database), "LOG_FORMAT": "json"}
+    with start_server(tmp_path, workers=1, env=env) as server:
+        await _sigterm_during_a_request(server, database)
+
+
+async def _sigterm_during_a_request(server: RunningServer, database: str) -> None:
+    process, base, log_path = server.process, server.base, server.log
     owner = await asyncpg.connect(_pg_url(database))
     try:
-
-        async def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                return (await asyncio.to_thread(httpx.get, f"{base}/ready", timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await _until(ready, "the server to be ready", timeout=60)
-
         transaction = owner.transaction()
         await transaction.start()
         await owner.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
@@ -119,7 +98,3 @@ async def test_sigterm_finishes_the_request_in_flight_and_closes_the_pool(databa
         assert "stopped: database pools and Redis client closed" in log_path.read_text()
     finally:
         await owner.close()
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
