@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import platform
@@ -151,6 +152,7 @@ async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
         for source, runs in (("rollup", repeat), ("raw", raw_repeat)):
             plan = plan_query(msgspec.convert({**body, "source": source}, MetricQuery), limits)
             await repository.query(plan)  # warm: caches, compiled statements
+            gc.freeze()  # as the server's lifespan does once started
             times = []
             for _ in range(runs):
                 started = time.perf_counter()

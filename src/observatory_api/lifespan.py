@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -52,6 +53,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state.ingest_writer = TelemetryWriter(state.write_engine)
         state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
     state.started_at = time.monotonic()
+    # Everything built so far (modules, the app, table metadata) lives as long as the worker:
+    # frozen out of the collector, full collections no longer walk it. They did while a query
+    # built thousands of rows (a day by minute: p95 173-211 ms before, 125-133 ms after).
+    gc.freeze()
     logger.info(
         "started",
         extra={
