@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,6 +72,17 @@ async def _drop_database(name: str) -> None:
         await admin.close()
 
 
+@asynccontextmanager
+async def scratch_database(template: str | None = None, *, label: str = "") -> AsyncIterator[str]:
+    """The name of a new PostgreSQL database (a copy of `template`, or empty), dropped on exit."""
+    name = f"observatory_test_{RUN_ID}_{label}{uuid.uuid4().hex[:8]}"
+    await _create_database(name, template=template)
+    try:
+        yield name
+    finally:
+        await _drop_database(name)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def pg_template() -> AsyncIterator[str]:
     """An empty database at the latest revision, cloned by each test that writes."""
@@ -109,23 +121,15 @@ async def migrated_database(
         shutil.copyfile(_sqlite_template_ready, path)
         yield DatabaseSettings(sqlite_path=str(path))
         return
-    name = f"observatory_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _create_database(name, template=pg_template)
-    try:
+    async with scratch_database(pg_template) as name:
         yield DatabaseSettings(url=_pg_url(name))
-    finally:
-        await _drop_database(name)
 
 
 @pytest_asyncio.fixture
 async def pg_empty_database() -> AsyncIterator[str]:
     """The URL of a new PostgreSQL database with nothing in it, dropped afterwards."""
-    name = f"observatory_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _create_database(name)
-    try:
+    async with scratch_database() as name:
         yield _pg_url(name)
-    finally:
-        await _drop_database(name)
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.conftest import RUN_ID, _create_database, _drop_database, _pg_url
+from tests.conftest import _pg_url, scratch_database
 from tests.e2e.server import AUTH, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +27,8 @@ APPLICATION_NAME = "observatory-api"
 
 @pytest_asyncio.fixture
 async def database(pg_template: str) -> AsyncIterator[str]:
-    name = f"observatory_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _create_database(name, template=pg_template)
-    try:
+    async with scratch_database(pg_template) as name:
         yield name
-    finally:
-        await _drop_database(name)
 
 
 async def _until(predicate, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -45,7 +44,7 @@ from observatory_api.metrics.continuous_aggregates import (
 from observatory_api.metrics.rollup_tables import GRAINS, HISTOGRAMS, MEASURES, ROLLUP_DIMENSIONS, ROLLUPS
 from observatory_api.settings import DatabaseSettings, RateLimitSettings
 from observatory_api.storage import SpanRecord, TelemetryWriter
-from tests.conftest import RUN_ID, _create_database, _drop_database, _pg_url, auth_headers, make_settings
+from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
 REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0005_metric_continuous_aggregates.py"
@@ -115,9 +114,7 @@ async def emulate_timescaledb(conn: AsyncConnection) -> None:
 async def emulated_template(pg_template: str) -> AsyncIterator[str]:
     """A database at head written by the real TelemetryWriter (the shared dataset, as the seeded
     databases of conftest, plus `edge_spans`), with TimescaleDB emulated; cloned by each test."""
-    name = f"observatory_test_{RUN_ID}_cagg_{uuid.uuid4().hex[:6]}"
-    await _create_database(name, template=pg_template)
-    try:
+    async with scratch_database(pg_template, label="cagg_") as name:
         settings = DatabaseSettings(url=_pg_url(name))
         engine = create_engine(settings, database_url(settings))
         try:
@@ -128,18 +125,12 @@ async def emulated_template(pg_template: str) -> AsyncIterator[str]:
         finally:
             await engine.dispose()
         yield name
-    finally:
-        await _drop_database(name)
 
 
 @pytest_asyncio.fixture
 async def emulated_database(emulated_template: str) -> AsyncIterator[DatabaseSettings]:
-    name = f"observatory_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    await _create_database(name, template=emulated_template)
-    try:
+    async with scratch_database(emulated_template) as name:
         yield DatabaseSettings(url=_pg_url(name))
-    finally:
-        await _drop_database(name)
 
 
 @pytest_asyncio.fixture
