@@ -37,6 +37,7 @@ from observatory_api.metrics.continuous_aggregates import mark_continuous_aggreg
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.rollup_tables import (
+    MEASURES,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     ROLLUPS,
@@ -181,7 +182,9 @@ async def rebuild_rollups(log_path: str) -> None:
     engine = create_engine(settings, database_url(settings))
     minute = ROLLUP_TABLES["minute"]
     rollup = next(r for r in ROLLUPS if r.table is minute)
-    fields = [c for c in spans.c if c.name in _ROLLUP_FIELDS]
+    # What a span contributes to the rollups: its start, the dimensions and the measures it stores.
+    wanted = {"start_time", *ROLLUP_DIMENSIONS.values(), *MEASURES}
+    fields = [column for column in spans.c if column.name in wanted]
     started = time.perf_counter()
     with open(log_path, "a", buffering=1) as log:  # noqa: ASYNC230 - a progress log, not request I/O
         async with engine.begin() as conn:
@@ -210,27 +213,6 @@ async def rebuild_rollups(log_path: str) -> None:
         await engine.dispose()
         await derive_rollups(sources={"hour": "minute", "day": "hour"})
         log.write(f"rebuild: every rollup in {time.perf_counter() - started:,.0f} s\n")
-
-
-_ROLLUP_FIELDS = {
-    "kind",
-    "status",
-    "start_time",
-    "duration_ms",
-    "provider",
-    "model",
-    "service_name",
-    "environment",
-    "finish_reason",
-    "time_to_first_token_ms",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
-    "cost_usd",
-}
 
 
 async def derive_rollups(sources: dict[str, str] | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from operator import add
 from typing import Any
 
 from sqlalchemy import case
@@ -240,31 +239,10 @@ def _decoder(names: list[str]) -> Any:
     return decode
 
 
-def _merge(a: States, b: States) -> States:
-    merged = dict(a)
-    for name, value in b.items():
-        if value is None:
-            continue
-        current = merged.get(name)
-        if current is None:
-            merged[name] = value
-            continue
-        state = name.partition(":")[2]
-        if state == "min":
-            merged[name] = min(current, value)
-        elif state == "max":
-            merged[name] = max(current, value)
-        elif state == "h":
-            merged[name] = list(map(add, current, value))
-        else:
-            merged[name] = current + value
-    return merged
-
-
 def _merge_levels(a: Level, b: Level) -> Level:
     merged = dict(a)
     for key, states in b.items():
-        merged[key] = _merge(merged[key], states) if key in merged else states
+        merged[key] = _merge_all([merged[key], states]) if key in merged else states
     return merged
 
 

@@ -126,11 +126,15 @@ def groups_condition(keys: list[Any], groups: list[tuple]) -> ColumnElement[bool
 # --------------------------------------------------------------------------- states
 
 
+def _condition_left(plan: Plan, condition: Any) -> Any:
+    """`condition`, or None when the scope (WHERE) already ensures it."""
+    return None if condition is model_call and _scoped(plan) else condition
+
+
 def _when(plan: Plan, condition: Any, t: Any, value: Any, default: Any = None) -> Any:
     """`value` where `condition` holds; just `value` when the scope (WHERE) already ensures it."""
-    if condition is model_call and _scoped(plan):
-        return value
-    return case((condition(t), value), else_=default)
+    left = _condition_left(plan, condition)
+    return value if left is None else case((left(t), value), else_=default)
 
 
 def _int_sum(value: Any) -> Any:
@@ -173,8 +177,7 @@ def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[st
         if aggregation == "max" or percentile:
             states[f"{name}:max"] = func.max(_when(plan, metric.condition, t, t.c[f"{measure}_max"]))
         if percentile:
-            condition = None if metric.condition is model_call and _scoped(plan) else metric.condition
-            states.update(_bin_sums(name, measure, t, condition))
+            states.update(_bin_sums(name, measure, t, _condition_left(plan, metric.condition)))
         return states
     value = _when(plan, metric.condition, t, metric.value(t))
     if aggregation in ("count", "avg"):
