@@ -12,7 +12,22 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Delete, Insert, Select, and_, case, delete, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    Subquery,
+    and_,
+    case,
+    delete,
+    distinct,
+    exists,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 
 from observatory_api.db.dialect import epoch_ms_between, in_bound_list, sorted_json_array, upsert_from_select
 from observatory_api.db.tables import sessions, spans, traces
@@ -57,27 +72,7 @@ def refresh_traces(dialect_name: str) -> Insert:
     def of_root_else_any(column: Any) -> Any:
         return func.coalesce(of_root(column), func.max(column))
 
-    # JSON columns cannot go through max() on PostgreSQL: the root's tags come from a lookup.
-    root = spans.alias("root_span")
-    root_tags = (
-        select(root.c.tags)
-        .where(root.c.trace_id == r.trace_id)
-        .order_by(*_is_root_first(root))
-        .limit(1)
-        .scalar_subquery()
-    )
-    # The kind test sits in the select list, not in WHERE: SQLite without ANALYZE statistics
-    # would otherwise search the kind index (every LLM span ever stored) instead of the trace's.
-    llm = spans.alias("llm_span")
-    llm_model = case((llm.c.kind == "llm", llm.c.model)).label("model")
-    llm_models = (
-        select(llm_model)
-        .distinct()
-        .where(llm.c.trace_id == r.trace_id)
-        .order_by(llm_model)
-        .correlate(ranked)
-        .subquery("llm_models")
-    )
+    root_tags, llm_models = _root_tags_and_models(dialect_name, ranked, is_root)
     errors = _count_where(r.status == "error")
     start, end = func.min(r.start_time), func.max(r.end_time)
     rows = select(
@@ -100,10 +95,45 @@ def refresh_traces(dialect_name: str) -> Insert:
         of_root_else_any(r.environment),
         func.max(case((is_first_llm, r.provider))),
         func.max(case((is_first_llm, r.model))),
-        sorted_json_array(dialect_name, llm_models),
+        llm_models,
         root_tags,
     ).group_by(r.trace_id)
     return upsert_from_select(dialect_name, traces, rows, key=["trace_id"])
+
+
+def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnElement[bool]) -> tuple[Any, Any]:
+    """The root span's tags and the sorted distinct models of the LLM spans, per trace of `ranked`."""
+    r = ranked.c
+    if dialect_name == "postgresql":
+        # Aggregates over the rows already grouped: two look-ups per trace cost ~40% of the refresh.
+        model = r.model.collate("C")  # code point order, as SQLite's BINARY
+        models = func.jsonb_agg(postgresql.aggregate_order_by(distinct(model), model))
+        llm_models = func.coalesce(
+            models.filter(and_(r.kind == "llm", r.model.is_not(None))), literal_column("'[]'::jsonb")
+        )
+        return func.array_agg(r.tags).filter(is_root)[1], llm_models
+    # SQLite has no ORDER BY in aggregates and no max() of JSON: look-ups per trace.
+    root = spans.alias("root_span")
+    root_tags = (
+        select(root.c.tags)
+        .where(root.c.trace_id == r.trace_id)
+        .order_by(*_is_root_first(root))
+        .limit(1)
+        .scalar_subquery()
+    )
+    # The kind test sits in the select list, not in WHERE: SQLite without ANALYZE statistics
+    # would otherwise search the kind index (every LLM span ever stored) instead of the trace's.
+    llm = spans.alias("llm_span")
+    llm_model = case((llm.c.kind == "llm", llm.c.model)).label("model")
+    llm_models = (
+        select(llm_model)
+        .distinct()
+        .where(llm.c.trace_id == r.trace_id)
+        .order_by(llm_model)
+        .correlate(ranked)
+        .subquery("llm_models")
+    )
+    return root_tags, sorted_json_array(dialect_name, llm_models)
 
 
 @cache
