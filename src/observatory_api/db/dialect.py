@@ -256,6 +256,16 @@ def _epoch_ms_between_sqlite(element: epoch_ms_between, compiler: SQLCompiler, *
     return f"(({seconds} * 1000000 + {micros}) / 1000.0)"
 
 
+def earliest(dialect_name: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The smaller of two non-null values (SQLite's two-argument min() is its least())."""
+    return func.least(left, right) if dialect_name == "postgresql" else func.min(left, right)
+
+
+def latest(dialect_name: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The larger of two non-null values."""
+    return func.greatest(left, right) if dialect_name == "postgresql" else func.max(left, right)
+
+
 def sorted_json_array(dialect_name: str, values: Subquery) -> ScalarSelect[Any]:
     """A JSON array of the non-null values of the one column of `values`, sorted; `[]` if none.
 

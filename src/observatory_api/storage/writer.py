@@ -25,12 +25,14 @@ from observatory_api.metrics.rollups import Contribution, add_to_rollups, contri
 from observatory_api.storage.costs import CostFiller
 from observatory_api.storage.group_commit import GroupCommit
 from observatory_api.storage.records import LogRecord, SpanRecord
+from observatory_api.storage.session_changes import TraceTotals, session_changes
 from observatory_api.storage.summaries import (
     IDS,
+    add_session_changes,
     delete_empty_sessions,
     refresh_sessions,
     refresh_traces,
-    sessions_of_traces,
+    trace_totals,
 )
 
 _FIRST_ANALYZE = 20_000
@@ -169,16 +171,21 @@ class TelemetryWriter:
         dialect_name = conn.dialect.name
         trace_ids = sorted({row[_TRACE_ID] for row in new_rows})
         await lock_summaries(conn, "traces", trace_ids)
+        before: dict[str, TraceTotals] = {}
+        for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
+            for row in await conn.execute(trace_totals(dialect_name), {IDS: list(chunk)}):
+                before[row.trace_id] = TraceTotals(*row)
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
         session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID]}
+        session_ids.update(totals.session_id for totals in before.values() if totals.session_id)
+        await lock_summaries(conn, "sessions", sorted(session_ids))
+        after: list[TraceTotals] = []
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
-            session_ids.update((await conn.scalars(sessions_of_traces(dialect_name), {IDS: list(chunk)})).all())
-        sorted_sessions = sorted(session_ids)
-        await lock_summaries(conn, "sessions", sorted_sessions)
-        for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
-            await conn.execute(refresh_traces(dialect_name), {IDS: list(chunk)})
-        for chunk in _chunks(sorted_sessions, _IDS_PER_STATEMENT):
+            after += [TraceTotals(*row) for row in await conn.execute(refresh_traces(dialect_name), {IDS: list(chunk)})]
+        changes = session_changes(before, after)
+        await add_session_changes(conn, changes.added)
+        for chunk in _chunks(changes.recompute, _IDS_PER_STATEMENT):
             await conn.execute(refresh_sessions(dialect_name), {IDS: list(chunk)})
             await conn.execute(delete_empty_sessions(dialect_name), {IDS: list(chunk)})
 

@@ -5,6 +5,7 @@ Expected summaries are computed in Python from the records, independently of the
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,6 +190,38 @@ async def test_a_trace_split_over_batches_ends_with_the_right_summary(migrated_e
     trace_rows = await stored(migrated_engine, traces, "trace_id")
     assert_rows_match(trace_rows[root.trace_id], expected_trace(trace_spans))
     assert trace_rows[root.trace_id]["name"] == root.name
+
+
+async def test_sessions_stay_right_when_their_traces_arrive_piecemeal(migrated_engine: AsyncEngine) -> None:
+    # Sessions are updated by differences, not recomputed: spans in random order and small
+    # batches make traces start earlier, turn to errors, gain tokens and arrive before earlier
+    # traces of their session (whose user then becomes the session's).
+    span_records, _ = demo_records(traces_count=60, seed=5)
+    shuffled = random.Random(3).sample(span_records, len(span_records))
+    writer = TelemetryWriter(migrated_engine)
+    for start in range(0, len(shuffled), 7):
+        await writer.write_spans(shuffled[start : start + 7])
+
+    expected = {trace_id: expected_trace(group) for trace_id, group in group_by_trace(span_records).items()}
+    session_rows = await stored(migrated_engine, sessions, "session_id")
+    expected_session_rows = expected_sessions(list(expected.values()))
+    assert len(expected_session_rows) > 3
+    assert set(session_rows) == set(expected_session_rows)
+    for session_id, row in session_rows.items():
+        assert_rows_match(row, expected_session_rows[session_id])
+
+
+async def test_an_earlier_trace_arriving_later_gives_the_session_its_user(migrated_engine: AsyncEngine) -> None:
+    writer = TelemetryWriter(migrated_engine)
+    await writer.write_spans([span("b", trace_id="b" * 32, offset_ms=10_000, session_id="s", user_id="u2")])
+    await writer.write_spans([span("n", trace_id="n" * 32, offset_ms=-5_000, session_id="s")])  # knows no user
+    assert (await stored(migrated_engine, sessions, "session_id"))["s"]["user_id"] == "u2"
+
+    await writer.write_spans([span("a", trace_id="a" * 32, offset_ms=0, session_id="s", user_id="u1", environment="e")])
+
+    row = (await stored(migrated_engine, sessions, "session_id"))["s"]
+    assert (row["user_id"], row["environment"], row["trace_count"]) == ("u1", "e", 3)
+    assert row["first_seen"] == T0 - timedelta(seconds=5)
 
 
 async def test_summary_without_a_root_uses_the_earliest_span(migrated_engine: AsyncEngine) -> None:
