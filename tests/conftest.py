@@ -18,13 +18,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from alembic import command
 from litestar.testing import TestClient
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.db.migrate import upgrade
+from observatory_api.db.migrate import alembic_config, upgrade
 from observatory_api.demo.seed import seed_demo
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import AuthSettings, DatabaseSettings, RateLimitSettings, Settings
@@ -81,6 +83,19 @@ async def scratch_database(template: str | None = None, *, label: str = "") -> A
         yield name
     finally:
         await _drop_database(name)
+
+
+async def run_migration(engine: AsyncEngine, database: DatabaseSettings, *steps: tuple[str, str]) -> None:
+    """Run Alembic `steps` ("upgrade" or "downgrade", revision) in order, in one transaction."""
+    config = alembic_config(database)
+
+    def run(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        for action, revision in steps:
+            getattr(command, action)(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -21,15 +21,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from alembic import command
 from litestar.testing import TestClient
-from sqlalchemy import Connection, delete, event, func, select, text
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.db.migrate import alembic_config, current_revision, head_revision, upgrade_sql
+from observatory_api.db.migrate import current_revision, head_revision, upgrade_sql
 from observatory_api.db.tables import spans, traces
 from observatory_api.demo.generator import generate
 from observatory_api.demo.seed import seed_demo
@@ -44,7 +43,7 @@ from observatory_api.metrics.continuous_aggregates import (
 from observatory_api.metrics.rollup_tables import GRAINS, HISTOGRAMS, MEASURES, ROLLUP_DIMENSIONS, ROLLUPS
 from observatory_api.settings import DatabaseSettings, RateLimitSettings
 from observatory_api.storage import SpanRecord, TelemetryWriter
-from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
+from tests.conftest import _pg_url, auth_headers, make_settings, run_migration, scratch_database
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
 REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0005_metric_continuous_aggregates.py"
@@ -445,15 +444,7 @@ async def test_the_revision_does_nothing_on_plain_postgresql_and_sqlite(
     finally:
         await engine.dispose()
     # Down and up again on plain PostgreSQL: the downgrade leaves views it did not create alone.
-    config = alembic_config(emulated_database)
-
-    def down_and_up(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
-        command.upgrade(config, "head")
-
-    async with emulated_engine.begin() as conn:
-        await conn.run_sync(down_and_up)
+    await run_migration(emulated_engine, emulated_database, ("downgrade", "0004"), ("upgrade", "head"))
     async with emulated_engine.connect() as conn:
         assert sorted((await conn.scalars(text(names))).all()) == sorted(VIEWS)
     # What `migrate --sql` prints: the aggregates only inside the TimescaleDB branch, nothing on SQLite.

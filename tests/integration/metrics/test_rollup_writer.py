@@ -7,11 +7,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from alembic import command
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.db.migrate import alembic_config
 from observatory_api.db.tables import spans
 from observatory_api.demo.generator import generate
 from observatory_api.metrics.histogram import histogram_of
@@ -20,6 +18,7 @@ from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.pricing import ModelPrices, price_usage
 from observatory_api.settings import DatabaseSettings
 from observatory_api.storage import SpanRecord, TelemetryWriter
+from tests.conftest import run_migration
 
 END = datetime(2025, 3, 14, 18, 0, tzinfo=UTC)
 
@@ -123,16 +122,9 @@ async def test_migration_backfills_spans_stored_before_it(
 ) -> None:
     spans_ = records(30, seed=4)
     await TelemetryWriter(migrated_engine).write_spans(spans_)
-    config = alembic_config(migrated_database)
-
-    def down_and_up(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
-        command.upgrade(config, "head")
-
     async with migrated_engine.begin() as conn:
         for table in ROLLUP_TABLES.values():
             await conn.execute(delete(table))
-        await conn.run_sync(down_and_up)
+    await run_migration(migrated_engine, migrated_database, ("downgrade", "0002"), ("upgrade", "head"))
     assert_same(await stored_hourly(migrated_engine), expected_hourly(spans_))
     assert timedelta(0) < END - min(s.start_time for s in spans_)

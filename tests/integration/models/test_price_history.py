@@ -7,13 +7,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-from alembic import command
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.app import create_app
-from observatory_api.db.migrate import alembic_config
 from observatory_api.db.tables import model_prices, spans
 from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.prices import load_price_history, record_price
@@ -21,7 +19,7 @@ from observatory_api.models.pricing import ModelPrices, PriceHistory, price_usag
 from observatory_api.settings import DatabaseSettings
 from observatory_api.storage import SpanRecord, TelemetryWriter
 from observatory_api.storage.costs import CostFiller
-from tests.conftest import auth_headers, make_settings
+from tests.conftest import auth_headers, make_settings, run_migration
 
 # A price change of gpt-4o at T0, of claude-sonnet-4 two hours later.
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -236,18 +234,7 @@ async def test_migration_downgrade_keeps_the_current_price_and_upgrade_backfills
     migrated_engine: AsyncEngine, migrated_database: DatabaseSettings
 ) -> None:
     await record_changes(migrated_engine)
-    config = alembic_config(migrated_database)
-
-    def downgrade(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
-
-    def upgrade(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-    async with migrated_engine.begin() as conn:
-        await conn.run_sync(downgrade)
+    await run_migration(migrated_engine, migrated_database, ("downgrade", "0003"))
     async with migrated_engine.connect() as conn:
         rows = (await conn.execute(text("SELECT * FROM models"))).mappings().all()
         tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
@@ -259,8 +246,7 @@ async def test_migration_downgrade_keeps_the_current_price_and_upgrade_backfills
     assert ModelPrices.from_row(by_id["anthropic/claude-sonnet-4"]) == NEW_CLAUDE
     assert ModelPrices.from_row(by_id["openai/gpt-4o-mini"]) == CATALOGUE["openai/gpt-4o-mini"]
 
-    async with migrated_engine.begin() as conn:
-        await conn.run_sync(upgrade)
+    await run_migration(migrated_engine, migrated_database, ("upgrade", "head"))
     async with migrated_engine.connect() as conn:
         entries = (await conn.execute(select(model_prices))).mappings().all()
     assert len(entries) == len(STARTER_MODELS)
