@@ -16,7 +16,10 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from observatory_api.db.failures import database_failure
 from observatory_api.observability.request_id import request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -202,9 +205,44 @@ def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
     )
 
 
+# Seconds a client should wait before retrying after a database timeout or outage.
+DATABASE_RETRY_AFTER = "5"
+_DATABASE_PROBLEMS: dict[str, tuple[str, str, str]] = {
+    "timeout": (
+        "DATABASE_TIMEOUT",
+        "Database timeout",
+        "the database did not answer in time; narrow the time range or the filters, or retry later",
+    ),
+    "unavailable": ("DATABASE_UNAVAILABLE", "Database unavailable", "the database cannot answer now; retry later"),
+}
+
+
+def database_problem(error: BaseException) -> tuple[str, str, str] | None:
+    """(code, title, detail) of a database error worth retrying later (see `db.failures`), else None."""
+    failure = database_failure(error)
+    return None if failure is None else _DATABASE_PROBLEMS[failure]
+
+
+def _database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    problem = database_problem(exc)
+    if problem is None:
+        return _internal_error_handler(request, exc)
+    code, title, detail = problem
+    logger.warning(
+        "database error answered with 503",
+        extra={"request_id": request_id_of(request), "path": request.url.path, "code": code},
+    )
+    return problem_response(
+        request, status=503, code=code, title=title, detail=detail, headers={"Retry-After": DATABASE_RETRY_AFTER}
+    )
+
+
 def exception_handlers() -> ExceptionHandlersMap:
     return {
         DomainError: _domain_error_handler,
+        DBAPIError: _database_error_handler,
+        PoolTimeout: _database_error_handler,
+        ConnectionError: _database_error_handler,
         ValidationException: _validation_error_handler,
         NotFoundException: _http_error_handler,
         NotAuthorizedException: _http_error_handler,

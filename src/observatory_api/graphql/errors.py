@@ -1,6 +1,7 @@
 """One error policy: the domain errors keep their message and carry their REST code in
-`extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT; anything else is masked
-and logged with the request id. Also counts operations for `api_graphql_queries_total`."""
+`extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT; a database timeout or
+outage is DATABASE_TIMEOUT / DATABASE_UNAVAILABLE; anything else is masked and logged with the
+request id. Also counts operations for `api_graphql_queries_total`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from observatory_api.errors import DomainError
+from observatory_api.errors import DomainError, database_problem
 from observatory_api.observability.metrics import api_graphql_queries_total
 from observatory_api.observability.request_id import request_id
 
@@ -51,6 +52,11 @@ def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:
         if original.errors:
             extensions["errors"] = [{"field": e.field, "reason": e.reason} for e in original.errors]
         return _copy(error, original.detail, extensions)
+    problem = database_problem(original) if original is not None else None
+    if problem is not None:  # a timeout or an outage: the client may retry, nothing to mask
+        code, _, detail = problem
+        logger.warning("graphql resolver: %s (request id %s)", code, rid, extra={"request_id": rid})
+        return _copy(error, detail, {"code": code, "request_id": rid})
     if original is None or error.path is None:
         # Parse, validation and variable errors (depth, cost, aliases, tokens, unknown fields, a
         # malformed DateTime) happen before any resolver runs: they describe only the client's query.

@@ -3,7 +3,9 @@
 A caller that finds a transaction in progress queues its batch; the next transaction takes every
 queued batch at once. Each caller is answered only after the transaction holding its rows has
 committed, so a success still means "stored" (at-least-once delivery is unchanged). A group that
-fails is retried batch by batch, so one bad batch fails alone and the others are still stored.
+fails is retried batch by batch, so one bad batch fails alone and the others are still stored;
+unless the error is one no batch caused (a timeout, a lost connection: `retry_alone` says), which
+every batch of the group then gets at once instead of waiting for it again one by one.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ class GroupCommit(Generic[B]):
     Groups hold at most `max_items` items (a single larger batch still goes alone).
     """
 
-    def __init__(self, commit: CommitGroup[B], *, max_items: int) -> None:
+    def __init__(
+        self, commit: CommitGroup[B], *, max_items: int, retry_alone: Callable[[Exception], bool] = lambda _: True
+    ) -> None:
         self._commit = commit
         self._max_items = max_items
+        self._retry_alone = retry_alone
         self._queue: deque[_Pending[B]] = deque()
         self._turn = asyncio.Lock()  # FIFO: the next holder commits whatever has queued meanwhile
 
@@ -69,8 +74,9 @@ class GroupCommit(Generic[B]):
         try:
             stored = await self._commit([p.batch for p in group])
         except Exception as error:
-            if len(group) == 1:
-                group[0].answer.set_exception(error)
+            if len(group) == 1 or not self._retry_alone(error):
+                for pending in group:
+                    pending.answer.set_exception(error)
                 return
             # Which batch failed is unknown: each alone, in its own transaction.
             for pending in group:

@@ -18,6 +18,7 @@ from observatory_api.db.dialect import (
     lock_summaries,
     prepare_write_transaction,
 )
+from observatory_api.db.failures import database_failure
 from observatory_api.db.tables import logs, spans
 from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
@@ -88,7 +89,10 @@ class TelemetryWriter:
         self._costs = CostFiller()
         self._stored_spans = 0
         self._analyze_at = _FIRST_ANALYZE
-        self._spans = GroupCommit[_SpanBatch](self._write_span_group, max_items=group_max_spans)
+        # A timeout or a lost connection is no batch's fault: retrying each alone would wait again.
+        self._spans = GroupCommit[_SpanBatch](
+            self._write_span_group, max_items=group_max_spans, retry_alone=lambda error: database_failure(error) is None
+        )
 
     async def write_spans(self, records: Sequence[SpanRecord]) -> int:
         """Store `records`, refresh their traces and sessions; returns the spans newly stored.

@@ -70,6 +70,21 @@ async def test_a_failing_batch_fails_alone_and_the_others_are_stored() -> None:
     assert recorder.groups == [["a"], ["bb", "bad", "cc"], ["bb"], ["bad"], ["cc"]]
 
 
+async def test_an_error_no_batch_caused_fails_the_whole_group_at_once() -> None:
+    recorder = Recorder()
+    # As the writer's predicate says of a timeout: retrying each batch alone would wait again.
+    group_commit = GroupCommit(recorder.commit, max_items=100, retry_alone=lambda error: False)
+    first = await started(group_commit, "a")
+    tasks = [await started(group_commit, batch) for batch in ("bb", "bad", "cc")]
+    recorder.release.set()
+
+    assert await first == 1
+    for task in tasks:
+        with pytest.raises(ValueError, match="bad batch"):
+            await task
+    assert recorder.groups == [["a"], ["bb", "bad", "cc"]]
+
+
 async def test_batches_of_a_cancelled_leader_are_committed_by_the_next() -> None:
     recorder = Recorder()
     group_commit = GroupCommit(recorder.commit, max_items=100)
