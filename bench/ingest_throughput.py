@@ -7,7 +7,11 @@ turns demo records into SDK `ReadableSpan`s with GenAI attributes, exports them 
 `--batch` (512: the SDK BatchSpanProcessor's default) from `--senders` processes (one exporter
 each, like one instrumented service each; bounded by --spans and --seconds), and prints spans per
 second as stored (counted in the database afterwards), the CPU time each side used, and a
-consistency check of the summaries and rollups. Everything runs on 127.0.0.1.
+consistency check of the summaries and rollups of the traces it sent. Everything runs on 127.0.0.1.
+
+`--database NAME` sends into an existing PostgreSQL database instead (kept afterwards), e.g. the
+10-million-span one of bench/metrics_bench.py: ingest into a large database. Give each run its
+own `--seed`: spans already stored are skipped, and the count would say so.
 
 Timing of the spans (`--timing`):
   live  what a service producing `--rate` spans/s exports: the demo traces keep their shape and
@@ -127,16 +131,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300, help="stop sending after this long")
     parser.add_argument("--timing", choices=["live", "day"], default="live", help="see the module docstring")
     parser.add_argument("--rate", type=float, default=5000, help="live timing: spans/s of the simulated service")
+    parser.add_argument("--database", help="an existing PostgreSQL database to send into (kept)")
+    parser.add_argument("--seed", type=int, default=7, help="demo generator seed (the trace and span ids)")
     args = parser.parse_args()
+    if args.database and args.backend != "postgresql":
+        parser.error("--database needs --backend postgresql")
 
     now = datetime.now(UTC)
     records: list[SpanRecord] = []
-    for spans, _ in generate(traces=args.spans // 4 + 1, seed=7, end=now, days=1):
+    for spans, _ in generate(traces=args.spans // 4 + 1, seed=args.seed, end=now, days=1):
         records += spans
     records = records[: args.spans]
     if args.timing == "live":
         records = live_timing(records, rate=args.rate, end=now)
     batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+    trace_ids = sorted({record.trace_id for record in records})
 
     workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -150,9 +159,10 @@ def main() -> None:
             "RATE_LIMIT_ENABLED": "false",
         }
     )
-    database = f"observatory_bench_ingest_{uuid.uuid4().hex[:6]}"
+    database = args.database or f"observatory_bench_ingest_{uuid.uuid4().hex[:6]}"
     if args.backend == "postgresql":
-        asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+        if not args.database:
+            asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
         env["DATABASE_URL"] = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
         subprocess.run([sys.executable, "-m", "observatory_api", "migrate"], env=env, cwd=workdir, check=True)
     key = subprocess.run(
@@ -181,21 +191,21 @@ def main() -> None:
         cpu["client"] = sum(used for _, used in results)
         for sender in senders:
             sender.process.join(timeout=30)
-        stored = _count(args.backend, database, workdir)
+        stored = _count(args.backend, database, workdir, trace_ids)
         print(
             f"{args.backend} ({args.timing} timing): {sent:,} spans sent in {len(batches)} batches of {args.batch} "
             f"from {args.senders} senders to {args.workers} workers; {stored:,} stored in {elapsed:.1f} s "
             f"= {stored / elapsed:,.0f} spans/s"
         )
         print("CPU seconds while sending: " + ", ".join(f"{side} {used:.1f}" for side, used in cpu.items()))
-        problems = _inconsistencies(args.backend, database, workdir)
+        problems = _inconsistencies(args.backend, database, workdir, trace_ids)
         print(
             "consistency: " + ("summaries and rollups match the stored spans" if not problems else "; ".join(problems))
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        if args.backend == "postgresql":
+        if args.backend == "postgresql" and not args.database:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -269,41 +279,48 @@ def _cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
     return used
 
 
+# `{sent}` is replaced by the backend's test for "one of the trace ids this run sent" (one parameter).
+_SENT = {"postgresql": "= ANY($1::text[])", "sqlite": "IN (SELECT value FROM json_each(?))"}
 _CHECKS = {
     "traces whose span_count differs from their spans": (
-        "SELECT count(*) FROM traces t "
-        "WHERE t.span_count <> (SELECT count(*) FROM spans s WHERE s.trace_id = t.trace_id)"
+        "SELECT count(*) FROM traces t WHERE t.trace_id {sent} "
+        "AND t.span_count <> (SELECT count(*) FROM spans s WHERE s.trace_id = t.trace_id)"
     ),
     "traces missing for stored spans": (
-        "SELECT count(DISTINCT trace_id) FROM spans s WHERE NOT EXISTS "
+        "SELECT count(DISTINCT trace_id) FROM spans s WHERE s.trace_id {sent} AND NOT EXISTS "
         "(SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id)"
     ),
     "sessions whose trace_count differs from their traces": (
-        "SELECT count(*) FROM sessions x WHERE x.trace_count <> "
-        "(SELECT count(*) FROM traces t WHERE t.session_id = x.session_id)"
+        "SELECT count(*) FROM sessions x WHERE x.session_id IN (SELECT session_id FROM traces WHERE trace_id {sent}) "
+        "AND x.trace_count <> (SELECT count(*) FROM traces t WHERE t.session_id = x.session_id)"
     ),
-    **{
-        f"{table} total differs from the spans": (
-            f"SELECT abs((SELECT coalesce(sum(span_count), 0) FROM {table}) - (SELECT count(*) FROM spans))"
-        )
-        for table in ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
-    },
+}
+# Whole tables: in a database the run did not create, these hold only if they held before.
+_TOTALS = {
+    f"{table} total differs from the spans": (
+        f"SELECT abs((SELECT coalesce(sum(span_count), 0) FROM {table}) - (SELECT count(*) FROM spans))"
+    )
+    for table in ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
 }
 
 
-def _inconsistencies(backend: str, database: str, workdir: Path) -> list[str]:
+def _inconsistencies(backend: str, database: str, workdir: Path, trace_ids: list[str]) -> list[str]:
     """What the stored summaries and rollups get wrong about the stored spans (nothing, hopefully)."""
+    checks = {name: sql.replace("{sent}", _SENT[backend]) for name, sql in _CHECKS.items()}
     if backend == "sqlite":
         import sqlite3
 
+        sent = msgspec.json.encode(trace_ids).decode()
         with sqlite3.connect(workdir / "observatory.db") as db:
-            found = {name: int(db.execute(sql).fetchone()[0]) for name, sql in _CHECKS.items()}
+            found = {name: int(db.execute(sql, (sent,)).fetchone()[0]) for name, sql in checks.items()}
+            found.update({name: int(db.execute(sql).fetchone()[0]) for name, sql in _TOTALS.items()})
     else:
 
         async def check() -> dict[str, int]:
             connection = await asyncpg.connect(make_url(ADMIN_URL).set(database=database).render_as_string(False))
             try:
-                return {name: int(await connection.fetchval(sql)) for name, sql in _CHECKS.items()}
+                found = {name: int(await connection.fetchval(sql, trace_ids)) for name, sql in checks.items()}
+                return found | {name: int(await connection.fetchval(sql)) for name, sql in _TOTALS.items()}
             finally:
                 await connection.close()
 
@@ -331,17 +348,19 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
-def _count(backend: str, database: str, workdir: Path) -> int:
+def _count(backend: str, database: str, workdir: Path, trace_ids: list[str]) -> int:
+    """The spans of `trace_ids` stored."""
+    sql = f"SELECT count(*) FROM spans WHERE trace_id {_SENT[backend]}"
     if backend == "sqlite":
         import sqlite3
 
         with sqlite3.connect(workdir / "observatory.db") as db:
-            return int(db.execute("SELECT count(*) FROM spans").fetchone()[0])
+            return int(db.execute(sql, (msgspec.json.encode(trace_ids).decode(),)).fetchone()[0])
 
     async def count() -> int:
         connection = await asyncpg.connect(make_url(ADMIN_URL).set(database=database).render_as_string(False))
         try:
-            return int(await connection.fetchval("SELECT count(*) FROM spans"))
+            return int(await connection.fetchval(sql, trace_ids))
         finally:
             await connection.close()
 
