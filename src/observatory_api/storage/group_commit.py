@@ -50,7 +50,9 @@ class GroupCommit(Generic[B]):
         pending = _Pending(batch, size, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         async with self._turn:
-            if not pending.answer.done():  # else an earlier holder committed it in its group
+            # Else an earlier holder committed it in its group. More than one group can come first:
+            # a caller cancelled while waiting leaves its batch at the head of the queue.
+            while not pending.answer.done():
                 await self._commit_next_group()
         return pending.answer.result()
 

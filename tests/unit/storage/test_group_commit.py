@@ -99,3 +99,20 @@ async def test_batches_of_a_cancelled_leader_are_committed_by_the_next() -> None
     assert (await second, await third) == (2, 3)
     # The unanswered batch of the cancelled group goes again, with the ones that queued meanwhile.
     assert recorder.groups == [["a"], ["a", "bb", "ccc"]]
+
+
+async def test_a_caller_behind_a_cancelled_waiter_still_gets_its_answer() -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=10)
+    first = await started(group_commit, "aaaaa")
+    gone = await started(group_commit, "bbbbbbbb")  # waits for the turn, then goes away
+    last = await started(group_commit, "ccccc")
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    recorder.release.set()
+
+    assert await first == 5
+    # The cancelled caller's batch heads the queue and fills a group alone; the next is "ccccc".
+    assert await last == 5
+    assert recorder.groups == [["aaaaa"], ["bbbbbbbb"], ["ccccc"]]
