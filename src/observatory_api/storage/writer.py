@@ -18,7 +18,7 @@ from observatory_api.db.dialect import (
     lock_summaries,
     prepare_write_transaction,
 )
-from observatory_api.db.failures import database_failure
+from observatory_api.db.failures import blocks_every_batch
 from observatory_api.db.tables import logs, spans
 from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
@@ -89,9 +89,9 @@ class TelemetryWriter:
         self._costs = CostFiller()
         self._stored_spans = 0
         self._analyze_at = _FIRST_ANALYZE
-        # A timeout or a lost connection is no batch's fault: retrying each alone would wait again.
+        # A timeout or a lost connection is no batch's fault: retrying each alone would meet it again.
         self._spans = GroupCommit[_SpanBatch](
-            self._write_span_group, max_items=group_max_spans, retry_alone=lambda error: database_failure(error) is None
+            self._write_span_group, max_items=group_max_spans, retry_alone=lambda error: not blocks_every_batch(error)
         )
 
     async def write_spans(self, records: Sequence[SpanRecord]) -> int:
@@ -181,8 +181,8 @@ class TelemetryWriter:
                 before[row.trace_id] = TraceTotals(*row)
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
-        session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID]}
-        session_ids.update(totals.session_id for totals in before.values() if totals.session_id)
+        session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID] is not None}
+        session_ids.update(totals.session_id for totals in before.values() if totals.session_id is not None)
         await lock_summaries(conn, "sessions", sorted(session_ids))
         after: list[TraceTotals] = []
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
