@@ -1,4 +1,4 @@
-"""`observatory-api`: serve, migrate, seed, config check, keys, token, models."""
+"""`observatory-api`: serve, migrate, seed, summaries rebuild, config check, keys, token, models."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same data")
     seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to now")
     seed.set_defaults(run=_seed)
+
+    summaries = commands.add_parser("summaries", help="trace and session summaries (needs the owner DATABASE_URL)")
+    summary_commands = summaries.add_subparsers(title="summaries commands")
+    rebuild = summary_commands.add_parser(
+        "rebuild", help="recompute every trace and session summary from the stored spans (safe beside ingest)"
+    )
+    rebuild.set_defaults(run=_rebuild_summaries)
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(title="config commands")
@@ -195,6 +202,30 @@ async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -
         f"in {elapsed:.1f} s ({result.spans / elapsed:,.0f} spans/s)",
         flush=True,
     )
+
+
+def _rebuild_summaries(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.engine import migrated_owner_engine
+    from observatory_api.storage.rebuild import rebuild_summaries
+
+    def progress(what: str, done: int) -> None:
+        print(f"\rrebuilding: {done:,} {what}", end="", file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        engine = await migrated_owner_engine(settings.database)
+        try:
+            started = time.perf_counter()
+            rebuilt = await rebuild_summaries(engine, progress=progress)
+            print(file=sys.stderr)
+            print(
+                f"observatory-api: rebuilt {rebuilt.traces:,} trace and {rebuilt.sessions:,} session summaries "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
 
 
 def _config_check(args: argparse.Namespace, settings: Settings) -> int:

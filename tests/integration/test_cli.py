@@ -97,3 +97,22 @@ def test_seed_writes_the_demo_data_into_the_embedded_default(tmp_path: Path) -> 
         spans = db.execute("SELECT count(*) FROM spans").fetchone()[0]
         assert spans >= 40
     assert run_cli("seed", "--traces", "0", cwd=tmp_path).returncode == 2
+
+
+def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -> None:
+    assert run_cli("seed", "--traces", "30", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "observatory.db") as db:
+        before = db.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
+        db.execute("UPDATE sessions SET trace_count = trace_count + 7, cost_usd = -1")
+        db.execute("DELETE FROM traces WHERE trace_id = (SELECT min(trace_id) FROM traces)")
+
+    result = run_cli("summaries", "rebuild", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt 30 trace and" in result.stdout
+    with sqlite3.connect(tmp_path / "observatory.db") as db:
+        assert db.execute("SELECT count(*) FROM traces").fetchone() == (30,)
+        after = db.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
+    # The cost is a float sum: the writer adds per write, the rebuild sums at once (last-bit differences).
+    assert [row[:-1] for row in after] == [row[:-1] for row in before]
+    assert all(abs(new[-1] - old[-1]) < 1e-9 for new, old in zip(after, before, strict=True))
