@@ -646,3 +646,14 @@ async def analyze_tables(conn: AsyncConnection, tables: Mapping[str, Sequence[st
     else:
         for name in tables:
             await conn.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
+
+
+async def estimated_rows(conn: AsyncConnection, table: str) -> int:
+    """The planner's estimate of `table`'s row count (PostgreSQL's reltuples: no scan); 0 when the
+    table was never analysed, and always 0 on SQLite, which keeps no such estimate."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    estimate = await conn.scalar(
+        sql.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table}
+    )
+    return max(int(estimate or 0), 0)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db.dialect import (
     analyze_tables,
+    estimated_rows,
     insert_ignoring_duplicates,
     insert_new_rows,
     lock_summaries,
@@ -84,11 +85,14 @@ class TelemetryWriter:
     the metric rollups itself and the writer leaves the rollup tables alone.
     """
 
-    def __init__(self, engine: AsyncEngine, *, group_max_spans: int = GROUP_MAX_SPANS) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, group_max_spans: int = GROUP_MAX_SPANS, first_analyze: int = _FIRST_ANALYZE
+    ) -> None:
         self._engine = engine
         self._costs = CostFiller()
         self._stored_spans = 0
-        self._analyze_at = _FIRST_ANALYZE
+        self._first_analyze = first_analyze
+        self._analyze_at: int | None = None  # known at the first write
         # A timeout or a lost connection is no batch's fault: retrying each alone would meet it again.
         self._spans = GroupCommit[_SpanBatch](
             self._write_span_group, max_items=group_max_spans, retry_alone=lambda error: not blocks_every_batch(error)
@@ -152,7 +156,13 @@ class TelemetryWriter:
     async def _analyze_as_tables_grow(self, stored: int) -> None:
         # Planner statistics must follow tables that grow fast (a bulk load, or a server without
         # autovacuum): stale ones made the summary refresh scan and JIT-compile for ~1 s a batch.
-        # Each doubling of what this writer stored triggers one ANALYZE: O(log n) in total.
+        # The first ANALYZE comes once this writer has stored as many spans as the table held when
+        # it started (at least 20,000), then at each doubling of what it stored: O(log n) in all. A
+        # server started on ten million spans no longer ANALYZEs them after its first 20,000 (its
+        # workers did so at once and waited on each other; autovacuum keeps such a table analysed).
+        if self._analyze_at is None:
+            async with self._engine.connect() as conn:
+                self._analyze_at = max(self._first_analyze, await estimated_rows(conn, spans.name))
         self._stored_spans += stored
         if self._stored_spans < self._analyze_at:
             return
