@@ -648,12 +648,17 @@ async def analyze_tables(conn: AsyncConnection, tables: Mapping[str, Sequence[st
             await conn.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
 
 
+# The table and the tables that inherit from it: a TimescaleDB hypertable keeps its rows in chunks.
+_ESTIMATED_ROWS = sql.text(
+    "SELECT coalesce(sum(greatest(reltuples, 0)), 0) FROM pg_class WHERE oid = to_regclass(:name) "
+    "OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(:name))"
+)
+
+
 async def estimated_rows(conn: AsyncConnection, table: str) -> int:
-    """The planner's estimate of `table`'s row count (PostgreSQL's reltuples: no scan); 0 when the
-    table was never analysed, and always 0 on SQLite, which keeps no such estimate."""
+    """The planner's estimate of `table`'s row count, its inheriting tables (hypertable chunks)
+    included (PostgreSQL's reltuples: no scan); 0 for what was never analysed, and always 0 on
+    SQLite, which keeps no such estimate."""
     if conn.dialect.name != "postgresql":
         return 0
-    estimate = await conn.scalar(
-        sql.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table}
-    )
-    return max(int(estimate or 0), 0)
+    return int(await conn.scalar(_ESTIMATED_ROWS, {"name": table}) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,8 @@ from observatory_api.storage.summaries import (
     refresh_traces,
     trace_totals,
 )
+
+logger = logging.getLogger("observatory_api.storage.writer")
 
 _FIRST_ANALYZE = 20_000
 # Table -> the columns to analyse (all when empty). Of the ~370 rollup columns only the key and
@@ -108,7 +111,10 @@ class TelemetryWriter:
             return 0
         batch = await self._prepare(records)
         stored = await self._spans.submit(batch, size=len(batch.rows))
-        await self._analyze_as_tables_grow(stored)
+        try:
+            await self._analyze_as_tables_grow(stored)
+        except Exception:  # the spans are committed: a failed ANALYZE must not report them lost
+            logger.warning("ANALYZE after a write failed; planner statistics may lag", exc_info=True)
         return stored
 
     async def _prepare(self, records: Sequence[SpanRecord]) -> _SpanBatch:
@@ -162,7 +168,9 @@ class TelemetryWriter:
         # workers did so at once and waited on each other; autovacuum keeps such a table analysed).
         if self._analyze_at is None:
             async with self._engine.connect() as conn:
-                self._analyze_at = max(self._first_analyze, await estimated_rows(conn, spans.name))
+                found = await estimated_rows(conn, spans.name)
+            if self._analyze_at is None:  # a concurrent first write may have set it meanwhile
+                self._analyze_at = max(self._first_analyze, found)
         self._stored_spans += stored
         if self._stored_spans < self._analyze_at:
             return

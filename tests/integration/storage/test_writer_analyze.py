@@ -3,9 +3,13 @@ first few spans into a table that is already large."""
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.db.dialect import estimated_rows
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.settings import DatabaseSettings
 from observatory_api.storage import TelemetryWriter
@@ -46,3 +50,39 @@ async def test_analyze_follows_the_table_it_found(pg_template: str) -> None:
             assert await estimated_spans(name) == len(records)
         finally:
             await engine.dispose()
+
+
+async def test_the_estimate_counts_the_rows_of_inheriting_tables(pg_template: str) -> None:
+    # A TimescaleDB hypertable keeps its rows in chunks that inherit from it, the parent empty:
+    # emulated with a plain inheriting table.
+    records, _ = demo_records(traces_count=20, seed=4)
+    async with scratch_database(pg_template, label="chunks") as name:
+        settings = DatabaseSettings(url=_pg_url(name))
+        engine = create_engine(settings, database_url(settings))
+        try:
+            await TelemetryWriter(engine).write_spans(records)
+            admin = await asyncpg.connect(_pg_url(name))
+            try:
+                await admin.execute("CREATE TABLE spans_chunk_1 () INHERITS (spans)")
+                await admin.execute("INSERT INTO spans_chunk_1 SELECT * FROM ONLY spans")
+                await admin.execute("DELETE FROM ONLY spans")
+                await admin.execute("ANALYZE spans; ANALYZE spans_chunk_1")
+            finally:
+                await admin.close()
+            async with engine.connect() as conn:
+                assert await estimated_rows(conn, "spans") == len(records)
+        finally:
+            await engine.dispose()
+
+
+async def test_a_failed_analyze_does_not_fail_the_committed_write(
+    migrated_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(*_: object) -> None:  # fault injection: ANALYZE runs after the commit
+        raise RuntimeError("ANALYZE failed")
+
+    monkeypatch.setattr("observatory_api.storage.writer.analyze_tables", failing)
+    records, _ = demo_records(traces_count=10, seed=6)
+    with caplog.at_level(logging.WARNING, logger="observatory_api.storage.writer"):
+        assert await TelemetryWriter(migrated_engine, first_analyze=1).write_spans(records) == len(records)
+    assert "ANALYZE after a write failed" in caplog.text
