@@ -93,10 +93,13 @@ class RejectedSpan(ValueError):
 
 
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
+    # A blank string says nothing (an empty gen_ai.conversation.id beside a real session.id):
+    # the next key is tried, and the blank value stays in `attributes`.
     for key in keys:
-        if key in attributes and attributes[key] is not None:
+        value = attributes.get(key)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
             used.add(key)
-            return attributes[key]
+            return value
     return None
 
 

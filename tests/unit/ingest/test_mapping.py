@@ -1,4 +1,4 @@
-"""to_span_record on its own: what an empty identifier maps to."""
+"""to_span_record on its own: what a blank identifier maps to."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ def test_an_empty_session_or_user_id_names_none() -> None:
     assert (record.session_id, record.user_id) == (None, None)
     named = to_span_record(otlp_span({"session.id": "s-1", "user.id": 42}))
     assert (named.session_id, named.user_id) == ("s-1", "42")
+
+
+def test_a_blank_value_gives_way_to_the_next_attribute() -> None:
+    record = to_span_record(otlp_span({"gen_ai.conversation.id": "", "session.id": "abc", "user.id": "  "}))
+    assert (record.session_id, record.user_id) == ("abc", None)
+    # The blank values are not lost: they stay with the unmapped attributes.
+    assert record.attributes["gen_ai.conversation.id"] == ""
+    assert record.attributes["user.id"] == "  "
