@@ -229,8 +229,11 @@ def _database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
     if problem is None:
         return _internal_error_handler(request, exc)
     code, title, detail = problem
+    # With the traceback: a timeout or connection error raised by something other than the
+    # database would otherwise pass for one, unseen.
     logger.warning(
         "database error answered with 503",
+        exc_info=exc,
         extra={"request_id": request_id_of(request), "path": request.url.path, "code": code},
     )
     return problem_response(

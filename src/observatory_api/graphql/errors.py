@@ -55,7 +55,7 @@ def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:
     problem = database_problem(original) if original is not None else None
     if problem is not None:  # a timeout or an outage: the client may retry, nothing to mask
         code, _, detail = problem
-        logger.warning("graphql resolver: %s (request id %s)", code, rid, extra={"request_id": rid})
+        logger.warning("graphql resolver: %s (request id %s)", code, rid, exc_info=original, extra={"request_id": rid})
         return _copy(error, detail, {"code": code, "request_id": rid})
     if original is None or error.path is None:
         # Parse, validation and variable errors (depth, cost, aliases, tokens, unknown fields, a
