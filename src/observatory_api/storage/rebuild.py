@@ -8,7 +8,7 @@ short transaction that takes the writer's advisory locks on those traces or sess
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,35 +34,35 @@ async def rebuild_summaries(engine: AsyncEngine, *, progress: Progress | None = 
     """Recompute the summary of every trace that has spans, then of every session any trace names,
     and drop the session rows no trace names any more."""
     dialect_name = engine.dialect.name
-    trace_count = 0
-    async for chunk in _id_chunks(engine, select(spans.c.trace_id).distinct(), spans.c.trace_id):
-        async with engine.begin() as conn:
-            await prepare_write_transaction(conn)
-            await lock_summaries(conn, "traces", chunk)
-            await conn.execute(refresh_traces(dialect_name), {IDS: chunk})
-        trace_count += len(chunk)
-        if progress:
-            progress("traces", trace_count)
-    session_count = 0
+    with_spans = select(spans.c.trace_id).distinct()
     named = select(traces.c.session_id).distinct().where(traces.c.session_id.is_not(None))
-    async for chunk in _id_chunks(engine, named, traces.c.session_id):
-        async with engine.begin() as conn:
-            await prepare_write_transaction(conn)
-            await lock_summaries(conn, "sessions", chunk)
-            await conn.execute(refresh_sessions(dialect_name), {IDS: chunk})
-        session_count += len(chunk)
-        if progress:
-            progress("sessions", session_count)
-    async for chunk in _id_chunks(engine, select(sessions.c.session_id), sessions.c.session_id):
-        async with engine.begin() as conn:
-            await lock_summaries(conn, "sessions", chunk)
-            await conn.execute(delete_empty_sessions(dialect_name), {IDS: chunk})
+    trace_count = await _run_in_chunks(engine, with_spans, "traces", refresh_traces(dialect_name), progress)
+    session_count = await _run_in_chunks(engine, named, "sessions", refresh_sessions(dialect_name), progress)
+    await _run_in_chunks(engine, select(sessions.c.session_id), "sessions", delete_empty_sessions(dialect_name))
     return Rebuilt(trace_count, session_count)
 
 
-async def _id_chunks(engine: AsyncEngine, ids: Select[Any], column: Any) -> Any:
+async def _run_in_chunks(
+    engine: AsyncEngine, ids: Select[Any], kind: str, statement: Any, progress: Progress | None = None
+) -> int:
+    """Run `statement` over `ids` (of `kind`: "traces" or "sessions"), one short transaction per
+    chunk under the writer's locks on those ids; returns how many ids there were."""
+    done = 0
+    async for chunk in _id_chunks(engine, ids):
+        async with engine.begin() as conn:
+            await prepare_write_transaction(conn)
+            await lock_summaries(conn, kind, chunk)
+            await conn.execute(statement, {IDS: chunk})
+        done += len(chunk)
+        if progress:
+            progress(kind, done)
+    return done
+
+
+async def _id_chunks(engine: AsyncEngine, ids: Select[Any]) -> AsyncIterator[list[str]]:
     """`ids` (one column of distinct strings) in key order, CHUNK at a time, each read in its own
     short query (keyset pagination: no long-running read beside the writer)."""
+    (column,) = ids.selected_columns
     after: str | None = None
     while True:
         page = ids.order_by(column).limit(CHUNK)
