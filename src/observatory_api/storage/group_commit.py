@@ -11,12 +11,14 @@ every batch of the group then gets at once instead of waiting for it again one b
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 B = TypeVar("B")
+logger = logging.getLogger("observatory_api.storage.group_commit")
 
 # Writes `batches` in one transaction; returns what each batch newly stored, in order.
 CommitGroup = Callable[[Sequence[B]], Awaitable[list[int]]]
@@ -49,11 +51,18 @@ class GroupCommit(Generic[B]):
         own error."""
         pending = _Pending(batch, size, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
-        async with self._turn:
-            # Else an earlier holder committed it in its group. More than one group can come first:
-            # a caller cancelled while waiting leaves its batch at the head of the queue.
-            while not pending.answer.done():
-                await self._commit_next_group()
+        try:
+            async with self._turn:
+                # Else an earlier holder committed it in its group. More than one group can come
+                # first: a caller cancelled while waiting leaves its batch at the head of the queue.
+                while not pending.answer.done():
+                    await self._commit_next_group()
+        except asyncio.CancelledError:
+            # The caller went away; a later holder may still commit its batch (at-least-once is
+            # unchanged). Nobody reads that answer: a failure is logged here, not by asyncio as
+            # "Future exception was never retrieved".
+            pending.answer.add_done_callback(_log_unread_failure)
+            raise
         return pending.answer.result()
 
     async def _commit_next_group(self) -> None:
@@ -91,3 +100,8 @@ class GroupCommit(Generic[B]):
             return
         for pending, count in zip(group, stored, strict=True):
             pending.answer.set_result(count)
+
+
+def _log_unread_failure(answer: asyncio.Future[int]) -> None:
+    if not answer.cancelled() and (error := answer.exception()) is not None:
+        logger.warning("a batch whose caller went away failed to commit", exc_info=error)

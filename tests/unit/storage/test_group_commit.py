@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -116,3 +117,22 @@ async def test_a_caller_behind_a_cancelled_waiter_still_gets_its_answer() -> Non
     # The cancelled caller's batch heads the queue and fills a group alone; the next is "ccccc".
     assert await last == 5
     assert recorder.groups == [["aaaaa"], ["bbbbbbbb"], ["ccccc"]]
+
+
+async def test_the_failure_of_a_batch_whose_caller_went_away_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    group_commit = GroupCommit(recorder.commit, max_items=100)
+    first = await started(group_commit, "a")
+    gone = await started(group_commit, "bad")
+    last = await started(group_commit, "cc")
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    with caplog.at_level(logging.WARNING, logger="observatory_api.storage.group_commit"):
+        recorder.release.set()
+        assert (await first, await last) == (1, 2)
+        await asyncio.sleep(0)  # the orphan's done-callback is scheduled, not yet run
+
+    # The orphan was still committed with "cc", failed, and "cc" was then stored alone.
+    assert recorder.groups == [["a"], ["bad", "cc"], ["bad"], ["cc"]]
+    assert "a batch whose caller went away failed to commit" in caplog.text
