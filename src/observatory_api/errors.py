@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
 import msgspec
@@ -246,10 +245,9 @@ def exception_handlers() -> ExceptionHandlersMap:
         DomainError: _domain_error_handler,
         DBAPIError: _database_error_handler,
         PoolTimeout: _database_error_handler,
-        # What the driver raises unwrapped: its command timeout, a refused connection, a failed lookup.
-        TimeoutError: _database_error_handler,
-        ConnectionError: _database_error_handler,
-        socket.gaierror: _database_error_handler,
+        # What the driver raises unwrapped (its command timeout, a refused connection, a failed
+        # lookup, an unreachable host) is an OSError; any other OSError still answers 500.
+        OSError: _database_error_handler,
         ValidationException: _validation_error_handler,
         NotFoundException: _http_error_handler,
         NotAuthorizedException: _http_error_handler,

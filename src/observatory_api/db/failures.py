@@ -8,6 +8,7 @@ what the driver raises unwrapped (its own command timeout, a refused connection,
 
 from __future__ import annotations
 
+import errno
 import socket
 import sqlite3
 from typing import Literal
@@ -23,6 +24,7 @@ _CONNECTION_CLASSES = ("08", "57P")
 # connections, the lock table full), serialization failures and deadlocks.
 _RETRYABLE_CLASSES = ("53", "40001", "40P01")
 _SQLITE_BUSY = ("database is locked", "database table is locked")
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def database_failure(error: BaseException) -> Failure | None:
@@ -57,9 +59,11 @@ def _is_timeout(error: BaseException) -> bool:
 
 
 def _is_connection_failure(error: BaseException) -> bool:
-    # Refused or reset before SQLAlchemy could wrap it, a host name that does not resolve, or no
-    # pooled connection came free in time.
+    # Refused or reset before SQLAlchemy could wrap it, a host name that does not resolve, a host
+    # or network out of reach, or no pooled connection came free in time.
     if isinstance(error, ConnectionError | socket.gaierror | exc.TimeoutError):
+        return True
+    if isinstance(error, OSError) and error.errno in _UNREACHABLE:
         return True
     if not isinstance(error, exc.DBAPIError):
         return False

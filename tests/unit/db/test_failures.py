@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import sqlite3
 
@@ -32,6 +33,9 @@ def wrapped(cause: BaseException, **kwargs: bool) -> exc.DBAPIError:
         (ConnectionRefusedError(111, "Connection refused"), "unavailable"),
         (socket.gaierror(-2, "Name or service not known"), "unavailable"),
         (TimeoutError(), "timeout"),  # asyncpg's command_timeout, unwrapped
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "unavailable"),
+        (OSError(errno.ENOENT, "No such file or directory"), None),
+        (PermissionError(errno.EACCES, "Permission denied"), None),
         # Bugs, not outages: a 500 with the request id.
         (wrapped(asyncpg.exceptions.UndefinedColumnError('column "x" does not exist')), None),
         (wrapped(asyncpg.exceptions.UniqueViolationError("duplicate key")), None),
