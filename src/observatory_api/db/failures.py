@@ -28,7 +28,8 @@ _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def database_failure(error: BaseException) -> Failure | None:
-    """ "timeout" or "unavailable" for an error worth retrying later; None for any other."""
+    """What kind of failure ("timeout" or "unavailable") `error` is, if retrying later may
+    succeed; None for any other error."""
     if _is_timeout(error):
         return "timeout"
     if _is_connection_failure(error):

@@ -215,9 +215,8 @@ def to_span_record(span: OtlpSpan) -> SpanRecord:
         status={1: "ok", 2: "error"}.get(span.status_code, "unset"),  # type: ignore[arg-type]
         status_message=span.status_message,
         finish_reason=None if finish is None else str(finish)[:64],
-        # An empty id names no user or session (as an empty environment names none).
-        user_id=None if values["user_id"] is None else str(values["user_id"])[:200] or None,
-        session_id=None if values["session_id"] is None else str(values["session_id"])[:200] or None,
+        user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
+        session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
         environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
         tags=[str(tag)[:200] for tag in tags] if isinstance(tags, list) else [],
         input=_as_text(values["input"]),

@@ -30,7 +30,7 @@ class TraceTotals(NamedTuple):
 
 @dataclass(slots=True)
 class SessionChange:
-    """What one session's row must add (the parameters of `summaries.add_to_sessions`)."""
+    """What one session's row must add (what `summaries.add_session_changes` adds)."""
 
     session_id: str
     first_seen: datetime

@@ -13,6 +13,7 @@ Each statement is built once per dialect and takes its ids as the list parameter
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from functools import cache
 from typing import Any
 
@@ -189,7 +190,7 @@ def _of_first_trace(column_name: str, session_id: Any) -> Any:
 # The columns of `sessions` that are sums over its traces.
 ADDED = ("trace_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
 # The columns a `SessionChange` carries, in its field order.
-_CHANGED = ("session_id", "first_seen", "last_seen", *ADDED)
+_CHANGED = tuple(field.name for field in fields(SessionChange))
 
 
 async def add_session_changes(conn: AsyncConnection, changes: Sequence[SessionChange]) -> None:
