@@ -85,6 +85,20 @@ async def scratch_database(template: str | None = None, *, label: str = "") -> A
         await _drop_database(name)
 
 
+@asynccontextmanager
+async def table_locked(database: str, table: str, mode: str) -> AsyncIterator[asyncpg.Connection]:
+    """`table` of the PostgreSQL `database` held in lock `mode` (e.g. "SHARE": writes wait) until
+    exit; yields a second connection, outside that transaction, to watch the waiters with."""
+    holder, watcher = await asyncpg.connect(_pg_url(database)), await asyncpg.connect(_pg_url(database))
+    try:
+        async with holder.transaction():
+            await holder.execute(f"LOCK TABLE {table} IN {mode} MODE")
+            yield watcher
+    finally:
+        await holder.close()
+        await watcher.close()
+
+
 async def run_migration(engine: AsyncEngine, database: DatabaseSettings, *steps: tuple[str, str]) -> None:
     """Run Alembic `steps` ("upgrade" or "downgrade", revision) in order, in one transaction."""
     config = alembic_config(database)

@@ -3,30 +3,24 @@ DATABASE_TIMEOUT error (GraphQL), never a 500 or a masked internal error."""
 
 from __future__ import annotations
 
-import asyncpg
 from litestar.testing import AsyncTestClient
 
 from observatory_api.app import create_app
 from observatory_api.errors import DATABASE_RETRY_AFTER
 from observatory_api.settings import DatabaseSettings
-from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
+from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database, table_locked
 
 
 async def test_a_read_past_the_statement_timeout_answers_503_and_the_next_one_works(pg_template: str) -> None:
     async with scratch_database(pg_template, label="timeout") as name:
         settings = make_settings(DatabaseSettings(url=_pg_url(name), statement_timeout_ms=300))
         headers = auth_headers(settings, "developer")
-        holder = await asyncpg.connect(_pg_url(name))
-        try:
-            async with AsyncTestClient(create_app(settings)) as client:
-                async with holder.transaction():
-                    await holder.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")  # even reads wait
-                    refused = await client.get("/api/v1/traces", headers=headers)
-                    query = {"query": '{ trace(id: "%s") { id } }' % ("a" * 32)}
-                    graphql = (await client.post("/graphql", json=query, headers=headers)).json()
-                answered = await client.get("/api/v1/traces", headers=headers)
-        finally:
-            await holder.close()
+        async with AsyncTestClient(create_app(settings)) as client:
+            async with table_locked(name, "traces", "ACCESS EXCLUSIVE"):  # even reads wait
+                refused = await client.get("/api/v1/traces", headers=headers)
+                query = {"query": '{ trace(id: "%s") { id } }' % ("a" * 32)}
+                graphql = (await client.post("/graphql", json=query, headers=headers)).json()
+            answered = await client.get("/api/v1/traces", headers=headers)
 
     assert refused.status_code == 503
     assert refused.headers["content-type"].startswith("application/problem+json")

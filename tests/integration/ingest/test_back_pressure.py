@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 from litestar.testing import AsyncTestClient, TestClient
@@ -22,7 +20,7 @@ from observatory_api.db.tables import spans
 from observatory_api.errors import DATABASE_RETRY_AFTER
 from observatory_api.ingest.controller import RETRY_AFTER_SECONDS
 from observatory_api.settings import DatabaseSettings, FeatureSettings, IngestSettings, RateLimitSettings, Settings
-from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
+from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database, table_locked
 from tests.integration.ingest.test_otlp_ingest import otlp_json, record_spans, trace_id_of
 
 JSON = {"Content-Type": "application/json"}
@@ -64,7 +62,7 @@ async def test_busy_write_slots_answer_503_with_retry_after_and_store_nothing(pg
         # The sync client from threads: AsyncTestClient runs each request to its end before the
         # next statement of the test, so two could never be in flight at once.
         with TestClient(create_app(settings)) as client:
-            async with spans_locked(name) as watcher:
+            async with table_locked(name, "spans", "SHARE") as watcher:
                 writing = asyncio.create_task(
                     asyncio.to_thread(client.post, "/v1/traces", content=otlp_json(first), headers=headers)
                 )
@@ -90,7 +88,7 @@ async def test_a_write_the_database_does_not_finish_in_time_answers_503_and_stor
         headers = {**auth_headers(settings, "ingest"), **JSON}
         export = record_spans("genai")
         async with AsyncTestClient(create_app(settings)) as client:
-            async with spans_locked(name):
+            async with table_locked(name, "spans", "SHARE"):  # writes wait, reads go on
                 refused = await client.post("/v1/traces", content=otlp_json(export), headers=headers)
             assert await stored_spans(database, trace_id_of(export)) == 0
             retried = await client.post("/v1/traces", content=otlp_json(export), headers=headers)
@@ -100,19 +98,6 @@ async def test_a_write_the_database_does_not_finish_in_time_answers_503_and_stor
         assert refused.json()["type"].endswith("/database-timeout")
         assert retried.status_code == 200  # what the exporter does next succeeds, once
         assert await stored_spans(database, trace_id_of(export)) == 2
-
-
-@asynccontextmanager
-async def spans_locked(database: str) -> AsyncIterator[asyncpg.Connection]:
-    """`spans` locked against writes (reads go on) until exit; yields another connection to watch with."""
-    holder, watcher = await asyncpg.connect(_pg_url(database)), await asyncpg.connect(_pg_url(database))
-    try:
-        async with holder.transaction():
-            await holder.execute("LOCK TABLE spans IN SHARE MODE")
-            yield watcher
-    finally:
-        await holder.close()
-        await watcher.close()
 
 
 async def _until_a_write_waits_on_the_lock(watcher: asyncpg.Connection, database: str) -> None:
