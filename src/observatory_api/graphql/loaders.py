@@ -2,7 +2,7 @@
 (a few for model usage, whatever the number of models; a usage with `compareWith` is answered
 per model by the REST function, which the batch does not replace).
 
-Content the caller's role may not read is redacted here, once, by the same functions REST uses.
+What the caller's role may not read is left out by the repositories, from `allow_content`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelUsage
-from observatory_api.security.redaction import redact_logs, redact_spans
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import QuerySettings
 from observatory_api.spans.repository import SpanRepository
@@ -83,17 +82,11 @@ def make_loaders(
         return [found.get(trace_id) for trace_id in ids]
 
     async def load_spans(ids: Sequence[str]) -> list[list[SpanNode]]:
-        found = await traces.spans_of_traces(ids)
-        if not allow_content:
-            for spans in found.values():
-                redact_spans(spans)
+        found = await traces.spans_of_traces(ids, allow_content=allow_content)
         return [found[trace_id] for trace_id in ids]
 
     async def load_logs(ids: Sequence[str]) -> list[list[LogEntry]]:
-        found = await traces.logs_of_traces(ids)
-        if not allow_content:
-            for logs in found.values():
-                redact_logs(logs)
+        found = await traces.logs_of_traces(ids, allow_content=allow_content)
         return [found[trace_id] for trace_id in ids]
 
     async def load_session_traces(keys: Sequence[SessionTracesKey]) -> list[list[TraceSummary]]:
