@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from observatory_api.app import create_app
 from observatory_api.security.limits import RequestTimeoutMiddleware
 from observatory_api.settings import ConfigError, CorsSettings, DatabaseSettings, ServerSettings, load_settings
-from tests.conftest import auth_headers, make_settings
+from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY, auth_headers, make_settings
 from tests.integration.security.conftest import open_client
 
 ALLOWED = "https://app.example"
@@ -50,8 +50,8 @@ def test_a_wildcard_origin_is_refused_at_start_up_in_production() -> None:
     environ = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql://u:p@db/obs",
-        "JWT_SECRET": "k3y-abcdefghijklmnopqrstuvwxyz0123456789",
-        "SECRET_KEY": "k3y-abcdefghijklmnopqrstuvwxyz0123456789",
+        "JWT_SECRET": STRONG_JWT_SECRET,
+        "SECRET_KEY": STRONG_SECRET_KEY,
         "CORS_ORIGINS": "https://a.example,*",
     }
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
