@@ -149,7 +149,7 @@ def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]
     for key, value in attributes.items():
         if key.startswith(prefix):
             index, _, leaf = key[len(prefix) :].partition(".")
-            if index.isdigit() and leaf:
+            if index.isascii() and index.isdigit() and leaf:  # int() refuses "²", which isdigit() accepts
                 messages.setdefault(int(index), {})[leaf] = value
                 used.add(key)
     if not messages:
