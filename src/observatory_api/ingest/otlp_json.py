@@ -126,14 +126,12 @@ def _integer(value: Any) -> int | None:
 
 
 def _double(value: Any) -> float | str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return finite_or_name(float(value))
-    if isinstance(value, str):
-        if value in _NON_FINITE_NAMES:
-            return value
+    if isinstance(value, str) and value in _NON_FINITE_NAMES:
+        return value
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             return finite_or_name(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number; an integer of more than 308 digits
             pass
     raise Unusable("invalid_value", "doubleValue is not a number")
 
