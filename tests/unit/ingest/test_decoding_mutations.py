@@ -105,8 +105,8 @@ def _odd_value(rng: random.Random) -> object:
         deep = rng.choice([[deep], {"k": deep}, {"kvlistValue": {"values": [{"key": "k", "value": deep}]}}])
     choices: list[object] = [
         None, 0, -1, 1e30, 2**70, 10**400, "1e30", "x\x00y", "NaN", "Infinity", True, [], {}, [1, "a"], {"a": None},
-        {"stringValue": ["no"]}, {"intValue": "9" * 30}, {"doubleValue": "1.5"}, {"doubleValue": 10**400}, {"bytesValue": "%%"},
-        {"arrayValue": {"values": "no"}}, {"kvlistValue": {"values": [{"key": 5}]}}, deep, "",
+        {"stringValue": ["no"]}, {"intValue": "9" * 30}, {"doubleValue": "1.5"}, {"doubleValue": 10**400},
+        {"bytesValue": "%%"}, {"arrayValue": {"values": "no"}}, {"kvlistValue": {"values": [{"key": 5}]}}, deep, "",
     ]  # fmt: skip
     return rng.choice(choices)
 
