@@ -105,7 +105,9 @@ async def _with_slot(state: State, work: Any, signal: Signal) -> IngestResult:
         raise _refused(signal, "malformed", InvalidInput.field("body", str(exc), "body")) from None
     except TooMuchWork as exc:
         reason: RefusalReason = _TOO_MUCH.get(exc.setting, "too_many_fields")
-        problem = PayloadTooLarge(str(exc), errors=[FieldError(field=f"ingest.{exc.setting}", reason=str(exc))])
+        problem = PayloadTooLarge(
+            str(exc), errors=[FieldError(field=f"ingest.{exc.setting}", reason=str(exc), source="body")]
+        )
         raise _refused(signal, reason, problem) from None
     finally:
         semaphore.release()
