@@ -143,6 +143,13 @@ class FeatureSettings(_Section):
 class IngestSettings(_Section):
     # Concurrent OTLP batches written per worker; more wait briefly, then get 503 + Retry-After.
     max_concurrent_writes: int = 4
+    # Bounds on the work of decoding one OTLP request (more is 413): the body after gzip (None:
+    # server.max_body_bytes), its entries, and the attribute values of one span or log record.
+    max_decompressed_bytes: int | None = None
+    max_resources_per_request: int = 1_000
+    max_scopes_per_request: int = 10_000
+    max_records_per_request: int = 50_000
+    max_values_per_record: int = 100_000
 
 
 class ObservabilitySettings(_Section):
@@ -202,6 +209,11 @@ ENV_KEYS: dict[str, str] = {
     "LOG_LEVEL": "logging.level",
     "LOG_FORMAT": "logging.format",
     "INGEST_ENABLED": "features.ingest",
+    "INGEST_MAX_DECOMPRESSED_BYTES": "ingest.max_decompressed_bytes",
+    "INGEST_MAX_RESOURCES_PER_REQUEST": "ingest.max_resources_per_request",
+    "INGEST_MAX_SCOPES_PER_REQUEST": "ingest.max_scopes_per_request",
+    "INGEST_MAX_RECORDS_PER_REQUEST": "ingest.max_records_per_request",
+    "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
@@ -345,6 +357,15 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
         "rate_limit.anonymous_per_ip": settings.rate_limit.anonymous_per_ip,
         "rate_limit.auth_per_ip": settings.rate_limit.auth_per_ip,
         "cache.default_ttl_seconds": settings.cache.default_ttl_seconds,
+        "ingest.max_decompressed_bytes": (
+            settings.server.max_body_bytes
+            if settings.ingest.max_decompressed_bytes is None
+            else settings.ingest.max_decompressed_bytes
+        ),
+        "ingest.max_resources_per_request": settings.ingest.max_resources_per_request,
+        "ingest.max_scopes_per_request": settings.ingest.max_scopes_per_request,
+        "ingest.max_records_per_request": settings.ingest.max_records_per_request,
+        "ingest.max_values_per_record": settings.ingest.max_values_per_record,
         **{f"rate_limit.roles.{k}": v for k, v in settings.rate_limit.roles.items()},
         **{f"rate_limit.endpoints.{k}": v for k, v in settings.rate_limit.endpoints.items()},
         **{f"cache.endpoints.{k}": v for k, v in settings.cache.endpoints.items()},
