@@ -1,6 +1,7 @@
 """One error policy: the domain errors keep their message and carry their REST code in
 `extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT; a database timeout or
-outage is DATABASE_TIMEOUT / DATABASE_UNAVAILABLE; anything else is masked and logged with the
+outage is DATABASE_TIMEOUT / DATABASE_UNAVAILABLE; a spent row budget replaces the whole answer
+with one ROW_BUDGET_EXCEEDED error (no partial data); anything else is masked and logged with the
 request id. Also counts operations for `api_graphql_queries_total`."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from observatory_api.errors import DomainError, database_problem
+from observatory_api.graphql.budget import ROW_BUDGET_CODE, RowBudget
 from observatory_api.observability.metrics import api_graphql_queries_total
 from observatory_api.observability.request_id import request_id
 
@@ -25,13 +27,16 @@ class ErrorPolicy(SchemaExtension):
         yield
         context = self.execution_context
         result = context.result
+        request = getattr(context.context, "request", None)
+        rid = request_id(request.scope) if request is not None else None
+        budget = getattr(context.context, "budget", None)
+        if result is not None and isinstance(budget, RowBudget) and budget.exceeded:
+            _refuse_whole_answer(result, budget, rid)
         errors: list[GraphQLError] | None = None
         if result is not None and getattr(result, "errors", None):
             errors = result.errors
         elif context.pre_execution_errors:
             errors = context.pre_execution_errors
-        request = getattr(context.context, "request", None)
-        rid = request_id(request.scope) if request is not None else None
         if errors:
             safe = [_safe(error, rid) for error in errors]
             if result is not None and getattr(result, "errors", None):
@@ -43,6 +48,20 @@ class ErrorPolicy(SchemaExtension):
         except Exception:  # an unparsable document has no operation
             operation = "invalid"
         api_graphql_queries_total.labels(operation=operation, status="error" if errors else "ok").inc()
+
+
+def _refuse_whole_answer(result: Any, budget: RowBudget, rid: str | None) -> None:
+    # A partial answer would still carry up to `max_rows` rows, and null fields that are not null.
+    logger.warning(
+        "graphql row budget exceeded (request id %s): read %d, returned %d, limit %d",
+        rid,
+        budget.read,
+        budget.returned,
+        budget.max_rows,
+        extra={"request_id": rid},
+    )
+    result.data = None
+    result.errors = [GraphQLError(budget.message, extensions={"code": ROW_BUDGET_CODE})]
 
 
 def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:

@@ -41,7 +41,7 @@ def build_schema(settings: GraphQLSettings, query: QuerySettings) -> strawberry.
         lambda: QueryDepthLimiter(max_depth=settings.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        cost_limiter(settings.max_cost, query.default_page_size),
+        cost_limiter(settings.max_cost, settings.max_rows, query),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
