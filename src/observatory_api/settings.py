@@ -15,17 +15,11 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from observatory_api.config_errors import ConfigError, config_error, conversion_problems
+from observatory_api.settings_checks import environment_problems
+
 Environment = Literal["development", "test", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or wrong; the message names the key and the reason."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"invalid configuration: {key}: {reason}")
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -225,8 +219,6 @@ SECRET_KEYS = frozenset(
 )
 URL_KEYS = frozenset({"database.url", "redis.url"})
 _LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies"})
-_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev", "development", "test"})
-MIN_SECRET_LENGTH = 32
 
 
 def default_config_path() -> Path | None:
@@ -244,8 +236,11 @@ def load_settings(
     config_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    production_checklist: bool = False,
 ) -> Settings:
-    """Read the YAML file, apply environment variables, then `overrides` (dotted keys), and validate."""
+    """Read the YAML file, apply environment variables, then `overrides` (dotted keys), and validate;
+    with `production_checklist`, as production would (`config check --production`)."""
     environ = os.environ if environ is None else environ
     path = config_path if config_path is not None else default_config_path()
     data: dict[str, Any] = {}
@@ -258,24 +253,32 @@ def load_settings(
             raise ConfigError(str(path), "the configuration file must hold a mapping of sections")
         data = loaded
     sources: dict[str, str] = {}
+    problems: list[ConfigError] = []
     for env_name, key in ENV_KEYS.items():
         value = _env_value(env_name, environ)
         if value is None:
             continue
-        _set_dotted(data, key, _parse_env(key, value))
+        parsed = _parse_env(key, value)
+        if parsed == [] and key == "cors.origins":
+            # Set but empty: skipping it would fall back to the file's origins (`*` by default).
+            problems.append(ConfigError(f"{key} ({env_name})", "is empty; list the allowed origins, comma-separated"))
+            continue
+        _set_dotted(data, key, parsed)
         sources[key] = env_name
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise _config_error_from(exc, sources) from None
-    validate_settings(settings)
+        raise config_error([*problems, *conversion_problems(exc, data, Settings, sources)]) from None
+    problems += settings_problems(settings, production_checklist=production_checklist)
+    if problems:
+        raise config_error(problems)
     return settings
 
 
 def _env_value(name: str, environ: Mapping[str, str]) -> str | None:
-    if name in environ and environ[name] != "":
+    if name in environ and (environ[name] != "" or name == "CORS_ORIGINS"):
         return environ[name]
     file_var = f"{name}_FILE"
     if name in SECRET_ENV and environ.get(file_var):
@@ -307,27 +310,26 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-_PATH_RE = re.compile(r"at `\$\.?(?P<path>[^`]*)`")
+def validate_settings(settings: Settings, *, production_checklist: bool = False) -> None:
+    """Raise every problem of `settings_problems` at once."""
+    if problems := settings_problems(settings, production_checklist=production_checklist):
+        raise config_error(problems)
 
 
-def _config_error_from(exc: msgspec.ValidationError, sources: Mapping[str, str]) -> ConfigError:
-    message = str(exc)
-    match = _PATH_RE.search(message)
-    key = match.group("path") if match else "configuration"
-    key = re.sub(r"\[\d+\]$", "", key)
-    reason = _PATH_RE.sub("", message).strip(" -") or "invalid value"
-    if key in sources:
-        key = f"{key} ({sources[key]})"
-    return ConfigError(key, reason)
+def settings_problems(settings: Settings, *, production_checklist: bool = False) -> list[ConfigError]:
+    """Checks that types alone cannot express; production (or `production_checklist`) is held to
+    the checklist in the README, and secrets to secret_rules.py where they matter (settings_checks.py)."""
+    found = _value_problems(settings) + environment_problems(settings, production_checklist=production_checklist)
+    return [ConfigError(key, reason) for key, reason in found]
 
 
-def validate_settings(settings: Settings) -> None:
-    """Checks that types alone cannot express; production is held to the checklist in the README."""
+def _value_problems(settings: Settings) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
     for key, port in (("server.port", settings.server.port), ("server.metrics_port", settings.server.metrics_port)):
         if not 0 < port < 65536:
-            raise ConfigError(key, f"must be a TCP port between 1 and 65535, got {port}")
+            problems.append((key, f"must be a TCP port between 1 and 65535, got {port}"))
     if settings.server.port == settings.server.metrics_port:
-        raise ConfigError("server.metrics_port", "must differ from server.port: metrics have their own port")
+        problems.append(("server.metrics_port", "must differ from server.port: metrics have their own port"))
     positives = {
         "server.workers": settings.server.workers,
         "server.max_body_bytes": settings.server.max_body_bytes,
@@ -353,43 +355,17 @@ def validate_settings(settings: Settings) -> None:
     }
     for key, value in positives.items():
         if value <= 0:
-            raise ConfigError(key, f"must be positive, got {value}")
+            problems.append((key, f"must be positive, got {value}"))
     if settings.query.max_page_size > 1000:
-        raise ConfigError("query.max_page_size", "must be at most 1000")
+        problems.append(("query.max_page_size", "must be at most 1000"))
     if settings.query.default_page_size > settings.query.max_page_size:
-        raise ConfigError("query.default_page_size", "must not exceed query.max_page_size")
+        problems.append(("query.default_page_size", "must not exceed query.max_page_size"))
     url = settings.database.url
     if url is not None and not url.startswith(("postgresql", "postgres://", "sqlite")):
-        raise ConfigError("database.url (DATABASE_URL)", "must be a postgresql:// or sqlite:// URL")
+        problems.append(("database.url (DATABASE_URL)", "must be a postgresql:// or sqlite:// URL"))
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL")
-    if settings.is_production:
-        validate_production(settings)
-
-
-def validate_production(settings: Settings) -> None:
-    """The production checklist: strong secrets, explicit CORS origins, no playground, real storage."""
-    for key, secret in (
-        ("auth.jwt_secret (JWT_SECRET)", settings.auth.jwt_secret),
-        ("auth.secret_key (SECRET_KEY)", settings.auth.secret_key),
-    ):
-        uses_key_files = key.startswith("auth.jwt") and settings.auth.algorithm[:2] in ("RS", "ES")
-        if uses_key_files:
-            continue
-        if not secret:
-            raise ConfigError(key, "is required in production")
-        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _WEAK_SECRETS or len(set(secret)) < 8:
-            raise ConfigError(key, f"is too weak for production (use at least {MIN_SECRET_LENGTH} random characters)")
-    if any(origin == "*" or "*" in origin for origin in settings.cors.origins):
-        raise ConfigError("cors.origins (CORS_ORIGINS)", "a wildcard origin is refused in production; list the origins")
-    if settings.graphql.playground:
-        raise ConfigError("graphql.playground (GRAPHQL_PLAYGROUND)", "must be false in production")
-    if settings.graphql.enabled and settings.graphql.introspection:
-        raise ConfigError("graphql.introspection (GRAPHQL_INTROSPECTION)", "must be false in production")
-    if not settings.rate_limit.enabled:
-        raise ConfigError("rate_limit.enabled (RATE_LIMIT_ENABLED)", "must be true in production")
-    if settings.database.url is None:
-        raise ConfigError("database.url (DATABASE_URL)", "production needs PostgreSQL, not the embedded SQLite file")
+        problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
+    return problems
 
 
 def masked(settings: Settings) -> dict[str, Any]:

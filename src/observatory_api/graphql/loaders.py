@@ -2,7 +2,7 @@
 (a few for model usage, whatever the number of models; a usage with `compareWith` is answered
 per model by the REST function, which the batch does not replace).
 
-Content the caller's role may not read is redacted here, once, by the same functions REST uses.
+What the caller's role may not read is left out by the repositories, from `allow_content`.
 Every batch counts the rows it reads against the request's row budget, and none starts once the
 budget is spent.
 """
@@ -24,7 +24,6 @@ from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelUsage
-from observatory_api.security.redaction import redact_logs, redact_spans
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import QuerySettings
 from observatory_api.spans.repository import SpanRepository
@@ -90,22 +89,16 @@ def make_loaders(
 
     async def load_spans(ids: Sequence[str]) -> list[list[SpanNode]]:
         budget.check()
-        found = await traces.spans_of_traces(ids)
+        found = await traces.spans_of_traces(ids, allow_content=allow_content)
         for trace_id in ids:
             # Counted already when a trace's `spans` or `rootSpans` reserved its span count.
             budget.reads(len(found[trace_id]), key=spans_read(trace_id))
-        if not allow_content:
-            for spans in found.values():
-                redact_spans(spans)
         return [found[trace_id] for trace_id in ids]
 
     async def load_logs(ids: Sequence[str]) -> list[list[LogEntry]]:
         budget.check()
-        found = await traces.logs_of_traces(ids)
+        found = await traces.logs_of_traces(ids, allow_content=allow_content)
         budget.reads(sum(len(logs) for logs in found.values()))
-        if not allow_content:
-            for logs in found.values():
-                redact_logs(logs)
         return [found[trace_id] for trace_id in ids]
 
     async def load_session_traces(keys: Sequence[SessionTracesKey]) -> list[list[TraceSummary]]:

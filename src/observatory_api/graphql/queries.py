@@ -24,7 +24,6 @@ from observatory_api.graphql.types import (
 )
 from observatory_api.listing import filters_to_node
 from observatory_api.query import check_plain, check_trace_id, resolve_limit, resolve_window
-from observatory_api.security.redaction import redact_logs, redact_spans, refuse_content_search
 
 LIMIT = "Page size (default 50, at most 1000)."
 AFTER = "`nextCursor` of the previous page (from the matching `...Page` field)."
@@ -35,7 +34,6 @@ async def _trace_page(
 ) -> TracePage:
     ctx = info.context
     filters = list_filters(filter, ctx.settings.query)
-    refuse_content_search(ctx.request, filters.q, "prompt or completion text")
     ctx.budget.check()
     page = await ctx.traces.list_traces(
         window=filters.window,
@@ -44,6 +42,7 @@ async def _trace_page(
         sort=sort.value,
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
+        allow_content=ctx.allow_content,
     )
     ctx.budget.read_and_returned(len(page.data))
     return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
@@ -54,7 +53,6 @@ async def _span_page(
 ) -> SpanPage:
     ctx = info.context
     filters = list_filters(filter or SpanFilter(), ctx.settings.query)
-    refuse_content_search(ctx.request, filters.q, "prompt or completion text")
     ctx.budget.check()
     page = await ctx.spans.list_spans(
         window=filters.window,
@@ -66,23 +64,22 @@ async def _span_page(
         allow_content=ctx.allow_content,
     )
     ctx.budget.read_and_returned(len(page.data))
-    if not ctx.allow_content:
-        redact_spans(page.data)
     return SpanPage(items=[Span.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
 async def _log_page(info: GraphQLInfo, filter: LogFilter | None, limit: int | None, after: str | None) -> LogPage:
     ctx = info.context
     filters = log_filters(filter)
-    refuse_content_search(ctx.request, filters.q, "log bodies")
     window = resolve_window(filter.from_ if filter else None, filter.to if filter else None, ctx.settings.query)
     ctx.budget.check()
     page = await ctx.logs.list_logs(
-        window=window, filters=filters, limit=resolve_limit(limit, ctx.settings.query), cursor=after
+        window=window,
+        filters=filters,
+        limit=resolve_limit(limit, ctx.settings.query),
+        cursor=after,
+        allow_content=ctx.allow_content,
     )
     ctx.budget.read_and_returned(len(page.data))
-    if not ctx.allow_content:
-        redact_logs(page.data)
     return LogPage(items=[Log.of(e) for e in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 

@@ -19,8 +19,9 @@ FILTER = (
     'A boolean tree: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`, or a condition '
     '`{"field": "attributes.customer.tier", "op": "in", "value": ["gold", "pro"]}` (ops: eq, ne, in, '
     "gt, gte, lt, lte, contains, exists) over trace fields, span fields and span attributes. A span "
-    "condition matches a trace when one of its spans matches. Conditions on `input` or `output` are "
-    "refused for the viewer role. Null: every trace of the range."
+    "condition matches a trace when one of its spans matches. Conditions on content (`input`, "
+    "`output`, `status_message`, content attributes and events) are refused for the viewer role. "
+    "Null: every trace of the range."
 )
 
 

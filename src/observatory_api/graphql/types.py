@@ -32,7 +32,7 @@ class Log:
     service: str
     severity: Severity
     body: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
-    attributes: JSON
+    attributes: JSON = strawberry.field(description="Without content attributes when `contentRedacted`.")
     content_redacted: bool
 
     @classmethod
@@ -72,7 +72,7 @@ class Span:
     cost: float | None = strawberry.field(description="USD.")
     time_to_first_token: float | None = strawberry.field(description="Milliseconds.")
     status: SpanStatus
-    status_message: str | None
+    status_message: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
     finish_reason: str | None
     user_id: str | None
     session_id: str | None
@@ -80,7 +80,9 @@ class Span:
     tags: list[str]
     input: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
     output: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
-    attributes: JSON
+    attributes: JSON = strawberry.field(
+        description="Without content attributes (and content events) when `contentRedacted`."
+    )
     content_redacted: bool
 
     @classmethod
