@@ -125,6 +125,8 @@ class GraphQLSettings(_Section):
     max_aliases: int = 15
     max_tokens: int = 2000
     max_cost: int = 1000
+    # Rows one request may read, and objects it may return (each tally on its own): see graphql/budget.py.
+    max_rows: int = 10_000
 
 
 class QuerySettings(_Section):
@@ -201,6 +203,7 @@ ENV_KEYS: dict[str, str] = {
     "GRAPHQL_ENABLED": "graphql.enabled",
     "GRAPHQL_PLAYGROUND": "graphql.playground",
     "GRAPHQL_INTROSPECTION": "graphql.introspection",
+    "GRAPHQL_MAX_ROWS": "graphql.max_rows",
     "RATE_LIMIT_ENABLED": "rate_limit.enabled",
     "RATE_LIMIT_REQUESTS": "rate_limit.requests",
     "RATE_LIMIT_WINDOW": "rate_limit.window",
@@ -350,6 +353,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
         "query.max_range_days": settings.query.max_range_days,
         "query.default_range_hours": settings.query.default_range_hours,
         "graphql.max_depth": settings.graphql.max_depth,
+        "graphql.max_rows": settings.graphql.max_rows,
         "auth.access_ttl_seconds": settings.auth.access_ttl_seconds,
         "auth.refresh_ttl_seconds": settings.auth.refresh_ttl_seconds,
         "auth.api_key_cache_ttl_seconds": settings.auth.api_key_cache_ttl_seconds,

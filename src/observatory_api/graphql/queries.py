@@ -34,6 +34,7 @@ async def _trace_page(
 ) -> TracePage:
     ctx = info.context
     filters = list_filters(filter, ctx.settings.query)
+    ctx.budget.check()
     page = await ctx.traces.list_traces(
         window=filters.window,
         filter_node=filters_to_node(filters),
@@ -43,6 +44,7 @@ async def _trace_page(
         cursor=after,
         allow_content=ctx.allow_content,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -51,6 +53,7 @@ async def _span_page(
 ) -> SpanPage:
     ctx = info.context
     filters = list_filters(filter or SpanFilter(), ctx.settings.query)
+    ctx.budget.check()
     page = await ctx.spans.list_spans(
         window=filters.window,
         filter_node=filters_to_node(filters),
@@ -60,6 +63,7 @@ async def _span_page(
         cursor=after,
         allow_content=ctx.allow_content,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return SpanPage(items=[Span.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -67,6 +71,7 @@ async def _log_page(info: GraphQLInfo, filter: LogFilter | None, limit: int | No
     ctx = info.context
     filters = log_filters(filter)
     window = resolve_window(filter.from_ if filter else None, filter.to if filter else None, ctx.settings.query)
+    ctx.budget.check()
     page = await ctx.logs.list_logs(
         window=window,
         filters=filters,
@@ -74,6 +79,7 @@ async def _log_page(info: GraphQLInfo, filter: LogFilter | None, limit: int | No
         cursor=after,
         allow_content=ctx.allow_content,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return LogPage(items=[Log.of(e) for e in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -104,7 +110,10 @@ class TraceQueries:
     @strawberry.field(description="One trace; null when there is none with this id.")
     async def trace(self, info: GraphQLInfo, id: str) -> Trace | None:
         summary = await info.context.loaders.trace.load(check_trace_id(id, "id", "argument"))
-        return Trace.of(summary) if summary is not None else None
+        if summary is None:
+            return None
+        info.context.budget.returns(1)
+        return Trace.of(summary)
 
     @strawberry.field(description="Spans across traces, newest first by default.")
     async def spans(
@@ -162,6 +171,7 @@ async def _session_page(
     ctx = info.context
     check_plain(user_id, "userId", "argument")
     check_plain(environment, "environment", "argument")
+    ctx.budget.check()
     page = await ctx.sessions.list_sessions(
         window=resolve_window(from_, to, ctx.settings.query),
         user_id=user_id,
@@ -170,6 +180,7 @@ async def _session_page(
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return SessionPage(items=[Session.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -216,10 +227,12 @@ class SessionQueries:
     ) -> SessionDetail | None:
         ctx = info.context
         check_plain(id, "id", "argument")
+        ctx.budget.check()
         try:
             detail = await ctx.sessions.get_session(id, limit=resolve_limit(limit, ctx.settings.query), cursor=after)
         except NotFound:
             return None
+        ctx.budget.read_and_returned(1 + len(detail.traces))
         fields = vars(Session.of(detail))
         return SessionDetail(
             **fields,

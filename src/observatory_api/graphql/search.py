@@ -49,5 +49,7 @@ class SearchQueries:
             # REST's body decoder refuses a non-object `filter` before the search runs.
             raise InvalidInput.field("filter", "must be an object", "argument")
         search = TraceSearch(filter=given, from_=from_, to=to, sort=sort.value, limit=limit, cursor=after)
+        ctx.budget.check()
         page = await search_traces(ctx.traces, search, limits=ctx.settings.query, allow_content=ctx.allow_content)
+        ctx.budget.read_and_returned(len(page.data))
         return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)

@@ -328,7 +328,7 @@ def canary(canary_database: DatabaseSettings) -> Iterator[tuple[TestClient, Sett
         features=FeatureSettings(ingest=True),
         rate_limit=RateLimitSettings(enabled=False),
         # The generated queries select every field; the limits are tested elsewhere.
-        graphql=GraphQLSettings(max_tokens=100_000, max_cost=10**9, max_depth=20, max_aliases=1000),
+        graphql=GraphQLSettings(max_tokens=100_000, max_cost=10**9, max_rows=10**9, max_depth=20, max_aliases=1000),
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         admin = {**auth_headers(settings, "admin"), "content-type": "application/json"}
