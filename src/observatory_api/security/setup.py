@@ -106,6 +106,8 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
         redis = store_redis_client(settings.redis.url, settings.redis.password, timeout)
         store = RedisSecurityStore(redis, prefix, timeout=timeout)
+        # Connected, with the rate-limit script loaded, before the worker serves its first burst.
+        await store.prepare()
         cache = ResilientCacheStore(RedisStore(redis, namespace=f"{prefix}:cache"))
     else:
         store = MemorySecurityStore(prefix)
