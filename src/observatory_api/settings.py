@@ -81,9 +81,10 @@ class AuthSettings(_Section):
     # `api_keys.last_used_at` is written at most once per key in this many seconds (only by an
     # app with a write engine, i.e. with ingest enabled).
     key_usage_interval_seconds: int = 300
-    # When the store (Redis) is unreachable: accept access tokens without checking the deny list
-    # (true), or refuse them with 503 (false). Refresh-token rotation always needs the store.
-    revocation_fail_open: bool = True
+    # Revoked token families live in the database; each worker re-reads the new ones this often...
+    revocation_refresh_seconds: float = 1.0
+    # ...and refuses access tokens (503) once its list has not been read for this long.
+    revocation_max_staleness_seconds: float = 10.0
 
 
 class RateLimitSettings(_Section):
@@ -224,6 +225,13 @@ URL_KEYS = frozenset({"database.url", "redis.url"})
 _LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies"})
 _WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev", "development", "test"})
 MIN_SECRET_LENGTH = 32
+# Keys that no longer exist, with what to do instead: named at start-up rather than ignored.
+REMOVED_KEYS = {
+    "auth.revocation_fail_open": (
+        "was removed: token revocations live in the database and their checks always fail closed "
+        "(see auth.revocation_max_staleness_seconds); delete this key"
+    ),
+}
 
 
 def default_config_path() -> Path | None:
@@ -263,12 +271,21 @@ def load_settings(
         sources[key] = env_name
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    _refuse_removed_keys(data)
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise _config_error_from(exc, sources) from None
     validate_settings(settings)
     return settings
+
+
+def _refuse_removed_keys(data: Mapping[str, Any]) -> None:
+    for key, reason in REMOVED_KEYS.items():
+        section, leaf = key.split(".")
+        values = data.get(section)
+        if isinstance(values, Mapping) and leaf in values:
+            raise ConfigError(key, reason)
 
 
 def _env_value(name: str, environ: Mapping[str, str]) -> str | None:
@@ -350,6 +367,7 @@ def validate_settings(settings: Settings) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(key, f"must be positive, got {value}")
+    validate_revocation(settings.auth)
     if settings.query.max_page_size > 1000:
         raise ConfigError("query.max_page_size", "must be at most 1000")
     if settings.query.default_page_size > settings.query.max_page_size:
@@ -361,6 +379,17 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigError("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL")
     if settings.is_production:
         validate_production(settings)
+
+
+def validate_revocation(auth: AuthSettings) -> None:
+    refresh, staleness = auth.revocation_refresh_seconds, auth.revocation_max_staleness_seconds
+    if not 0.1 <= refresh <= 60:
+        raise ConfigError("auth.revocation_refresh_seconds", f"must be between 0.1 and 60, got {refresh}")
+    if staleness < 2 * refresh:
+        raise ConfigError(
+            "auth.revocation_max_staleness_seconds",
+            f"must be at least twice auth.revocation_refresh_seconds ({2 * refresh}), got {staleness}",
+        )
 
 
 def validate_production(settings: Settings) -> None:

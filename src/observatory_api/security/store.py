@@ -1,7 +1,9 @@
 """The security state store: Redis when `REDIS_URL` is set, else an in-process Litestar MemoryStore.
 
-It holds API-key lookups, the `jti` deny list, refresh-token rotation state and rate-limit
-counters, under `<redis.key_prefix>:<feature>:...`. Every Redis call has a short deadline. A connection a restart or a
+It holds API-key lookups, rate-limit counters and the API-key usage claims, under
+`<redis.key_prefix>:<feature>:...`: state that may be lost (evicted, flushed, reset by a restart)
+at the price of a cache miss or a limit window started afresh. Revocation state never lives here
+(see security/revocation.py). Every Redis call has a short deadline. A connection a restart or a
 failover left stale is replaced and the command sent again once, on a new socket; only when that
 fails too (or the connection is refused) is Redis down, and skipped for a moment so that requests
 never queue behind a dead server. Callers decide what a `StoreUnavailable` means.
@@ -123,9 +125,6 @@ class SecurityStore:
         """Set `key` only if absent; True for the one caller that set it."""
         raise NotImplementedError
 
-    async def exists_any(self, *keys: str) -> bool:
-        raise NotImplementedError
-
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         """Count one request in every (key, limit) bucket unless one of them is full."""
         raise NotImplementedError
@@ -227,9 +226,6 @@ class RedisSecurityStore(SecurityStore):
     async def claim(self, key: str, ttl: int) -> bool:
         return bool(await self._call("claim", lambda: self._redis.set(key, b"1", ex=max(1, ttl), nx=True)))
 
-    async def exists_any(self, *keys: str) -> bool:
-        return bool(await self._call("exists", lambda: self._redis.exists(*keys)))
-
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         keys = [key for key, _ in buckets]
         args = [window_seconds * 1000, *(limit for _, limit in buckets)]
@@ -266,12 +262,6 @@ class MemorySecurityStore(SecurityStore):
                 return False
             await self._store.set(key, b"1", expires_in=max(1, ttl))
             return True
-
-    async def exists_any(self, *keys: str) -> bool:
-        for key in keys:
-            if await self._store.exists(key):
-                return True
-        return False
 
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         async with self._lock:
