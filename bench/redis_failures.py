@@ -1,7 +1,8 @@
 """Rate limits across a Redis restart and on a cold start, against a real 2-worker granian server.
 
     .venv/bin/python bench/redis_failures.py restart [--limit 20] [--window 5] [--seconds 30]
-    .venv/bin/python bench/redis_failures.py cold [--limit 15] [--requests 45] [--runs 5]
+    .venv/bin/python bench/redis_failures.py cold [--limit 15] [--requests 45] [--runs 5] [--credential jwt|key]
+        [--redis-password P] [--database postgresql://...]
 
 Each run starts its own `redis-server` on a free port (`--save "" --appendonly no`, as compose
 runs it) and `observatory-api serve --demo --workers 2` in a temporary folder (SQLite), with
@@ -43,19 +44,20 @@ from tests.e2e.server import AUTH, free_port, start_server  # noqa: E402
 
 
 @contextlib.contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_redis(port, workdir)
+def redis_server(port: int, workdir: Path, password: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_redis(port, workdir, password)
     try:
         yield process
     finally:
         stop_redis(process)
 
 
-def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_redis(port: int, workdir: Path, password: str | None = None) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is needed")
     command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    command += ["--requirepass", password] if password else []
     process = subprocess.Popen([*command, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -178,8 +180,12 @@ async def cold(args: argparse.Namespace) -> None:
             workdir = Path(folder)
             config(workdir, limit=args.limit, window=60)
             port = free_port()
-            with redis_server(port, workdir):
+            with redis_server(port, workdir, args.redis_password):
                 env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+                if args.redis_password:
+                    env["REDIS_PASSWORD"] = args.redis_password
+                if args.database:
+                    env["DATABASE_URL"] = args.database
                 with start_server(workdir, workers=2, demo_traces=20, env=env) as server:
                     headers = _credential(args.credential, server.log)
                     limits = httpx.Limits(max_connections=args.requests, max_keepalive_connections=0)
@@ -219,6 +225,8 @@ def main() -> None:
     cold_parser.add_argument("--requests", type=int, default=45)
     cold_parser.add_argument("--runs", type=int, default=5)
     cold_parser.add_argument("--credential", choices=("jwt", "key"), default="jwt")
+    cold_parser.add_argument("--redis-password", help="run Redis with --requirepass (an AUTH per connection)")
+    cold_parser.add_argument("--database", help="a PostgreSQL URL (migrated and seeded by the first run)")
     args = parser.parse_args()
     asyncio.run(restart(args) if args.command == "restart" else cold(args))
 
