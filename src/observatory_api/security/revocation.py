@@ -133,10 +133,14 @@ class Revocations:
         next_prune = time.monotonic() + PRUNE_SECONDS
         while True:
             await asyncio.sleep(self._auth.revocation_refresh_seconds)
-            await self.refresh()
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + PRUNE_SECONDS
-                await self._prune()
+            try:
+                await self.refresh()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_SECONDS
+                    await self._prune()
+            except Exception:
+                # Never let the loop end: a list no longer read would refuse every JWT for good.
+                logger.exception("token revocation refresh failed unexpectedly")
 
     async def _prune(self) -> None:
         self.list.drop_expired(time.time())
