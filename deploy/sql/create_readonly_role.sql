@@ -58,4 +58,12 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"readonly_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_role" IN SCHEMA public
   GRANT SELECT ON TABLES TO :"readonly_user";
 
+-- The one exception: logout and refresh-token rotation write the revocation tables (migration
+-- 0006), and the API's DATABASE_URL may be this role (compose.yml). The migration grants the same
+-- when `database.readonly_user` names this role; this covers a role created after it ran.
+-- `default_transaction_read_only` stays on: the API opens its revocation connections read-write.
+SELECT format('GRANT SELECT, INSERT, DELETE ON %I TO %I', table_name, :'readonly_user')
+  FROM information_schema.tables
+ WHERE table_schema = 'public' AND table_name IN ('revoked_token_families', 'refresh_token_uses') \gexec
+
 \echo 'read-only role' :"readonly_user" 'ready in database' :"db_name" '- default privileges cover tables created by' :"owner_role"

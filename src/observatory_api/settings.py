@@ -75,9 +75,10 @@ class AuthSettings(_Section):
     # `api_keys.last_used_at` is written at most once per key in this many seconds (only by an
     # app with a write engine, i.e. with ingest enabled).
     key_usage_interval_seconds: int = 300
-    # When the store (Redis) is unreachable: accept access tokens without checking the deny list
-    # (true), or refuse them with 503 (false). Refresh-token rotation always needs the store.
-    revocation_fail_open: bool = True
+    # Revoked token families live in the database; each worker re-reads the new ones this often...
+    revocation_refresh_seconds: float = 1.0
+    # ...and refuses access tokens (503) once its list has not been read for this long.
+    revocation_max_staleness_seconds: float = 10.0
 
 
 class RateLimitSettings(_Section):
@@ -231,6 +232,13 @@ SECRET_KEYS = frozenset(
 )
 URL_KEYS = frozenset({"database.url", "redis.url"})
 _LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies"})
+# Keys that no longer exist, with what to do instead: named at start-up rather than ignored.
+REMOVED_KEYS = {
+    "auth.revocation_fail_open": (
+        "was removed: token revocations live in the database and their checks always fail closed "
+        "(see auth.revocation_max_staleness_seconds); delete this key"
+    ),
+}
 
 
 def default_config_path() -> Path | None:
@@ -279,6 +287,7 @@ def load_settings(
         sources[key] = env_name
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    _refuse_removed_keys(data)
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -287,6 +296,14 @@ def load_settings(
     if problems:
         raise config_error(problems)
     return settings
+
+
+def _refuse_removed_keys(data: Mapping[str, Any]) -> None:
+    for key, reason in REMOVED_KEYS.items():
+        section, leaf = key.split(".")
+        values = data.get(section)
+        if isinstance(values, Mapping) and leaf in values:
+            raise ConfigError(key, reason)
 
 
 def _env_value(name: str, environ: Mapping[str, str]) -> str | None:
@@ -377,6 +394,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     for key, value in positives.items():
         if value <= 0:
             problems.append((key, f"must be positive, got {value}"))
+    problems.extend(_revocation_problems(settings.auth))
     if settings.query.max_page_size > 1000:
         problems.append(("query.max_page_size", "must be at most 1000"))
     if settings.query.default_page_size > settings.query.max_page_size:
@@ -387,6 +405,20 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
     return problems
+
+
+def _revocation_problems(auth: AuthSettings) -> list[tuple[str, str]]:
+    refresh, staleness = auth.revocation_refresh_seconds, auth.revocation_max_staleness_seconds
+    if not 0.1 <= refresh <= 60:
+        return [("auth.revocation_refresh_seconds", f"must be between 0.1 and 60, got {refresh}")]
+    if staleness < 2 * refresh:
+        return [
+            (
+                "auth.revocation_max_staleness_seconds",
+                f"must be at least twice auth.revocation_refresh_seconds ({2 * refresh}), got {staleness}",
+            )
+        ]
+    return []
 
 
 def masked(settings: Settings) -> dict[str, Any]:

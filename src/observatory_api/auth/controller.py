@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -11,14 +10,13 @@ from litestar.di import NamedDependency
 from litestar.params import Body
 
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
-from observatory_api.errors import InvalidInput, Unauthorized, Unavailable
+from observatory_api.errors import InvalidInput, Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.openapi_docs import BAD_REQUEST
 from observatory_api.security.api_keys import key_prefix_of
-from observatory_api.security.authentication import Authenticator, AuthFailure, family_key, unauthorized
-from observatory_api.security.authentication import deny_key as deny_key_of
+from observatory_api.security.authentication import Authenticator, AuthFailure, unauthorized
 from observatory_api.security.permissions import ROLE_PERMISSIONS, Principal, principal_of
-from observatory_api.security.store import SecurityStore, StoreUnavailable
+from observatory_api.security.revocation import Revocations
 from observatory_api.settings import Settings
 
 _NO_KEY = "send an API key in X-API-Key to obtain tokens"
@@ -51,18 +49,16 @@ class AuthController(Controller):
         """Returns a new pair; the old refresh token stops working, and presenting it again revokes
         every token of its family (a stolen token gets the thief and the owner logged out)."""
         authenticator: Authenticator = state.authenticator
-        store: SecurityStore = state.security_store
+        revocations: Revocations = state.revocations
         try:
             claims = authenticator.decode(data.refresh_token, "refresh")
-            try:
-                if await store.exists_any(family_key(store, claims.fam)):
-                    raise AuthFailure("revoked", "the refresh token's family has been revoked")
-                first_use = await store.claim(store.key("auth", "refresh-used", claims.jti), _ttl(claims.exp, state))
-                if not first_use:
-                    await store.set(family_key(store, claims.fam), b"reuse", _family_ttl(state))
-                    raise AuthFailure("refresh_reuse", "the refresh token was already used; its family is revoked")
-            except StoreUnavailable:
-                raise Unavailable("token rotation is unavailable; try again shortly") from None
+            # Claimed in the database (503 when it cannot be written): no Redis eviction or
+            # restart lets a spent refresh token through again.
+            use = await revocations.use_refresh_token(jti=claims.jti, family_id=claims.fam, exp=claims.exp)
+            if use == "revoked":
+                raise AuthFailure("revoked", "the refresh token's family has been revoked")
+            if use == "reused":
+                raise AuthFailure("refresh_reuse", "the refresh token was already used; its family is revoked")
             if claims.key is not None:
                 record = await authenticator.key_record(claims.key, state)
                 if record is None:
@@ -75,16 +71,13 @@ class AuthController(Controller):
 
     @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=BAD_REQUEST)
     async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
-        """Denies the access token presented and every token of its refresh family until they expire."""
+        """Revokes every token of the presented token's refresh family (this access token, its
+        refresh token, and all earlier and later tokens of the login) until they expire."""
         principal = _required(request)
         if principal.kind != "jwt" or principal.token_id is None or principal.family_id is None:
             raise InvalidInput("API keys are revoked by an operator: `observatory-api keys revoke`")
-        store: SecurityStore = state.security_store
-        try:
-            await store.set(deny_key_of(store, principal.token_id), b"1", _ttl(principal.expires_at or 0, state))
-            await store.set(family_key(store, principal.family_id), b"logout", _family_ttl(state))
-        except StoreUnavailable:
-            raise Unavailable("logout is unavailable; try again shortly") from None
+        revocations: Revocations = state.revocations
+        await revocations.revoke(principal.family_id, "logout")
 
     @get("/me", operation_id="get_me", summary="Who am I", cache=False)
     async def get_me(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Me:
@@ -113,14 +106,6 @@ def _required(request: Request[Any, Any, Any]) -> Principal:
     if principal is None:
         raise Unauthorized("a credential is required")
     return principal
-
-
-def _ttl(expires_at: int, state: State) -> int:
-    return max(1, expires_at - int(time.time()) + state.settings.auth.leeway_seconds)
-
-
-def _family_ttl(state: State) -> int:
-    return int(state.settings.auth.refresh_ttl_seconds + state.settings.auth.leeway_seconds)
 
 
 def _pair(

@@ -256,6 +256,26 @@ def _epoch_ms_between_sqlite(element: epoch_ms_between, compiler: SQLCompiler, *
     return f"(({seconds} * 1000000 + {micros}) / 1000.0)"
 
 
+class database_clock(FunctionElement[datetime]):
+    """The database server's current time, at the statement (not the transaction's start): one
+    clock shared by every worker and instance, whatever their own clocks say."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "database_clock"
+
+
+@compiles(database_clock, "postgresql")
+def _database_clock_pg(element: database_clock, compiler: SQLCompiler, **kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(database_clock, "sqlite")
+def _database_clock_sqlite(element: database_clock, compiler: SQLCompiler, **kw: Any) -> str:
+    # UTCDateTime's text: six microsecond digits (SQLite's clock keeps milliseconds).
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
+
 def earliest(dialect_name: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
     """The smaller of two non-null values (SQLite's two-argument min() is its least())."""
     return func.least(left, right) if dialect_name == "postgresql" else func.min(left, right)

@@ -43,29 +43,41 @@ def is_sqlite(url: URL) -> bool:
 
 
 def create_engine(
-    settings: DatabaseSettings, url: URL, *, readonly: bool = False, application_name: str = "observatory-api"
+    settings: DatabaseSettings,
+    url: URL,
+    *,
+    readonly: bool = False,
+    read_write: bool = False,
+    application_name: str = "observatory-api",
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
 ) -> AsyncEngine:
-    """An async engine with bounded pools and per-dialect session settings.
+    """An async engine with bounded pools (`database.pool_size` unless given) and per-dialect
+    session settings.
 
     `readonly` makes SQLite connections refuse writes (`query_only`); on PostgreSQL the read-only
-    role of `readonly_url` does that job.
+    role of `readonly_url` does that job. `read_write` lifts a role's `default_transaction_read_only`
+    (the role of create_readonly_role.sql has it on; its grants still decide what it may write).
     """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_read_only_on_connect if readonly else _sqlite_on_connect)
         return engine
+    server_settings = {
+        "application_name": application_name,
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "timezone": "UTC",
+    }
+    if read_write:
+        server_settings["default_transaction_read_only"] = "off"
     connect_args: dict[str, Any] = {
-        "server_settings": {
-            "application_name": application_name,
-            "statement_timeout": str(settings.statement_timeout_ms),
-            "timezone": "UTC",
-        },
+        "server_settings": server_settings,
         "command_timeout": settings.statement_timeout_ms / 1000 + 5,
     }
     return create_async_engine(
         url,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
+        pool_size=settings.pool_size if pool_size is None else pool_size,
+        max_overflow=settings.max_overflow if max_overflow is None else max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_pre_ping=True,
         connect_args=connect_args,

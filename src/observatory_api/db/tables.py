@@ -186,3 +186,31 @@ api_keys = Table(
     PrimaryKeyConstraint("id"),
     Index(None, "prefix", unique=True),
 )
+
+# Revocation state (security/revocation.py): kept here, not in Redis, so that no eviction, flush or
+# restart brings a logged-out or spent token back. `revoked_at` is the database's clock, so that
+# every worker and instance reads the rows written since its last read by one clock.
+revoked_token_families = Table(
+    "revoked_token_families",
+    metadata,
+    Column("family_id", String(64), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=False),
+    # After this no token of the family can verify any longer: the row may be pruned.
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("family_id"),
+    Index(None, "revoked_at"),
+    Index(None, "expires_at"),
+)
+
+# One row per refresh token presented: the INSERT on `jti` claims its one use atomically.
+refresh_token_uses = Table(
+    "refresh_token_uses",
+    metadata,
+    Column("jti", String(64), nullable=False),
+    Column("family_id", String(64), nullable=False),
+    Column("used_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("jti"),
+    Index(None, "expires_at"),
+)

@@ -64,6 +64,10 @@ rate_limit_backend_errors_total = Counter(
     "rate_limit_backend_errors_total",
     "Rate-limit checks that could not reach their store (then fail open or closed as configured).",
 )
+auth_revocation_refresh_failures_total = Counter(
+    "auth_revocation_refresh_failures_total",
+    "Reads of the token revocation list that failed (access tokens get 503 once the list is too old).",
+)
 cache_hits_total = Counter("cache_hits_total", "Responses served from the response cache.", ["route"])
 cache_misses_total = Counter("cache_misses_total", "Cacheable responses computed afresh.", ["route"])
 cache_size_bytes = Gauge(

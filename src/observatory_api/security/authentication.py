@@ -19,11 +19,12 @@ from litestar.enums import ScopeType
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from observatory_api.errors import Unauthorized, Unavailable
+from observatory_api.errors import Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
 from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.permissions import Principal
+from observatory_api.security.revocation import Revocations
 from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.security.tokens import TokenClaims, TokenError, TokenService
 
@@ -54,22 +55,13 @@ def api_key_cache_key(store: SecurityStore, prefix: str) -> str:
     return store.key("auth", "apikey", prefix)
 
 
-def deny_key(store: SecurityStore, jti: str) -> str:
-    return store.key("auth", "deny", jti)
-
-
-def family_key(store: SecurityStore, family_id: str) -> str:
-    return store.key("auth", "family", family_id)
-
-
 class Authenticator:
     """Turns a credential into a Principal, or raises AuthFailure with a bounded reason."""
 
-    def __init__(self, *, tokens: TokenService, secret_key: str, key_cache_ttl: int, revocation_fail_open: bool):
+    def __init__(self, *, tokens: TokenService, secret_key: str, key_cache_ttl: int):
         self.tokens = tokens
         self._secret_key = secret_key
         self._key_cache_ttl = key_cache_ttl
-        self._fail_open = revocation_fail_open
 
     async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         headers = connection.headers
@@ -111,14 +103,10 @@ class Authenticator:
         )
 
     async def from_access_claims(self, claims: TokenClaims, state: Any) -> Principal:
-        store: SecurityStore = state.security_store
-        try:
-            revoked = await store.exists_any(deny_key(store, claims.jti), family_key(store, claims.fam))
-        except StoreUnavailable:
-            if not self._fail_open:
-                raise Unavailable("the revocation list cannot be checked; try again shortly") from None
-            revoked = False
-        if revoked:
+        # Logout revokes the token's whole family, so the family alone decides (no I/O: the
+        # worker's list; Unavailable when that list is too old to vouch for the token).
+        revocations: Revocations = state.revocations
+        if revocations.is_revoked(claims.fam):
             raise AuthFailure("revoked", "the token has been revoked")
         key_id = None
         if claims.key is not None:

@@ -47,7 +47,7 @@ def add_security_commands(commands: argparse._SubParsersAction) -> None:  # type
     mint = token_commands.add_parser("create", help="print an access token signed with the configured key")
     mint.add_argument("--sub", required=True, help="the subject (who the token is for)")
     mint.add_argument("--role", required=True, choices=ROLES)
-    mint.add_argument("--ttl", type=int, help="lifetime in seconds (default auth.access_ttl_seconds)")
+    mint.add_argument("--ttl", type=int, help="lifetime in seconds, at most auth.access_ttl_seconds (its default)")
     mint.set_defaults(run=_token_create)
 
 
@@ -141,8 +141,13 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     from observatory_api.security.tokens import TokenService
 
-    if args.ttl is not None and args.ttl <= 0:
-        print("observatory-api: --ttl must be positive", file=sys.stderr)
+    longest = settings.auth.access_ttl_seconds
+    if args.ttl is not None and not 0 < args.ttl <= longest:
+        # The API refuses access tokens that live longer than it issues them for.
+        print(
+            f"observatory-api: --ttl must be between 1 and {longest} seconds (auth.access_ttl_seconds), got {args.ttl}",
+            file=sys.stderr,
+        )
         return 2
     issued = TokenService.from_settings(settings).issue(subject=args.sub, role=args.role, kind="access", ttl=args.ttl)
     print(issued.token, flush=True)

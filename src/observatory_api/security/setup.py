@@ -36,6 +36,7 @@ from observatory_api.security.response_cache import (
     apply_cache_ttls,
     response_cache_config,
 )
+from observatory_api.security.revocation import revocation_lifespan
 from observatory_api.security.store import MemorySecurityStore, RedisSecurityStore, SecurityStore, store_redis_client
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import Settings
@@ -62,7 +63,6 @@ def build_security(settings: Settings) -> Security:
         tokens=TokenService.from_settings(settings),
         secret_key=secret_key_of(settings),
         key_cache_ttl=settings.auth.api_key_cache_ttl_seconds,
-        revocation_fail_open=settings.auth.revocation_fail_open,
     )
     limiter = RateLimiter(settings.rate_limit, ClientAddress(settings.server.trusted_proxies))
     enabled = settings.rate_limit.enabled
@@ -85,7 +85,7 @@ def build_security(settings: Settings) -> Security:
             security_headers_hook(settings.security_headers),
             *([unrouted_rate_limit_hook(limiter)] if enabled else []),
         ],
-        lifespan=[security_lifespan],
+        lifespan=[security_lifespan, revocation_lifespan],
         response_cache_config=response_cache_config(settings.cache),
         route_handlers=[Router(path="/api/v1", route_handlers=[AuthController, AdminController])],
         # Replaced by the lifespan (Redis when configured); present so the name always resolves.
@@ -106,6 +106,8 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
         redis = store_redis_client(settings.redis.url, settings.redis.password, timeout)
         store = RedisSecurityStore(redis, prefix, timeout=timeout)
+        # Connected, with the rate-limit script loaded, before the worker serves its first burst.
+        await store.prepare()
         cache = ResilientCacheStore(RedisStore(redis, namespace=f"{prefix}:cache"))
     else:
         store = MemorySecurityStore(prefix)

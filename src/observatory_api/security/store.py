@@ -1,9 +1,12 @@
 """The security state store: Redis when `REDIS_URL` is set, else an in-process Litestar MemoryStore.
 
-It holds API-key lookups, the `jti` deny list, refresh-token rotation state and rate-limit
-counters, under `<redis.key_prefix>:<feature>:...`. Every Redis call has a short deadline; after
-a failure Redis is skipped for a moment so that requests never queue behind a dead server.
-Callers decide what a `StoreUnavailable` means (fail open or closed).
+It holds API-key lookups, rate-limit counters and the API-key usage claims, under
+`<redis.key_prefix>:<feature>:...`: state that may be lost (evicted, flushed, reset by a restart)
+at the price of a cache miss or a limit window started afresh. Revocation state never lives here
+(see security/revocation.py). Every Redis call has a short deadline. A connection a restart or a
+failover left stale is replaced and the command sent again once, on a new socket; only when that
+fails too (or the connection is refused) is Redis down, and skipped for a moment so that requests
+never queue behind a dead server. Callers decide what a `StoreUnavailable` means.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 import anyio
 from litestar.stores.memory import MemoryStore
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -50,18 +56,31 @@ return out
 
 
 _TIMEOUTS_BEFORE_COOLDOWN = 5
+MAX_CONNECTIONS = 32
+# Connections opened at start-up, before the worker serves: a burst on a cold worker finds them
+# ready instead of opening them all at once inside its requests' deadlines.
+WARM_CONNECTIONS = 8
+# A connection idle for longer is PINGed before its next command (and replaced if that fails).
+HEALTH_CHECK_SECONDS = 10
 
 
 def store_redis_client(url: str, password: str | None, timeout: float) -> Redis:
     """The security store's own client: a bounded pool that waits for a free connection (a burst
-    reuses connections instead of opening hundreds), every wait bounded by `timeout`."""
+    reuses connections instead of opening hundreds), every wait bounded by `timeout`.
+
+    A pool built by hand gets no retries from redis-py: a connection closed by a Redis restart
+    passed the pool's check and failed its next command. One retry on connection errors only,
+    at once: redis-py drops the socket and sends the command again on a new one.
+    """
     pool = BlockingConnectionPool.from_url(
         url,
         password=password,
-        max_connections=32,
+        max_connections=MAX_CONNECTIONS,
         timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=HEALTH_CHECK_SECONDS,
     )
     return Redis(connection_pool=pool)
 
@@ -106,9 +125,6 @@ class SecurityStore:
         """Set `key` only if absent; True for the one caller that set it."""
         raise NotImplementedError
 
-    async def exists_any(self, *keys: str) -> bool:
-        raise NotImplementedError
-
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         """Count one request in every (key, limit) bucket unless one of them is full."""
         raise NotImplementedError
@@ -116,36 +132,86 @@ class SecurityStore:
     async def delete_expired(self) -> None:
         """Periodic housekeeping (the memory store only)."""
 
+    async def prepare(self) -> None:
+        """Before the worker serves: connect and load what the first requests need (best effort)."""
+
 
 class RedisSecurityStore(SecurityStore):
     backend = "redis"
 
-    def __init__(self, redis: Redis, prefix: str, *, timeout: float, cooldown: float = 2.0) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, *, timeout: float, cooldown: float = 2.0, first_cooldown: float = 0.1
+    ) -> None:
         super().__init__(prefix)
         self._redis = redis
         self._timeout = timeout
+        # Skipped for `first_cooldown` after Redis is found down, then one call finds out whether
+        # it is back; each failed probe doubles the wait, up to `cooldown`. A restart costs a
+        # fraction of a second of skipped calls, a dead server one probe per `cooldown`.
         self._cooldown = cooldown
+        self._first_cooldown = min(first_cooldown, cooldown)
+        self._current_cooldown = 0.0  # 0: Redis is up
         self._down_until = 0.0
+        self._probing = False
         self._timeouts_in_a_row = 0
         self._hit = redis.register_script(_HIT_SCRIPT)
 
     async def _call(self, operation: str, coroutine_factory):  # type: ignore[no-untyped-def]
-        if time.monotonic() < self._down_until:
+        probe = self._current_cooldown > 0
+        if time.monotonic() < self._down_until or (probe and self._probing):
             raise StoreUnavailable("redis was unreachable moments ago")
+        self._probing = probe
         try:
             async with asyncio.timeout(self._timeout):
                 result = await coroutine_factory()
-        except (RedisError, OSError, TimeoutError) as exc:
-            # A refused connection means Redis is down: skip it for a moment. A timeout may be a
-            # busy event loop under a burst: skip Redis only after several in a row.
-            timed_out = isinstance(exc, TimeoutError | RedisTimeoutError)
-            self._timeouts_in_a_row = self._timeouts_in_a_row + 1 if timed_out else 0
-            if not timed_out or self._timeouts_in_a_row >= _TIMEOUTS_BEFORE_COOLDOWN:
-                self._down_until = time.monotonic() + self._cooldown
+        except (RedisError, OSError) as exc:
+            self._note_failure(exc, probe=probe)
             logger.warning("redis unavailable", extra={"operation": operation, "error": exc.__class__.__name__})
             raise StoreUnavailable(f"redis {operation} failed: {exc.__class__.__name__}") from None
+        finally:
+            if probe:
+                self._probing = False
         self._timeouts_in_a_row = 0
+        self._current_cooldown = 0.0
         return result
+
+    def _note_failure(self, exc: BaseException, *, probe: bool) -> None:
+        """Skip Redis only when it is down, not after any one error."""
+        if _timed_out(exc):
+            # A busy event loop under a burst, or a slow Redis: skip it only after several in a row.
+            self._timeouts_in_a_row += 1
+            if self._timeouts_in_a_row >= _TIMEOUTS_BEFORE_COOLDOWN:
+                self._skip(probe)
+            return
+        self._timeouts_in_a_row = 0
+        if isinstance(exc, RedisConnectionError | OSError):
+            # Refused, or failed again on a new socket after redis-py's one retry: Redis is down.
+            self._skip(probe)
+        # Any other error is an answer (out of memory, a script error): Redis is up.
+
+    def _skip(self, probe: bool) -> None:
+        if self._current_cooldown == 0:
+            self._current_cooldown = self._first_cooldown
+        elif probe:  # only a failed probe doubles the wait, not the calls in flight when Redis went
+            self._current_cooldown = min(self._cooldown, 2 * self._current_cooldown)
+        self._down_until = max(self._down_until, time.monotonic() + self._current_cooldown)
+
+    async def prepare(self) -> None:
+        """Open WARM_CONNECTIONS connections and load the rate-limit script, within the deadline.
+
+        A failure is logged and left to the requests (Redis may come up later)."""
+        pool = self._redis.connection_pool
+        connections = []
+        try:
+            async with asyncio.timeout(max(self._timeout, 2.0)):
+                for _ in range(WARM_CONNECTIONS):
+                    connections.append(await pool.get_connection())
+                await self._redis.script_load(_HIT_SCRIPT)
+        except (RedisError, OSError) as exc:
+            logger.warning("redis not ready at start-up", extra={"error": exc.__class__.__name__})
+        finally:
+            for connection in connections:
+                await pool.release(connection)
 
     async def get(self, key: str) -> bytes | None:
         return await self._call("get", lambda: self._redis.get(key))
@@ -159,9 +225,6 @@ class RedisSecurityStore(SecurityStore):
 
     async def claim(self, key: str, ttl: int) -> bool:
         return bool(await self._call("claim", lambda: self._redis.set(key, b"1", ex=max(1, ttl), nx=True)))
-
-    async def exists_any(self, *keys: str) -> bool:
-        return bool(await self._call("exists", lambda: self._redis.exists(*keys)))
 
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         keys = [key for key, _ in buckets]
@@ -200,12 +263,6 @@ class MemorySecurityStore(SecurityStore):
             await self._store.set(key, b"1", expires_in=max(1, ttl))
             return True
 
-    async def exists_any(self, *keys: str) -> bool:
-        for key in keys:
-            if await self._store.exists(key):
-                return True
-        return False
-
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
         async with self._lock:
             current = []
@@ -225,3 +282,9 @@ class MemorySecurityStore(SecurityStore):
 
     async def delete_expired(self) -> None:
         await self._store.delete_expired()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # The pool's "No connection available" is a ConnectionError raised from a timeout: a busy
+    # pool, not a dead server.
+    return isinstance(exc, TimeoutError | RedisTimeoutError) or isinstance(exc.__cause__, TimeoutError)

@@ -1,8 +1,10 @@
 """JWT access and refresh tokens. The only module that imports python-jose, so it can be swapped here.
 
 Decoding accepts only the configured algorithm, issuer and audience, with a small leeway, and
-refuses any `crit` header (this service understands no JWS extensions). Every refusal carries a
-reason, which the caller counts in `api_auth_failures_total`.
+refuses any `crit` header (this service understands no JWS extensions), a token issued in the
+future, and one that lives longer than this service issues tokens of its type for (so that no
+token outlives the revocation of its family). Every refusal carries a reason, which the caller
+counts in `api_auth_failures_total`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from typing import Any, Literal
 
 import msgspec
 from jose import jwt
-from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+from jose.exceptions import ExpiredSignatureError, JWSError, JWTClaimsError, JWTError
 
 from observatory_api.secret_rules import DEVELOPMENT_JWT_SECRET
 from observatory_api.security.permissions import ROLES
 from observatory_api.settings import AuthSettings, ConfigError, Settings
 
 TokenType = Literal["access", "refresh"]
+# Checked here rather than by python-jose, which reports a missing claim as a generic JWTError
+# (indistinguishable from a bad signature) and does not check `aud` is present at all.
+REQUIRED_CLAIMS = ("exp", "nbf", "iat", "iss", "aud", "sub", "jti")
 
 
 class TokenError(Exception):
@@ -91,7 +96,11 @@ class TokenService:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
         issued = int(time.time()) if now is None else now
-        lifetime = ttl if ttl is not None else (self.access_ttl if kind == "access" else self.refresh_ttl)
+        longest = self.access_ttl if kind == "access" else self.refresh_ttl
+        lifetime = ttl if ttl is not None else longest
+        if not 0 < lifetime <= longest:
+            # decode() would refuse it: no token outlives the revocation of its family.
+            raise ValueError(f"ttl must be between 1 and {longest} seconds for {kind} tokens")
         claims = TokenClaims(
             sub=subject,
             role=role,
@@ -125,10 +134,7 @@ class TokenService:
                 algorithms=[self._algorithm],
                 audience=self._auth.audience,
                 issuer=self._auth.issuer,
-                options={
-                    "leeway": self._auth.leeway_seconds,
-                    **{f"require_{claim}": True for claim in ("exp", "nbf", "iat", "iss", "aud", "sub", "jti")},
-                },
+                options={"leeway": self._auth.leeway_seconds},
             )
         except ExpiredSignatureError:
             raise TokenError("expired", "the token has expired") from None
@@ -136,17 +142,37 @@ class TokenService:
             if _not_yet_valid(token, self._auth.leeway_seconds):
                 raise TokenError("not_yet_valid", "the token is not valid yet") from None
             raise TokenError("claims", f"the token's claims are not accepted: {exc}") from None
-        except JWTError:
-            raise TokenError("signature", "the token's signature does not verify") from None
+        except JWTError as exc:
+            # The signature is checked first; anything jose refuses after it is the payload.
+            if isinstance(exc.__context__, JWSError):
+                raise TokenError("signature", "the token's signature does not verify") from None
+            raise TokenError("claims", "the token's payload is not a JSON object of claims") from None
+        except (TypeError, ValueError, OverflowError):
+            # jose calls int() on exp, nbf and iat: null, a list or Infinity end here.
+            raise TokenError("claims", "the token's time claims are not numbers") from None
+        missing = [claim for claim in REQUIRED_CLAIMS if claim not in payload]
+        if missing:
+            raise TokenError("claims", f"the token lacks the required claim `{missing[0]}`")
         try:
             claims = msgspec.convert(payload, TokenClaims)
-        except msgspec.ValidationError:
-            raise TokenError("claims", "the token lacks required claims") from None
+        except msgspec.ValidationError as exc:
+            raise TokenError("claims", f"the token's claims are not accepted: {exc}") from None
         if claims.role not in ROLES:
             raise TokenError("claims", "the token names an unknown role")
         if claims.type != expected_type:
             raise TokenError("token_type", f"a {claims.type} token cannot be used as an {expected_type} token")
+        self._check_times(claims)
         return claims
+
+    def _check_times(self, claims: TokenClaims) -> None:
+        leeway = self._auth.leeway_seconds
+        if claims.iat > time.time() + leeway:
+            raise TokenError("not_yet_valid", "the token was issued in the future")
+        longest = self.access_ttl if claims.type == "access" else self.refresh_ttl
+        if claims.exp - claims.iat > longest + leeway:
+            raise TokenError(
+                "claims", f"the token lives longer than the {longest} s this service issues {claims.type} tokens for"
+            )
 
 
 def _not_yet_valid(token: str, leeway: int) -> bool:

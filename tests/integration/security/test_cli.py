@@ -46,6 +46,9 @@ def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings
         assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
         assert "revoked" in run_cli("keys", "list", cwd=tmp_path, env=env).stdout
 
+        too_long = run_cli("token", "create", "--sub", "ops", "--role", "admin", "--ttl", "3601", cwd=tmp_path, env=env)
+        assert too_long.returncode == 2 and not too_long.stdout
+        assert "--ttl must be between 1 and 3600 seconds (auth.access_ttl_seconds), got 3601" in too_long.stderr
         minted = run_cli("token", "create", "--sub", "ops", "--role", "admin", "--ttl", "120", cwd=tmp_path, env=env)
         assert minted.returncode == 0, minted.stderr
         bearer = {"Authorization": f"Bearer {minted.stdout.strip()}"}

@@ -4,19 +4,14 @@ with headers on every response, 429 problem JSON with Retry-After, and fail-open
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 
-import pytest
 from litestar.testing import AsyncTestClient
 
 from observatory_api.app import create_app
 from observatory_api.settings import DatabaseSettings, RateLimitSettings, RedisSettings
 from tests.conftest import auth_headers, make_settings
-from tests.integration.security.conftest import counter, open_client
+from tests.integration.security.conftest import PrivateRedis, counter, open_client
 
 
 def limits(**overrides: object) -> RateLimitSettings:
@@ -150,43 +145,16 @@ def test_unmatched_routes_are_counted_per_ip_and_carry_the_headers_probes_do_not
         assert client.get("/api/v1/models", headers=admin).headers["ratelimit-limit"] == "10000"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:  # type: ignore[no-untyped-def]
-    server = shutil.which("redis-server")
-    assert server, "redis-server is needed for this test"
-    port = free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
-def test_fail_open_when_redis_stops_and_never_hang(migrated_database: DatabaseSettings, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
-    url, process = throwaway_redis
+def test_fail_open_when_redis_stops_and_never_hang(
+    migrated_database: DatabaseSettings, private_redis: PrivateRedis
+) -> None:
     settings = make_settings(
-        migrated_database, redis=RedisSettings(url=url), rate_limit=limits(roles={"developer": 100})
+        migrated_database, redis=RedisSettings(url=private_redis.url), rate_limit=limits(roles={"developer": 100})
     )
     headers = auth_headers(settings, "developer")
     with open_client(settings) as client:
         assert client.get("/api/v1/models", headers=headers).headers["ratelimit-remaining"] == "99"
-        process.kill()
-        process.wait()
+        private_redis.kill()
         before = counter("rate_limit_backend_errors_total")
         started = time.monotonic()
         for _ in range(5):

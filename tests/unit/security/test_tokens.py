@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -98,6 +100,57 @@ def test_wrong_issuer_or_audience_is_refused() -> None:
     assert reason(svc, jwt.encode(claims | {"aud": "another-api"}, SECRET, algorithm="HS256")) == "claims"
     assert reason(svc, jwt.encode(claims | {"role": "root"}, SECRET, algorithm="HS256")) == "claims"
     assert reason(svc, "not-a-jwt") == "malformed"
+
+
+def signed(claims: dict) -> str:
+    """A token this service's key signed, with whatever claims: what a leaked key or a bug could mint."""
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def test_a_token_issued_in_the_future_is_refused_beyond_the_leeway() -> None:
+    svc = service(leeway_seconds=30)
+    claims = jwt.get_unverified_claims(svc.issue(subject="i", role="viewer", kind="access").token)
+    now = int(time.time())
+    # Valid now (nbf in the past, exp in an hour), but issued a day from now.
+    assert reason(svc, signed(claims | {"iat": now + 86_400, "nbf": now - 10})) == "not_yet_valid"
+    assert svc.decode(signed(claims | {"iat": now + 20}), expected_type="access").sub == "i"
+
+
+def test_a_token_living_longer_than_this_service_issues_is_refused() -> None:
+    svc = service(leeway_seconds=30, access_ttl_seconds=3600, refresh_ttl_seconds=7 * 86_400)
+    claims = jwt.get_unverified_claims(svc.issue(subject="j", role="viewer", kind="access").token)
+    iat = claims["iat"]
+    assert reason(svc, signed(claims | {"exp": iat + 3600 + 31})) == "claims"
+    assert svc.decode(signed(claims | {"exp": iat + 3600 + 30}), expected_type="access").sub == "j"
+    # A refresh token may live 7 days, an access token not.
+    assert reason(svc, signed(claims | {"exp": iat + 86_400})) == "claims"
+    refresh = jwt.get_unverified_claims(svc.issue(subject="j", role="viewer", kind="refresh").token)
+    assert svc.decode(signed(refresh | {"exp": iat + 86_400}), expected_type="refresh").sub == "j"
+    assert reason(svc, signed(refresh | {"exp": iat + 8 * 86_400}), "refresh") == "claims"
+    # The issue's example: exp = 1e20, as a float and as an integer.
+    assert reason(svc, signed(claims | {"exp": 1e20})) == "claims"
+    assert reason(svc, signed(claims | {"exp": 10**20})) == "claims"
+    with pytest.raises(ValueError, match="between 1 and 3600"):
+        svc.issue(subject="j", role="viewer", kind="access", ttl=3601)
+
+
+def test_missing_or_ill_typed_claims_are_claims_failures_not_signature_failures() -> None:
+    svc = service()
+    claims = jwt.get_unverified_claims(svc.issue(subject="k", role="viewer", kind="access").token)
+    for claim in ("exp", "nbf", "iat", "iss", "aud", "sub", "jti", "fam", "role", "type"):
+        without = {name: value for name, value in claims.items() if name != claim}
+        assert reason(svc, signed(without)) == "claims", claim
+    for value in (None, [1], "soon", float("inf")):
+        assert reason(svc, signed(claims | {"exp": value})) == "claims", value
+        assert reason(svc, signed(claims | {"iat": value})) == "claims", value
+    # A payload that is not an object of claims, under a good signature.
+    header = b64({"alg": "HS256", "typ": "JWT"})
+    assert reason(svc, jws_sign(header, base64.urlsafe_b64encode(b"[1, 2]").rstrip(b"=").decode())) == "claims"
+
+
+def jws_sign(header: str, payload: str) -> str:
+    signature = hmac.new(SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,125 @@
+"""The security store on a real Redis that restarts, drops connections, refuses them or answers
+errors: Redis is skipped (fail open) only when it is down, never after one stale connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from observatory_api.security.store import (
+    _HIT_SCRIPT,
+    WARM_CONNECTIONS,
+    RedisSecurityStore,
+    StoreUnavailable,
+    store_redis_client,
+)
+from tests.integration.security.conftest import PrivateRedis
+
+LIMIT = 1000
+
+
+@pytest_asyncio.fixture
+async def store(private_redis: PrivateRedis) -> AsyncIterator[RedisSecurityStore]:
+    # Cooldowns long enough that "skipped" and "tried" cannot be confused on a slow machine.
+    redis = store_redis_client(private_redis.url, None, timeout=2.0)
+    yield RedisSecurityStore(redis, "failures", timeout=2.0, cooldown=60.0, first_cooldown=60.0)
+    await redis.aclose()
+
+
+async def burst(store: RedisSecurityStore, count: int) -> list[int | str]:
+    """`count` concurrent hits on one bucket: each one's count, or the error's class name."""
+    results = await asyncio.gather(
+        *(store.hit([("failures:bucket", LIMIT)], 60) for _ in range(count)), return_exceptions=True
+    )
+    return [r.__class__.__name__ if isinstance(r, BaseException) else r.counts[0].count for r in results]
+
+
+async def test_connections_left_stale_by_a_restart_are_replaced_not_counted_as_failures(
+    store: RedisSecurityStore, private_redis: PrivateRedis
+) -> None:
+    # Sixteen connections in the pool, all of them to the server about to go away.
+    assert sorted(await burst(store, 16)) == list(range(1, 17))
+    private_redis.restart()
+    # Each stale connection fails once, is dropped, and its command goes again on a new socket:
+    # every hit is counted by the new server (which starts from zero), none is skipped.
+    assert sorted(await burst(store, 16)) == list(range(1, 17))
+    assert await burst(store, 1) == [17]
+
+
+async def test_connections_the_server_closed_are_replaced(
+    store: RedisSecurityStore, private_redis: PrivateRedis
+) -> None:
+    assert sorted(await burst(store, 8)) == list(range(1, 9))
+    # What a failover or a proxy does to idle connections, without a restart: the counts survive.
+    assert private_redis.client().client_kill_filter(_type="normal") >= 8
+    assert sorted(await burst(store, 8)) == list(range(9, 17))
+
+
+async def test_a_refused_connection_skips_redis_until_the_cooldown_ends(
+    store: RedisSecurityStore, private_redis: PrivateRedis
+) -> None:
+    assert await burst(store, 1) == [1]
+    private_redis.kill()
+    assert await burst(store, 1) == ["StoreUnavailable"]
+    private_redis.start()
+    # Redis is back, but this store no longer tries it within the cooldown: nothing queues
+    # behind a server that was just refusing connections.
+    with pytest.raises(StoreUnavailable, match="moments ago"):
+        await store.get("failures:anything")
+
+
+async def test_after_a_short_cooldown_one_call_finds_out_whether_redis_is_back(private_redis: PrivateRedis) -> None:
+    redis = store_redis_client(private_redis.url, None, timeout=2.0)
+    store = RedisSecurityStore(redis, "failures", timeout=2.0, cooldown=0.4, first_cooldown=0.05)
+    try:
+        private_redis.kill()
+        assert await burst(store, 1) == ["StoreUnavailable"]
+        private_redis.start()
+        # A restart costs a moment of skipped calls, not the full cooldown: within a bounded
+        # number of attempts (each after a short sleep) the store counts again.
+        results = []
+        for _ in range(100):
+            results = await burst(store, 1)
+            if results == [1]:
+                break
+            await asyncio.sleep(0.05)
+        assert results == [1]
+    finally:
+        await redis.aclose()
+
+
+async def test_an_error_answer_is_a_failed_call_not_a_down_redis(
+    store: RedisSecurityStore, private_redis: PrivateRedis
+) -> None:
+    admin = private_redis.client()
+    assert await burst(store, 1) == [1]
+    # Out of memory with nothing to evict: Redis refuses the write, but it answers.
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    assert await burst(store, 1) == ["StoreUnavailable"]
+    admin.config_set("maxmemory", "0")
+    # Tried again at once: no cooldown was started.
+    assert await burst(store, 1) == [2]
+
+
+async def test_prepare_opens_connections_and_loads_the_script_before_the_first_request(
+    store: RedisSecurityStore, private_redis: PrivateRedis
+) -> None:
+    admin = private_redis.client()
+    sha = admin.script_load(_HIT_SCRIPT)
+    admin.script_flush()
+    await store.prepare()
+    assert admin.script_exists(sha) == [True]
+    clients = [c for c in admin.client_list() if c.get("cmd") != "client|list"]
+    assert len(clients) >= WARM_CONNECTIONS
+
+
+async def test_prepare_with_redis_down_logs_and_returns(
+    store: RedisSecurityStore, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    private_redis.kill()
+    await store.prepare()
+    assert "redis not ready at start-up" in caplog.text
