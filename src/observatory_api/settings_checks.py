@@ -160,8 +160,8 @@ def production_problems(settings: Settings) -> list[Problem]:
             (
                 WORKERS_KEY,
                 f"{settings.server.workers} workers need REDIS_URL in production: without it each worker "
-                "counts its own rate limits and remembers its own logouts and revoked keys; set REDIS_URL "
-                "or run one worker",
+                "counts its own rate limits and caches API-key lookups on its own (a revoked key lingers); "
+                "set REDIS_URL or run one worker",
             )
         )
     return problems
