@@ -39,7 +39,14 @@ MAX_DEPTH = 8
 MAX_IN_VALUES = 100
 MAX_STRING = 500
 _KEY = r"[A-Za-z0-9_\-:@$]{1,100}"
-_ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>[^"\]\\\x00-\x1f]{{1,100}})"\]')
+# A quoted key holds anything but `"` and control characters: it is bound as data on both
+# databases (a text[] parameter on PostgreSQL, a quoted JSON path label on SQLite), never parsed.
+_QUOTED_KEY = r'[^"\x00-\x1f\x7f]{1,100}'
+_ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>{_QUOTED_KEY})"\]')
+_ATTRIBUTE_PATH_REASON = (
+    'an attribute path is attributes.<key> or attributes["<key>"]: a plain key holds 1 to 100 letters, '
+    'digits or _-:@$, a quoted key 1 to 100 characters other than " and control characters'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ def _parse(raw: Any, where: str, depth: int, counter: list[int], max_nodes: int)
     field, op = raw.get("field"), raw.get("op")
     if not isinstance(field, str) or not field:
         raise InvalidInput.field(f"{where}.field", "is required and must be a string", "body")
+    _check_attribute_path(field, f"{where}.field")
     if op not in OPS_BY_KIND["json"]:
         raise InvalidInput.field(f"{where}.op", f"unknown operator {op!r}", "body")
     if op != "exists" and "value" not in raw:
@@ -195,6 +203,12 @@ def _compile(node: Node, leaf: Callable[[Condition], ColumnElement[bool]]) -> Co
     if node.kind == "not":
         return not_(parts[0])
     return and_(*parts) if node.kind == "and" else or_(*parts)
+
+
+def _check_attribute_path(field: str, where: str) -> None:
+    """A field that starts an attribute path (`attributes.` or `attributes[`) must be a whole one."""
+    if field.startswith(("attributes.", "attributes[")) and not _split_field(field)[1]:
+        raise InvalidInput.field(where, f"{_ATTRIBUTE_PATH_REASON}; got {field!r}", "body")
 
 
 def _split_field(field: str) -> tuple[str, list[str]]:
