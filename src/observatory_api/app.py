@@ -28,7 +28,7 @@ from observatory_api.security.setup import build_security
 from observatory_api.sessions.controller import SessionController
 from observatory_api.settings import Settings, load_settings
 from observatory_api.spans.controller import SpanController
-from observatory_api.strict_query import reject_unknown_query_params
+from observatory_api.strict_query import check_request_parameters
 from observatory_api.traces.controller import TraceController
 
 API_PREFIX = "/api/v1"
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Litestar:
         response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),
         exception_handlers=exception_handlers(),
-        before_request=reject_unknown_query_params,
+        before_request=check_request_parameters,
         before_send=[add_request_id_header, *security.before_send],
         cors_config=_cors(settings),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select
+from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
 
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
-from observatory_api.query import utc
+from observatory_api.query import check_text, check_time
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
 FieldKind = Literal["str", "enum", "num", "time", "text", "tags", "json"]
@@ -292,8 +292,7 @@ def _single(column: Any, spec: FieldSpec, path: list[str], op: str, value: Any, 
         contains = json_array_contains(column, _check_string(value, where))
         return not_(contains) if op == "ne" else contains
     if spec.kind == "num":
-        number = _check_number(value, where)
-        return _compare(column, op, number)
+        return _compare(column, op, _number_operand(column, _check_number(value, where)))
     if spec.kind == "time":
         return _compare(column, op, _check_time(value, where))
     text = _check_string(value, where)
@@ -329,19 +328,40 @@ def _like(text: str) -> str:
 def _check_string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_STRING:
         raise InvalidInput.field(where, f"must be a string of 1 to {MAX_STRING} characters", "body")
-    return value
+    return check_text(value, where, "body")
+
+
+# The magnitude beyond which a number cannot be compared as a double (float(10**400) overflows).
+_MAX_NUMBER = 1e308
 
 
 def _check_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput.field(where, "must be a number", "body")
+    if not -_MAX_NUMBER <= value <= _MAX_NUMBER:  # JSON has no infinity; a 400-digit integer does parse
+        raise InvalidInput.field(where, f"must be a number between -{_MAX_NUMBER:g} and {_MAX_NUMBER:g}", "body")
     return value
+
+
+# Integers every integer column holds (PostgreSQL's integer is 32 bits).
+_INT32 = range(-(2**31), 2**31)
+
+
+def _number_operand(column: Any, number: float) -> Any:
+    """`number` as the other side of a comparison with `column`: an integer an integer column holds
+    as is (its index serves), anything else as a double, so that 2**40 or 1.5 against a 32-bit
+    integer column, or 2**70 against any, compares as numbers instead of failing to bind."""
+    if isinstance(column.type, Integer) and isinstance(number, int) and number in _INT32:
+        return number
+    return literal(float(number), Double())
 
 
 def _check_scalar(value: Any, where: str) -> None:
     if isinstance(value, str):
         _check_string(value, where)
-    elif not isinstance(value, int | float | bool):
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        _check_number(value, where)
+    elif not isinstance(value, bool):
         raise InvalidInput.field(where, "must be a string, a number or a boolean", "body")
 
 
@@ -350,4 +370,4 @@ def _check_time(value: Any, where: str) -> datetime:
         parsed = msgspec.convert(value, datetime)
     except msgspec.ValidationError:
         raise InvalidInput.field(where, "must be an RFC 3339 timestamp", "body") from None
-    return utc(parsed)
+    return check_time(parsed, where, "body")

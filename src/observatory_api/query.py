@@ -14,6 +14,13 @@ HEX_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 HEX_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 # Identifiers a client names in filters (users, sessions, services): printable, bounded.
 PLAIN_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+# Timestamps a client may name. Nothing stored is older than OTLP's Unix-epoch nanoseconds, and
+# the arithmetic on a window (the default `from`, the previous period, buckets) must stay inside
+# what Python's datetime holds: year 1 or 9999 would overflow it (a 500).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+TIME_RANGE_REASON = "must be between 1970-01-01T00:00:00Z and 9999-01-01T00:00:00Z"
+NUL_REASON = "must not contain NUL characters"
 
 
 class TimeWindow(msgspec.Struct, frozen=True):
@@ -26,21 +33,34 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def check_time(value: datetime, field: str, source: str = "query") -> datetime:
+    """`value` in UTC, refused (400) outside EARLIEST..LATEST."""
+    try:
+        value = utc(value)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        raise InvalidInput.field(field, TIME_RANGE_REASON, source) from None
+    if not EARLIEST <= value < LATEST:
+        raise InvalidInput.field(field, TIME_RANGE_REASON, source)
+    return value
+
+
 def resolve_window(
     start: datetime | None,
     end: datetime | None,
     limits: QuerySettings,
     *,
     now: datetime | None = None,
+    source: str = "query",
 ) -> TimeWindow:
     """Default to the last `default_range_hours`; refuse inverted or over-long ranges."""
     now = now or datetime.now(UTC)
-    end = utc(end) if end is not None else now
-    start = utc(start) if start is not None else end - timedelta(hours=limits.default_range_hours)
+    end = check_time(end, "to", source) if end is not None else now
+    default_start = end - timedelta(hours=limits.default_range_hours)
+    start = check_time(start, "from", source) if start is not None else default_start
     if start >= end:
-        raise InvalidInput.field("from", "must be earlier than `to`", "query")
+        raise InvalidInput.field("from", "must be earlier than `to`", source)
     if end - start > timedelta(days=limits.max_range_days):
-        raise InvalidInput.field("from", f"the range may span at most {limits.max_range_days} days", "query")
+        raise InvalidInput.field("from", f"the range may span at most {limits.max_range_days} days", source)
     return TimeWindow(start=start, end=end)
 
 
@@ -61,6 +81,14 @@ def check_trace_id(value: str, field: str = "trace_id", source: str = "path") ->
 def check_span_id(value: str, field: str = "span_id", source: str = "query") -> str:
     if not HEX_SPAN_ID.match(value):
         raise InvalidInput.field(field, "must be 16 lowercase hexadecimal characters", source)
+    return value
+
+
+def check_text(value: str, field: str, source: str = "query") -> str:
+    """Refuse a NUL character: PostgreSQL cannot hold one in text, so it never matches anything
+    stored, and binding it fails (a 500 before this check)."""
+    if "\x00" in value:
+        raise InvalidInput.field(field, NUL_REASON, source)
     return value
 
 

@@ -9,7 +9,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput
@@ -78,10 +77,7 @@ def plan_query(
     if body.filter is not None:
         node = parse_filter(body.filter, max_nodes=limits.max_filter_nodes)
         compile_span_filter(node, allow_content=allow_content)  # checks every field and value now, as a 400
-    try:
-        window = resolve_window(body.from_, body.to, limits, now=now)
-    except InvalidInput as error:
-        raise InvalidInput(error.detail, errors=[_in_body(e) for e in error.errors or []]) from None
+    window = resolve_window(body.from_, body.to, limits, now=now, source="body")
     interval, seconds = _interval(body.interval, window)
     buckets = bucket_starts(window, seconds) if seconds else []
     order_key, descending = _order(body.order_by, selections)
@@ -112,10 +108,6 @@ def plan_query(
     )
     plan.grain = choose_grain(plan, body.source)
     return plan
-
-
-def _in_body(error: Any) -> Any:
-    return type(error)(field=error.field, reason=error.reason, source="body")
 
 
 def _selections(raw: list[MetricSelection]) -> list[Selection]:

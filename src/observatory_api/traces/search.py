@@ -22,7 +22,7 @@ async def search_traces(
     if isinstance(node, Group) and not node.items:
         raise InvalidInput.field("filter", "must not be empty", "body")
     return await traces.list_traces(
-        window=resolve_window(search.from_, search.to, limits),
+        window=resolve_window(search.from_, search.to, limits, source="body"),
         filter_node=node,
         # The cursor is bound to the filter as given, so REST and GraphQL pages continue each other.
         filter_fields={"filter": search.filter},
