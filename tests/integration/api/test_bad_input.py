@@ -182,3 +182,11 @@ def test_forged_cursors_are_400(client: TestClient, change: dict[str, Any]) -> N
         **change,
     }
     assert_problem(client.get("/api/v1/traces", params={"cursor": forged(cursor)}), "cursor", "is not a cursor")
+
+
+def test_parameter_errors_name_their_location(client: TestClient) -> None:
+    response = client.get("/api/v1/traces", params={"limit": "ten"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"field": "limit", "reason": "Expected `int | null`, got `str`", "source": "query"}
+    ]
