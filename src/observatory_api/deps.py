@@ -13,7 +13,7 @@ from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
-from observatory_api.query import check_plain, resolve_window
+from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, PLAIN_ID, check_plain, resolve_window
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository
@@ -50,7 +50,11 @@ TIME_FROM = QueryParameter(
     name="from", required=False, description="Start of the range (RFC 3339); default: `to` minus 24 hours."
 )
 TIME_TO = QueryParameter(required=False, description="End of the range, exclusive (RFC 3339); default: now.")
-IDENT = QueryParameter(required=False, max_length=200)
+# The patterns document what the handlers check (check_plain, check_trace_id, check_span_id),
+# which answer with their own reasons; Litestar does not enforce `schema_extra`.
+IDENT = QueryParameter(required=False, max_length=200, schema_extra={"pattern": PLAIN_ID.pattern})
+TRACE_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_TRACE_ID.pattern})
+SPAN_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_SPAN_ID.pattern})
 
 
 def provide_list_filters(
@@ -77,7 +81,15 @@ def provide_list_filters(
     ] = None,
 ) -> ListFilters:
     """The filters shared by `GET /traces` and `GET /spans`, with the time range checked."""
-    for name, value in (("service", service), ("user_id", user_id), ("session_id", session_id), ("tag", tag)):
+    identifiers = {
+        "service": service,
+        "provider": provider,
+        "user_id": user_id,
+        "session_id": session_id,
+        "environment": environment,
+        "tag": tag,
+    }
+    for name, value in identifiers.items():
         check_plain(value, name)
     return ListFilters(
         window=resolve_window(from_, to, settings.query),

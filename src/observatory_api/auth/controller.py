@@ -13,7 +13,7 @@ from litestar.params import Body
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
 from observatory_api.errors import InvalidInput, Unauthorized, Unavailable
 from observatory_api.observability.metrics import api_auth_failures_total
-from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.openapi_docs import problems
 from observatory_api.security.api_keys import key_prefix_of
 from observatory_api.security.authentication import Authenticator, AuthFailure, family_key, unauthorized
 from observatory_api.security.authentication import deny_key as deny_key_of
@@ -22,13 +22,21 @@ from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.settings import Settings
 
 _NO_KEY = "send an API key in X-API-Key to obtain tokens"
+# No role guard here; the store behind rotation and logout may be unavailable (503).
+AUTH_PROBLEMS = problems(400, 401, 429, 503)
 
 
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/token", operation_id="create_token", summary="Exchange an API key for tokens", status_code=200)
+    @post(
+        "/token",
+        operation_id="create_token",
+        summary="Exchange an API key for tokens",
+        status_code=200,
+        responses=AUTH_PROBLEMS,
+    )
     async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
         """Send the key in `X-API-Key`; returns an access token (1 hour) and a refresh token (7 days)."""
         principal = principal_of(request)
@@ -45,7 +53,7 @@ class AuthController(Controller):
         operation_id="refresh_token",
         summary="Rotate a refresh token",
         status_code=200,
-        responses=BAD_REQUEST,
+        responses={**AUTH_PROBLEMS, **problems(413)},
     )
     async def refresh_token(self, state: State, data: Annotated[RefreshRequest, Body()]) -> TokenPair:
         """Returns a new pair; the old refresh token stops working, and presenting it again revokes
@@ -73,7 +81,7 @@ class AuthController(Controller):
             raise unauthorized(failure) from None
         return _pair(authenticator, subject=claims.sub, role=claims.role, key_prefix=claims.key, family=claims.fam)
 
-    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=BAD_REQUEST)
+    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=AUTH_PROBLEMS)
     async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
         """Denies the access token presented and every token of its refresh family until they expire."""
         principal = _required(request)
@@ -86,7 +94,7 @@ class AuthController(Controller):
         except StoreUnavailable:
             raise Unavailable("logout is unavailable; try again shortly") from None
 
-    @get("/me", operation_id="get_me", summary="Who am I", cache=False)
+    @get("/me", operation_id="get_me", summary="Who am I", responses=AUTH_PROBLEMS, cache=False)
     async def get_me(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Me:
         """Your subject, role, permissions and rate limits."""
         principal = _required(request)

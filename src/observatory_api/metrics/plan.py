@@ -13,22 +13,29 @@ from datetime import datetime, timedelta
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput
 from observatory_api.filters import Condition, Group, Node, _split_field, compile_span_filter, parse_filter
-from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, METRICS, PERCENTILES, Metric
+from observatory_api.metrics.catalogue import (
+    ALIAS_PATTERN,
+    DIMENSIONS,
+    HIGH_CARDINALITY,
+    INTERVALS,
+    MAX_GROUP_BY,
+    MAX_METRICS,
+    MAX_TOP_N,
+    METRICS,
+    PERCENTILES,
+    Metric,
+)
 from observatory_api.metrics.rollup_tables import GRAINS, ROLLUP_DIMENSIONS, ROLLUPS, Rollup
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
 from observatory_api.query import TimeWindow, resolve_window
 from observatory_api.settings import QuerySettings
 
-INTERVALS: dict[str, int] = {"minute": 60, "5m": 300, "15m": 900, "hour": 3600, "day": 86_400, "week": 604_800}
 AUTO_BUCKETS = 50
 MAX_BUCKETS = 2000
 MAX_POINTS = 100_000  # series x buckets in one answer
-MAX_METRICS = 20
-MAX_GROUP_BY = 4
-MAX_TOP_N = 1000
 # Up to this range `auto` reads raw spans (exact percentiles); beyond, the rollups when they can.
 RAW_MAX_RANGE = timedelta(hours=2)
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_ALIAS = re.compile(ALIAS_PATTERN)
 _ROLLUP_FILTER_FIELDS = frozenset(ROLLUP_DIMENSIONS)
 
 
