@@ -23,6 +23,7 @@ from observatory_api.models.controller import ModelController
 from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
+from observatory_api.openapi_docs import ClosedStructSchemaPlugin
 from observatory_api.request import ApiRequest
 from observatory_api.security.permissions import requires
 from observatory_api.security.setup import build_security
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
         request_class=ApiRequest,
+        plugins=[ClosedStructSchemaPlugin()],
         logging_config=logging_config(settings.logging),
         debug=False,
     )

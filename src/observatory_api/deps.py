@@ -55,6 +55,8 @@ TIME_TO = QueryParameter(required=False, description="End of the range, exclusiv
 IDENT = QueryParameter(required=False, max_length=200, schema_extra={"pattern": PLAIN_ID.pattern})
 TRACE_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_TRACE_ID.pattern})
 SPAN_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_SPAN_ID.pattern})
+# Litestar leaves a bound of 0 out of the document (it is falsy): say it again.
+NON_NEGATIVE = QueryParameter(required=False, ge=0, schema_extra={"minimum": 0})
 
 
 def provide_list_filters(
@@ -71,10 +73,10 @@ def provide_list_filters(
     session_id: Annotated[str | None, IDENT] = None,
     environment: Annotated[str | None, IDENT] = None,
     tag: Annotated[str | None, IDENT] = None,
-    min_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    max_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    min_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    max_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    min_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
+    max_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
+    min_cost: Annotated[float | None, NON_NEGATIVE] = None,
+    max_cost: Annotated[float | None, NON_NEGATIVE] = None,
     q: Annotated[
         str | None,
         QueryParameter(required=False, min_length=1, max_length=200, description="Text in the prompt or completion."),

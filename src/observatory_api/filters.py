@@ -43,6 +43,8 @@ _KEY = r"[A-Za-z0-9_\-:@$]{1,100}"
 # databases (a text[] parameter on PostgreSQL, a quoted JSON path label on SQLite), never parsed.
 _QUOTED_KEY = r'[^"\x00-\x1f\x7f]{1,100}'
 _ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>{_QUOTED_KEY})"\]')
+# A whole attribute field, for the OpenAPI document (`_split_field` parses it).
+ATTRIBUTE_FIELD = rf'^attributes(?:\.{_KEY}|\["{_QUOTED_KEY}"\]){{1,{MAX_DEPTH}}}$'
 _ATTRIBUTE_PATH_REASON = (
     'an attribute path is attributes.<key> or attributes["<key>"]: a plain key holds 1 to 100 letters, '
     'digits or _-:@$, a quoted key 1 to 100 characters other than " and control characters'

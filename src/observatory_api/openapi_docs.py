@@ -1,17 +1,25 @@
 """Documentation shared by the controllers and schemas: the problem+json answers (RFC 9457, the
 `Problem` of `errors.py`) each operation can give, declared with the media type they are sent in,
-and constraints the handlers check themselves."""
+constraints the handlers check themselves, the filter language as a schema, and links."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
+
+# Litestar's own Struct schema plugin: it has no option for closed objects.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Link, OpenAPIResponse, Operation
+from litestar.openapi.spec import Link, OpenAPIResponse, Operation, Schema
 
 from observatory_api.errors import PROBLEM_MEDIA_TYPE, Problem
+from observatory_api.filters import ATTRIBUTE_FIELD, MAX_IN_VALUES, OPS_BY_KIND, field_names
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
 _PROBLEMS = {
     400: "Invalid input: `errors` names each field (query, path or body) and the reason",
@@ -70,3 +78,51 @@ def linked(**links: Link) -> type[Operation]:
                 answer.links = dict(links)
 
     return LinkedOperation
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schemas of msgspec Structs, with `additionalProperties: false` for the Structs
+    that forbid unknown fields: the server refuses an unknown key (400), so may the document."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if field_definition.type_.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
+
+
+# The filter language of `filters.py`: search filters name trace fields and the span fields a
+# trace matches through its spans; metric filters name span fields. Litestar keeps only its own
+# components, so the grammar is written out to FILTER_LEVELS levels; deeper nodes are objects.
+FILTER_LEVELS = 2
+_FILTER_DESCRIPTION = (
+    "A condition `{field, op, value}` (no `value` with `exists`), `and`/`or` of a non-empty list of "
+    "filters, or `not` of one; at most 8 levels and query.max_filter_nodes (50) nodes. Which operators "
+    "and values a field takes: see the README (Search)."
+)
+
+
+def nullable_filter(target: Literal["traces", "spans"]) -> list[dict[str, Any]]:
+    """`oneOf` arms of an optional filter field: the filter language over `target`, or null."""
+    return [{**_filter(target, FILTER_LEVELS), "description": _FILTER_DESCRIPTION}, {"type": "null"}]
+
+
+def _filter(target: Literal["traces", "spans"], levels: int) -> dict[str, Any]:
+    if levels == 0:
+        return {"type": "object"}
+    inner = _filter(target, levels - 1)
+    fields = [field for field in field_names(target) if not field.endswith(".<path>")]
+    condition = _closed(
+        {
+            "field": {"anyOf": [{"type": "string", "enum": fields}, {"type": "string", "pattern": ATTRIBUTE_FIELD}]},
+            "op": {"type": "string", "enum": sorted(OPS_BY_KIND["json"])},
+            "value": {"description": f"A string, number or boolean; a list of at most {MAX_IN_VALUES} for `in`."},
+        },
+        required=["field", "op"],
+    )
+    groups = [_closed({key: {"type": "array", "items": inner, "minItems": 1}}, required=[key]) for key in ("and", "or")]
+    return {"oneOf": [condition, *groups, _closed({"not": inner}, required=["not"])]}
+
+
+def _closed(properties: dict[str, Any], *, required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}

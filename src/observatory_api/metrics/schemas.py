@@ -17,7 +17,7 @@ from observatory_api.metrics.catalogue import (
     MAX_TOP_N,
     METRICS,
 )
-from observatory_api.openapi_docs import documented
+from observatory_api.openapi_docs import documented, nullable_filter
 
 # Counts are sent as integers, the rest as floats: one JSON `number` (an int is a float to type
 # checkers too). `float | int` was documented as oneOf number/integer, which no integer matches.
@@ -72,7 +72,7 @@ class MetricQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         list[str],
         documented(items={"type": "string", "enum": list(DIMENSIONS)}, max_items=MAX_GROUP_BY, unique_items=True),
     ] = msgspec.field(default_factory=list)
-    filter: dict[str, Any] | None = None
+    filter: Annotated[dict[str, Any], documented(one_of=nullable_filter("spans"))] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None
     interval: Annotated[str, documented(enum=[*INTERVALS, "auto", None])] | None = None

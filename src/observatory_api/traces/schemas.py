@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from observatory_api.logs.schemas import LogEntry
-from observatory_api.openapi_docs import documented
+from observatory_api.openapi_docs import documented, nullable_filter
 from observatory_api.spans.schemas import SpanNode
 
 TraceSort = Literal["start_time", "-start_time", "duration", "-duration", "cost", "-cost"]
@@ -59,7 +59,7 @@ class TraceSearch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gt, gte, lt, lte, contains, exists.
     """
 
-    filter: dict[str, Any] | None = None
+    filter: Annotated[dict[str, Any], documented(one_of=nullable_filter("traces"))] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None
     sort: TraceSort = "-start_time"

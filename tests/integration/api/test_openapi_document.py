@@ -89,3 +89,23 @@ def test_list_answers_link_to_their_details(client: TestClient) -> None:
     listed = client.get("/api/v1/traces", params={"from": "2026-11-19T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
     trace_id = listed.json()["data"][0]["trace_id"]
     assert client.get(f"/api/v1/traces/{trace_id}").status_code == 200
+
+
+def test_bodies_are_closed_and_their_filters_follow_the_grammar(client: TestClient) -> None:
+    document = client.get("/schema/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for name in ("TraceSearch", "MetricQuery", "MetricSelection", "RefreshRequest"):
+        assert schemas[name]["additionalProperties"] is False, name  # the server refuses unknown keys
+    search_filter, null = schemas["TraceSearch"]["properties"]["filter"]["oneOf"]
+    assert null == {"type": "null"}
+    condition, conjunction, disjunction, negation = search_filter["oneOf"]
+    fields, attribute_path = condition["properties"]["field"]["anyOf"]
+    assert {"model", "span_count", "finish_reason"} <= set(fields["enum"])  # trace and span-level fields
+    assert attribute_path["pattern"].startswith("^attributes")
+    assert condition["required"] == ["field", "op"] and condition["additionalProperties"] is False
+    assert conjunction["properties"]["and"]["minItems"] == disjunction["properties"]["or"]["minItems"] == 1
+    assert negation["required"] == ["not"]
+    metric_fields = schemas["MetricQuery"]["properties"]["filter"]["oneOf"][0]["oneOf"][0]["properties"]["field"]
+    assert "span_count" not in metric_fields["anyOf"][0]["enum"]  # span fields only
+    (min_cost,) = [p for p in document["paths"]["/api/v1/traces"]["get"]["parameters"] if p["name"] == "min_cost"]
+    assert min_cost["schema"]["minimum"] == 0
