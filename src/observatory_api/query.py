@@ -10,6 +10,8 @@ import msgspec
 from observatory_api.errors import InvalidInput
 from observatory_api.settings import QuerySettings
 
+# Used with fullmatch: `$` alone would let a trailing newline through. The patterns go into the
+# OpenAPI document as they are (JSON Schema patterns have no such `$`).
 HEX_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 HEX_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 # Identifiers a client names in filters (users, sessions, services): printable, bounded.
@@ -73,15 +75,27 @@ def resolve_limit(limit: int | None, limits: QuerySettings) -> int:
 
 
 def check_trace_id(value: str, field: str = "trace_id", source: str = "path") -> str:
-    if not HEX_TRACE_ID.match(value):
+    if not HEX_TRACE_ID.fullmatch(value):
         raise InvalidInput.field(field, "must be 32 lowercase hexadecimal characters", source)
     return value
 
 
 def check_span_id(value: str, field: str = "span_id", source: str = "query") -> str:
-    if not HEX_SPAN_ID.match(value):
+    if not HEX_SPAN_ID.fullmatch(value):
         raise InvalidInput.field(field, "must be 16 lowercase hexadecimal characters", source)
     return value
+
+
+# The API's timestamp query parameters. Litestar would read a number there as Unix seconds
+# (`to=0.0`); the API takes RFC 3339, as it documents.
+TIME_PARAMETERS = ("from", "to")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def check_rfc3339(value: str, field: str, source: str = "query") -> None:
+    """Refuse a number where an RFC 3339 timestamp is expected (the rest is left to the parser)."""
+    if _NUMBER.fullmatch(value.strip()):
+        raise InvalidInput.field(field, "must be an RFC 3339 timestamp, e.g. 2026-11-20T00:00:00Z", source)
 
 
 def check_text(value: str, field: str, source: str = "query") -> str:
@@ -93,6 +107,6 @@ def check_text(value: str, field: str, source: str = "query") -> str:
 
 
 def check_plain(value: str | None, field: str, source: str = "query") -> str | None:
-    if value is not None and not PLAIN_ID.match(value):
+    if value is not None and not PLAIN_ID.fullmatch(value):
         raise InvalidInput.field(field, "must be 1 to 200 printable characters", source)
     return value

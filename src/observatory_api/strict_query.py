@@ -1,6 +1,7 @@
 """Checks on the parameters of every request, before its handler reads them: a query parameter
 the handler does not declare is refused (a typo must not silently widen a query), and so is a NUL
-character in any query or path parameter (PostgreSQL cannot hold one in text: binding it failed)."""
+character in any query or path parameter (PostgreSQL cannot hold one in text: binding it failed)
+and a number in a timestamp parameter (`from`, `to`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from litestar import Request
 
 from observatory_api.errors import InvalidInput
-from observatory_api.query import check_text
+from observatory_api.query import TIME_PARAMETERS, check_rfc3339, check_text
 
 _allowed: dict[int, frozenset[str]] = {}
 
@@ -39,3 +40,5 @@ def reject_nul_characters(request: Request[Any, Any, Any]) -> None:
             check_text(value, name, "path")
     for name, value in request.query_params.multi_items():
         check_text(value, name, "query")
+        if name in TIME_PARAMETERS:
+            check_rfc3339(value, name)

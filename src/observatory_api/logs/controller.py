@@ -13,7 +13,7 @@ from observatory_api.deps import IDENT, SPAN_ID, TIME_FROM, TIME_TO, TRACE_ID
 from observatory_api.logs.repository import LogFilters, LogRepository
 from observatory_api.logs.schemas import LogPage
 from observatory_api.openapi_docs import api_responses
-from observatory_api.query import check_span_id, check_trace_id, resolve_limit, resolve_window
+from observatory_api.query import check_plain, check_span_id, check_trace_id, resolve_limit, resolve_window
 from observatory_api.security.permissions import content_allowed
 from observatory_api.security.redaction import redact_logs, refuse_content_search
 from observatory_api.settings import Settings
@@ -51,6 +51,7 @@ class LogController(Controller):
             check_trace_id(trace_id, source="query")
         if span_id is not None:
             check_span_id(span_id)
+        check_plain(service, "service")
         filters = LogFilters(severity=severity, trace_id=trace_id, span_id=span_id, service=service, q=q)
         page = await logs.list_logs(
             window=resolve_window(from_, to, settings.query),

@@ -133,7 +133,7 @@ def _selections(raw: list[MetricSelection]) -> list[Selection]:
             raise InvalidInput.field(
                 f"metrics[{i}].aggregation", f"{aggregation!r} does not apply to {metric.id}; use {allowed}", "body"
             )
-        if item.alias is not None and not _ALIAS.match(item.alias):
+        if item.alias is not None and not _ALIAS.fullmatch(item.alias):
             raise InvalidInput.field(
                 f"metrics[{i}].alias", "must be 1 to 64 letters, digits or _, not starting with a digit", "body"
             )

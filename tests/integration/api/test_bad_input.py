@@ -190,3 +190,45 @@ def test_parameter_errors_name_their_location(client: TestClient) -> None:
     assert response.json()["errors"] == [
         {"field": "limit", "reason": "Expected `int | null`, got `str`", "source": "query"}
     ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/traces", "/api/v1/logs", "/api/v1/sessions", "/api/v1/metrics/request_count"]
+)
+@pytest.mark.parametrize(
+    ("params", "field"), [({"to": "0.0"}, "to"), ({"from": "1700000000"}, "from"), ({"to": "1e9"}, "to")]
+)
+def test_timestamps_are_rfc_3339_not_unix_seconds(client: TestClient, path: str, params: dict, field: str) -> None:
+    assert_problem(client.get(path, params=params), field, "must be an RFC 3339 timestamp")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/v1/models", {"provider": "openai\n"}, "provider"),
+        ("/api/v1/traces", {"provider": "openai\n"}, "provider"),
+        ("/api/v1/traces", {"environment": "prod\x01"}, "environment"),
+        ("/api/v1/sessions", {"environment": ""}, "environment"),
+        ("/api/v1/logs", {"service": "api\x1f"}, "service"),
+        ("/api/v1/logs", {"service": ""}, "service"),
+        ("/api/v1/sessions/abc%0A", {}, "session_id"),
+    ],
+)
+def test_identifiers_are_printable(client: TestClient, path: str, params: dict, field: str) -> None:
+    assert_problem(client.get(path, params=params), field, "must be 1 to 200 printable characters")
+
+
+def test_ids_with_a_trailing_newline_are_refused(client: TestClient) -> None:
+    assert_problem(client.get(f"/api/v1/traces/{'a' * 32}%0A"), "trace_id", "32 lowercase hexadecimal")
+    assert_problem(client.get("/api/v1/logs", params={"span_id": "a" * 16 + "\n"}), "span_id", "16 lowercase")
+
+
+def test_numbers_are_not_timestamps_in_bodies(client: TestClient) -> None:
+    response = client.post(SEARCH, json={"from": 0, "to": 1_700_000_000})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "from"
+
+
+def test_an_empty_filter_is_refused(client: TestClient) -> None:
+    # Documented as a condition or and/or/not; the metric queries refused it already.
+    assert_problem(client.post(SEARCH, json={"filter": {}}), "filter.field", "is required")
+    assert_problem(client.post(METRICS, json={"metrics": [{"id": "request_count"}], "filter": {}}), "filter.field", "")
