@@ -58,14 +58,22 @@ async def main(database: str) -> None:
     ]
     for label, filters in cases:
         listing = ListFilters(window=window, **filters)
-        common = {"window": window, "filter_node": filters_to_node(listing), "filter_fields": {}, "limit": 50}
+        common = {
+            "window": window,
+            "filter_node": filters_to_node(listing),
+            "filter_fields": {},
+            "limit": 50,
+            "allow_content": True,
+        }
         statements.clear()
         await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
         await SpanRepository(engine).list_spans(sort="-start_time", cursor=None, **common)
         await explain(engine, f"traces and spans {label}", statements)
     statements.clear()
-    await TraceRepository(engine).get_trace(sample.trace_id)
-    await LogRepository(engine).list_logs(window=window, filters=LogFilters(), limit=50, cursor=None)
+    await TraceRepository(engine).get_trace(sample.trace_id, allow_content=True)
+    await LogRepository(engine).list_logs(
+        window=window, filters=LogFilters(), limit=50, cursor=None, allow_content=True
+    )
     await explain(engine, "trace detail and logs", statements)
     await engine.dispose()
 

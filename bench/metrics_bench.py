@@ -151,7 +151,7 @@ async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
     for name, body in target_queries(end).items():
         figures = {}
         for source, runs in (("rollup", repeat), ("raw", raw_repeat)):
-            plan = plan_query(msgspec.convert({**body, "source": source}, MetricQuery), limits)
+            plan = plan_query(msgspec.convert({**body, "source": source}, MetricQuery), limits, allow_content=True)
             await repository.query(plan)  # warm: caches, compiled statements
             gc.freeze()  # as the server's lifespan does once started
             times = []

@@ -41,6 +41,9 @@ BACKENDS = ["sqlite", "postgresql"]
 TEST_AUTH = AuthSettings(
     jwt_secret="test-jwt-secret-0123456789abcdefghijklmnop", secret_key="test-secret-key-0123456789abcdefghijklmnop"
 )
+# Two distinct random values (secrets.token_urlsafe(32)) that pass the production secret rules.
+STRONG_JWT_SECRET = "aab96vAo1rCDOh3nNwFhT6S60gygC8gSu5CwYVM0nZ4"
+STRONG_SECRET_KEY = "8JBnJdZetzYBnP2PdQLdXrzs7k-rvtZ9Rv39vNL2Its"
 
 
 async def _admin() -> asyncpg.Connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
@@ -25,6 +24,7 @@ from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
 from observatory_api.openapi_docs import ClosedStructSchemaPlugin
 from observatory_api.request import ApiRequest
+from observatory_api.security.cors import install_cors
 from observatory_api.security.permissions import requires
 from observatory_api.security.setup import build_security
 from observatory_api.sessions.controller import SessionController
@@ -68,7 +68,6 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=exception_handlers(),
         before_request=check_request_parameters,
         before_send=[add_request_id_header, *security.before_send],
-        cors_config=_cors(settings),
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
@@ -77,6 +76,8 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=logging_config(settings.logging),
         debug=False,
     )
+    # Before observability, which wraps the whole pipeline outside CORS.
+    install_cors(app, settings.cors)
     install_observability(app, settings, api_prefix=API_PREFIX)
     return app
 
@@ -84,17 +85,6 @@ def create_app(settings: Settings) -> Litestar:
 def create_app_from_environment() -> Litestar:
     """The factory granian calls in each worker: settings from `api-config.yml` and the environment."""
     return create_app(load_settings())
-
-
-def _cors(settings: Settings) -> CORSConfig:
-    return CORSConfig(
-        allow_origins=list(settings.cors.origins),
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "If-None-Match"],
-        expose_headers=["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
-        allow_credentials=settings.cors.allow_credentials and "*" not in settings.cors.origins,
-        max_age=settings.cors.max_age,
-    )
 
 
 def _openapi(settings: Settings) -> OpenAPIConfig | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from observatory_api.models.cli import add_model_commands
 from observatory_api.security.cli import add_security_commands, create_demo_key
-from observatory_api.settings import ConfigError, Settings, load_settings, masked, validate_production
+from observatory_api.settings import ConfigError, Settings, load_settings, masked
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,11 +28,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = load_settings(Path(args.config) if args.config else None)
+        settings = load_settings(
+            Path(args.config) if args.config else None,
+            overrides=_serve_overrides(args),
+            production_checklist=getattr(args, "production", False),
+        )
         return int(args.run(args, settings) or 0)
     except ConfigError as exc:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 2
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """`serve --host/--port/--workers` as settings, so that the checks that depend on them (a
+    non-loopback host needs real secrets; several workers in production need Redis) see them."""
+    if args.run is not _serve:
+        return {}
+    given = {"server.host": args.host, "server.port": args.port, "server.workers": args.workers}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,13 +96,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from observatory_api.observability.metrics_server import prepare_multiprocess_dir, start_launcher_metrics
 
-    host = args.host or settings.server.host
-    port = args.port or settings.server.port
-    workers = args.workers or settings.server.workers
+    # `--host`, `--port` and `--workers` are already in the settings (and checked with them).
+    host, port, workers = settings.server.host, settings.server.port, settings.server.workers
     metrics_port = settings.server.metrics_port
-    if port == metrics_port:
-        print(f"observatory-api: --port {port} is the metrics port (API_METRICS_PORT); use another", file=sys.stderr)
-        return 2
     # First, before anything imports prometheus_client (the demo seeding included) and before
     # granian forks the workers: they inherit PROMETHEUS_MULTIPROC_DIR and write their values there.
     metrics_dir = prepare_multiprocess_dir()
@@ -229,8 +238,7 @@ def _rebuild_summaries(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _config_check(args: argparse.Namespace, settings: Settings) -> int:
-    if args.production:
-        validate_production(settings)
+    # `--production` was applied when the settings were loaded: every problem is reported at once.
     print(json.dumps(masked(settings), indent=2, sort_keys=True))
     print("observatory-api: configuration is valid", file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
 
+from observatory_api.core.content import path_reaches_content
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
@@ -56,7 +57,8 @@ class Condition:
     field: str
     op: str
     value: Any
-    where: str  # the position in the request body, for error messages
+    where: str  # the position in the request, for error messages
+    source: str = "body"  # where `where` is: "body", or "query" for the list endpoints' parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,9 @@ class FieldSpec:
     kind: FieldKind
     column: str
     choices: tuple[str, ...] = ()
-    content: bool = False  # prompt or completion text: hidden from roles without content access
+    content: bool = (
+        False  # prompt, completion or error text (core.content): roles without content access cannot search it
+    )
 
 
 SPAN_FIELDS: Mapping[str, FieldSpec] = {
@@ -131,7 +135,7 @@ SPAN_FIELDS: Mapping[str, FieldSpec] = {
     "name": FieldSpec("str", "name"),
     "kind": FieldSpec("enum", "kind", tables.SPAN_KINDS),
     "status": FieldSpec("enum", "status", tables.SPAN_STATUSES),
-    "status_message": FieldSpec("str", "status_message"),
+    "status_message": FieldSpec("str", "status_message", content=True),
     "provider": FieldSpec("str", "provider"),
     "model": FieldSpec("str", "model"),
     "finish_reason": FieldSpec("str", "finish_reason"),
@@ -188,13 +192,14 @@ def field_names(target: Literal["spans", "traces"]) -> list[str]:
 # --------------------------------------------------------------------------- compiling
 
 
-def compile_span_filter(node: Node, *, allow_content: bool = True) -> ColumnElement[bool]:
-    """SQL over the `spans` table."""
+def compile_span_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:
+    """SQL over the `spans` table; without `allow_content`, a condition that could read content is a 400."""
     return _compile(node, lambda c: _span_condition(c, allow_content))
 
 
-def compile_trace_filter(node: Node, *, allow_content: bool = True) -> ColumnElement[bool]:
-    """SQL over the `traces` table; span-level fields become EXISTS over that trace's spans."""
+def compile_trace_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:
+    """SQL over the `traces` table; span-level fields become EXISTS over that trace's spans.
+    Without `allow_content`, a condition that could read content is a 400."""
     return _compile(node, lambda c: _trace_condition(c, allow_content))
 
 
@@ -236,10 +241,9 @@ def _lookup(condition: Condition, fields: Mapping[str, FieldSpec], allow_content
         raise InvalidInput.field(f"{condition.where}.field", f"{hint}: {condition.field!r}", "body")
     if len(path) > MAX_DEPTH:
         raise InvalidInput.field(f"{condition.where}.field", f"an attribute path has at most {MAX_DEPTH} keys", "body")
-    if spec.content and not allow_content:
-        raise InvalidInput.field(
-            f"{condition.where}.field", "your role may not search prompt or completion text", "body"
-        )
+    if not allow_content and (spec.content or path_reaches_content(path)):
+        field = condition.where if condition.source == "query" else f"{condition.where}.field"
+        raise InvalidInput.field(field, "your role may not search prompt, completion or error text", condition.source)
     if condition.op not in OPS_BY_KIND[spec.kind]:
         allowed = ", ".join(sorted(OPS_BY_KIND[spec.kind]))
         raise InvalidInput.field(

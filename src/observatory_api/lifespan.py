@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
 from observatory_api.db.migrate import head_revision, upgrade
+from observatory_api.ingest.report import IngestWarnings
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
@@ -52,6 +53,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         mark_continuous_aggregates(state.write_engine.dialect, state.continuous_aggregates)
         state.ingest_writer = TelemetryWriter(state.write_engine)
         state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
+        state.ingest_warnings = IngestWarnings()
     state.started_at = time.monotonic()
     # Everything built so far (modules, the app, table metadata) lives as long as the worker:
     # frozen out of the collector, full collections no longer walk it. They did while a query

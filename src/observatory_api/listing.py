@@ -52,15 +52,15 @@ def filters_to_node(filters: ListFilters) -> Node | None:
     for name in _EQUALS:
         value = getattr(filters, name)
         if value is not None:
-            conditions.append(Condition(field=name, op="eq", value=value, where=name))
+            conditions.append(Condition(field=name, op="eq", value=value, where=name, source="query"))
     for name, field, op in _BOUNDS:
         value = getattr(filters, name)
         if value is not None:
-            conditions.append(Condition(field=field, op=op, value=value, where=name))
+            conditions.append(Condition(field=field, op=op, value=value, where=name, source="query"))
     if filters.q:
         text = (
-            Condition(field="input", op="contains", value=filters.q, where="q"),
-            Condition(field="output", op="contains", value=filters.q, where="q"),
+            Condition(field="input", op="contains", value=filters.q, where="q", source="query"),
+            Condition(field="output", op="contains", value=filters.q, where="q", source="query"),
         )
         conditions.append(Group("or", text))
     if not conditions:

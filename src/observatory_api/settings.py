@@ -15,17 +15,11 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from observatory_api.config_errors import ConfigError, config_error, conversion_problems
+from observatory_api.settings_checks import environment_problems
+
 Environment = Literal["development", "test", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or wrong; the message names the key and the reason."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"invalid configuration: {key}: {reason}")
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -131,6 +125,8 @@ class GraphQLSettings(_Section):
     max_aliases: int = 15
     max_tokens: int = 2000
     max_cost: int = 1000
+    # Rows one request may read, and objects it may return (each tally on its own): see graphql/budget.py.
+    max_rows: int = 10_000
 
 
 class QuerySettings(_Section):
@@ -149,6 +145,13 @@ class FeatureSettings(_Section):
 class IngestSettings(_Section):
     # Concurrent OTLP batches written per worker; more wait briefly, then get 503 + Retry-After.
     max_concurrent_writes: int = 4
+    # Bounds on the work of decoding one OTLP request (more is 413): the body after gzip (None:
+    # server.max_body_bytes), its entries, and the attribute values of one span or log record.
+    max_decompressed_bytes: int | None = None
+    max_resources_per_request: int = 1_000
+    max_scopes_per_request: int = 10_000
+    max_records_per_request: int = 50_000
+    max_values_per_record: int = 100_000
 
 
 class ObservabilitySettings(_Section):
@@ -200,6 +203,7 @@ ENV_KEYS: dict[str, str] = {
     "GRAPHQL_ENABLED": "graphql.enabled",
     "GRAPHQL_PLAYGROUND": "graphql.playground",
     "GRAPHQL_INTROSPECTION": "graphql.introspection",
+    "GRAPHQL_MAX_ROWS": "graphql.max_rows",
     "RATE_LIMIT_ENABLED": "rate_limit.enabled",
     "RATE_LIMIT_REQUESTS": "rate_limit.requests",
     "RATE_LIMIT_WINDOW": "rate_limit.window",
@@ -208,6 +212,11 @@ ENV_KEYS: dict[str, str] = {
     "LOG_LEVEL": "logging.level",
     "LOG_FORMAT": "logging.format",
     "INGEST_ENABLED": "features.ingest",
+    "INGEST_MAX_DECOMPRESSED_BYTES": "ingest.max_decompressed_bytes",
+    "INGEST_MAX_RESOURCES_PER_REQUEST": "ingest.max_resources_per_request",
+    "INGEST_MAX_SCOPES_PER_REQUEST": "ingest.max_scopes_per_request",
+    "INGEST_MAX_RECORDS_PER_REQUEST": "ingest.max_records_per_request",
+    "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
@@ -222,8 +231,6 @@ SECRET_KEYS = frozenset(
 )
 URL_KEYS = frozenset({"database.url", "redis.url"})
 _LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies"})
-_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev", "development", "test"})
-MIN_SECRET_LENGTH = 32
 
 
 def default_config_path() -> Path | None:
@@ -241,8 +248,11 @@ def load_settings(
     config_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    production_checklist: bool = False,
 ) -> Settings:
-    """Read the YAML file, apply environment variables, then `overrides` (dotted keys), and validate."""
+    """Read the YAML file, apply environment variables, then `overrides` (dotted keys), and validate;
+    with `production_checklist`, as production would (`config check --production`)."""
     environ = os.environ if environ is None else environ
     path = config_path if config_path is not None else default_config_path()
     data: dict[str, Any] = {}
@@ -255,24 +265,32 @@ def load_settings(
             raise ConfigError(str(path), "the configuration file must hold a mapping of sections")
         data = loaded
     sources: dict[str, str] = {}
+    problems: list[ConfigError] = []
     for env_name, key in ENV_KEYS.items():
         value = _env_value(env_name, environ)
         if value is None:
             continue
-        _set_dotted(data, key, _parse_env(key, value))
+        parsed = _parse_env(key, value)
+        if parsed == [] and key == "cors.origins":
+            # Set but empty: skipping it would fall back to the file's origins (`*` by default).
+            problems.append(ConfigError(f"{key} ({env_name})", "is empty; list the allowed origins, comma-separated"))
+            continue
+        _set_dotted(data, key, parsed)
         sources[key] = env_name
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise _config_error_from(exc, sources) from None
-    validate_settings(settings)
+        raise config_error([*problems, *conversion_problems(exc, data, Settings, sources)]) from None
+    problems += settings_problems(settings, production_checklist=production_checklist)
+    if problems:
+        raise config_error(problems)
     return settings
 
 
 def _env_value(name: str, environ: Mapping[str, str]) -> str | None:
-    if name in environ and environ[name] != "":
+    if name in environ and (environ[name] != "" or name == "CORS_ORIGINS"):
         return environ[name]
     file_var = f"{name}_FILE"
     if name in SECRET_ENV and environ.get(file_var):
@@ -304,27 +322,26 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-_PATH_RE = re.compile(r"at `\$\.?(?P<path>[^`]*)`")
+def validate_settings(settings: Settings, *, production_checklist: bool = False) -> None:
+    """Raise every problem of `settings_problems` at once."""
+    if problems := settings_problems(settings, production_checklist=production_checklist):
+        raise config_error(problems)
 
 
-def _config_error_from(exc: msgspec.ValidationError, sources: Mapping[str, str]) -> ConfigError:
-    message = str(exc)
-    match = _PATH_RE.search(message)
-    key = match.group("path") if match else "configuration"
-    key = re.sub(r"\[\d+\]$", "", key)
-    reason = _PATH_RE.sub("", message).strip(" -") or "invalid value"
-    if key in sources:
-        key = f"{key} ({sources[key]})"
-    return ConfigError(key, reason)
+def settings_problems(settings: Settings, *, production_checklist: bool = False) -> list[ConfigError]:
+    """Checks that types alone cannot express; production (or `production_checklist`) is held to
+    the checklist in the README, and secrets to secret_rules.py where they matter (settings_checks.py)."""
+    found = _value_problems(settings) + environment_problems(settings, production_checklist=production_checklist)
+    return [ConfigError(key, reason) for key, reason in found]
 
 
-def validate_settings(settings: Settings) -> None:
-    """Checks that types alone cannot express; production is held to the checklist in the README."""
+def _value_problems(settings: Settings) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
     for key, port in (("server.port", settings.server.port), ("server.metrics_port", settings.server.metrics_port)):
         if not 0 < port < 65536:
-            raise ConfigError(key, f"must be a TCP port between 1 and 65535, got {port}")
+            problems.append((key, f"must be a TCP port between 1 and 65535, got {port}"))
     if settings.server.port == settings.server.metrics_port:
-        raise ConfigError("server.metrics_port", "must differ from server.port: metrics have their own port")
+        problems.append(("server.metrics_port", "must differ from server.port: metrics have their own port"))
     positives = {
         "server.workers": settings.server.workers,
         "server.max_body_bytes": settings.server.max_body_bytes,
@@ -336,6 +353,7 @@ def validate_settings(settings: Settings) -> None:
         "query.max_range_days": settings.query.max_range_days,
         "query.default_range_hours": settings.query.default_range_hours,
         "graphql.max_depth": settings.graphql.max_depth,
+        "graphql.max_rows": settings.graphql.max_rows,
         "auth.access_ttl_seconds": settings.auth.access_ttl_seconds,
         "auth.refresh_ttl_seconds": settings.auth.refresh_ttl_seconds,
         "auth.api_key_cache_ttl_seconds": settings.auth.api_key_cache_ttl_seconds,
@@ -343,49 +361,32 @@ def validate_settings(settings: Settings) -> None:
         "rate_limit.anonymous_per_ip": settings.rate_limit.anonymous_per_ip,
         "rate_limit.auth_per_ip": settings.rate_limit.auth_per_ip,
         "cache.default_ttl_seconds": settings.cache.default_ttl_seconds,
+        "ingest.max_decompressed_bytes": (
+            settings.server.max_body_bytes
+            if settings.ingest.max_decompressed_bytes is None
+            else settings.ingest.max_decompressed_bytes
+        ),
+        "ingest.max_resources_per_request": settings.ingest.max_resources_per_request,
+        "ingest.max_scopes_per_request": settings.ingest.max_scopes_per_request,
+        "ingest.max_records_per_request": settings.ingest.max_records_per_request,
+        "ingest.max_values_per_record": settings.ingest.max_values_per_record,
         **{f"rate_limit.roles.{k}": v for k, v in settings.rate_limit.roles.items()},
         **{f"rate_limit.endpoints.{k}": v for k, v in settings.rate_limit.endpoints.items()},
         **{f"cache.endpoints.{k}": v for k, v in settings.cache.endpoints.items()},
     }
     for key, value in positives.items():
         if value <= 0:
-            raise ConfigError(key, f"must be positive, got {value}")
+            problems.append((key, f"must be positive, got {value}"))
     if settings.query.max_page_size > 1000:
-        raise ConfigError("query.max_page_size", "must be at most 1000")
+        problems.append(("query.max_page_size", "must be at most 1000"))
     if settings.query.default_page_size > settings.query.max_page_size:
-        raise ConfigError("query.default_page_size", "must not exceed query.max_page_size")
+        problems.append(("query.default_page_size", "must not exceed query.max_page_size"))
     url = settings.database.url
     if url is not None and not url.startswith(("postgresql", "postgres://", "sqlite")):
-        raise ConfigError("database.url (DATABASE_URL)", "must be a postgresql:// or sqlite:// URL")
+        problems.append(("database.url (DATABASE_URL)", "must be a postgresql:// or sqlite:// URL"))
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL")
-    if settings.is_production:
-        validate_production(settings)
-
-
-def validate_production(settings: Settings) -> None:
-    """The production checklist: strong secrets, explicit CORS origins, no playground, real storage."""
-    for key, secret in (
-        ("auth.jwt_secret (JWT_SECRET)", settings.auth.jwt_secret),
-        ("auth.secret_key (SECRET_KEY)", settings.auth.secret_key),
-    ):
-        uses_key_files = key.startswith("auth.jwt") and settings.auth.algorithm[:2] in ("RS", "ES")
-        if uses_key_files:
-            continue
-        if not secret:
-            raise ConfigError(key, "is required in production")
-        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _WEAK_SECRETS or len(set(secret)) < 8:
-            raise ConfigError(key, f"is too weak for production (use at least {MIN_SECRET_LENGTH} random characters)")
-    if any(origin == "*" or "*" in origin for origin in settings.cors.origins):
-        raise ConfigError("cors.origins (CORS_ORIGINS)", "a wildcard origin is refused in production; list the origins")
-    if settings.graphql.playground:
-        raise ConfigError("graphql.playground (GRAPHQL_PLAYGROUND)", "must be false in production")
-    if settings.graphql.enabled and settings.graphql.introspection:
-        raise ConfigError("graphql.introspection (GRAPHQL_INTROSPECTION)", "must be false in production")
-    if not settings.rate_limit.enabled:
-        raise ConfigError("rate_limit.enabled (RATE_LIMIT_ENABLED)", "must be true in production")
-    if settings.database.url is None:
-        raise ConfigError("database.url (DATABASE_URL)", "production needs PostgreSQL, not the embedded SQLite file")
+        problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
+    return problems
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from pathlib import Path
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import current_revision, head_revision
 from observatory_api.settings import DatabaseSettings
+from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY
 
-STRONG = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789"
+STRONG, STRONG_KEY = STRONG_JWT_SECRET, STRONG_SECRET_KEY
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,7 +43,7 @@ def test_config_check_prints_the_configuration_with_secrets_masked(tmp_path: Pat
 def test_config_check_production_refuses_with_one_line_naming_the_key(tmp_path: Path) -> None:
     env = {
         "JWT_SECRET": "short",
-        "SECRET_KEY": STRONG,
+        "SECRET_KEY": STRONG_KEY,
         "CORS_ORIGINS": "https://a.example",
         "DATABASE_URL": "postgresql://u:p@h/d",
     }
@@ -51,6 +52,53 @@ def test_config_check_production_refuses_with_one_line_naming_the_key(tmp_path: 
     assert result.stderr.strip().count("\n") == 0
     assert "JWT_SECRET" in result.stderr
     assert "short" not in result.stderr
+
+
+def test_config_check_production_reports_every_failure_in_one_run(tmp_path: Path) -> None:
+    env = {
+        "JWT_SECRET": "changeme-changeme-changeme-changeme",
+        "SECRET_KEY": "changeme-changeme-changeme-changeme",
+        "CORS_ORIGINS": "null",
+        "API_WORKERS": "3",
+        "GRAPHQL_PLAYGROUND": "true",
+    }
+    result = run_cli("config", "check", "--production", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "observatory-api: invalid configuration, 7 problems:"
+    for key in (
+        "auth.jwt_secret (JWT_SECRET): is a public sample",
+        "auth.secret_key (SECRET_KEY): is a public sample",
+        "auth.jwt_secret (JWT_SECRET): must differ from SECRET_KEY",
+        "cors.origins (CORS_ORIGINS): `null` is refused",
+        "server.workers (API_WORKERS, serve --workers): 3 workers need REDIS_URL",
+        "graphql.playground (GRAPHQL_PLAYGROUND): must be false",
+        "database.url (DATABASE_URL): production needs PostgreSQL",
+    ):
+        assert sum(line.strip().startswith(key) for line in lines[1:]) == 1, (key, lines)
+    assert "changeme-changeme" not in result.stderr and result.stdout == ""
+
+
+def test_serve_refuses_a_reachable_address_without_secrets_and_workers_without_redis(tmp_path: Path) -> None:
+    # The port is also the metrics port, a problem of its own: should the checks under test ever
+    # pass, `serve` still stops before it binds anything.
+    never_binds = {"API_METRICS_PORT": "9", "JWT_SECRET": "", "SECRET_KEY": ""}
+    exposed = run_cli("serve", "--host", "0.0.0.0", "--port", "9", cwd=tmp_path, env=never_binds)
+    assert exposed.returncode == 2
+    assert "serving on" not in exposed.stdout
+    assert "auth.jwt_secret (JWT_SECRET): is required when the server listens on 0.0.0.0" in exposed.stderr
+    assert "auth.secret_key (SECRET_KEY): is required when the server listens on 0.0.0.0" in exposed.stderr
+    production = {
+        **never_binds,
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": "postgresql://u:p@h/d",
+        "JWT_SECRET": STRONG,
+        "SECRET_KEY": STRONG_KEY,
+        "CORS_ORIGINS": "https://a.example",
+    }
+    workers = run_cli("serve", "--workers", "2", "--port", "9", cwd=tmp_path, env=production)
+    assert workers.returncode == 2
+    assert "server.workers (API_WORKERS, serve --workers): 2 workers need REDIS_URL" in workers.stderr
 
 
 def test_a_bad_environment_value_stops_with_the_key(tmp_path: Path) -> None:

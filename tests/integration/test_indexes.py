@@ -75,7 +75,13 @@ LISTINGS = [
 async def test_trace_and_span_listings_use_indexes(recording_engine: tuple, filters: dict) -> None:
     engine, statements = recording_engine
     listing = ListFilters(window=WINDOW, **filters)
-    common = {"window": WINDOW, "filter_node": filters_to_node(listing), "filter_fields": {}, "limit": 50}
+    common = {
+        "window": WINDOW,
+        "filter_node": filters_to_node(listing),
+        "filter_fields": {},
+        "limit": 50,
+        "allow_content": True,
+    }
     await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
     await SpanRepository(engine).list_spans(sort="-start_time", cursor=None, **common)
     assert statements
@@ -85,9 +91,13 @@ async def test_trace_and_span_listings_use_indexes(recording_engine: tuple, filt
 async def test_lookups_by_id_and_other_listings_use_indexes(recording_engine: tuple) -> None:
     engine, statements = recording_engine
     trace_id = next(iter(dataset.spans_by_trace()))
-    await TraceRepository(engine).get_trace(trace_id)
-    await LogRepository(engine).list_logs(window=WINDOW, filters=LogFilters(), limit=50, cursor=None)
-    await LogRepository(engine).list_logs(window=WINDOW, filters=LogFilters(trace_id=trace_id), limit=50, cursor=None)
+    await TraceRepository(engine).get_trace(trace_id, allow_content=True)
+    await LogRepository(engine).list_logs(
+        window=WINDOW, filters=LogFilters(), limit=50, cursor=None, allow_content=True
+    )
+    await LogRepository(engine).list_logs(
+        window=WINDOW, filters=LogFilters(trace_id=trace_id), limit=50, cursor=None, allow_content=True
+    )
     sessions = SessionRepository(engine)
     await sessions.list_sessions(
         window=WINDOW, user_id=None, environment=None, sort="-last_seen", limit=50, cursor=None

@@ -350,6 +350,15 @@ def test_api_dev_is_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
     assert others == {"api-dev"}, "only the dev service may be left out of a plain `docker compose up`"
 
 
+def test_api_dev_gets_real_secrets_because_it_listens_on_all_addresses(compose: dict[str, Any]) -> None:
+    # Development refuses the public placeholders on a non-loopback address (settings_checks.py).
+    (stage,) = dockerfile_stages(DOCKERFILE_DEV)
+    command = json.loads(values_of(stage, "CMD")[-1])
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    env = environment(services(compose)["api-dev"])
+    assert env["JWT_SECRET"].startswith("${JWT_SECRET:?") and env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
 def test_observability_mounts_match_their_configs(compose: dict[str, Any]) -> None:
     prometheus = {target: source for _, source, target in volume_mounts(services(compose)["prometheus"])}
     assert prometheus["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from observatory_api.settings import ConfigError, load_settings, mask_url, masked
+from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "api-config.yml"
-STRONG = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789"
+STRONG = STRONG_JWT_SECRET
 
 
 def test_the_committed_config_file_loads_with_every_section() -> None:
@@ -30,7 +31,7 @@ def test_documented_environment_variables_override_the_file() -> None:
         "DATABASE_URL": "postgresql://u:p@db:5432/obs",
         "REDIS_URL": "redis://cache:6379/0",
         "JWT_SECRET": STRONG,
-        "SECRET_KEY": STRONG,
+        "SECRET_KEY": STRONG_SECRET_KEY,
         "CORS_ORIGINS": "https://a.example, https://b.example",
         "GRAPHQL_ENABLED": "false",
         "GRAPHQL_PLAYGROUND": "true",
@@ -97,7 +98,7 @@ def production(**extra: str) -> dict[str, str]:
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql://u:p@db/obs",
         "JWT_SECRET": STRONG,
-        "SECRET_KEY": STRONG,
+        "SECRET_KEY": STRONG_SECRET_KEY,
         "CORS_ORIGINS": "https://app.example",
         **extra,
     }

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from strawberry.litestar.controller import BaseContext
 from strawberry.types import Info
 
+from observatory_api.graphql.budget import RowBudget
 from observatory_api.graphql.loaders import Loaders, make_loaders
 from observatory_api.logs.repository import LogRepository
 from observatory_api.metrics.repository import MetricRepository
@@ -30,6 +31,8 @@ class GraphQLContext(BaseContext, kw_only=True):
     models: ModelRepository
     metrics: MetricRepository
     loaders: Loaders
+    # Rows read and returned so far (graphql.max_rows), shared by the resolvers and the loaders.
+    budget: RowBudget
     allow_content: bool
     # One `now` per request: every model's default `usage` range is the same, so they batch together.
     now: datetime
@@ -48,6 +51,7 @@ async def graphql_context(
 ) -> GraphQLContext:
     """Through Litestar's DI, like a REST handler's parameters; new loaders for every request."""
     allow_content = content_allowed(request)
+    budget = RowBudget(settings.graphql.max_rows)
     return GraphQLContext(
         request=request,
         response=response,
@@ -66,7 +70,9 @@ async def graphql_context(
             models=models,
             limits=settings.query,
             allow_content=allow_content,
+            budget=budget,
         ),
+        budget=budget,
         allow_content=allow_content,
         now=datetime.now(UTC),
     )

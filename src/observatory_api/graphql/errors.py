@@ -1,7 +1,9 @@
 """One error policy: the domain errors keep their message and carry their REST code in
-`extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT; a database timeout or
-outage is DATABASE_TIMEOUT / DATABASE_UNAVAILABLE; anything else is masked and logged with the
-request id. Also counts operations for `api_graphql_queries_total`."""
+`extensions.code`; GraphQL syntax and validation errors are INVALID_INPUT (with introspection off,
+naming only what the request named: names.py); a database timeout or outage is DATABASE_TIMEOUT /
+DATABASE_UNAVAILABLE; a spent row budget replaces the whole answer with one ROW_BUDGET_EXCEEDED
+error (no partial data); anything else is masked and logged with the request id. Also counts
+operations for `api_graphql_queries_total`."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from observatory_api.errors import DomainError, database_problem
+from observatory_api.graphql.budget import ROW_BUDGET_CODE, RowBudget
+from observatory_api.graphql.names import SchemaNames, request_names
 from observatory_api.observability.metrics import api_graphql_queries_total
 from observatory_api.observability.request_id import request_id
 
@@ -21,19 +25,28 @@ MASKED_MESSAGE = "Internal server error"
 
 
 class ErrorPolicy(SchemaExtension):
+    # Set (by `error_policy`) when introspection is off: the schema names messages may not reveal.
+    hidden_names: SchemaNames | None = None
+
     def on_operation(self) -> Iterator[None]:
         yield
         context = self.execution_context
         result = context.result
+        request = getattr(context.context, "request", None)
+        rid = request_id(request.scope) if request is not None else None
+        budget = getattr(context.context, "budget", None)
+        if result is not None and isinstance(budget, RowBudget) and budget.exceeded:
+            _refuse_whole_answer(result, budget, rid)
         errors: list[GraphQLError] | None = None
         if result is not None and getattr(result, "errors", None):
             errors = result.errors
         elif context.pre_execution_errors:
             errors = context.pre_execution_errors
-        request = getattr(context.context, "request", None)
-        rid = request_id(request.scope) if request is not None else None
         if errors:
-            safe = [_safe(error, rid) for error in errors]
+            named = None
+            if self.hidden_names is not None:
+                named = request_names(context.query, context.operation_name, context.variables)
+            safe = [_safe(error, rid, self.hidden_names, named) for error in errors]
             if result is not None and getattr(result, "errors", None):
                 result.errors = safe
             if context.pre_execution_errors:
@@ -45,7 +58,27 @@ class ErrorPolicy(SchemaExtension):
         api_graphql_queries_total.labels(operation=operation, status="error" if errors else "ok").inc()
 
 
-def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:
+def error_policy(hidden_names: SchemaNames | None) -> type[ErrorPolicy]:
+    return type("ErrorPolicy", (ErrorPolicy,), {"hidden_names": hidden_names})
+
+
+def _refuse_whole_answer(result: Any, budget: RowBudget, rid: str | None) -> None:
+    # A partial answer would still carry up to `max_rows` rows, and null fields that are not null.
+    logger.warning(
+        "graphql row budget exceeded (request id %s): read %d, returned %d, limit %d",
+        rid,
+        budget.read,
+        budget.returned,
+        budget.max_rows,
+        extra={"request_id": rid},
+    )
+    result.data = None
+    result.errors = [GraphQLError(budget.message, extensions={"code": ROW_BUDGET_CODE})]
+
+
+def _safe(
+    error: GraphQLError, rid: str | None, hidden_names: SchemaNames | None, named: frozenset[str] | None
+) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
         extensions: dict[str, Any] = {"code": original.code}
@@ -61,7 +94,10 @@ def _safe(error: GraphQLError, rid: str | None) -> GraphQLError:
         # Parse, validation and variable errors (depth, cost, aliases, tokens, unknown fields, a
         # malformed DateTime) happen before any resolver runs: they describe only the client's query.
         code = (error.extensions or {}).get("code", "INVALID_INPUT")
-        return _copy(error, error.message, {"code": code})
+        message = error.message
+        if hidden_names is not None and named is not None:
+            message = hidden_names.hide(message, named)
+        return _copy(error, message, {"code": code})
     logger.error(
         "graphql resolver failed (request id %s, path %s)",
         rid,

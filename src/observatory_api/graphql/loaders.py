@@ -2,7 +2,9 @@
 (a few for model usage, whatever the number of models; a usage with `compareWith` is answered
 per model by the REST function, which the batch does not replace).
 
-Content the caller's role may not read is redacted here, once, by the same functions REST uses.
+What the caller's role may not read is left out by the repositories, from `allow_content`.
+Every batch counts the rows it reads against the request's row budget, and none starts once the
+budget is spent.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from observatory_api.errors import DomainError
+from observatory_api.graphql.budget import RowBudget
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelUsage
-from observatory_api.security.redaction import redact_logs, redact_spans
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import QuerySettings
 from observatory_api.spans.repository import SpanRepository
@@ -77,30 +79,35 @@ def make_loaders(
     models: ModelRepository,
     limits: QuerySettings,
     allow_content: bool,
+    budget: RowBudget,
 ) -> Loaders:
     async def load_traces(ids: Sequence[str]) -> list[TraceSummary | None]:
+        budget.check()
         found = await traces.get_summaries(ids)
+        budget.reads(len(found))
         return [found.get(trace_id) for trace_id in ids]
 
     async def load_spans(ids: Sequence[str]) -> list[list[SpanNode]]:
-        found = await traces.spans_of_traces(ids)
-        if not allow_content:
-            for spans in found.values():
-                redact_spans(spans)
+        budget.check()
+        found = await traces.spans_of_traces(ids, allow_content=allow_content)
+        for trace_id in ids:
+            # Counted already when a trace's `spans` or `rootSpans` reserved its span count.
+            budget.reads(len(found[trace_id]), key=spans_read(trace_id))
         return [found[trace_id] for trace_id in ids]
 
     async def load_logs(ids: Sequence[str]) -> list[list[LogEntry]]:
-        found = await traces.logs_of_traces(ids)
-        if not allow_content:
-            for logs in found.values():
-                redact_logs(logs)
+        budget.check()
+        found = await traces.logs_of_traces(ids, allow_content=allow_content)
+        budget.reads(sum(len(logs) for logs in found.values()))
         return [found[trace_id] for trace_id in ids]
 
     async def load_session_traces(keys: Sequence[SessionTracesKey]) -> list[list[TraceSummary]]:
         # One statement per distinct `limit` (in practice one).
         found: dict[SessionTracesKey, list[TraceSummary]] = {}
         for limit, ids in _grouped(keys, lambda k: k.limit, lambda k: k.session_id).items():
+            budget.check()
             by_session = await sessions.traces_of_sessions(ids, limit=limit)
+            budget.reads(sum(len(summaries) for summaries in by_session.values()))
             found.update({SessionTracesKey(session_id, limit): by_session[session_id] for session_id in ids})
         return [found[key] for key in keys]
 
@@ -146,6 +153,11 @@ def make_loaders(
         model_usage=DataLoader(load_fn=load_usage),
         compared_usage=DataLoader(load_fn=load_compared_usage),
     )
+
+
+def spans_read(trace_id: str) -> tuple[str, str]:
+    """The budget key of reading a trace's spans (one read serves every field that needs them)."""
+    return ("spans", trace_id)
 
 
 def _grouped(keys: Sequence[K], group: Callable[[K], G], value: Callable[[K], V]) -> dict[G, list[V]]:

@@ -192,7 +192,11 @@ class MetricQueries:
             limit=input.limit,
             source=input.source.value,  # type: ignore[arg-type]
         )
-        result = await ctx.metrics.query(plan_query(query, ctx.settings.query, allow_content=ctx.allow_content))
+        plan = plan_query(query, ctx.settings.query, allow_content=ctx.allow_content)
+        ctx.budget.check()
+        result = await ctx.metrics.query(plan)
+        # Each series and each of its points is a row of the grouped answer.
+        ctx.budget.read_and_returned(sum(1 + len(s.points or ()) for s in result.series))
         return MetricQueryResult(
             from_=result.from_,
             to=result.to,

@@ -97,16 +97,21 @@ class ModelQueries:
     @strawberry.field(description="The model catalogue, optionally of one provider.")
     async def models(self, info: GraphQLInfo, provider: str | None = None) -> list[Model]:
         check_plain(provider, "provider", "argument")
-        return [Model.of(m) for m in await info.context.models.list_models(provider=provider)]
+        info.context.budget.check()
+        found = await info.context.models.list_models(provider=provider)
+        info.context.budget.read_and_returned(len(found))
+        return [Model.of(m) for m in found]
 
     @strawberry.field(description="One model by id `provider/name`; null when not in the catalogue.")
     async def model(self, info: GraphQLInfo, id: str) -> Model | None:
         check_plain(id, "id", "argument")
         provider, _, name = id.partition("/")
+        info.context.budget.check()
         try:
             detail = await info.context.models.get_model(provider, name)
         except NotFound:
             return None
+        info.context.budget.read_and_returned(1)
         # get_model read first and last use already: `firstSeen` and `lastSeen` need no statement.
         info.context.loaders.model_seen.prime((provider, name), (detail.first_seen, detail.last_seen))
         return Model.of(detail)

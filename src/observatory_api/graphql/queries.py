@@ -24,7 +24,6 @@ from observatory_api.graphql.types import (
 )
 from observatory_api.listing import filters_to_node
 from observatory_api.query import check_plain, check_trace_id, resolve_limit, resolve_window
-from observatory_api.security.redaction import redact_logs, redact_spans, refuse_content_search
 
 LIMIT = "Page size (default 50, at most 1000)."
 AFTER = "`nextCursor` of the previous page (from the matching `...Page` field)."
@@ -35,7 +34,7 @@ async def _trace_page(
 ) -> TracePage:
     ctx = info.context
     filters = list_filters(filter, ctx.settings.query)
-    refuse_content_search(ctx.request, filters.q, "prompt or completion text")
+    ctx.budget.check()
     page = await ctx.traces.list_traces(
         window=filters.window,
         filter_node=filters_to_node(filters),
@@ -43,7 +42,9 @@ async def _trace_page(
         sort=sort.value,
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
+        allow_content=ctx.allow_content,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -52,7 +53,7 @@ async def _span_page(
 ) -> SpanPage:
     ctx = info.context
     filters = list_filters(filter or SpanFilter(), ctx.settings.query)
-    refuse_content_search(ctx.request, filters.q, "prompt or completion text")
+    ctx.budget.check()
     page = await ctx.spans.list_spans(
         window=filters.window,
         filter_node=filters_to_node(filters),
@@ -62,21 +63,23 @@ async def _span_page(
         cursor=after,
         allow_content=ctx.allow_content,
     )
-    if not ctx.allow_content:
-        redact_spans(page.data)
+    ctx.budget.read_and_returned(len(page.data))
     return SpanPage(items=[Span.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
 async def _log_page(info: GraphQLInfo, filter: LogFilter | None, limit: int | None, after: str | None) -> LogPage:
     ctx = info.context
     filters = log_filters(filter)
-    refuse_content_search(ctx.request, filters.q, "log bodies")
     window = resolve_window(filter.from_ if filter else None, filter.to if filter else None, ctx.settings.query)
+    ctx.budget.check()
     page = await ctx.logs.list_logs(
-        window=window, filters=filters, limit=resolve_limit(limit, ctx.settings.query), cursor=after
+        window=window,
+        filters=filters,
+        limit=resolve_limit(limit, ctx.settings.query),
+        cursor=after,
+        allow_content=ctx.allow_content,
     )
-    if not ctx.allow_content:
-        redact_logs(page.data)
+    ctx.budget.read_and_returned(len(page.data))
     return LogPage(items=[Log.of(e) for e in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -107,7 +110,10 @@ class TraceQueries:
     @strawberry.field(description="One trace; null when there is none with this id.")
     async def trace(self, info: GraphQLInfo, id: str) -> Trace | None:
         summary = await info.context.loaders.trace.load(check_trace_id(id, "id", "argument"))
-        return Trace.of(summary) if summary is not None else None
+        if summary is None:
+            return None
+        info.context.budget.returns(1)
+        return Trace.of(summary)
 
     @strawberry.field(description="Spans across traces, newest first by default.")
     async def spans(
@@ -165,6 +171,7 @@ async def _session_page(
     ctx = info.context
     check_plain(user_id, "userId", "argument")
     check_plain(environment, "environment", "argument")
+    ctx.budget.check()
     page = await ctx.sessions.list_sessions(
         window=resolve_window(from_, to, ctx.settings.query),
         user_id=user_id,
@@ -173,6 +180,7 @@ async def _session_page(
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
     )
+    ctx.budget.read_and_returned(len(page.data))
     return SessionPage(items=[Session.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
 
 
@@ -219,10 +227,12 @@ class SessionQueries:
     ) -> SessionDetail | None:
         ctx = info.context
         check_plain(id, "id", "argument")
+        ctx.budget.check()
         try:
             detail = await ctx.sessions.get_session(id, limit=resolve_limit(limit, ctx.settings.query), cursor=after)
         except NotFound:
             return None
+        ctx.budget.read_and_returned(1 + len(detail.traces))
         fields = vars(Session.of(detail))
         return SessionDetail(
             **fields,

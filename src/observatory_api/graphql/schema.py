@@ -15,10 +15,11 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from observatory_api.graphql.errors import ErrorPolicy
+from observatory_api.graphql.errors import error_policy
 from observatory_api.graphql.limits import cost_limiter
 from observatory_api.graphql.metrics import MetricQueries
 from observatory_api.graphql.models import ModelQueries
+from observatory_api.graphql.names import SchemaNames
 from observatory_api.graphql.queries import SessionQueries, TraceQueries
 from observatory_api.graphql.search import SearchQueries
 from observatory_api.settings import GraphQLSettings, QuerySettings
@@ -36,21 +37,26 @@ class ObservatorySchema(strawberry.Schema):
 
 
 def build_schema(settings: GraphQLSettings, query: QuerySettings) -> strawberry.Schema:
+    policy = error_policy(None)  # one class per schema: its names are set below, once the schema exists
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        ErrorPolicy,
+        policy,
         lambda: QueryDepthLimiter(max_depth=settings.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        cost_limiter(settings.max_cost, query.default_page_size),
+        cost_limiter(settings.max_cost, settings.max_rows, query),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return ObservatorySchema(
+    schema = ObservatorySchema(
         query=Query,
         extensions=extensions,  # type: ignore[arg-type]
         # Suggestions ("Did you mean ...?") would reveal the schema that disabled introspection hides.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
     )
+    if not settings.introspection:
+        # So would the other names in validation and variable errors: only the request's own stay.
+        policy.hidden_names = SchemaNames(schema._schema)
+    return schema
 
 
 def schema_sdl() -> str:

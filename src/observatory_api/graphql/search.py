@@ -19,8 +19,9 @@ FILTER = (
     'A boolean tree: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`, or a condition '
     '`{"field": "attributes.customer.tier", "op": "in", "value": ["gold", "pro"]}` (ops: eq, ne, in, '
     "gt, gte, lt, lte, contains, exists) over trace fields, span fields and span attributes. A span "
-    "condition matches a trace when one of its spans matches. Conditions on `input` or `output` are "
-    "refused for the viewer role. Null: every trace of the range."
+    "condition matches a trace when one of its spans matches. Conditions on content (`input`, "
+    "`output`, `status_message`, content attributes and events) are refused for the viewer role. "
+    "Null: every trace of the range."
 )
 
 
@@ -48,5 +49,7 @@ class SearchQueries:
             # REST's body decoder refuses a non-object `filter` before the search runs.
             raise InvalidInput.field("filter", "must be an object", "argument")
         search = TraceSearch(filter=given, from_=from_, to=to, sort=sort.value, limit=limit, cursor=after)
+        ctx.budget.check()
         page = await search_traces(ctx.traces, search, limits=ctx.settings.query, allow_content=ctx.allow_content)
+        ctx.budget.read_and_returned(len(page.data))
         return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)

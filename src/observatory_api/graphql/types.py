@@ -11,10 +11,11 @@ from strawberry.scalars import JSON
 from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
-from observatory_api.graphql.loaders import SessionTracesKey
+from observatory_api.graphql.loaders import SessionTracesKey, spans_read
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.sessions.schemas import SessionSummary
 from observatory_api.spans.schemas import Span as SpanStruct
+from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceSummary
 
 # `sessions { traces }` reads up to this many traces per session: bounded, unlike `session(id)` pages.
@@ -31,7 +32,7 @@ class Log:
     service: str
     severity: Severity
     body: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
-    attributes: JSON
+    attributes: JSON = strawberry.field(description="Without content attributes when `contentRedacted`.")
     content_redacted: bool
 
     @classmethod
@@ -71,7 +72,7 @@ class Span:
     cost: float | None = strawberry.field(description="USD.")
     time_to_first_token: float | None = strawberry.field(description="Milliseconds.")
     status: SpanStatus
-    status_message: str | None
+    status_message: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
     finish_reason: str | None
     user_id: str | None
     session_id: str | None
@@ -79,7 +80,9 @@ class Span:
     tags: list[str]
     input: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
     output: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
-    attributes: JSON
+    attributes: JSON = strawberry.field(
+        description="Without content attributes (and content events) when `contentRedacted`."
+    )
     content_redacted: bool
 
     @classmethod
@@ -120,19 +123,26 @@ class Span:
     @strawberry.field(description="The spans whose parent is this span, in start order.")
     async def children(self, info: GraphQLInfo) -> list[Span]:
         spans = await info.context.loaders.spans_of_trace.load(self.trace_id)
-        return [Span.of(s) for s in spans if s.parent_span_id == self.id and s.span_id != self.id]
+        children = [Span.of(s) for s in spans if s.parent_span_id == self.id and s.span_id != self.id]
+        info.context.budget.returns(len(children))
+        return children
 
     @strawberry.field(description="The parent span; null for a root (or when the parent is missing).")
     async def parent(self, info: GraphQLInfo) -> Span | None:
         if self.parent_id is None:
             return None
         spans = await info.context.loaders.spans_of_trace.load(self.trace_id)
-        return next((Span.of(s) for s in spans if s.span_id == self.parent_id), None)
+        parent = next((Span.of(s) for s in spans if s.span_id == self.parent_id), None)
+        info.context.budget.returns(int(parent is not None))
+        return parent
 
     @strawberry.field(description="The trace this span belongs to.")
     async def trace(self, info: GraphQLInfo) -> Trace | None:
         summary = await info.context.loaders.trace.load(self.trace_id)
-        return Trace.of(summary) if summary is not None else None
+        if summary is None:
+            return None
+        info.context.budget.returns(1)
+        return Trace.of(summary)
 
 
 @strawberry.type(description="A trace summary; `spans` and `logs` are loaded in batches.")
@@ -189,17 +199,28 @@ class Trace:
 
     @strawberry.field(description="Every span of the trace, flat, in start order.")
     async def spans(self, info: GraphQLInfo) -> list[Span]:
-        return [Span.of(s) for s in await info.context.loaders.spans_of_trace.load(self.id)]
+        spans = await self._spans(info)
+        info.context.budget.returns(len(spans))
+        return [Span.of(s) for s in spans]
 
     @strawberry.field(description="The root spans (no parent in the trace); walk down with `children`.")
     async def root_spans(self, info: GraphQLInfo) -> list[Span]:
-        spans = await info.context.loaders.spans_of_trace.load(self.id)
+        spans = await self._spans(info)
         ids = {s.span_id for s in spans}
-        return [Span.of(s) for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
+        roots = [Span.of(s) for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
+        info.context.budget.returns(len(roots))
+        return roots
 
     @strawberry.field(description="The trace's logs in time order.")
     async def logs(self, info: GraphQLInfo) -> list[Log]:
-        return [Log.of(entry) for entry in await info.context.loaders.logs_of_trace.load(self.id)]
+        logs = await info.context.loaders.logs_of_trace.load(self.id)
+        info.context.budget.returns(len(logs))
+        return [Log.of(entry) for entry in logs]
+
+    async def _spans(self, info: GraphQLInfo) -> list[SpanNode]:
+        # The summary says how many spans the read will bring: spend them before the read starts.
+        info.context.budget.reads(self.span_count, key=spans_read(self.id))
+        return await info.context.loaders.spans_of_trace.load(self.id)
 
 
 def _metadata(summary: TraceSummary) -> dict[str, Any]:
@@ -252,6 +273,7 @@ class Session:
         if not 1 <= limit <= MAX_SESSION_TRACES:
             raise InvalidInput.field("limit", f"must be between 1 and {MAX_SESSION_TRACES}", "argument")
         summaries = await info.context.loaders.traces_of_session.load(SessionTracesKey(self.id, limit))
+        info.context.budget.returns(len(summaries))
         return [Trace.of(t) for t in summaries]
 
 

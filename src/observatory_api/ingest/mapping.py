@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from observatory_api.ingest.limits import EARLIEST, EARLIEST_NS, LATEST, LATEST_NS, RejectedRecord
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan
+from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.storage.records import LogRecord, SpanRecord
 
 # column -> attribute keys, in priority order
@@ -86,10 +88,8 @@ _INTEGER_COLUMNS = {
 _OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 MAX_TEXT = 1_000_000
 MAX_NAME = 500
-
-
-class RejectedSpan(ValueError):
-    """A span that cannot be stored; counted in `partial_success`."""
+MAX_INT32 = 2**31 - 1
+_TIME_RANGE = f"{EARLIEST:%Y-%m-%d}..{LATEST:%Y-%m-%d}"
 
 
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
@@ -103,31 +103,36 @@ def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str])
     return None
 
 
-def _as_int(value: Any, column: str) -> int | None:
+def _as_int(value: Any, column: str, drop: Callable[[str, str], None]) -> int | None:
+    """A token count, or None (the value dropped and noted) when it is not one."""
     if value is None:
         return None
-    if type(value) is int and 0 <= value <= 2**31 - 1:  # the common case, checked cheaply
+    if type(value) is int and 0 <= value <= MAX_INT32:  # the common case, checked cheaply
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise RejectedSpan(f"{column} must be a number")
-    try:
-        number = int(float(value))
-    except ValueError:
-        raise RejectedSpan(f"{column} must be a number") from None
-    if number < 0 or number > 2**31 - 1:
-        raise RejectedSpan(f"{column} is out of range")
+    number = None
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        try:
+            floating = float(value)
+        except (ValueError, OverflowError):  # "abc"; an int too large for a float
+            floating = math.nan
+        if math.isfinite(floating):
+            number = int(value) if isinstance(value, int) else int(floating)
+    if number is None or not 0 <= number <= MAX_INT32:
+        drop(column, f"{column} must be a whole number from 0 to {MAX_INT32}")
+        return None
     return number
 
 
-def _as_float(value: Any, column: str) -> float | None:
+def _as_float(value: Any, column: str, drop: Callable[[str, str], None]) -> float | None:
     if value is None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise RejectedSpan(f"{column} must be a number") from None
-    if not math.isfinite(number) or number < 0:  # NaN, infinity (valid in OTLP JSON) or negative
-        raise RejectedSpan(f"{column} must be a finite non-negative number")
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:  # NaN, infinity or negative
+        drop(column, f"{column} must be a finite non-negative number")
+        return None
     return number
 
 
@@ -144,7 +149,7 @@ def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]
     for key, value in attributes.items():
         if key.startswith(prefix):
             index, _, leaf = key[len(prefix) :].partition(".")
-            if index.isdigit() and leaf:
+            if index.isascii() and index.isdigit() and leaf:  # int() refuses "²", which isdigit() accepts
                 messages.setdefault(int(index), {})[leaf] = value
                 used.add(key)
     if not messages:
@@ -162,16 +167,37 @@ def _timestamp(nanoseconds: int) -> datetime:
     return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
 
 
-def to_span_record(span: OtlpSpan) -> SpanRecord:
-    """Map one OTLP span; raises RejectedSpan with the reason when it cannot be stored."""
+def _check_time(nanoseconds: int, name: str) -> None:
+    if not EARLIEST_NS <= nanoseconds < LATEST_NS:
+        shown = str(nanoseconds) if len(str(nanoseconds)) <= 40 else f"{str(nanoseconds)[:20]}..."
+        raise RejectedRecord("invalid_timestamp", f"{name} {shown} is outside {_TIME_RANGE}")
+
+
+def _dropper(attributes: Mapping[str, Any], used: set[str], report: IngestReport) -> Callable[[str, str], None]:
+    def drop(column: str, detail: str) -> None:
+        keys = SPAN_ATTRIBUTES[column]
+        key = next((key for key in keys if key in used and key in attributes), keys[0])
+        report.drop(key, "invalid_value", detail)
+
+    return drop
+
+
+def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
+    """Map one OTLP span; raises RejectedRecord with the reason when it cannot be stored.
+
+    A mapped value that is unusable (a token count that is not a number) is dropped, with its
+    attribute, and noted in `report`; the span is stored without it.
+    """
     if len(span.trace_id) != 32:
-        raise RejectedSpan("traceId must be 16 non-zero bytes")
+        raise RejectedRecord("invalid_id", "traceId must be 16 non-zero bytes")
     if len(span.span_id) != 16:
-        raise RejectedSpan("spanId must be 8 non-zero bytes")
+        raise RejectedRecord("invalid_id", "spanId must be 8 non-zero bytes")
     if span.parent_span_id is not None and len(span.parent_span_id) != 16:
-        raise RejectedSpan("parentSpanId must be 8 bytes")
-    if span.start_ns <= 0 or span.end_ns < span.start_ns:
-        raise RejectedSpan("startTimeUnixNano must be positive and not after endTimeUnixNano")
+        raise RejectedRecord("invalid_id", "parentSpanId must be 8 bytes")
+    _check_time(span.start_ns, "startTimeUnixNano")
+    _check_time(span.end_ns, "endTimeUnixNano")
+    if span.end_ns < span.start_ns:
+        raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
     attributes, used = span.attributes, set()
     values = {column: _first(attributes, keys, used) for column, keys in SPAN_ATTRIBUTES.items()}
     resource_used: set[str] = set()
@@ -179,7 +205,8 @@ def to_span_record(span: OtlpSpan) -> SpanRecord:
     for column, prefix in _OPENLLMETRY_INDEXED.items():
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
-    tokens = {column: _as_int(values[column], column) for column in _INTEGER_COLUMNS}
+    drop = _dropper(attributes, used, report)
+    tokens = {column: _as_int(values[column], column, drop) for column in _INTEGER_COLUMNS}
     if tokens["total_tokens"] is None and (tokens["input_tokens"] is not None or tokens["output_tokens"] is not None):
         tokens["total_tokens"] = (tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0)
     finish = values["finish_reason"]
@@ -202,7 +229,7 @@ def to_span_record(span: OtlpSpan) -> SpanRecord:
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
-        service_name=str(resource["service_name"] or "unknown_service")[:200],
+        service_name=service_name_of(span.resource),
         name=(span.name or "unnamed")[:MAX_NAME],
         kind=_kind(values["kind"], model),  # type: ignore[arg-type]
         start_time=start,
@@ -210,8 +237,8 @@ def to_span_record(span: OtlpSpan) -> SpanRecord:
         duration_ms=(span.end_ns - span.start_ns) / 1e6,
         provider=None if values["provider"] is None else str(values["provider"]).lower()[:100],
         model=model,
-        cost_usd=_as_float(values["cost_usd"], "cost_usd"),
-        time_to_first_token_ms=_as_float(values["time_to_first_token_ms"], "time_to_first_token_ms"),
+        cost_usd=_as_float(values["cost_usd"], "cost_usd", drop),
+        time_to_first_token_ms=_as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop),
         status={1: "ok", 2: "error"}.get(span.status_code, "unset"),  # type: ignore[arg-type]
         status_message=span.status_message,
         finish_reason=None if finish is None else str(finish)[:64],
@@ -239,15 +266,18 @@ def _severity(number: int, text: str | None) -> str:
     return upper if upper in {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"} else "INFO"
 
 
-def to_log_record(log: OtlpLog) -> LogRecord:
-    if log.time_ns <= 0:
-        raise RejectedSpan("timeUnixNano or observedTimeUnixNano is required")
+def to_log_record(log: OtlpLog, report: IngestReport) -> LogRecord:
+    """Map one OTLP log record; raises RejectedRecord with the reason when it cannot be stored."""
+    if log.time_ns == 0:
+        raise RejectedRecord("invalid_timestamp", "timeUnixNano or observedTimeUnixNano is required")
+    _check_time(log.time_ns, "timeUnixNano")
     if log.trace_id is not None and len(log.trace_id) != 32:
-        raise RejectedSpan("traceId must be 16 bytes")
+        raise RejectedRecord("invalid_id", "traceId must be 16 bytes")
     if log.span_id is not None and len(log.span_id) != 16:
-        raise RejectedSpan("spanId must be 8 bytes")
+        raise RejectedRecord("invalid_id", "spanId must be 8 bytes")
     resource = dict(log.resource)
-    service = resource.pop("service.name", None)
+    service = service_name_of(resource)
+    resource.pop("service.name", None)
     attributes = dict(log.attributes)
     if resource:
         attributes["resource"] = resource
@@ -258,7 +288,7 @@ def to_log_record(log: OtlpLog) -> LogRecord:
         log_id=_log_id(log, severity, body),
         trace_id=log.trace_id,
         span_id=log.span_id,
-        service_name=str(service or "unknown_service")[:200],
+        service_name=service,
         severity=severity,  # type: ignore[arg-type]
         body=body,
         attributes=attributes,

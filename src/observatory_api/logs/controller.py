@@ -15,7 +15,6 @@ from observatory_api.logs.schemas import LogPage
 from observatory_api.openapi_docs import api_responses
 from observatory_api.query import check_plain, check_span_id, check_trace_id, resolve_limit, resolve_window
 from observatory_api.security.permissions import content_allowed
-from observatory_api.security.redaction import redact_logs, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.traces.controller import CURSOR, LIMIT
 
@@ -44,21 +43,19 @@ class LogController(Controller):
     ) -> LogPage:
         """Logs in the time range, newest first; `q` searches the log body.
 
-        For the viewer role, `body` is null, `content_redacted` is true, and `q` is refused.
+        For the viewer role, `body` and content attributes are left out, `content_redacted` is true,
+        and `q` is refused.
         """
-        refuse_content_search(request, q, "log bodies")
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         if span_id is not None:
             check_span_id(span_id)
         check_plain(service, "service")
         filters = LogFilters(severity=severity, trace_id=trace_id, span_id=span_id, service=service, q=q)
-        page = await logs.list_logs(
+        return await logs.list_logs(
             window=resolve_window(from_, to, settings.query),
             filters=filters,
             limit=resolve_limit(limit, settings.query),
             cursor=cursor,
+            allow_content=content_allowed(request),
         )
-        if not content_allowed(request):
-            redact_logs(page.data)
-        return page

@@ -8,7 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
-from observatory_api.logs.schemas import LogEntry, LogPage
+from observatory_api.errors import InvalidInput
+from observatory_api.logs.rows import log_columns, log_from_row
+from observatory_api.logs.schemas import LogPage
 from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 
@@ -29,8 +31,13 @@ class LogRepository:
         self._engine = engine
 
     @timed("logs.list_logs")
-    async def list_logs(self, *, window: TimeWindow, filters: LogFilters, limit: int, cursor: str | None) -> LogPage:
-        """Newest first, one page at a time."""
+    async def list_logs(
+        self, *, window: TimeWindow, filters: LogFilters, limit: int, cursor: str | None, allow_content: bool
+    ) -> LogPage:
+        """Newest first, one page at a time. Without `allow_content`, bodies and content attributes
+        are left out (core.content) and `q`, a search of the bodies, is refused."""
+        if filters.q is not None and not allow_content:
+            raise InvalidInput.field("q", "your role may not search log bodies", "query")
         keyset = Keyset(
             sort="-time",
             columns=[_l.c.time, _l.c.log_id],
@@ -53,7 +60,8 @@ class LogRepository:
             escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             conditions.append(_l.c.body.ilike(f"%{escaped}%", escape="\\"))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(keyset.apply(select(_l).where(and_(*conditions))))).all()
+            stmt = select(*log_columns(allow_content=allow_content)).where(and_(*conditions))
+            rows = (await conn.execute(keyset.apply(stmt))).all()
         page, next_cursor, has_more = keyset.page(rows)
-        entries = [LogEntry(**row._mapping) for row in page]
+        entries = [log_from_row(row, allow_content=allow_content) for row in page]
         return LogPage(data=entries, next_cursor=next_cursor, has_more=has_more)

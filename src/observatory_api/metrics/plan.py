@@ -55,6 +55,7 @@ class Plan:
     selections: list[Selection]
     group_by: list[str]
     filter_node: Node | None
+    allow_content: bool  # whether `filter_node` may read content: it is compiled again for each statement
     window: TimeWindow
     interval: str | None
     interval_seconds: int | None
@@ -74,10 +75,9 @@ class Plan:
         return next((s for s in self.selections if s.key == self.order_key), None)
 
 
-def plan_query(
-    body: MetricQuery, limits: QuerySettings, *, allow_content: bool = True, now: datetime | None = None
-) -> Plan:
-    """Validate `body`; `allow_content` False refuses filters on prompt and completion text."""
+def plan_query(body: MetricQuery, limits: QuerySettings, *, allow_content: bool, now: datetime | None = None) -> Plan:
+    """Validate `body`; without `allow_content`, a filter that could read content is a 400
+    (core.content). Filters the service builds itself pass False: they never need content."""
     selections = _selections(body.metrics)
     group_by = _group_by(body.group_by)
     node = None
@@ -104,6 +104,7 @@ def plan_query(
         selections=selections,
         group_by=group_by,
         filter_node=node,
+        allow_content=allow_content,
         window=window,
         interval=interval,
         interval_seconds=seconds,

@@ -71,7 +71,7 @@ def raw_source(plan: Plan, dialect_name: str, window: TimeWindow, *, groups: lis
     ]
     where = and_(_s.c.start_time >= window.start, _s.c.start_time < window.end, *_scope(plan, _s))
     if plan.filter_node is not None:
-        where = and_(where, compile_span_filter(plan.filter_node))
+        where = and_(where, compile_span_filter(plan.filter_node, allow_content=plan.allow_content))
     if groups is not None:
         where = and_(where, groups_condition(keys, groups))
     return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False)
@@ -86,7 +86,7 @@ def rollup_source(plan: Plan, grain: str, window: TimeWindow, dialect: Any) -> S
     keys = [table.c[DIMENSIONS[name]].label(f"g{i}") for i, name in enumerate(plan.group_by)]
     where = and_(table.c.bucket >= window.start, table.c.bucket < window.end, *_scope(plan, table))
     if plan.filter_node is not None:
-        where = and_(where, rebind(compile_span_filter(plan.filter_node), table))
+        where = and_(where, rebind(compile_span_filter(plan.filter_node, allow_content=plan.allow_content), table))
     return Source(table, table, table.c.bucket, keys, where, rollup=True, grain_seconds=GRAINS[grain])
 
 

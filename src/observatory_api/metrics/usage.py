@@ -84,7 +84,7 @@ async def model_usage(
             source="raw",
             **extra,
         )
-        return await metrics.query(plan_query(body, limits))
+        return await metrics.query(plan_query(body, limits, allow_content=False))
 
     main = await run(USAGE_TOTALS, interval=interval)
     environments = await run(USAGE_COUNTS, group_by=["environment"])

@@ -78,7 +78,7 @@ async def _chunk_usage(
             source="raw",
             **extra,
         )
-        plan = plan_query(body, limits)
+        plan = plan_query(body, limits, allow_content=False)
         return plan, await metrics.query(plan)
 
     main_plan, main = await run(USAGE_TOTALS, _BY_MODEL, interval=request.interval)
@@ -122,7 +122,7 @@ async def _top_users_of(
         order_by="-cost_usd",
         limit=request.top_users,
     )
-    return list((await metrics.query(plan_query(body, limits))).series)
+    return list((await metrics.query(plan_query(body, limits, allow_content=False))).series)
 
 
 def _key(series: MetricSeries) -> ModelKey:

@@ -105,7 +105,7 @@ async def metric_value(
     node = {"and": [{"field": f, "op": "eq", "value": v} for f, v in conditions.items()]} if conditions else None
 
     async def value_between(a: datetime, b: datetime) -> tuple[Value, str, str]:
-        plan = plan_query(MetricQuery(metrics=[selection], filter=node, from_=a, to=b), limits)
+        plan = plan_query(MetricQuery(metrics=[selection], filter=node, from_=a, to=b), limits, allow_content=False)
         result = await repository.query(plan)
         (key,) = result.totals
         return result.totals[key], plan.selections[0].aggregation, result.source

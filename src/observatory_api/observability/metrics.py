@@ -83,6 +83,28 @@ db_query_duration_seconds = Histogram(
     ["operation"],
     buckets=LATENCY_BUCKETS,
 )
+# OTLP ingest: what was refused, rejected, dropped or changed. `signal` is `spans` or `logs`; the
+# reasons are fixed sets (ingest/report.py), never attribute keys or ids.
+ingest_requests_refused_total = Counter(
+    "ingest_requests_refused_total",
+    "OTLP requests refused whole (4xx) or whose decoding was stopped by a timeout, by reason.",
+    ["signal", "reason"],
+)
+ingest_records_rejected_total = Counter(
+    "ingest_records_rejected_total",
+    "Spans or log records not stored (counted in partial_success), by reason.",
+    ["signal", "reason"],
+)
+ingest_attributes_dropped_total = Counter(
+    "ingest_attributes_dropped_total",
+    "Attributes left out of records that were stored, by reason.",
+    ["signal", "reason"],
+)
+ingest_nul_strings_stripped_total = Counter(
+    "ingest_nul_strings_stripped_total",
+    "Strings stored with their NUL characters removed (PostgreSQL text cannot hold U+0000).",
+    ["signal"],
+)
 # An Info metric is not supported in multiprocess mode: a constant gauge gives the same series,
 # `observatory_api_build_info{version="..."} 1`.
 build_info = Gauge(

@@ -20,12 +20,11 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
+from observatory_api.secret_rules import DEVELOPMENT_SECRET_KEY
 from observatory_api.settings import ConfigError, Settings
 
 KEY_PREFIX = "obs_"
 _KEY_RE = re.compile(r"^obs_(?P<prefix>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
-# Used only when no SECRET_KEY is set in development or test; production and staging refuse it.
-DEVELOPMENT_SECRET_KEY = "observatory-development-only-secret-key-do-not-deploy"  # noqa: S105
 _k = tables.api_keys
 
 

@@ -1,5 +1,9 @@
 """The request time limit: a request that runs longer than `server.request_timeout_seconds` is
-cancelled and answered 503 problem JSON (when nothing was sent yet), never left hanging."""
+cancelled and answered 503 problem JSON (when nothing was sent yet), never left hanging.
+
+The response start is held back until its first body part and both are sent together, shielded:
+cancelled between the two, granian would have a status without a body and answer a bare 500
+instead of this 503 (REST and GraphQL alike)."""
 
 from __future__ import annotations
 
@@ -24,23 +28,44 @@ class RequestTimeoutMiddleware(ASGIMiddleware):
         self.timeout_seconds = timeout_seconds
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        started = False
+        held: Message | None = None
+        sent = False
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
+        async def holding(message: Message) -> None:
+            nonlocal held, sent
             if message["type"] == "http.response.start":
-                started = True
+                held = message
+                return
+            if held is not None:
+                start, held = held, None
+                with anyio.CancelScope(shield=True):
+                    sent = True
+                    await send(start)
+                    await send(message)
+                return
             await send(message)
 
+        failed_while_cancelled = False
         with anyio.move_on_after(self.timeout_seconds) as deadline:
-            await next_app(scope, receive, tracking)
-        if not deadline.cancelled_caught:
+            try:
+                await next_app(scope, receive, holding)
+            except Exception:
+                # Raised while being cancelled (a driver turning the cancellation into its own
+                # error): the time limit's answer, not a 500.
+                if not deadline.cancel_called:
+                    raise
+                failed_while_cancelled = True
+                logger.warning("error while cancelling a timed-out request", exc_info=True)
+        if not (deadline.cancelled_caught or failed_while_cancelled):
+            if held is not None:  # a start with no body: complete it rather than leave it open
+                await send(held)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         logger.warning(
             "request timed out",
             extra={"path": scope.get("path_template") or scope.get("path"), "request_id": request_id(scope)},
         )
-        if started:
+        if sent:
             return
         body = msgspec.json.encode(
             Problem(

@@ -2,9 +2,13 @@
 
 Each request is counted in every bucket that applies to it: the caller's role limit (or the
 client IP's anonymous limit), the endpoint's limit for that caller, and the per-IP limit of
-`/api/v1/auth/*`. One Redis script checks and counts them all, so several workers and instances
-share each limit exactly. Every limited response carries `RateLimit-Limit/Remaining/Reset` (the
-tightest bucket); a refusal is 429 problem JSON with `Retry-After`.
+`/api/v1/auth/*`. The caller is the API key behind the credential when there is one (the key
+itself, or a token exchanged from it: one budget, not one per credential kind), else the token's
+subject. Per-IP buckets take an IPv4 address whole and an IPv6 address by its /64 network, the
+block one subscriber gets: rotating addresses inside it is free. One Redis script checks and
+counts them all, so several workers and instances share each limit exactly. Every limited response
+carries `RateLimit-Limit/Remaining/Reset` (the tightest bucket); a refusal is 429 problem JSON
+with `Retry-After`.
 
 Requests no route matches (404, 405) never reach the middleware: Litestar answers them before any
 middleware runs, so before authentication. `unrouted_rate_limit_hook` counts them against the
@@ -42,6 +46,8 @@ logger = logging.getLogger("observatory_api.security.rate_limit")
 AUTH_PREFIX = "/api/v1/auth/"
 # Probes must never be throttled.
 EXCLUDED = ["^/alive$", "^/ready$", "^/health$"]
+# One subscriber usually gets a whole /64 (RFC 6177): per-address IPv6 buckets are free to rotate past.
+IPV6_PREFIX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,27 @@ class ClientAddress:
         return peer
 
 
+def ip_bucket(address: str) -> str:
+    """The per-IP bucket of `address`: an IPv4 address itself, an IPv6 address's /64 network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # no IP (a test client's name): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
+
+
+def caller_bucket(principal: Principal) -> str:
+    """Whose budget a request spends: the API key behind it (presented, or exchanged for the
+    token), else the token's subject."""
+    if principal.key_id is not None:
+        return f"key:{principal.key_id}"
+    return f"{principal.kind}:{principal.subject}"
+
+
 class RateLimiter:
     def __init__(self, settings: RateLimitSettings, client_address: ClientAddress) -> None:
         self.settings = settings
@@ -94,9 +121,9 @@ class RateLimiter:
     def buckets(self, store: SecurityStore, scope: Scope, principal: Principal | None) -> list[Bucket]:
         settings = self.settings
         template = scope.get("path_template") or scope.get("path", "")
-        ip = self.client_address(scope)
+        ip = ip_bucket(self.client_address(scope))
         if principal is not None:
-            caller = f"{principal.kind}:{principal.subject}"
+            caller = caller_bucket(principal)
             limit = settings.roles.get(principal.role, settings.requests)
             buckets = [Bucket("role", store.key("ratelimit", "caller", caller), limit)]
         else:

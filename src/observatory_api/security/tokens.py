@@ -16,12 +16,11 @@ import msgspec
 from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
 
+from observatory_api.secret_rules import DEVELOPMENT_JWT_SECRET
 from observatory_api.security.permissions import ROLES
 from observatory_api.settings import AuthSettings, ConfigError, Settings
 
 TokenType = Literal["access", "refresh"]
-# Used only when no JWT_SECRET is set in development or test; production and staging refuse it.
-DEVELOPMENT_JWT_SECRET = "observatory-development-only-jwt-secret-do-not-deploy"  # noqa: S105
 
 
 class TokenError(Exception):

@@ -14,7 +14,6 @@ from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
 from observatory_api.query import check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
-from observatory_api.security.redaction import redact_spans, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
@@ -51,13 +50,13 @@ class SpanController(Controller):
     ) -> SpanPage:
         """Spans that started in the time range, with the trace filters plus `kind` and `trace_id`.
 
-        For the viewer role, `input` and `output` are null and `content_redacted` is true.
+        For the viewer role, `input`, `output`, `status_message` and content attributes are left out,
+        `content_redacted` is true, and `q` is refused.
         """
-        refuse_content_search(request, list_filters.q, "prompt or completion text")
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        page = await spans.list_spans(
+        return await spans.list_spans(
             window=filters.window,
             filter_node=filters_to_node(filters),
             filter_fields=filters.fingerprint_fields(),
@@ -66,6 +65,3 @@ class SpanController(Controller):
             cursor=cursor,
             allow_content=content_allowed(request),
         )
-        if not content_allowed(request):
-            redact_spans(page.data)
-        return page

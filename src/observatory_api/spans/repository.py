@@ -14,6 +14,7 @@ from observatory_api.db.keyset import Keyset
 from observatory_api.filters import Node, compile_span_filter
 from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow, utc
+from observatory_api.spans.rows import span_columns, span_from_row
 from observatory_api.spans.schemas import Span, SpanPage
 
 SpanSort = Literal["start_time", "-start_time", "duration", "-duration"]
@@ -35,9 +36,12 @@ class SpanRepository:
         sort: SpanSort,
         limit: int,
         cursor: str | None,
-        allow_content: bool = True,
+        allow_content: bool,
     ) -> SpanPage:
-        """One page of spans started in `window`, matching `filter_node`, in `sort` order."""
+        """One page of spans started in `window`, matching `filter_node`, in `sort` order.
+
+        Without `allow_content`, content is neither returned nor searchable (core.content).
+        """
         first = _s.c.start_time if sort.lstrip("-") == "start_time" else _s.c.duration_ms
         keyset = Keyset(
             sort=sort,
@@ -52,9 +56,10 @@ class SpanRepository:
         if filter_node is not None:
             condition = and_(condition, compile_span_filter(filter_node, allow_content=allow_content))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(keyset.apply(select(_s).where(condition)))).all()
+            stmt = select(*span_columns(allow_content=allow_content)).where(condition)
+            rows = (await conn.execute(keyset.apply(stmt))).all()
         page, next_cursor, has_more = keyset.page(rows)
-        spans = [Span(**row._mapping) for row in page]
+        spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in page]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)
 
     @timed("spans.model_seen_ranges")

@@ -12,7 +12,6 @@ from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
 from observatory_api.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
-from observatory_api.security.redaction import redact_logs, redact_spans, refuse_content_search
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
@@ -51,7 +50,6 @@ class TraceController(Controller):
         `model` matches traces that used the model in any LLM call; `q` searches prompts and
         completions. Walk the pages with `cursor` until `has_more` is false.
         """
-        refuse_content_search(request, list_filters.q, "prompt or completion text")
         return await traces.list_traces(
             window=list_filters.window,
             filter_node=filters_to_node(list_filters),
@@ -59,6 +57,7 @@ class TraceController(Controller):
             sort=sort,
             limit=resolve_limit(limit, settings.query),
             cursor=cursor,
+            allow_content=content_allowed(request),
         )
 
     @get(
@@ -80,13 +79,10 @@ class TraceController(Controller):
     ) -> TraceDetail:
         """The trace summary, its spans as a tree (children nested under parents) and its logs.
 
-        For the viewer role, span `input`/`output` and log `body` are null and `content_redacted` is true.
+        For the viewer role, span `input`/`output`/`status_message`, log `body` and content attributes
+        are left out and `content_redacted` is true.
         """
-        detail = await traces.get_trace(check_trace_id(trace_id))
-        if not content_allowed(request):
-            redact_spans(detail.spans)
-            redact_logs(detail.logs)
-        return detail
+        return await traces.get_trace(check_trace_id(trace_id), allow_content=content_allowed(request))
 
     @post(
         "/search",

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
-from sqlalchemy import Column, ColumnElement, Select, Table, and_, select
+from sqlalchemy import Column, ColumnElement, Row, Select, Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.errors import NotFound
 from observatory_api.filters import Node, compile_trace_filter
+from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
+from observatory_api.spans.rows import span_columns, span_from_row
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
-
-R = TypeVar("R")
 
 _t = tables.traces
 SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
@@ -45,7 +45,7 @@ class TraceRepository:
         sort: TraceSort,
         limit: int,
         cursor: str | None,
-        allow_content: bool = True,
+        allow_content: bool,
     ) -> TracePage:
         """One page of trace summaries started in `window`, matching `filter_node`, in `sort` order."""
         keyset = Keyset(
@@ -66,19 +66,24 @@ class TraceRepository:
         return TracePage(data=[to_summary(row) for row in page], next_cursor=next_cursor, has_more=has_more)
 
     @timed("traces.get_trace")
-    async def get_trace(self, trace_id: str) -> TraceDetail:
-        """The summary, the spans as a tree and the logs of one trace; NotFound when absent."""
+    async def get_trace(self, trace_id: str, *, allow_content: bool) -> TraceDetail:
+        """The summary, the spans as a tree and the logs of one trace; NotFound when absent.
+
+        Without `allow_content`, span and log content is left out (core.content).
+        """
         async with self._engine.connect() as conn:
             found = (await conn.execute(select(*SUMMARY_COLUMNS).where(_t.c.trace_id == trace_id))).first()
             if found is None:
                 raise NotFound(f"no trace with id {trace_id}")
             summary = to_summary(found)
-            span_rows = (await conn.execute(_trace_spans(summary))).all()
-            log_rows = (await conn.execute(_trace_logs(trace_id))).all()
+            span_rows = (await conn.execute(_trace_spans(summary, allow_content))).all()
+            log_rows = (await conn.execute(_trace_logs(trace_id, allow_content))).all()
         return TraceDetail(
             **msgspec.structs.asdict(summary),
-            spans=build_span_tree([SpanNode(**row._mapping) for row in span_rows]),
-            logs=[LogEntry(**row._mapping) for row in log_rows],
+            spans=build_span_tree(
+                [span_from_row(row, allow_content=allow_content, make=SpanNode) for row in span_rows]
+            ),
+            logs=[log_from_row(row, allow_content=allow_content) for row in log_rows],
         )
 
     @timed("traces.get_summaries")
@@ -91,37 +96,50 @@ class TraceRepository:
         return {row.trace_id: to_summary(row) for row in rows}
 
     @timed("traces.spans_of_traces")
-    async def spans_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[SpanNode]]:
+    async def spans_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[SpanNode]]:
         """Every span of each trace (flat, in start order), by trace id, in one statement."""
         spans = tables.spans
-        return await self._rows_by_trace(spans, trace_ids, (spans.c.start_time, spans.c.span_id), SpanNode)
+        rows = await self._rows_by_trace(
+            select(*span_columns(allow_content=allow_content)), spans, trace_ids, (spans.c.start_time, spans.c.span_id)
+        )
+        return {
+            trace_id: [span_from_row(row, allow_content=allow_content, make=SpanNode) for row in found]
+            for trace_id, found in rows.items()
+        }
 
     @timed("traces.logs_of_traces")
-    async def logs_of_traces(self, trace_ids: Sequence[str]) -> dict[str, list[LogEntry]]:
+    async def logs_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[LogEntry]]:
         """The logs of each trace, in time order, by trace id, in one statement."""
         logs = tables.logs
-        return await self._rows_by_trace(logs, trace_ids, (logs.c.time, logs.c.log_id), LogEntry)
+        rows = await self._rows_by_trace(
+            select(*log_columns(allow_content=allow_content)), logs, trace_ids, (logs.c.time, logs.c.log_id)
+        )
+        return {
+            trace_id: [log_from_row(row, allow_content=allow_content) for row in found]
+            for trace_id, found in rows.items()
+        }
 
     async def _rows_by_trace(
-        self, table: Table, trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]], make: Callable[..., R]
-    ) -> dict[str, list[R]]:
-        """Every row of `table` for `trace_ids`, in `order`, grouped by trace id (each id present)."""
-        found: dict[str, list[R]] = {trace_id: [] for trace_id in trace_ids}
+        self, columns: Select[Any], table: Table, trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]]
+    ) -> dict[str, list[Row[Any]]]:
+        """The rows of `columns` (a select from `table`) for `trace_ids`, in `order`, grouped by
+        trace id (each id present)."""
+        found: dict[str, list[Row[Any]]] = {trace_id: [] for trace_id in trace_ids}
         if not trace_ids:
             return found
-        stmt = select(table).where(table.c.trace_id.in_(set(trace_ids))).order_by(*order)
+        stmt = columns.where(table.c.trace_id.in_(set(trace_ids))).order_by(*order)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         for row in rows:
-            found[row.trace_id].append(make(**row._mapping))
+            found[row.trace_id].append(row)
         return found
 
 
-def _trace_spans(summary: TraceSummary) -> Select[Any]:
+def _trace_spans(summary: TraceSummary, allow_content: bool) -> Select[Any]:
     spans = tables.spans
     # Time bounds let PostgreSQL (and TimescaleDB chunk exclusion) skip everything outside the trace.
     return (
-        select(spans)
+        select(*span_columns(allow_content=allow_content))
         .where(
             spans.c.trace_id == summary.trace_id,
             spans.c.start_time >= summary.start_time,
@@ -131,9 +149,13 @@ def _trace_spans(summary: TraceSummary) -> Select[Any]:
     )
 
 
-def _trace_logs(trace_id: str) -> Select[Any]:
+def _trace_logs(trace_id: str, allow_content: bool) -> Select[Any]:
     logs = tables.logs
-    return select(logs).where(logs.c.trace_id == trace_id).order_by(logs.c.time, logs.c.log_id)
+    return (
+        select(*log_columns(allow_content=allow_content))
+        .where(logs.c.trace_id == trace_id)
+        .order_by(logs.c.time, logs.c.log_id)
+    )
 
 
 def build_span_tree(spans: Sequence[SpanNode]) -> list[SpanNode]:

@@ -185,7 +185,7 @@ def test_viewers_cannot_search_text_but_search_the_rest(seeded_databases: dict, 
             body = gql(viewer, SEARCH, {**window, "filter": filter_, "sort": "START_TIME_DESC"})
             error = body["errors"][0]
             assert body["data"] is None and error["extensions"]["code"] == "INVALID_INPUT"
-            assert "may not search prompt or completion text" in error["message"]
+            assert "may not search prompt, completion or error text" in error["message"]
             rest = viewer.post("/api/v1/traces/search", json={**window, "filter": filter_})
             assert rest.status_code == 400 and rest.json()["detail"] == error["message"]
         seen_by_viewer = walk(viewer, {**window, "filter": allowed, "sort": "START_TIME_DESC"})

@@ -205,19 +205,26 @@ def test_partial_success_names_the_rejected_spans(ingest_server: IngestServer) -
     assert "spanId" in partial["errorMessage"]
 
 
-def test_an_infinite_number_is_rejected_by_name(ingest_server: IngestServer) -> None:
+def test_an_infinite_cost_is_dropped_by_name_and_the_span_stored(ingest_server: IngestServer) -> None:
     base, server = ingest_server.base, ingest_server
     spans = record_spans("genai")
     document = json.loads(otlp_json(spans))
-    # Proto3 JSON allows "Infinity" for doubles: not a cost anything can add up.
+    # Proto3 JSON allows "Infinity" for doubles: not a cost anything can add up. The span is
+    # stored without it (once it was rejected whole, and the exporter ignored partial_success).
     infinite = document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
     infinite["attributes"].append({"key": "gen_ai.usage.cost", "value": {"doubleValue": "Infinity"}})
     response = httpx.post(f"{base}/v1/traces", json=document, headers=server.otlp_headers(), timeout=10)
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
-    assert partial["rejectedSpans"] == "1"
-    assert partial["errorMessage"] == "cost_usd must be a finite non-negative number"
-    assert get_trace(server, trace_id_of(spans))["span_count"] == 1  # the other span is stored
+    assert partial["rejectedSpans"] == "0"
+    assert partial["errorMessage"] == (
+        "1 attribute dropped: gen_ai.usage.cost (cost_usd must be a finite non-negative number)"
+    )
+    detail = get_trace(server, trace_id_of(spans))
+    assert detail["span_count"] == 2
+    stored = detail["spans"][0]
+    assert stored["name"] == infinite["name"]
+    assert "gen_ai.usage.cost" not in stored["attributes"]
 
 
 def test_refusals(ingest_server: IngestServer) -> None:

@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 from observatory_api.app import create_app
 from observatory_api.settings import load_settings
 from tests.integration.security.conftest import TEST_REDIS_URL
-from tests.integration.test_cli import STRONG, run_cli
+from tests.integration.test_cli import STRONG, STRONG_KEY, run_cli
 
 
 def test_keys_create_list_revoke_and_token_create(tmp_path: Path, redis_settings) -> None:  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ def test_config_check_production_enforces_rate_limits_and_introspection(tmp_path
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql://u:p@h/d",
         "JWT_SECRET": STRONG,
-        "SECRET_KEY": STRONG,
+        "SECRET_KEY": STRONG_KEY,
         "CORS_ORIGINS": "https://a.example",
     }
     assert run_cli("config", "check", "--production", cwd=tmp_path, env=env).returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from litestar import get
 from litestar.testing import TestClient
@@ -11,7 +12,7 @@ from litestar.testing import TestClient
 from observatory_api.app import create_app
 from observatory_api.security.limits import RequestTimeoutMiddleware
 from observatory_api.settings import ConfigError, CorsSettings, DatabaseSettings, ServerSettings, load_settings
-from tests.conftest import auth_headers, make_settings
+from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY, auth_headers, make_settings
 from tests.integration.security.conftest import open_client
 
 ALLOWED = "https://app.example"
@@ -37,6 +38,30 @@ def test_cors_preflight_is_answered_for_listed_origins_only(migrated_database: D
         assert "access-control-allow-origin" not in other.headers
 
 
+def vary_names(response: httpx.Response) -> list[str]:
+    return [name.strip().lower() for value in response.headers.get_list("vary") for name in value.split(",")]
+
+
+def test_cors_adds_origin_to_the_vary_of_cached_and_compressed_responses(migrated_database: DatabaseSettings) -> None:
+    settings = make_settings(migrated_database, cors=CorsSettings(origins=(ALLOWED,)))
+    headers = {"Origin": ALLOWED, "Accept-Encoding": "identity", **auth_headers(settings)}
+    with open_client(settings) as client:
+        miss, hit = (client.get("/api/v1/models", headers=headers) for _ in range(2))
+        assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+        for response in (miss, hit):
+            assert response.headers["access-control-allow-origin"] == ALLOWED
+            # The cache's entries and the origin's, each once.
+            assert sorted(vary_names(response)) == ["accept-encoding", "authorization", "origin", "x-api-key"]
+        # Compression's Vary survives too.
+        compressed = client.get("/schema/openapi.json", headers={"Origin": ALLOWED, "Accept-Encoding": "gzip"})
+        assert compressed.headers["content-encoding"] == "gzip"
+        assert sorted(vary_names(compressed)) == ["accept-encoding", "origin"]
+        # An origin not listed gets no CORS headers, and the response keeps its own Vary.
+        other = client.get("/api/v1/models", headers={**headers, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        assert sorted(vary_names(other)) == ["accept-encoding", "authorization", "x-api-key"]
+
+
 def test_cors_is_permissive_in_development_but_never_with_credentials(migrated_database: DatabaseSettings) -> None:
     settings = make_settings(migrated_database, cors=CorsSettings(origins=("*",), allow_credentials=True))
     with open_client(settings) as client:
@@ -50,8 +75,8 @@ def test_a_wildcard_origin_is_refused_at_start_up_in_production() -> None:
     environ = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql://u:p@db/obs",
-        "JWT_SECRET": "k3y-abcdefghijklmnopqrstuvwxyz0123456789",
-        "SECRET_KEY": "k3y-abcdefghijklmnopqrstuvwxyz0123456789",
+        "JWT_SECRET": STRONG_JWT_SECRET,
+        "SECRET_KEY": STRONG_SECRET_KEY,
         "CORS_ORIGINS": "https://a.example,*",
     }
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):

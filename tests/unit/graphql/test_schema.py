@@ -6,8 +6,9 @@ from pathlib import Path
 
 from graphql import parse
 
-from observatory_api.graphql.limits import CATALOGUE_FANOUT, COMPARISON_COST, NESTED_FANOUT, query_cost
-from observatory_api.graphql.schema import schema_sdl
+from observatory_api.graphql.limits import CATALOGUE_FANOUT, COMPARISON_COST, NESTED_FANOUT, Estimate, estimate
+from observatory_api.graphql.schema import build_schema, schema_sdl
+from observatory_api.settings import GraphQLSettings, QuerySettings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "schema.graphql"
 
@@ -25,8 +26,17 @@ def test_the_documented_query_is_in_the_schema() -> None:
         assert field in sdl
 
 
+SCHEMA = build_schema(GraphQLSettings(), QuerySettings())._schema
+
+
+def estimated(query: str, variables: dict | None = None) -> Estimate:
+    found = estimate(SCHEMA, parse(query), None, variables, QuerySettings())
+    assert found is not None
+    return found
+
+
 def cost(query: str, variables: dict | None = None) -> int:
-    return query_cost(parse(query), variables, 50)
+    return estimated(query, variables).cost
 
 
 def test_scalars_are_free_and_lists_multiply() -> None:
@@ -76,3 +86,30 @@ def test_usage_with_compare_with_costs_per_model() -> None:
     assert cost(query, {"c": None}) == batched
     assert cost(query, {"c": "openai/gpt-4o-mini"}) == every
     assert cost("{ models { usage(compareWith: null) { requests } } }") == batched
+
+
+def test_the_cost_uses_the_coerced_variables() -> None:
+    query = "query($n: Int = 400) { traces(limit: $n) { spans { id } } }"
+    assert cost(query) == 1 + 400 * 1  # the declared default, not the page size
+    assert cost(query, {"n": 7}) == 1 + 7 * 1  # a value sent wins
+    assert cost(query, {"n": None}) == 1 + 50 * 1  # null: the page size, as the resolver reads it
+    # An argument the query does not give takes the schema's default (`Session.traces` 10).
+    assert cost("query($n: Int = 3) { sessions(limit: $n) { traces { id } } }") == 1 + 3 * 1
+    assert cost("query($n: Int! = 3) { sessions { traces(limit: $n) { spans { id } } } }") == 1 + 50 * (1 + 3 * 1)
+    # Out of bounds, a limit counts as the largest the resolver accepts (and the resolver refuses it).
+    assert cost("{ traces(limit: 1000000) { spans { id } } }") == 1 + 1000 * 1
+
+
+def test_variables_that_do_not_coerce_are_left_to_execution() -> None:
+    query = "query($n: Int!) { traces(limit: $n) { id } }"
+    assert estimate(SCHEMA, parse(query), None, {}, QuerySettings()) is None
+    assert estimate(SCHEMA, parse(query), None, {"n": "many"}, QuerySettings()) is None
+    assert estimate(SCHEMA, parse(query), None, ["not", "a", "mapping"], QuerySettings()) is None
+
+
+def test_rows_count_every_alias_and_every_nested_object() -> None:
+    aliases = "query($l: Int = 1000) { " + " ".join(f"a{i}: spans(limit: $l) {{ id }}" for i in range(15)) + " }"
+    assert estimated(aliases) == Estimate(cost=15, rows=15 * 1000)
+    assert estimated("{ traces(limit: 20) { spans { id } logs { id } } }").rows == 20 * (1 + 10 + 10)
+    assert estimated("{ tracesPage(limit: 20) { items { id } nextCursor } }").rows == 1 + 20
+    assert estimated("{ models { id } }").rows == 1

@@ -24,7 +24,7 @@ def plan(days: float, **fields: object) -> Plan:
         to=END,
         **fields,  # type: ignore[arg-type]
     )
-    return plan_query(body, LIMITS)
+    return plan_query(body, LIMITS, allow_content=True)
 
 
 @pytest.mark.parametrize(
