@@ -22,13 +22,15 @@ from observatory_api.models.controller import ModelController
 from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
+from observatory_api.openapi_docs import ClosedStructSchemaPlugin
+from observatory_api.request import ApiRequest
 from observatory_api.security.cors import install_cors
 from observatory_api.security.permissions import requires
 from observatory_api.security.setup import build_security
 from observatory_api.sessions.controller import SessionController
 from observatory_api.settings import Settings, load_settings
 from observatory_api.spans.controller import SpanController
-from observatory_api.strict_query import reject_unknown_query_params
+from observatory_api.strict_query import check_request_parameters
 from observatory_api.traces.controller import TraceController
 
 API_PREFIX = "/api/v1"
@@ -64,11 +66,13 @@ def create_app(settings: Settings) -> Litestar:
         response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),
         exception_handlers=exception_handlers(),
-        before_request=reject_unknown_query_params,
+        before_request=check_request_parameters,
         before_send=[add_request_id_header, *security.before_send],
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
+        request_class=ApiRequest,
+        plugins=[ClosedStructSchemaPlugin()],
         logging_config=logging_config(settings.logging),
         debug=False,
     )

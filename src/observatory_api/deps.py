@@ -13,7 +13,7 @@ from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
-from observatory_api.query import check_plain, resolve_window
+from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, PLAIN_ID, check_plain, resolve_window
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository
@@ -50,7 +50,13 @@ TIME_FROM = QueryParameter(
     name="from", required=False, description="Start of the range (RFC 3339); default: `to` minus 24 hours."
 )
 TIME_TO = QueryParameter(required=False, description="End of the range, exclusive (RFC 3339); default: now.")
-IDENT = QueryParameter(required=False, max_length=200)
+# The patterns document what the handlers check (check_plain, check_trace_id, check_span_id),
+# which answer with their own reasons; Litestar does not enforce `schema_extra`.
+IDENT = QueryParameter(required=False, max_length=200, schema_extra={"pattern": PLAIN_ID.pattern})
+TRACE_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_TRACE_ID.pattern})
+SPAN_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_SPAN_ID.pattern})
+# Litestar leaves a bound of 0 out of the document (it is falsy): say it again.
+NON_NEGATIVE = QueryParameter(required=False, ge=0, schema_extra={"minimum": 0})
 
 
 def provide_list_filters(
@@ -67,17 +73,25 @@ def provide_list_filters(
     session_id: Annotated[str | None, IDENT] = None,
     environment: Annotated[str | None, IDENT] = None,
     tag: Annotated[str | None, IDENT] = None,
-    min_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    max_duration_ms: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    min_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-    max_cost: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+    min_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
+    max_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
+    min_cost: Annotated[float | None, NON_NEGATIVE] = None,
+    max_cost: Annotated[float | None, NON_NEGATIVE] = None,
     q: Annotated[
         str | None,
         QueryParameter(required=False, min_length=1, max_length=200, description="Text in the prompt or completion."),
     ] = None,
 ) -> ListFilters:
     """The filters shared by `GET /traces` and `GET /spans`, with the time range checked."""
-    for name, value in (("service", service), ("user_id", user_id), ("session_id", session_id), ("tag", tag)):
+    identifiers = {
+        "service": service,
+        "provider": provider,
+        "user_id": user_id,
+        "session_id": session_id,
+        "environment": environment,
+        "tag": tag,
+    }
+    for name, value in identifiers.items():
         check_plain(value, name)
     return ListFilters(
         window=resolve_window(from_, to, settings.query),

@@ -164,7 +164,8 @@ def _field_errors(extra: Any) -> list[FieldError]:
         if isinstance(item, dict) and "message" in item:
             key = item.get("key") or "body"
             key = _PARAMETER_ALIASES.get(key, key)
-            source = item.get("source")
+            # Query and path parameters carry Litestar's ParamType enum; its value is the location.
+            source = getattr(item.get("source"), "value", item.get("source"))
             errors.append(
                 FieldError(field=str(key), reason=str(item["message"]), source=str(source) if source else None)
             )

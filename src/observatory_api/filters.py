@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select
+from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
 
 from observatory_api.core.content import path_reaches_content
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
-from observatory_api.query import utc
+from observatory_api.query import check_text, check_time
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
 FieldKind = Literal["str", "enum", "num", "time", "text", "tags", "json"]
@@ -40,7 +40,16 @@ MAX_DEPTH = 8
 MAX_IN_VALUES = 100
 MAX_STRING = 500
 _KEY = r"[A-Za-z0-9_\-:@$]{1,100}"
-_ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>[^"\]\\\x00-\x1f]{{1,100}})"\]')
+# A quoted key holds anything but `"` and control characters: it is bound as data on both
+# databases (a text[] parameter on PostgreSQL, a quoted JSON path label on SQLite), never parsed.
+_QUOTED_KEY = r'[^"\x00-\x1f\x7f]{1,100}'
+_ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>{_QUOTED_KEY})"\]')
+# A whole attribute field, for the OpenAPI document (`_split_field` parses it).
+ATTRIBUTE_FIELD = rf'^attributes(?:\.{_KEY}|\["{_QUOTED_KEY}"\]){{1,{MAX_DEPTH}}}$'
+_ATTRIBUTE_PATH_REASON = (
+    'an attribute path is attributes.<key> or attributes["<key>"]: a plain key holds 1 to 100 letters, '
+    'digits or _-:@$, a quoted key 1 to 100 characters other than " and control characters'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,7 @@ def _parse(raw: Any, where: str, depth: int, counter: list[int], max_nodes: int)
     field, op = raw.get("field"), raw.get("op")
     if not isinstance(field, str) or not field:
         raise InvalidInput.field(f"{where}.field", "is required and must be a string", "body")
+    _check_attribute_path(field, f"{where}.field")
     if op not in OPS_BY_KIND["json"]:
         raise InvalidInput.field(f"{where}.op", f"unknown operator {op!r}", "body")
     if op != "exists" and "value" not in raw:
@@ -202,6 +212,12 @@ def _compile(node: Node, leaf: Callable[[Condition], ColumnElement[bool]]) -> Co
     return and_(*parts) if node.kind == "and" else or_(*parts)
 
 
+def _check_attribute_path(field: str, where: str) -> None:
+    """A field that starts an attribute path (`attributes.` or `attributes[`) must be a whole one."""
+    if field.startswith(("attributes.", "attributes[")) and not _split_field(field)[1]:
+        raise InvalidInput.field(where, f"{_ATTRIBUTE_PATH_REASON}; got {field!r}", "body")
+
+
 def _split_field(field: str) -> tuple[str, list[str]]:
     """`attributes.a.b` -> ("attributes", ["a", "b"]); other fields have no path."""
     if not field.startswith("attributes"):
@@ -282,8 +298,7 @@ def _single(column: Any, spec: FieldSpec, path: list[str], op: str, value: Any, 
         contains = json_array_contains(column, _check_string(value, where))
         return not_(contains) if op == "ne" else contains
     if spec.kind == "num":
-        number = _check_number(value, where)
-        return _compare(column, op, number)
+        return _compare(column, op, _number_operand(column, _check_number(value, where)))
     if spec.kind == "time":
         return _compare(column, op, _check_time(value, where))
     text = _check_string(value, where)
@@ -319,19 +334,40 @@ def _like(text: str) -> str:
 def _check_string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_STRING:
         raise InvalidInput.field(where, f"must be a string of 1 to {MAX_STRING} characters", "body")
-    return value
+    return check_text(value, where, "body")
+
+
+# The magnitude beyond which a number cannot be compared as a double (float(10**400) overflows).
+_MAX_NUMBER = 1e308
 
 
 def _check_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput.field(where, "must be a number", "body")
+    if not -_MAX_NUMBER <= value <= _MAX_NUMBER:  # JSON has no infinity; a 400-digit integer does parse
+        raise InvalidInput.field(where, f"must be a number between -{_MAX_NUMBER:g} and {_MAX_NUMBER:g}", "body")
     return value
+
+
+# Integers every integer column holds (PostgreSQL's integer is 32 bits).
+_INT32 = range(-(2**31), 2**31)
+
+
+def _number_operand(column: Any, number: float) -> Any:
+    """`number` as the other side of a comparison with `column`: an integer an integer column holds
+    as is (its index serves), anything else as a double, so that 2**40 or 1.5 against a 32-bit
+    integer column, or 2**70 against any, compares as numbers instead of failing to bind."""
+    if isinstance(column.type, Integer) and isinstance(number, int) and number in _INT32:
+        return number
+    return literal(float(number), Double())
 
 
 def _check_scalar(value: Any, where: str) -> None:
     if isinstance(value, str):
         _check_string(value, where)
-    elif not isinstance(value, int | float | bool):
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        _check_number(value, where)
+    elif not isinstance(value, bool):
         raise InvalidInput.field(where, "must be a string, a number or a boolean", "body")
 
 
@@ -340,4 +376,4 @@ def _check_time(value: Any, where: str) -> datetime:
         parsed = msgspec.convert(value, datetime)
     except msgspec.ValidationError:
         raise InvalidInput.field(where, "must be an RFC 3339 timestamp", "body") from None
-    return utc(parsed)
+    return check_time(parsed, where, "body")

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from observatory_api.errors import InvalidInput
+from observatory_api.query import check_time
 
 KeyValue = str | int | float | None
 
@@ -46,7 +47,18 @@ def decode_cursor(token: str, *, sort: str, fingerprint: str, key_length: int) -
         raise InvalidInput.field("cursor", f"was issued for another sort order, not {sort!r}", "query")
     if cursor.fingerprint != fingerprint:
         raise InvalidInput.field("cursor", "was issued for different filters; restart without a cursor", "query")
-    return cursor
+    # A cursor is not signed: what it carries is checked like any other input.
+    try:
+        window_from, window_to = check_time(cursor.window_from, "cursor"), check_time(cursor.window_to, "cursor")
+    except InvalidInput:
+        raise _not_ours() from None
+    if window_from >= window_to:
+        raise _not_ours()
+    return msgspec.structs.replace(cursor, window_from=window_from, window_to=window_to)
+
+
+def _not_ours() -> InvalidInput:
+    return InvalidInput.field("cursor", "is not a cursor this service issued", "query")
 
 
 def fingerprint(filters: Mapping[str, Any]) -> str:

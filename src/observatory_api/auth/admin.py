@@ -6,6 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 
 from observatory_api.auth.schemas import ApiKeyList, CachePurged
+from observatory_api.openapi_docs import api_responses
 from observatory_api.security.api_keys import ApiKeyRepository
 from observatory_api.security.permissions import requires
 from observatory_api.security.response_cache import STORE_NAME
@@ -16,12 +17,18 @@ class AdminController(Controller):
     tags = ["admin"]
     guards = [requires("admin")]
 
-    @get("/api-keys", operation_id="list_api_keys", summary="List API keys", cache=False)
+    @get("/api-keys", operation_id="list_api_keys", summary="List API keys", responses=api_responses(), cache=False)
     async def list_api_keys(self, state: State) -> ApiKeyList:
         """Every key with its prefix, role, expiry and revocation; secrets and hashes are never shown."""
         return ApiKeyList(data=await ApiKeyRepository(state.read_engine).list_keys())
 
-    @post("/cache/purge", operation_id="purge_cache", summary="Purge the response cache", status_code=200)
+    @post(
+        "/cache/purge",
+        operation_id="purge_cache",
+        summary="Purge the response cache",
+        status_code=200,
+        responses=api_responses(),
+    )
     async def purge_cache(self, request: Request) -> CachePurged:  # type: ignore[type-arg]
         """Drops every cached response (all roles, all routes)."""
         await request.app.stores.get(STORE_NAME).delete_all()

@@ -12,7 +12,7 @@ from litestar.params import Body
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
 from observatory_api.errors import InvalidInput, Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
-from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.openapi_docs import problems
 from observatory_api.security.api_keys import key_prefix_of
 from observatory_api.security.authentication import Authenticator, AuthFailure, unauthorized
 from observatory_api.security.permissions import ROLE_PERMISSIONS, Principal, principal_of
@@ -20,13 +20,21 @@ from observatory_api.security.revocation import Revocations
 from observatory_api.settings import Settings
 
 _NO_KEY = "send an API key in X-API-Key to obtain tokens"
+# No role guard here; the store behind rotation and logout may be unavailable (503).
+AUTH_PROBLEMS = problems(400, 401, 429, 503)
 
 
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/token", operation_id="create_token", summary="Exchange an API key for tokens", status_code=200)
+    @post(
+        "/token",
+        operation_id="create_token",
+        summary="Exchange an API key for tokens",
+        status_code=200,
+        responses=AUTH_PROBLEMS,
+    )
     async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
         """Send the key in `X-API-Key`; returns an access token (1 hour) and a refresh token (7 days)."""
         principal = principal_of(request)
@@ -43,7 +51,7 @@ class AuthController(Controller):
         operation_id="refresh_token",
         summary="Rotate a refresh token",
         status_code=200,
-        responses=BAD_REQUEST,
+        responses={**AUTH_PROBLEMS, **problems(413)},
     )
     async def refresh_token(self, state: State, data: Annotated[RefreshRequest, Body()]) -> TokenPair:
         """Returns a new pair; the old refresh token stops working, and presenting it again revokes
@@ -69,7 +77,7 @@ class AuthController(Controller):
             raise unauthorized(failure) from None
         return _pair(authenticator, subject=claims.sub, role=claims.role, key_prefix=claims.key, family=claims.fam)
 
-    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=BAD_REQUEST)
+    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=AUTH_PROBLEMS)
     async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
         """Revokes every token of the presented token's refresh family (this access token, its
         refresh token, and all earlier and later tokens of the login) until they expire."""
@@ -79,7 +87,7 @@ class AuthController(Controller):
         revocations: Revocations = state.revocations
         await revocations.revoke(principal.family_id, "logout")
 
-    @get("/me", operation_id="get_me", summary="Who am I", cache=False)
+    @get("/me", operation_id="get_me", summary="Who am I", responses=AUTH_PROBLEMS, cache=False)
     async def get_me(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Me:
         """Your subject, role, permissions and rate limits."""
         principal = _required(request)

@@ -87,7 +87,10 @@ class json_path_condition(FunctionElement[bool]):
     """A condition on the value at `path` inside a JSON document column.
 
     `op` is one of JSON_PATH_OPS; ordering operators only match values of the same JSON type as
-    `value` (a number is never "greater" than a string). Path segments are bound parameters.
+    `value` (a number is never "greater" than a string). The path is one bound parameter: a text[]
+    on PostgreSQL (each key is data, so `a,b` or `a}` is one key, never array-literal syntax), a
+    JSON path of quoted labels on SQLite. Keys must not hold `"` or control characters (the filter
+    language refuses them): SQLite's path syntax has no escape for `"`.
     """
 
     type = Boolean()
@@ -121,13 +124,13 @@ def _like_pattern(value: str) -> str:
 def _json_path_condition_pg(element: json_path_condition, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = list(element.clauses)
     col = compiler.process(column, **kw)
-    path = compiler.process(bindparam(None, "{" + ",".join(element.path) + "}", type_=Text()), **kw)
-    at_path = f"({col} #> CAST({path} AS TEXT[]))"
+    path = compiler.process(bindparam(None, list(element.path), type_=postgresql.ARRAY(Text())), **kw)
+    at_path = f"({col} #> {path})"
     if element.op == "exists":
         return f"({at_path} IS NOT NULL)"
     if element.op == "contains":
         pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
-        return f"(({col} #>> CAST({path} AS TEXT[])) ILIKE {pattern})"
+        return f"(({col} #>> {path}) ILIKE {pattern})"
     value = compiler.process(bindparam(None, json.dumps(element.value), type_=Text()), **kw)
     comparison = f"({at_path} {_SQL_OPS[element.op]} CAST({value} AS JSONB))"
     if element.op in ("eq", "ne"):
@@ -138,12 +141,23 @@ def _json_path_condition_pg(element: json_path_condition, compiler: SQLCompiler,
 _SQLITE_TYPES = {"number": "('integer', 'real')", "string": "('text')", "boolean": "('true', 'false')"}
 
 
+_SQLITE_INTEGER = range(-(2**63), 2**63)
+
+
+def _sqlite_json_path(path: list[str]) -> str:
+    """`$."a"."b"`, each label escaped as the stored JSON text escapes its keys (SQLAlchemy's
+    json.dumps, ASCII only): SQLite 3.40 compares a label with a key's raw text, newer versions
+    unescape both, and either way `é` or a backslash then matches."""
+    if any('"' in key for key in path):
+        raise ValueError('a JSON path key may not hold `"` on SQLite')
+    return "$" + "".join(f'."{json.dumps(key)[1:-1]}"' for key in path)
+
+
 @compiles(json_path_condition, "sqlite")
 def _json_path_condition_sqlite(element: json_path_condition, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = list(element.clauses)
     col = compiler.process(column, **kw)
-    json_path = "$" + "".join(f'."{segment}"' for segment in element.path)
-    path = compiler.process(bindparam(None, json_path, type_=Text()), **kw)
+    path = compiler.process(bindparam(None, _sqlite_json_path(element.path), type_=Text()), **kw)
     if element.op == "exists":
         return f"(json_type({col}, {path}) IS NOT NULL)"
     extracted = f"json_extract({col}, {path})"
@@ -151,7 +165,11 @@ def _json_path_condition_sqlite(element: json_path_condition, compiler: SQLCompi
         pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
         return f"({extracted} LIKE {pattern} ESCAPE '\\')"
     raw = element.value
-    value = compiler.process(bindparam(None, int(raw) if isinstance(raw, bool) else raw), **kw)
+    if isinstance(raw, bool):
+        raw = int(raw)
+    elif isinstance(raw, int) and raw not in _SQLITE_INTEGER:
+        raw = float(raw)  # SQLite binds 64-bit integers only; JSON numbers compare as numbers anyway
+    value = compiler.process(bindparam(None, raw), **kw)
     json_types = _SQLITE_TYPES[_json_type_of(raw)]
     return f"(json_type({col}, {path}) IN {json_types} AND {extracted} {_SQL_OPS[element.op]} {value})"
 

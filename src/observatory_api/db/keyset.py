@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import Column, Row, Select, bindparam, tuple_
 
 from observatory_api.errors import InvalidInput
 from observatory_api.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
-from observatory_api.query import TimeWindow
+from observatory_api.query import TimeWindow, check_text, check_time
 
 
 class Keyset:
@@ -70,11 +71,24 @@ class Keyset:
         return rows, encode_cursor(cursor), True
 
 
+# What a key value must be to bind against its column on both databases (a cursor is not signed).
+_BINDABLE_INTEGERS = range(-(2**31), 2**31)
+
+
 def _typed(column: Column[Any], value: Any) -> Any:
     try:
-        return msgspec.convert(value, column.type.python_type)
-    except (msgspec.ValidationError, NotImplementedError):
+        typed = msgspec.convert(value, column.type.python_type)
+        if isinstance(typed, datetime):
+            typed = check_time(typed, "cursor")
+        elif isinstance(typed, str):
+            check_text(typed, "cursor")
+        elif isinstance(typed, float) and not math.isfinite(typed):
+            raise ValueError("not a finite number")
+        elif isinstance(typed, int) and typed not in _BINDABLE_INTEGERS:
+            raise ValueError("out of the column's range")
+    except (msgspec.ValidationError, NotImplementedError, ValueError, InvalidInput):
         raise InvalidInput.field("cursor", "is not a cursor this service issued", "query") from None
+    return typed
 
 
 def _plain(value: Any) -> Any:

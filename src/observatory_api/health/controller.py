@@ -8,9 +8,11 @@ from typing import Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from observatory_api import __version__
 from observatory_api.health.checks import ComponentState, check_database, check_redis
+from observatory_api.openapi_docs import problems
 from observatory_api.security.permissions import principal_of
 
 Status = Literal["ok", "degraded", "down"]
@@ -38,19 +40,34 @@ class HealthController(Controller):
     tags = ["health"]
     include_in_schema = True
 
-    @get("/alive", operation_id="alive", summary="Liveness (no I/O)", cache=False)
+    @get("/alive", operation_id="alive", summary="Liveness (no I/O)", responses=problems(400), cache=False)
     async def alive(self) -> Alive:
         """Answers as long as the process serves requests; touches nothing else."""
         return Alive(status="alive")
 
-    @get("/ready", operation_id="ready", summary="Readiness", cache=False)
+    @get(
+        "/ready",
+        operation_id="ready",
+        summary="Readiness",
+        responses={**problems(400), 503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
+        cache=False,
+    )
     async def ready(self, state: State) -> Response[Readiness]:
         """200 when the database answers with its schema at head and Redis (if configured) answers; 503 otherwise."""
         components = await _components(state)
         ready = all(c.status == "ok" for c in components.values())
         return Response(Readiness(ready=ready, components=components), status_code=200 if ready else 503)
 
-    @get("/health", operation_id="health", summary="Health with component detail", cache=False)
+    @get(
+        "/health",
+        operation_id="health",
+        summary="Health with component detail",
+        responses={
+            **problems(400),
+            503: ResponseSpec(Health, description="The database is down", generate_examples=False),
+        },
+        cache=False,
+    )
     async def health(self, state: State, request: Request[Any, Any, Any]) -> Response[Health]:
         """`ok`, `degraded` (Redis down: the service falls back) or `down` (the database is unusable, 503).
 

@@ -35,6 +35,13 @@ DIMENSIONS: dict[str, str] = {
 }
 HIGH_CARDINALITY = frozenset({"user_id", "session_id", "tag"})
 
+# What a metric query may name besides metrics and dimensions, and how much of it.
+INTERVALS: dict[str, int] = {"minute": 60, "5m": 300, "15m": 900, "hour": 3600, "day": 86_400, "week": 604_800}
+MAX_METRICS = 20
+MAX_GROUP_BY = 4
+MAX_TOP_N = 1000
+ALIAS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
 
 def model_call(t: Any) -> ColumnElement[bool]:
     return t.c.kind.in_(MODEL_CALL_KINDS)

@@ -9,24 +9,44 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.metrics.catalogue import AGGREGATIONS, METRICS
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricCatalogue, MetricQuery, MetricQueryResult, MetricValue
 from observatory_api.metrics.values import catalogue, checked_metric_value
-from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
+from observatory_api.openapi_docs import api_responses, link, linked
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
-METRIC_ID = PathParameter(max_length=100, description="A metric id from `GET /metrics`, e.g. `cost_usd`.")
-SpanKindParam = Annotated[str | None, QueryParameter(required=False, max_length=16)]
+# The enums document what `checked_metric_value` checks (an unknown metric id is a 404).
+METRIC_ID = PathParameter(
+    max_length=100,
+    description="A metric id from `GET /metrics`, e.g. `cost_usd`.",
+    schema_extra={"enum": list(METRICS)},
+)
+AGGREGATION = QueryParameter(
+    required=False,
+    max_length=16,
+    description="Default: the metric's default.",
+    schema_extra={"enum": list(AGGREGATIONS)},
+)
+STATUS = QueryParameter(required=False, max_length=8, schema_extra={"enum": list(SPAN_STATUSES)})
+KIND = QueryParameter(required=False, max_length=16, schema_extra={"enum": list(SPAN_KINDS)})
 
 
 class MetricController(Controller):
     path = "/metrics"
     tags = ["metrics"]
 
-    @get("/", operation_id="list_metrics", summary="The metric catalogue")
+    @get(
+        "/",
+        operation_id="list_metrics",
+        summary="The metric catalogue",
+        responses=api_responses(),
+        operation_class=linked(metric=link("get_metric", "The first metric.", metric_id="$response.body#/data/0/id")),
+    )
     async def list_metrics(self) -> MetricCatalogue:
         """Every metric with its unit, aggregations and dimensions, the intervals, and the
         dimensions that group only as a top-N."""
@@ -36,7 +56,7 @@ class MetricController(Controller):
         "/{metric_id:str}",
         operation_id="get_metric",
         summary="A metric's value, against the previous period",
-        responses={**BAD_REQUEST, **NOT_FOUND},
+        responses=api_responses(404),
     )
     async def get_metric(
         self,
@@ -45,13 +65,13 @@ class MetricController(Controller):
         metric_id: Annotated[str, METRIC_ID],
         from_: Annotated[datetime | None, TIME_FROM] = None,
         to: Annotated[datetime | None, TIME_TO] = None,
-        aggregation: Annotated[str | None, QueryParameter(required=False, max_length=16)] = None,
+        aggregation: Annotated[str | None, AGGREGATION] = None,
         provider: Annotated[str | None, IDENT] = None,
         model: Annotated[str | None, IDENT] = None,
         service: Annotated[str | None, IDENT] = None,
         environment: Annotated[str | None, IDENT] = None,
-        status: Annotated[str | None, QueryParameter(required=False, max_length=8)] = None,
-        kind: SpanKindParam = None,
+        status: Annotated[str | None, STATUS] = None,
+        kind: Annotated[str | None, KIND] = None,
         finish_reason: Annotated[str | None, IDENT] = None,
         user_id: Annotated[str | None, IDENT] = None,
         session_id: Annotated[str | None, IDENT] = None,
@@ -86,7 +106,7 @@ class MetricController(Controller):
         operation_id="query_metrics",
         summary="Aggregate metrics by group and time bucket",
         status_code=200,
-        responses=BAD_REQUEST,
+        responses=api_responses(413),
     )
     async def query_metrics(
         self,

@@ -9,27 +9,33 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput
 from observatory_api.filters import Condition, Group, Node, _split_field, compile_span_filter, parse_filter
-from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, METRICS, PERCENTILES, Metric
+from observatory_api.metrics.catalogue import (
+    ALIAS_PATTERN,
+    DIMENSIONS,
+    HIGH_CARDINALITY,
+    INTERVALS,
+    MAX_GROUP_BY,
+    MAX_METRICS,
+    MAX_TOP_N,
+    METRICS,
+    PERCENTILES,
+    Metric,
+)
 from observatory_api.metrics.rollup_tables import GRAINS, ROLLUP_DIMENSIONS, ROLLUPS, Rollup
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
 from observatory_api.query import TimeWindow, resolve_window
 from observatory_api.settings import QuerySettings
 
-INTERVALS: dict[str, int] = {"minute": 60, "5m": 300, "15m": 900, "hour": 3600, "day": 86_400, "week": 604_800}
 AUTO_BUCKETS = 50
 MAX_BUCKETS = 2000
 MAX_POINTS = 100_000  # series x buckets in one answer
-MAX_METRICS = 20
-MAX_GROUP_BY = 4
-MAX_TOP_N = 1000
 # Up to this range `auto` reads raw spans (exact percentiles); beyond, the rollups when they can.
 RAW_MAX_RANGE = timedelta(hours=2)
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_ALIAS = re.compile(ALIAS_PATTERN)
 _ROLLUP_FILTER_FIELDS = frozenset(ROLLUP_DIMENSIONS)
 
 
@@ -78,10 +84,7 @@ def plan_query(body: MetricQuery, limits: QuerySettings, *, allow_content: bool,
     if body.filter is not None:
         node = parse_filter(body.filter, max_nodes=limits.max_filter_nodes)
         compile_span_filter(node, allow_content=allow_content)  # checks every field and value now, as a 400
-    try:
-        window = resolve_window(body.from_, body.to, limits, now=now)
-    except InvalidInput as error:
-        raise InvalidInput(error.detail, errors=[_in_body(e) for e in error.errors or []]) from None
+    window = resolve_window(body.from_, body.to, limits, now=now, source="body")
     interval, seconds = _interval(body.interval, window)
     buckets = bucket_starts(window, seconds) if seconds else []
     order_key, descending = _order(body.order_by, selections)
@@ -115,10 +118,6 @@ def plan_query(body: MetricQuery, limits: QuerySettings, *, allow_content: bool,
     return plan
 
 
-def _in_body(error: Any) -> Any:
-    return type(error)(field=error.field, reason=error.reason, source="body")
-
-
 def _selections(raw: list[MetricSelection]) -> list[Selection]:
     if not raw:
         raise InvalidInput.field("metrics", "name at least one metric", "body")
@@ -135,7 +134,7 @@ def _selections(raw: list[MetricSelection]) -> list[Selection]:
             raise InvalidInput.field(
                 f"metrics[{i}].aggregation", f"{aggregation!r} does not apply to {metric.id}; use {allowed}", "body"
             )
-        if item.alias is not None and not _ALIAS.match(item.alias):
+        if item.alias is not None and not _ALIAS.fullmatch(item.alias):
             raise InvalidInput.field(
                 f"metrics[{i}].alias", "must be 1 to 64 letters, digits or _, not starting with a digit", "body"
             )

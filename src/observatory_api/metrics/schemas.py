@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-Value = float | int | None
+from observatory_api.metrics.catalogue import (
+    AGGREGATIONS,
+    ALIAS_PATTERN,
+    DIMENSIONS,
+    INTERVALS,
+    MAX_GROUP_BY,
+    MAX_METRICS,
+    MAX_TOP_N,
+    METRICS,
+)
+from observatory_api.openapi_docs import documented, nullable_filter
+
+# Counts are sent as integers, the rest as floats: one JSON `number` (an int is a float to type
+# checkers too). `float | int` was documented as oneOf number/integer, which no integer matches.
+Value = float | None
 Source = Literal["auto", "raw", "rollup"]
+
+
+# The query planner (`metrics.plan`) checks these with its own reasons, naming the field.
+MetricId = Annotated[str, documented(enum=list(METRICS))]
+# `null` stands for the default, as an absent key does.
+AggregationName = Annotated[str, documented(enum=[*AGGREGATIONS, None])]
 
 
 class MetricDefinition(msgspec.Struct, kw_only=True):
@@ -32,9 +52,9 @@ class MetricSelection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One value to compute: `id` from the catalogue, `aggregation` (default: the metric's
     default), `alias` (the key of the value; default `<id>_<aggregation>`)."""
 
-    id: str
-    aggregation: str | None = None
-    alias: str | None = None
+    id: MetricId
+    aggregation: AggregationName | None = None
+    alias: Annotated[str, documented(pattern=ALIAS_PATTERN)] | None = None
 
 
 class MetricQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -47,14 +67,17 @@ class MetricQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     spans or the rollups (default `auto`).
     """
 
-    metrics: list[MetricSelection]
-    group_by: list[str] = msgspec.field(default_factory=list)
-    filter: dict[str, Any] | None = None
+    metrics: Annotated[list[MetricSelection], documented(min_items=1, max_items=MAX_METRICS)]
+    group_by: Annotated[
+        list[str],
+        documented(items={"type": "string", "enum": list(DIMENSIONS)}, max_items=MAX_GROUP_BY, unique_items=True),
+    ] = msgspec.field(default_factory=list)
+    filter: Annotated[dict[str, Any], documented(one_of=nullable_filter("spans"))] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None
-    interval: str | None = None
+    interval: Annotated[str, documented(enum=[*INTERVALS, "auto", None])] | None = None
     order_by: str | None = None
-    limit: int | None = None
+    limit: Annotated[int, documented(minimum=1, maximum=MAX_TOP_N)] | None = None
     source: Source = "auto"
 
 

@@ -180,7 +180,9 @@ def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[st
             states.update(_bin_sums(name, measure, t, _condition_left(plan, metric.condition)))
         return states
     value = _when(plan, metric.condition, t, metric.value(t))
-    if aggregation in ("count", "avg"):
+    # A percentile counts its values too: exact percentiles are read by their own statements,
+    # and without a state a percentile-only query without groups or buckets was `SELECT FROM`.
+    if aggregation in ("count", "avg") or percentile:
         states[f"{name}:c"] = func.count(value)
     if aggregation in ("sum", "avg"):
         states[f"{name}:s"] = func.sum(value)

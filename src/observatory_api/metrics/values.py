@@ -20,7 +20,7 @@ from observatory_api.metrics.schemas import (
     PeriodValue,
     Value,
 )
-from observatory_api.query import check_plain, resolve_window
+from observatory_api.query import EARLIEST, check_plain, resolve_window
 from observatory_api.settings import QuerySettings
 
 
@@ -73,7 +73,14 @@ async def checked_metric_value(
     for name, value in conditions.items():
         check_plain(value, name, source)
     return await metric_value(
-        repository, limits, metric=metric, aggregation=aggregation, start=start, end=end, conditions=conditions
+        repository,
+        limits,
+        metric=metric,
+        aggregation=aggregation,
+        start=start,
+        end=end,
+        conditions=conditions,
+        source=source,
     )
 
 
@@ -86,10 +93,14 @@ async def metric_value(
     start: datetime | None,
     end: datetime | None,
     conditions: dict[str, str],
+    source: str = "query",
 ) -> MetricValue:
-    """`metric` over the window and over the window of equal length just before it."""
-    window = resolve_window(start, end, limits)
-    previous_start = window.start - (window.end - window.start)
+    """`metric` over the window and over the window of equal length just before it; `source` is
+    where `start` and `end` came from, for error messages."""
+    window = resolve_window(start, end, limits, source=source)
+    # Nothing is stored before EARLIEST: the previous period stops there, and is absent (null)
+    # when the range starts at it.
+    previous_start = max(window.start - (window.end - window.start), EARLIEST)
     selection = MetricSelection(id=metric.id, aggregation=aggregation)
     node = {"and": [{"field": f, "op": "eq", "value": v} for f, v in conditions.items()]} if conditions else None
 
@@ -99,8 +110,10 @@ async def metric_value(
         (key,) = result.totals
         return result.totals[key], plan.selections[0].aggregation, result.source
 
-    current, chosen, source = await value_between(window.start, window.end)
-    previous, _, _ = await value_between(previous_start, window.start)
+    current, chosen, answered_from = await value_between(window.start, window.end)
+    previous = None
+    if previous_start < window.start:
+        previous, _, _ = await value_between(previous_start, window.start)
     absolute = relative = None
     if current is not None and previous is not None:
         absolute = current - previous
@@ -113,5 +126,5 @@ async def metric_value(
         value=current,
         previous=PeriodValue(from_=previous_start, to=window.start, value=previous),
         change=Change(absolute=absolute, relative=relative),
-        source=source,
+        source=answered_from,
     )

@@ -12,8 +12,8 @@ from litestar.params import PathParameter, QueryParameter
 from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelDetail, ModelList, ModelUsage, UsageInterval
-from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
-from observatory_api.query import resolve_window
+from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.query import check_plain, resolve_window
 from observatory_api.settings import Settings
 
 PROVIDER = PathParameter(max_length=100, description="Provider part of the model id, e.g. `openai`.")
@@ -24,18 +24,38 @@ class ModelController(Controller):
     path = "/models"
     tags = ["models"]
 
-    @get("/", operation_id="list_models", summary="List the model catalogue", cache=True)
+    @get(
+        "/",
+        operation_id="list_models",
+        summary="List the model catalogue",
+        responses=api_responses(),
+        operation_class=linked(
+            model=link(
+                "get_model",
+                "The first model.",
+                provider="$response.body#/data/0/provider",
+                name="$response.body#/data/0/name",
+            ),
+            usage=link(
+                "get_model_usage",
+                "The usage of the first model.",
+                provider="$response.body#/data/0/provider",
+                name="$response.body#/data/0/name",
+            ),
+        ),
+        cache=True,
+    )
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None
     ) -> ModelList:
         """Every model in the catalogue (id `provider/name`) with the prices per million tokens in effect now."""
-        return ModelList(data=await models.list_models(provider=provider))
+        return ModelList(data=await models.list_models(provider=check_plain(provider, "provider")))
 
     @get(
         "/{provider:str}/{name:str}",
         operation_id="get_model",
         summary="Get a model",
-        responses={**BAD_REQUEST, **NOT_FOUND},
+        responses=api_responses(404),
         cache=True,
     )
     async def get_model(
@@ -49,7 +69,7 @@ class ModelController(Controller):
         "/{provider:str}/{name:str}/usage",
         operation_id="get_model_usage",
         summary="Usage of a model",
-        responses={**BAD_REQUEST, **NOT_FOUND},
+        responses=api_responses(404),
         cache=True,
     )
     async def get_model_usage(

@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter
 
 from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
-from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
-from observatory_api.query import check_plain, resolve_limit, resolve_window
+from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.query import PLAIN_ID, check_plain, resolve_limit, resolve_window
 from observatory_api.sessions.repository import SessionRepository, SessionSort
 from observatory_api.sessions.schemas import SessionDetail, SessionPage
 from observatory_api.settings import Settings
@@ -22,7 +22,16 @@ class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @get("/", operation_id="list_sessions", summary="List sessions", responses=BAD_REQUEST, cache=True)
+    @get(
+        "/",
+        operation_id="list_sessions",
+        summary="List sessions",
+        responses=api_responses(),
+        operation_class=linked(
+            session=link("get_session", "The first session.", session_id="$response.body#/data/0/session_id")
+        ),
+        cache=True,
+    )
     async def list_sessions(
         self,
         sessions: NamedDependency[SessionRepository],
@@ -37,6 +46,7 @@ class SessionController(Controller):
     ) -> SessionPage:
         """Sessions active in the time range, with trace count, first and last seen, tokens and cost."""
         check_plain(user_id, "user_id")
+        check_plain(environment, "environment")
         return await sessions.list_sessions(
             window=resolve_window(from_, to, settings.query),
             user_id=user_id,
@@ -50,14 +60,17 @@ class SessionController(Controller):
         "/{session_id:str}",
         operation_id="get_session",
         summary="Get a session with its traces",
-        responses={**BAD_REQUEST, **NOT_FOUND},
+        responses=api_responses(404),
+        operation_class=linked(
+            trace=link("get_trace", "The first trace of the session.", trace_id="$response.body#/traces/0/trace_id")
+        ),
         cache=True,
     )
     async def get_session(
         self,
         sessions: NamedDependency[SessionRepository],
         settings: NamedDependency[Settings],
-        session_id: Annotated[str, PathParameter(max_length=200)],
+        session_id: Annotated[str, PathParameter(max_length=200, schema_extra={"pattern": PLAIN_ID.pattern})],
         limit: Annotated[int | None, LIMIT] = None,
         cursor: Annotated[str | None, CURSOR] = None,
     ) -> SessionDetail:

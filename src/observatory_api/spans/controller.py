@@ -9,8 +9,9 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
+from observatory_api.deps import TRACE_ID
 from observatory_api.listing import ListFilters, filters_to_node
-from observatory_api.openapi_docs import BAD_REQUEST
+from observatory_api.openapi_docs import api_responses, link, linked
 from observatory_api.query import check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
@@ -25,7 +26,16 @@ class SpanController(Controller):
     path = "/spans"
     tags = ["spans"]
 
-    @get("/", operation_id="list_spans", summary="List spans", responses=BAD_REQUEST, cache=True)
+    @get(
+        "/",
+        operation_id="list_spans",
+        summary="List spans",
+        responses=api_responses(),
+        operation_class=linked(
+            trace=link("get_trace", "The trace of the first span.", trace_id="$response.body#/data/0/trace_id")
+        ),
+        cache=True,
+    )
     async def list_spans(
         self,
         request: Request,  # type: ignore[type-arg]
@@ -33,7 +43,7 @@ class SpanController(Controller):
         settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
         kind: Annotated[SpanKind | None, QueryParameter(required=False, description="`llm` for LLM calls.")] = None,
-        trace_id: Annotated[str | None, QueryParameter(required=False)] = None,
+        trace_id: Annotated[str | None, TRACE_ID] = None,
         sort: FromQuery[SpanSort] = "-start_time",
         limit: Annotated[int | None, LIMIT] = None,
         cursor: Annotated[str | None, CURSOR] = None,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from observatory_api.listing import ListFilters, filters_to_node
-from observatory_api.openapi_docs import BAD_REQUEST, NOT_FOUND
-from observatory_api.query import check_trace_id, resolve_limit
+from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
@@ -25,7 +25,16 @@ class TraceController(Controller):
     path = "/traces"
     tags = ["traces"]
 
-    @get("/", operation_id="list_traces", summary="List traces", responses=BAD_REQUEST, cache=True)
+    @get(
+        "/",
+        operation_id="list_traces",
+        summary="List traces",
+        responses=api_responses(),
+        operation_class=linked(
+            trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
+        ),
+        cache=True,
+    )
     async def list_traces(
         self,
         request: Request,  # type: ignore[type-arg]
@@ -55,14 +64,18 @@ class TraceController(Controller):
         "/{trace_id:str}",
         operation_id="get_trace",
         summary="Get a trace with its spans and logs",
-        responses={**BAD_REQUEST, **NOT_FOUND},
+        responses=api_responses(404),
+        operation_class=linked(
+            spans=link("list_spans", "The spans of this trace.", trace_id="$response.body#/trace_id"),
+            logs=link("list_logs", "The logs of this trace.", trace_id="$response.body#/trace_id"),
+        ),
         cache=True,
     )
     async def get_trace(
         self,
         request: Request,  # type: ignore[type-arg]
         traces: NamedDependency[TraceRepository],
-        trace_id: FromPath[str],
+        trace_id: Annotated[str, PathParameter(schema_extra={"pattern": HEX_TRACE_ID.pattern})],
     ) -> TraceDetail:
         """The trace summary, its spans as a tree (children nested under parents) and its logs.
 
@@ -76,7 +89,10 @@ class TraceController(Controller):
         operation_id="search_traces",
         summary="Search traces with a boolean filter",
         status_code=200,
-        responses=BAD_REQUEST,
+        responses=api_responses(413),
+        operation_class=linked(
+            trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
+        ),
     )
     async def search_traces(
         self,

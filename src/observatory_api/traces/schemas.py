@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from observatory_api.logs.schemas import LogEntry
+from observatory_api.openapi_docs import documented, nullable_filter
 from observatory_api.spans.schemas import SpanNode
 
 TraceSort = Literal["start_time", "-start_time", "duration", "-duration", "cost", "-cost"]
@@ -58,9 +59,10 @@ class TraceSearch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gt, gte, lt, lte, contains, exists.
     """
 
-    filter: dict[str, Any] | None = None
+    filter: Annotated[dict[str, Any], documented(one_of=nullable_filter("traces"))] | None = None
     from_: datetime | None = msgspec.field(default=None, name="from")
     to: datetime | None = None
     sort: TraceSort = "-start_time"
-    limit: int | None = None
-    cursor: str | None = None
+    # Checked by `query.resolve_limit` (query.max_page_size, 1000 by default) and `decode_cursor`.
+    limit: Annotated[int, documented(minimum=1, maximum=1000)] | None = None
+    cursor: Annotated[str, documented(max_length=2048)] | None = None

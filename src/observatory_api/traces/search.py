@@ -18,11 +18,12 @@ async def search_traces(
 
     Without `allow_content`, a condition on prompt or completion text is refused.
     """
-    node = parse_filter(search.filter, max_nodes=limits.max_filter_nodes) if search.filter else None
+    # `{}` is no filter: refused (filter.field is required) as the metric queries refuse it.
+    node = parse_filter(search.filter, max_nodes=limits.max_filter_nodes) if search.filter is not None else None
     if isinstance(node, Group) and not node.items:
         raise InvalidInput.field("filter", "must not be empty", "body")
     return await traces.list_traces(
-        window=resolve_window(search.from_, search.to, limits),
+        window=resolve_window(search.from_, search.to, limits, source="body"),
         filter_node=node,
         # The cursor is bound to the filter as given, so REST and GraphQL pages continue each other.
         filter_fields={"filter": search.filter},
