@@ -272,17 +272,13 @@ def test_cost_per_user_and_session_totals(replayed: Replayed) -> None:
     assert session["cost_usd"] == pytest.approx(expected["cost"], rel=1e-9)
 
 
-TTFT_EVENT = "time to first token is sent as a span event and not read"
-
-
 @pytest.mark.parametrize(
     "replayed",
     [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"issue 13: {TTFT_EVENT}: {how}"))
-        for name, how in {
-            "openinference": "a 'First Token Stream Event' at the first chunk",
-            "traceloop": "one gen_ai.content.completion.chunk event per chunk, the first one is it",
-        }.items()
+        # OpenInference sends a 'First Token Stream Event' at the first chunk; Traceloop one
+        # gen_ai.content.completion.chunk event per chunk, the first one is it.
+        "openinference",
+        "traceloop",
     ],
     indirect=True,
 )
@@ -311,12 +307,7 @@ def _attribute(span: dict[str, Any], key: str) -> Any:
 @pytest.mark.parametrize(
     "replayed",
     [
-        pytest.param(
-            "openlit",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 13: openlit's gen_ai.server.time_to_first_token (seconds) is not read"
-            ),
-        )
+        "openlit",
     ],
     indirect=True,
 )

@@ -5,7 +5,7 @@ or answered. That text reaches us in columns (span `input`, `output`, `status_me
 `body`) and, because each instrumentation spells it its own way, in attributes. An attribute key
 is content when it equals one of the namespaces below or lies under it (`llm.input_messages`
 covers `llm.input_messages.0.message.content`). Span events are kept in `attributes["events"]`:
-a content event keeps only its name, and the others lose their content attributes.
+a content event keeps only its name and time, and the others lose their content attributes.
 
 Error text counts as content: error messages and stack traces quote what the model was sent or
 answered (a validation error names the offending `input_value`), so `status_message` and the
@@ -210,5 +210,5 @@ def _event_without_content(event: Any) -> Any:
         return None
     name = event.get("name")
     if name in CONTENT_EVENTS:
-        return {"name": name}
+        return {key: event[key] for key in ("name", "time") if key in event}
     return without_content(event)

@@ -18,6 +18,7 @@ from typing import Any
 from observatory_api.ingest.limits import EARLIEST, EARLIEST_NS, LATEST, LATEST_NS, RejectedRecord
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
+from observatory_api.ingest.span_events import first_token_ms, stored_events
 from observatory_api.storage.records import LogRecord, SpanRecord
 
 # column -> attribute keys, in priority order
@@ -215,6 +216,9 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     tags = values["tags"]
     if isinstance(tags, str):
         tags = [tags]
+    first_token = _as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
+    if values["time_to_first_token_ms"] is None:
+        first_token = first_token_ms(attributes, span.events, span.start_ns, used)
     kept = {key: value for key, value in attributes.items() if key not in used}
     extra_resource = {key: value for key, value in span.resource.items() if key not in resource_used}
     if extra_resource:
@@ -222,7 +226,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     if span.scope:
         kept["otel.scope.name"] = span.scope
     if span.events:
-        kept["events"] = span.events
+        kept["events"] = stored_events(span.events)
     model = None if values["model"] is None else str(values["model"])[:200]
     start, end = _timestamp(span.start_ns), _timestamp(span.end_ns)
     return SpanRecord(
@@ -238,7 +242,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         provider=None if values["provider"] is None else str(values["provider"]).lower()[:100],
         model=model,
         cost_usd=_as_float(values["cost_usd"], "cost_usd", drop),
-        time_to_first_token_ms=_as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop),
+        time_to_first_token_ms=first_token,
         status={1: "ok", 2: "error"}.get(span.status_code, "unset"),  # type: ignore[arg-type]
         status_message=span.status_message,
         finish_reason=None if finish is None else str(finish)[:64],

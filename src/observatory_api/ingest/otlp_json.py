@@ -18,6 +18,7 @@ import msgspec
 from observatory_api.ingest.limits import CancelFlag, DecodeLimits, MalformedExport, RejectedRecord, TooMuchWork
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan, Unusable, ValueReader, finite_or_name, hex_id
 from observatory_api.ingest.report import IngestReport, service_name_of
+from observatory_api.ingest.span_events import EVENT_TIME
 
 _SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
@@ -243,8 +244,9 @@ def _span(span: dict[str, Any], resource: dict[str, Any], scope: str | None, val
         else:
             events = [
                 {
-                    "name": values.optional_text(e.get("name"), "events.name"),
                     **values.attributes(e.get("attributes") or []),
+                    "name": values.optional_text(e.get("name"), "events.name"),
+                    EVENT_TIME: _integer(e.get("timeUnixNano")),
                 }
                 for e in events
             ]

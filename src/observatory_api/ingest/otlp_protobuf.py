@@ -23,6 +23,7 @@ from observatory_api.ingest import wire
 from observatory_api.ingest.limits import CancelFlag, DecodeLimits, MalformedExport
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan, Unusable, ValueReader, finite_or_name, hex_id
 from observatory_api.ingest.report import DropReason, IngestReport, service_name_of
+from observatory_api.ingest.span_events import EVENT_TIME
 
 # Field numbers of what a record parsed apart may lose: (message type, field name, repeated).
 _SPAN_PARTS: dict[int, tuple[type[Message], str, bool]] = {9: (KeyValue, "attributes", True)}
@@ -126,7 +127,10 @@ def _span(span: Span, resource: dict[str, Any], scope: str | None, values: _Valu
         except Unusable as unusable:
             values.report.drop("events", unusable.reason, unusable.detail, count=len(span.events))
         else:
-            events = [{"name": values.text(e.name), **values.attributes(e.attributes)} for e in span.events]
+            events = [
+                {**values.attributes(e.attributes), "name": values.text(e.name), EVENT_TIME: e.time_unix_nano}
+                for e in span.events
+            ]
     return OtlpSpan(
         trace_id=hex_id(span.trace_id) or "",
         span_id=hex_id(span.span_id) or "",
