@@ -58,7 +58,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return _encoder.encode(value).decode()[1:-1]  # RFC 3339 as in NDJSON and the lists ("...Z")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
