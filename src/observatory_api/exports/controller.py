@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from observatory_api.deps import TRACE_ID
@@ -25,14 +25,15 @@ from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.openapi_docs import api_responses, streamed
-from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id
+from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.controller import SpanKind
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import Span
 from observatory_api.traces.repository import TraceRepository
-from observatory_api.traces.schemas import TraceSort, TraceSummary
+from observatory_api.traces.schemas import TraceSearch, TraceSort, TraceSummary
+from observatory_api.traces.search import search_traces
 
 FORMAT = QueryParameter(
     name="format", required=False, description="`ndjson` or `csv`; default from `Accept` (`text/csv`), else NDJSON."
@@ -147,6 +148,42 @@ class ExportController(Controller):
                 cursor=next_cursor,
                 allow_content=content_allowed(request),
             )
+
+        return await _stream(request, "traces", fetch, cursor, format_, TraceSummary)
+
+    @post(
+        "/traces/export",
+        operation_id="export_trace_search",
+        summary="Export the traces a search matches",
+        status_code=200,
+        responses=api_responses(413),
+        operation_class=_documented("trace summary"),
+    )
+    async def export_trace_search(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        traces: NamedDependency[TraceRepository],
+        export_keys: NamedDependency[ExportKeyRepository],
+        settings: NamedDependency[Settings],
+        data: JSONBody[TraceSearch],
+        format_: Annotated[ExportFormat | None, FORMAT] = None,
+        after: Annotated[str | None, _after("`trace_id` of the last trace received: resume after it.")] = None,
+    ) -> Stream:
+        """Every trace `POST /traces/search` would return for this body (its `limit` and `cursor`
+        aside), streamed as NDJSON or CSV."""
+        window = resolve_window(data.from_, data.to, settings.query, source="body")
+        # One window for every page, so a resumed export continues the same walk.
+        search = msgspec.structs.replace(data, from_=window.start, to=window.end, cursor=None)
+        cursor = None
+        if after is not None:
+            check_trace_id(after, field="after", source="query")
+            key = await export_keys.trace_key(after)
+            cursor = _resume(after, key, search.sort, ("trace_id",), window, {"filter": search.filter})
+        allow_content = content_allowed(request)
+
+        async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
+            page = msgspec.structs.replace(search, cursor=next_cursor, limit=settings.query.max_page_size)
+            return await search_traces(traces, page, limits=settings.query, allow_content=allow_content)
 
         return await _stream(request, "traces", fetch, cursor, format_, TraceSummary)
 

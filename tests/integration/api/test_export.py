@@ -124,3 +124,30 @@ def test_a_viewers_export_has_no_content_and_cannot_search_it(
     for path in ("/api/v1/spans/export", "/api/v1/logs/export"):
         refused = client.get(path, params={**full_range, "q": "the"}, headers=viewer)
         assert refused.status_code == 400, refused.text
+
+
+def test_a_search_export_is_every_trace_the_search_pages_return(client: TestClient, full_range: dict) -> None:
+    body = {
+        "from": full_range["from"],
+        "to": full_range["to"],
+        "sort": "start_time",
+        "filter": {"field": "llm_call_count", "op": "gte", "value": 1},
+    }
+    pages: list[dict[str, Any]] = []
+    search = {**body, "limit": 100}
+    for _ in range(100):
+        page = client.post("/api/v1/traces/search", json=search).json()
+        pages.extend(page["data"])
+        if not page["has_more"]:
+            break
+        search["cursor"] = page["next_cursor"]
+    response = client.post("/api/v1/traces/export", json=body)
+    assert response.status_code == 200, response.text
+    exported = [json.loads(line) for line in response.text.splitlines()]
+    assert len(pages) > 100
+    assert exported == pages
+    cut = 42
+    resumed = client.post("/api/v1/traces/export", json=body, params={"after": exported[cut - 1]["trace_id"]})
+    assert exported[:cut] + [json.loads(line) for line in resumed.text.splitlines()] == exported
+    refused = client.post("/api/v1/traces/export", json={**body, "filter": {"field": "nope", "op": "eq", "value": 1}})
+    assert refused.status_code == 400 and "filter" in refused.text
