@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="write deterministic demo data (migrates first)")
     seed.add_argument("--traces", type=int, default=DEFAULT_DEMO_TRACES, help="number of traces (default 5000)")
     seed.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same data")
-    seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to now")
+    seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to the end")
+    seed.add_argument("--end", help="end of the time window, RFC 3339 (default: now); the ids depend on it too")
+    seed.add_argument("--append", action="store_true", help="write beside data already stored (refused without it)")
     seed.set_defaults(run=_seed)
 
     summaries = commands.add_parser("summaries", help="trace and session summaries (needs the owner DATABASE_URL)")
@@ -181,21 +184,45 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     if args.traces < 1:
         print("observatory-api: --traces must be at least 1", file=sys.stderr)
         return 2
+    try:
+        end = _moment(args.end) if args.end else datetime.now(UTC)
+    except ValueError as exc:
+        print(f"observatory-api: --end: {exc}", file=sys.stderr)
+        return 2
 
-    async def run() -> None:
+    async def run() -> int:
         from observatory_api.db.engine import migrated_owner_engine
+        from observatory_api.demo.seed import stored_traces
 
         engine = await migrated_owner_engine(settings.database)
         try:
-            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days)
+            # Demo ids depend on the end time, so a second generation never overwrites or mixes
+            # into the first; it would still double what the database holds: only when asked.
+            already = await stored_traces(engine)
+            if already and not args.append:
+                print(
+                    f"observatory-api: the database already holds {already:,} traces; seeding adds "
+                    f"{args.traces:,} more beside them (new ids, another time window unless --end and "
+                    "--seed repeat an earlier run). Pass --append to do so.",
+                    file=sys.stderr,
+                )
+                return 1
+            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days, end=end)
+            return 0
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
-async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -> None:
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (e.g. 2026-11-20T00:00:00Z)")
+    return moment
+
+
+async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int, end: datetime | None = None) -> None:
     from observatory_api.demo.seed import seed_demo
 
     started = time.perf_counter()
@@ -203,7 +230,7 @@ async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -
     def progress(done: int, total: int) -> None:
         print(f"\rseeding: {done:,}/{total:,} traces", end="", file=sys.stderr, flush=True)
 
-    result = await seed_demo(engine, traces=traces, seed=seed, days=days, progress=progress)
+    result = await seed_demo(engine, traces=traces, seed=seed, end=end, days=days, progress=progress)
     elapsed = time.perf_counter() - started
     print(file=sys.stderr)
     print(

@@ -147,6 +147,28 @@ def test_seed_writes_the_demo_data_into_the_embedded_default(tmp_path: Path) -> 
     assert run_cli("seed", "--traces", "0", cwd=tmp_path).returncode == 2
 
 
+def test_seeding_again_is_refused_unless_asked_and_never_repeats_an_id(tmp_path: Path) -> None:
+    first = run_cli("seed", "--traces", "30", "--end", "2026-11-01T00:00:00Z", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+
+    refused = run_cli("seed", "--traces", "30", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "already holds 30 traces" in refused.stderr and "--append" in refused.stderr
+
+    # Another end time (what `seed` after `serve --demo` does): other ids, nothing mixed in.
+    other = run_cli("seed", "--traces", "30", "--append", "--end", "2026-11-05T12:00:00Z", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    # The same seed and end again: nothing new.
+    again = run_cli("seed", "--traces", "30", "--append", "--end", "2026-11-01T00:00:00+00:00", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 spans" in again.stdout
+    with sqlite3.connect(tmp_path / "observatory.db") as db:
+        assert db.execute("SELECT count(*) FROM traces").fetchone() == (60,)
+        pairs, distinct = db.execute("SELECT count(*), count(DISTINCT trace_id || span_id) FROM spans").fetchone()
+    assert pairs == distinct
+    assert run_cli("seed", "--end", "2026-11-01", "--append", cwd=tmp_path).returncode == 2
+
+
 def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -> None:
     assert run_cli("seed", "--traces", "30", cwd=tmp_path).returncode == 0
     with sqlite3.connect(tmp_path / "observatory.db") as db:
