@@ -16,8 +16,10 @@ from observatory_api.errors import exception_handlers
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController
+from observatory_api.landing import landing
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
+from observatory_api.metric_series import create_known_series
 from observatory_api.metrics.controller import MetricController
 from observatory_api.models.controller import ModelController
 from observatory_api.observability.log_config import logging_config
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> Litestar:
     ingest = Router(path="/", route_handlers=[IngestController], guards=[requires("ingest")], security=AUTHENTICATED)
     app = Litestar(
         route_handlers=[
+            landing,
             HealthController,
             api,
             *([ingest] if settings.features.ingest else []),
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> Litestar:
     # Before observability, which wraps the whole pipeline outside CORS.
     install_cors(app, settings.cors)
     install_observability(app, settings, api_prefix=API_PREFIX)
+    create_known_series()
     return app
 
 

@@ -97,25 +97,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from observatory_api.observability.metrics_server import prepare_multiprocess_dir, start_launcher_metrics
+    from observatory_api.startup import StartupError, check_port_free, say
 
     # `--host`, `--port` and `--workers` are already in the settings (and checked with them).
     host, port, workers = settings.server.host, settings.server.port, settings.server.workers
-    metrics_port = settings.server.metrics_port
+    say(f"starting ({settings.environment}, {_database_name(settings)}, {workers} worker(s))")
+    try:
+        check_port_free(host, port)  # before seeding: a busy port is one line, not a traceback later
+        return _serve_checked(args, settings, host=host, port=port, workers=workers)
+    except StartupError as exc:
+        print(f"observatory-api: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve_checked(args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int) -> int:
+    from observatory_api.observability.metrics_server import prepare_multiprocess_dir
+    from observatory_api.startup import start_metrics
+
     # First, before anything imports prometheus_client (the demo seeding included) and before
     # granian forks the workers: they inherit PROMETHEUS_MULTIPROC_DIR and write their values there.
     metrics_dir = prepare_multiprocess_dir()
     try:
-        metrics = start_launcher_metrics(host, metrics_port, metrics_dir)
-    except OSError as exc:
+        # A busy 9090 (Prometheus' own default) is common on a developer's machine: there the
+        # metrics move to a free port; staging and production stop instead (scrapers need the port).
+        fall_back = settings.environment in ("development", "test")
+        metrics = start_metrics(host, settings.server.metrics_port, metrics_dir, fall_back=fall_back)
+    except BaseException:
         metrics_dir.cleanup()
-        print(f"observatory-api: cannot serve metrics on {host}:{metrics_port}: {exc.strerror}", file=sys.stderr)
-        return 1
+        raise
     try:
-        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics_port)
+        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics.port)
     finally:
         metrics.close()
         metrics_dir.cleanup()
+
+
+def _database_name(settings: Settings) -> str:
+    if settings.database.url:
+        return "PostgreSQL"
+    return f"SQLite {settings.database.sqlite_path}"
 
 
 def _run_granian(
@@ -148,9 +168,15 @@ async def _prepare_demo(settings: Settings, traces: int) -> None:
     from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.demo.seed import database_is_empty
 
+    print("observatory-api: migrating the database to the latest schema", flush=True)
     engine = await migrated_owner_engine(settings.database)
     try:
         if await database_is_empty(engine):
+            print(
+                f"observatory-api: first start: writing {traces:,} demo traces over the last 30 days "
+                "(about a minute on 2 cores; later starts skip this)",
+                flush=True,
+            )
             await _run_seed(engine, traces=traces, seed=42, days=30)
         else:
             print("observatory-api: the database already holds data; not seeding", flush=True)
@@ -224,15 +250,12 @@ def _moment(text: str) -> datetime:
 
 async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int, end: datetime | None = None) -> None:
     from observatory_api.demo.seed import seed_demo
+    from observatory_api.startup import seeding_progress
 
     started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        print(f"\rseeding: {done:,}/{total:,} traces", end="", file=sys.stderr, flush=True)
-
-    result = await seed_demo(engine, traces=traces, seed=seed, end=end, days=days, progress=progress)
+    with seeding_progress(traces) as progress:
+        result = await seed_demo(engine, traces=traces, seed=seed, end=end, days=days, progress=progress)
     elapsed = time.perf_counter() - started
-    print(file=sys.stderr)
     print(
         f"observatory-api: seeded {result.traces:,} traces, {result.spans:,} spans, {result.logs:,} logs "
         f"in {elapsed:.1f} s ({result.spans / elapsed:,.0f} spans/s)",

@@ -66,8 +66,9 @@ def test_swagger_lists_every_operation_and_try_it_out_with_a_key_answers_200(
         page.evaluate(f"{block}.querySelector('.try-out__btn').click()")
         page.wait_for(f"!!{block}.querySelector('.execute')", what="Execute")
         page.evaluate(f"{block}.querySelector('.execute').click()")
+        cell = f"{block}.querySelector('.live-responses-table tbody .response-col_status')"
         status = page.wait_for(
-            f"(({block}.querySelector('.live-responses-table tbody .response-col_status') || {{}}).innerText || '').trim()",
+            f"(({cell} || {{}}).innerText || '').trim()",
             what="the live response",
         )
         assert status.startswith("200"), status

@@ -32,7 +32,7 @@ logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
 # GraphiQL's page holds no data (development only); its requests to /graphql carry the credential.
 OPEN_ROUTES = frozenset(
-    {"/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
+    {"/", "/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
 )
 OPEN_PREFIXES = ("/schema",)
 REALM = 'Bearer realm="observatory"'
