@@ -34,10 +34,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=_serve_overrides(args),
             production_checklist=getattr(args, "production", False),
         )
+    except ConfigError as exc:
+        print(f"observatory-api: {exc}", file=sys.stderr)
+        return 2
+    try:
         return int(args.run(args, settings) or 0)
     except ConfigError as exc:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from observatory_api.db.connect_errors import connection_problem
+
+        problem = connection_problem(exc, settings.database)
+        if problem is None:
+            raise
+        print(f"observatory-api: {problem}", file=sys.stderr)
+        return 1
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -186,3 +186,21 @@ def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -
     # The cost is a float sum: the writer adds per write, the rebuild sums at once (last-bit differences).
     assert [row[:-1] for row in after] == [row[:-1] for row in before]
     assert all(abs(new[-1] - old[-1]) < 1e-9 for new, old in zip(after, before, strict=True))
+
+
+def test_migrate_names_a_missing_role_or_database_in_one_line(tmp_path: Path) -> None:
+    cases = {
+        "postgresql://observatory_no_such_role:secret@127.0.0.1:5432/observatory": (
+            'role "observatory_no_such_role" does not exist'
+        ),
+        "postgresql://postgres@127.0.0.1:5432/observatory_no_such_database": (
+            'database "observatory_no_such_database" does not exist'
+        ),
+    }
+    for url, reason in cases.items():
+        result = run_cli("migrate", cwd=tmp_path, env={"DATABASE_URL": url})
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("observatory-api: cannot connect to PostgreSQL at 127.0.0.1:5432")
+        assert reason in line and "README" in line
+        assert "secret" not in line
