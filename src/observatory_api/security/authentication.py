@@ -77,6 +77,9 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthFailure("malformed", "use `Authorization: Bearer <token>`")
+        if key_prefix_of(token.strip()) is not None:
+            # A common first mistake: say which header takes it rather than "not a well-formed JWT".
+            raise AuthFailure("malformed", "this is an API key: send it in the X-API-Key header, not as a Bearer token")
         claims = self.decode(token.strip(), "access")
         return await self.from_access_claims(claims, state)
 
