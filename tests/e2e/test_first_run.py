@@ -73,10 +73,10 @@ def test_a_busy_metrics_port_stops_staging_in_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def fallen_back(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
-    """A development server whose metrics port was taken: it serves metrics on a free port."""
+    """A development `serve --demo` whose metrics port was taken: it serves metrics on a free port."""
     with port_in_use() as busy:
         workdir = tmp_path_factory.mktemp("first-run")
-        with start_server(workdir, workers=1, env={"API_METRICS_PORT": str(busy)}) as server:
+        with start_server(workdir, workers=1, demo_traces=30, env={"API_METRICS_PORT": str(busy)}) as server:
             log = server.log.read_text()
             match = re.search(rf"metrics port {busy} is in use; metrics on the free port (\d+) instead", log)
             assert match, log
@@ -117,3 +117,21 @@ def test_the_root_says_where_to_go(fallen_back: tuple[RunningServer, str]) -> No
     for link in (*body["docs"].values(), body["health"]["alive"], body["health"]["ready"]):
         if link != "/api/v1":
             assert httpx.get(f"{server.base}{link}", timeout=10).status_code == 200, link
+
+
+def test_serve_demo_says_what_it_does_in_order_with_a_progress_bar(fallen_back: tuple[RunningServer, str]) -> None:
+    server, _ = fallen_back
+    log = server.log.read_text()
+    steps = [
+        "observatory-api: starting (development, SQLite ",
+        "observatory-api: migrating the database to the latest schema",
+        "observatory-api: first start: writing 30 demo traces over the last 30 days",
+        "seeding demo traces",  # rich's progress bar
+        "observatory-api: seeded 30 traces",
+        "observatory-api: demo API key (developer): obs_",
+        "observatory-api: serving on http://127.0.0.1:",
+    ]
+    positions = [log.find(step) for step in steps]
+    assert all(position >= 0 for position in positions), list(zip(steps, positions, strict=True))
+    assert positions == sorted(positions), log
+    assert log.startswith(steps[0])  # the first thing printed, before the slow imports
