@@ -6,24 +6,27 @@ from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Tag
 
 from observatory_api import __version__
 from observatory_api.deps import dependencies
+from observatory_api.docs_pages.assets import asset_routers
+from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
 from observatory_api.errors import exception_handlers
 from observatory_api.exports.controller import ExportController
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController
+from observatory_api.landing import landing
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
+from observatory_api.metric_series import create_known_series
 from observatory_api.metrics.controller import MetricController
 from observatory_api.models.controller import ModelController
 from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
-from observatory_api.openapi_docs import ClosedStructSchemaPlugin
+from observatory_api.openapi_docs import AUTHENTICATED, ClosedStructSchemaPlugin, security_schemes
 from observatory_api.request import ApiRequest
 from observatory_api.security.cors import install_cors
 from observatory_api.security.permissions import requires
@@ -51,15 +54,18 @@ def create_app(settings: Settings) -> Litestar:
             ExportController,
         ],
         guards=[requires("read")],
+        security=AUTHENTICATED,
     )
-    ingest = Router(path="/", route_handlers=[IngestController], guards=[requires("ingest")])
+    ingest = Router(path="/", route_handlers=[IngestController], guards=[requires("ingest")], security=AUTHENTICATED)
     app = Litestar(
         route_handlers=[
+            landing,
             HealthController,
             api,
             *([ingest] if settings.features.ingest else []),
             *graphql_route_handlers(settings),
             *security.route_handlers,
+            *(asset_routers() if settings.features.docs or settings.graphql.playground else []),
         ],
         state=State({"settings": settings, **security.state}),
         lifespan=[lifespan, observability_lifespan, *security.lifespan],
@@ -81,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
     # Before observability, which wraps the whole pipeline outside CORS.
     install_cors(app, settings.cors)
     install_observability(app, settings, api_prefix=API_PREFIX)
+    create_known_series()
     return app
 
 
@@ -100,7 +107,7 @@ def _openapi(settings: Settings) -> OpenAPIConfig | None:
             "Errors are problem+json (RFC 9457) naming the field and the reason."
         ),
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        render_plugins=[OfflineSwaggerRenderPlugin(), OfflineRedocRenderPlugin()],
         tags=[
             Tag(name="traces", description="Trace summaries, trees of spans, and search."),
             Tag(name="spans", description="LLM calls and the other steps of traces."),
@@ -111,6 +118,6 @@ def _openapi(settings: Settings) -> OpenAPIConfig | None:
             Tag(name="export", description="Every matching span, trace or log, streamed as NDJSON or CSV."),
             Tag(name="health", description="Liveness, readiness and health."),
         ],
-        components=Components(),
+        components=Components(security_schemes=security_schemes()),
         use_handler_docstrings=True,
     )

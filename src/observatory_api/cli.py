@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +35,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=_serve_overrides(args),
             production_checklist=getattr(args, "production", False),
         )
+    except ConfigError as exc:
+        print(f"observatory-api: {exc}", file=sys.stderr)
+        return 2
+    try:
         return int(args.run(args, settings) or 0)
     except ConfigError as exc:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from observatory_api.db.connect_errors import connection_problem
+
+        problem = connection_problem(exc, settings.database)
+        if problem is None:
+            raise
+        print(f"observatory-api: {problem}", file=sys.stderr)
+        return 1
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -74,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="write deterministic demo data (migrates first)")
     seed.add_argument("--traces", type=int, default=DEFAULT_DEMO_TRACES, help="number of traces (default 5000)")
     seed.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same data")
-    seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to now")
+    seed.add_argument("--days", type=int, default=30, help="spread the traces over this many days up to the end")
+    seed.add_argument("--end", help="end of the time window, RFC 3339 (default: now); the ids depend on it too")
+    seed.add_argument("--append", action="store_true", help="write beside data already stored (refused without it)")
     seed.set_defaults(run=_seed)
 
     summaries = commands.add_parser("summaries", help="trace and session summaries (needs the owner DATABASE_URL)")
@@ -96,25 +111,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from observatory_api.observability.metrics_server import prepare_multiprocess_dir, start_launcher_metrics
+    from observatory_api.startup import StartupError, check_port_free, say
 
     # `--host`, `--port` and `--workers` are already in the settings (and checked with them).
     host, port, workers = settings.server.host, settings.server.port, settings.server.workers
-    metrics_port = settings.server.metrics_port
+    say(f"starting ({settings.environment}, {_database_name(settings)}, {workers} worker(s))")
+    try:
+        check_port_free(host, port)  # before seeding: a busy port is one line, not a traceback later
+        return _serve_checked(args, settings, host=host, port=port, workers=workers)
+    except StartupError as exc:
+        print(f"observatory-api: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve_checked(args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int) -> int:
+    from observatory_api.observability.metrics_server import prepare_multiprocess_dir
+    from observatory_api.startup import start_metrics
+
     # First, before anything imports prometheus_client (the demo seeding included) and before
     # granian forks the workers: they inherit PROMETHEUS_MULTIPROC_DIR and write their values there.
     metrics_dir = prepare_multiprocess_dir()
     try:
-        metrics = start_launcher_metrics(host, metrics_port, metrics_dir)
-    except OSError as exc:
+        # A busy 9090 (Prometheus' own default) is common on a developer's machine: there the
+        # metrics move to a free port; staging and production stop instead (scrapers need the port).
+        fall_back = settings.environment in ("development", "test")
+        metrics = start_metrics(host, settings.server.metrics_port, metrics_dir, fall_back=fall_back)
+    except BaseException:
         metrics_dir.cleanup()
-        print(f"observatory-api: cannot serve metrics on {host}:{metrics_port}: {exc.strerror}", file=sys.stderr)
-        return 1
+        raise
     try:
-        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics_port)
+        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics.port)
     finally:
         metrics.close()
         metrics_dir.cleanup()
+
+
+def _database_name(settings: Settings) -> str:
+    if settings.database.url:
+        return "PostgreSQL"
+    return f"SQLite {settings.database.sqlite_path}"
 
 
 def _run_granian(
@@ -147,9 +182,15 @@ async def _prepare_demo(settings: Settings, traces: int) -> None:
     from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.demo.seed import database_is_empty
 
+    print("observatory-api: migrating the database to the latest schema", flush=True)
     engine = await migrated_owner_engine(settings.database)
     try:
         if await database_is_empty(engine):
+            print(
+                f"observatory-api: first start: writing {traces:,} demo traces over the last 30 days "
+                "(about a minute on 2 cores; later starts skip this)",
+                flush=True,
+            )
             await _run_seed(engine, traces=traces, seed=42, days=30)
         else:
             print("observatory-api: the database already holds data; not seeding", flush=True)
@@ -183,31 +224,52 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     if args.traces < 1:
         print("observatory-api: --traces must be at least 1", file=sys.stderr)
         return 2
+    try:
+        end = _moment(args.end) if args.end else datetime.now(UTC)
+    except ValueError as exc:
+        print(f"observatory-api: --end: {exc}", file=sys.stderr)
+        return 2
 
-    async def run() -> None:
+    async def run() -> int:
         from observatory_api.db.engine import migrated_owner_engine
+        from observatory_api.demo.seed import stored_traces
 
         engine = await migrated_owner_engine(settings.database)
         try:
-            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days)
+            # Demo ids depend on the end time, so a second generation never overwrites or mixes
+            # into the first; it would still double what the database holds: only when asked.
+            already = await stored_traces(engine)
+            if already and not args.append:
+                print(
+                    f"observatory-api: the database already holds {already:,} traces; seeding adds "
+                    f"{args.traces:,} more beside them (new ids, another time window unless --end and "
+                    "--seed repeat an earlier run). Pass --append to do so.",
+                    file=sys.stderr,
+                )
+                return 1
+            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days, end=end)
+            return 0
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
-async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int) -> None:
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (e.g. 2026-11-20T00:00:00Z)")
+    return moment
+
+
+async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int, end: datetime | None = None) -> None:
     from observatory_api.demo.seed import seed_demo
+    from observatory_api.startup import seeding_progress
 
     started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        print(f"\rseeding: {done:,}/{total:,} traces", end="", file=sys.stderr, flush=True)
-
-    result = await seed_demo(engine, traces=traces, seed=seed, days=days, progress=progress)
+    with seeding_progress(traces) as progress:
+        result = await seed_demo(engine, traces=traces, seed=seed, end=end, days=days, progress=progress)
     elapsed = time.perf_counter() - started
-    print(file=sys.stderr)
     print(
         f"observatory-api: seeded {result.traces:,} traces, {result.spans:,} spans, {result.logs:,} logs "
         f"in {elapsed:.1f} s ({result.spans / elapsed:,.0f} spans/s)",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 from litestar import Request, Response
@@ -148,7 +149,7 @@ def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> 
 
 
 def _validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    errors = _field_errors(exc.extra)
+    errors = [_with_accepted_values(request, error) for error in _field_errors(exc.extra)]
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors) if errors else _clean_detail(exc.detail)
     return problem_response(
         request, status=400, code="INVALID_INPUT", title="Invalid input", detail=detail, errors=errors or None
@@ -170,6 +171,33 @@ def _field_errors(extra: Any) -> list[FieldError]:
                 FieldError(field=str(key), reason=str(item["message"]), source=str(source) if source else None)
             )
     return errors
+
+
+def _with_accepted_values(request: Request[Any, Any, Any], error: FieldError) -> FieldError:
+    """An enum parameter's error lists what the parameter accepts (`kind=LLM`: llm, chain, ...)."""
+    if not error.reason.startswith("Invalid enum value"):
+        return error
+    try:
+        handler = request.scope["route_handler"]
+        python_name = {wire: name for name, wire in _PARAMETER_ALIASES.items()}.get(error.field, error.field)
+        # The handler's own parameters, then those of its dependencies (the shared list filters).
+        signatures = [handler.parsed_fn_signature]
+        signatures += [provide.parsed_fn_signature for provide in handler.resolve_dependencies().values()]
+        field = next(sig.parameters[python_name] for sig in signatures if python_name in sig.parameters)
+        accepted = _literal_values(field.annotation)
+    except Exception:  # the error answer must never fail on its own explanation
+        return error
+    if not accepted:
+        return error
+    return msgspec.structs.replace(error, reason=f"{error.reason}; expected one of {', '.join(accepted)}")
+
+
+def _literal_values(annotation: Any) -> list[str]:
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(member.value) for member in annotation]
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    return [value for inner in get_args(annotation) for value in _literal_values(inner)]
 
 
 # Python names of parameters whose wire name is a keyword.

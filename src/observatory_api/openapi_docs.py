@@ -12,7 +12,16 @@ import msgspec
 # Litestar's own Struct schema plugin: it has no option for closed objects.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Link, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    Link,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
 
 from observatory_api.errors import PROBLEM_MEDIA_TYPE, Problem
 from observatory_api.filters import ATTRIBUTE_FIELD, MAX_IN_VALUES, OPS_BY_KIND, field_names
@@ -30,6 +39,34 @@ _PROBLEMS = {
     429: "A rate limit is used up; `Retry-After` says when to retry (problem+json)",
     503: "Database timeout or outage, or the request ran out of time; `Retry-After` when retrying helps (problem+json)",
 }
+
+# The credentials an operation takes (OpenAPI security requirements; the schemes are declared by
+# `security_schemes()`): Swagger UI's Authorize button and generated clients send them.
+API_KEY_SCHEME = "apiKey"
+BEARER_SCHEME = "bearerAuth"
+AUTHENTICATED: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}, {BEARER_SCHEME: []}]
+API_KEY_ONLY: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
+# Answered without a credential (the empty requirement); OPTIONAL shows more to a caller who sends one.
+OPEN: list[dict[str, list[str]]] = [{}]
+OPTIONAL: list[dict[str, list[str]]] = [{}, *AUTHENTICATED]
+
+
+def security_schemes() -> dict[str, SecurityScheme | Reference]:
+    return {
+        API_KEY_SCHEME: SecurityScheme(
+            type="apiKey",
+            name="X-API-Key",
+            security_scheme_in="header",
+            description="An API key (`observatory-api keys create`, or the one `serve --demo` prints).",
+        ),
+        BEARER_SCHEME: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="An access token from POST /api/v1/auth/token (or `observatory-api token create`).",
+        ),
+    }
+
 
 # Every operation under /api/v1 can answer these: an unknown query parameter is a 400 everywhere,
 # and authentication, role guards, rate limits and the database stand in front of every handler.

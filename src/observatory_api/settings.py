@@ -211,7 +211,9 @@ ENV_KEYS: dict[str, str] = {
     "RATE_LIMIT_REQUESTS": "rate_limit.requests",
     "RATE_LIMIT_WINDOW": "rate_limit.window",
     "SENTRY_DSN": "observability.sentry_dsn",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "observability.otlp_endpoint",
+    # Not OTEL_EXPORTER_OTLP_ENDPOINT: the README's own ingest examples export that one in the shell
+    # that may also start the server, which then traced itself into its own database.
+    "TRACING_OTLP_ENDPOINT": "observability.otlp_endpoint",
     "LOG_LEVEL": "logging.level",
     "LOG_FORMAT": "logging.format",
     "INGEST_ENABLED": "features.ingest",

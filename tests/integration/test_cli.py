@@ -147,6 +147,28 @@ def test_seed_writes_the_demo_data_into_the_embedded_default(tmp_path: Path) -> 
     assert run_cli("seed", "--traces", "0", cwd=tmp_path).returncode == 2
 
 
+def test_seeding_again_is_refused_unless_asked_and_never_repeats_an_id(tmp_path: Path) -> None:
+    first = run_cli("seed", "--traces", "30", "--end", "2026-11-01T00:00:00Z", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+
+    refused = run_cli("seed", "--traces", "30", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "already holds 30 traces" in refused.stderr and "--append" in refused.stderr
+
+    # Another end time (what `seed` after `serve --demo` does): other ids, nothing mixed in.
+    other = run_cli("seed", "--traces", "30", "--append", "--end", "2026-11-05T12:00:00Z", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    # The same seed and end again: nothing new.
+    again = run_cli("seed", "--traces", "30", "--append", "--end", "2026-11-01T00:00:00+00:00", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 spans" in again.stdout
+    with sqlite3.connect(tmp_path / "observatory.db") as db:
+        assert db.execute("SELECT count(*) FROM traces").fetchone() == (60,)
+        pairs, distinct = db.execute("SELECT count(*), count(DISTINCT trace_id || span_id) FROM spans").fetchone()
+    assert pairs == distinct
+    assert run_cli("seed", "--end", "2026-11-01", "--append", cwd=tmp_path).returncode == 2
+
+
 def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -> None:
     assert run_cli("seed", "--traces", "30", cwd=tmp_path).returncode == 0
     with sqlite3.connect(tmp_path / "observatory.db") as db:
@@ -164,3 +186,21 @@ def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -
     # The cost is a float sum: the writer adds per write, the rebuild sums at once (last-bit differences).
     assert [row[:-1] for row in after] == [row[:-1] for row in before]
     assert all(abs(new[-1] - old[-1]) < 1e-9 for new, old in zip(after, before, strict=True))
+
+
+def test_migrate_names_a_missing_role_or_database_in_one_line(tmp_path: Path) -> None:
+    cases = {
+        "postgresql://observatory_no_such_role:secret@127.0.0.1:5432/observatory": (
+            'role "observatory_no_such_role" does not exist'
+        ),
+        "postgresql://postgres@127.0.0.1:5432/observatory_no_such_database": (
+            'database "observatory_no_such_database" does not exist'
+        ),
+    }
+    for url, reason in cases.items():
+        result = run_cli("migrate", cwd=tmp_path, env={"DATABASE_URL": url})
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("observatory-api: cannot connect to PostgreSQL at 127.0.0.1:5432")
+        assert reason in line and "README" in line
+        assert "secret" not in line

@@ -181,3 +181,24 @@ def test_logs_belong_to_spans_and_fall_inside_them() -> None:
 def test_naive_end_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone"):
         next(generate(traces=1, end=datetime(2025, 1, 1)))
+
+
+def test_generations_ending_at_other_times_share_no_id() -> None:
+    # `serve --demo` then `seed` the next day: same seed, another end. Every id must differ.
+    def ids(end: datetime) -> tuple[set[str], set[tuple[str, str]], set[str | None], set[str]]:
+        spans: list[SpanRecord] = []
+        logs: list[LogRecord] = []
+        for batch_spans, batch_logs in generate(traces=300, seed=42, end=end, days=30):
+            spans += batch_spans
+            logs += batch_logs
+        return (
+            {s.trace_id for s in spans},
+            {(s.trace_id, s.span_id) for s in spans},
+            {s.session_id for s in spans} - {None},
+            {log.log_id for log in logs},
+        )
+
+    first, later = ids(END), ids(END + timedelta(days=4, hours=21))
+    for one, other in zip(first, later, strict=True):
+        assert one and not one & other
+    assert ids(END) == first

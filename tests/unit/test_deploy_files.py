@@ -76,7 +76,7 @@ SERVICE_ENV_VARS = (
     "SENTRY_DSN",
     "LOG_LEVEL",
     "LOG_FORMAT",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "TRACING_OTLP_ENDPOINT",
 )
 
 EXPECTED_SERVICES = {"timescaledb", "migrate", "redis", "api", "api-dev", "prometheus", "grafana", "jaeger"}
@@ -496,7 +496,7 @@ def test_dockerfile_final_stage_settings() -> None:
     assert "org.opencontainers.image.title" in labels
     installs = " ".join(values_of(final, "RUN"))
     assert "--no-index" in installs, "the runtime stage must install only the wheels built before"
-    # compose turns tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), which refuses to start without the extra.
+    # compose turns tracing on (TRACING_OTLP_ENDPOINT), which refuses to start without the extra.
     assert "observatory-api[otel,sentry]" in installs
     builder_runs = " ".join(values_of(dockerfile_stages(DOCKERFILE)[0], "RUN"))
     assert "extras['otel']" in builder_runs

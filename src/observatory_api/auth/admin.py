@@ -6,7 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 
 from observatory_api.auth.schemas import ApiKeyList, CachePurged
-from observatory_api.openapi_docs import api_responses
+from observatory_api.openapi_docs import AUTHENTICATED, api_responses
 from observatory_api.security.api_keys import ApiKeyRepository
 from observatory_api.security.permissions import requires
 from observatory_api.security.response_cache import STORE_NAME
@@ -16,6 +16,7 @@ class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
     guards = [requires("admin")]
+    security = AUTHENTICATED
 
     @get("/api-keys", operation_id="list_api_keys", summary="List API keys", responses=api_responses(), cache=False)
     async def list_api_keys(self, state: State) -> ApiKeyList:

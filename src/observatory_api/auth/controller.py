@@ -12,7 +12,7 @@ from litestar.params import Body
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
 from observatory_api.errors import InvalidInput, Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
-from observatory_api.openapi_docs import problems
+from observatory_api.openapi_docs import API_KEY_ONLY, AUTHENTICATED, OPEN, problems
 from observatory_api.security.api_keys import key_prefix_of
 from observatory_api.security.authentication import Authenticator, AuthFailure, unauthorized
 from observatory_api.security.permissions import ROLE_PERMISSIONS, Principal, principal_of
@@ -34,6 +34,7 @@ class AuthController(Controller):
         summary="Exchange an API key for tokens",
         status_code=200,
         responses=AUTH_PROBLEMS,
+        security=API_KEY_ONLY,
     )
     async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
         """Send the key in `X-API-Key`; returns an access token (1 hour) and a refresh token (7 days)."""
@@ -52,6 +53,7 @@ class AuthController(Controller):
         summary="Rotate a refresh token",
         status_code=200,
         responses={**AUTH_PROBLEMS, **problems(413)},
+        security=OPEN,  # the refresh token is in the body
     )
     async def refresh_token(self, state: State, data: Annotated[RefreshRequest, Body()]) -> TokenPair:
         """Returns a new pair; the old refresh token stops working, and presenting it again revokes
@@ -77,7 +79,14 @@ class AuthController(Controller):
             raise unauthorized(failure) from None
         return _pair(authenticator, subject=claims.sub, role=claims.role, key_prefix=claims.key, family=claims.fam)
 
-    @post("/revoke", operation_id="revoke_token", summary="Log out", status_code=204, responses=AUTH_PROBLEMS)
+    @post(
+        "/revoke",
+        operation_id="revoke_token",
+        summary="Log out",
+        status_code=204,
+        responses=AUTH_PROBLEMS,
+        security=AUTHENTICATED,
+    )
     async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
         """Revokes every token of the presented token's refresh family (this access token, its
         refresh token, and all earlier and later tokens of the login) until they expire."""
@@ -87,7 +96,14 @@ class AuthController(Controller):
         revocations: Revocations = state.revocations
         await revocations.revoke(principal.family_id, "logout")
 
-    @get("/me", operation_id="get_me", summary="Who am I", responses=AUTH_PROBLEMS, cache=False)
+    @get(
+        "/me",
+        operation_id="get_me",
+        summary="Who am I",
+        responses=AUTH_PROBLEMS,
+        cache=False,
+        security=AUTHENTICATED,
+    )
     async def get_me(self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Me:
         """Your subject, role, permissions and rate limits."""
         principal = _required(request)

@@ -643,9 +643,14 @@ async def prepare_write_transaction(conn: AsyncConnection) -> None:
 
     PostgreSQL: no JIT. With statistics that lag behind a fast-growing table, the summary refresh
     was estimated at ~10^6 rows and JIT-compiled for about a second per batch, to read ~4,000.
+    SQLite: take the write lock at once (a write that matches no row). The driver begins the
+    transaction only at its first write, so the writer's reads before its inserts (is this span
+    id stored at another time?) could otherwise miss what another process commits meanwhile.
     """
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("SET LOCAL jit = off")
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("UPDATE spans SET span_id = span_id WHERE 0")
 
 
 # Namespaces (first key) of the writer's transaction-scoped advisory locks.

@@ -1,6 +1,7 @@
 """A deterministic generator of realistic LLM telemetry for demos, tests and benchmarks.
 
-Everything comes from one `random.Random(seed)`: the same arguments give the same records.
+Everything comes from one `random.Random(seed)`: the same arguments give the same records. The
+ids also depend on the end time (`demo.ids`), so generations ending at other times never share one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from observatory_api.demo import texts
 from observatory_api.demo.calls import CHAT_MODEL_WEIGHTS, EMBEDDING_MODEL_WEIGHTS, pick
-from observatory_api.demo.ids import hex_id
+from observatory_api.demo.ids import generation_salt, hex_id
 from observatory_api.demo.logs import trace_logs
 from observatory_api.demo.plans import PLANS, Node, PlanContext, layout, settle
 from observatory_api.storage.records import LogRecord, SpanRecord
@@ -51,6 +52,7 @@ class _Session:
 class _World:
     end: datetime
     days: int
+    salt: int  # XORed into every id: see demo.ids
     users: list[_User]
     user_weights: list[float]
     sessions: list[_Session]
@@ -70,7 +72,7 @@ def generate(
     if traces < 0 or days < 1 or batch_size < 1:
         raise ValueError("traces must be >= 0, days and batch_size >= 1")
     rng = random.Random(seed)  # noqa: S311 - demo data wants reproducible, not secret, numbers
-    world = _build_world(rng, traces, end, days)
+    world = _build_world(rng, traces, end, days, generation_salt(seed=seed, end=end, days=days))
     spans: list[SpanRecord] = []
     logs: list[LogRecord] = []
     for index in range(traces):
@@ -84,7 +86,7 @@ def generate(
         yield spans, logs
 
 
-def _build_world(rng: random.Random, traces: int, end: datetime, days: int) -> _World:
+def _build_world(rng: random.Random, traces: int, end: datetime, days: int, salt: int) -> _World:
     session_count = max(1, min(MAX_SESSIONS, traces // 4))
     user_count = max(1, min(MAX_USERS, math.ceil(session_count / 5)))
     users = [
@@ -101,7 +103,7 @@ def _build_world(rng: random.Random, traces: int, end: datetime, days: int) -> _
     for _ in range(session_count):
         sessions.append(
             _Session(
-                session_id=f"sess_{hex_id(rng, 64)}",
+                session_id=f"sess_{hex_id(rng, 64, salt)}",
                 user=rng.choices(users, weights=user_weights)[0],
                 environment=pick(rng, ENVIRONMENT_WEIGHTS),
                 service=pick(rng, SERVICE_WEIGHTS),
@@ -112,7 +114,7 @@ def _build_world(rng: random.Random, traces: int, end: datetime, days: int) -> _
             )
         )
     session_weights = [rng.lognormvariate(0, 0.8) for _ in sessions]
-    return _World(end, days, users, user_weights, sessions, session_weights)
+    return _World(end, days, salt, users, user_weights, sessions, session_weights)
 
 
 def _traffic_weight(moment: datetime, end: datetime, days: int) -> float:
@@ -162,8 +164,8 @@ def _trace(rng: random.Random, world: _World) -> tuple[list[SpanRecord], list[Lo
     nodes = root.walk()
     _finish_root(root, nodes, user.tier)
 
-    trace_id = hex_id(rng, 128)
-    span_ids = {id(node): hex_id(rng, 64) for node in nodes}
+    trace_id = hex_id(rng, 128, world.salt)
+    span_ids = {id(node): hex_id(rng, 64, world.salt) for node in nodes}
     parents = {id(child): span_ids[id(node)] for node in nodes for child in node.children}
     shared: dict[str, Any] = {
         "trace_id": trace_id,
@@ -174,7 +176,7 @@ def _trace(rng: random.Random, world: _World) -> tuple[list[SpanRecord], list[Lo
         "tags": _tags(rng, service, user),
     }
     spans = [_span_record(node, start, span_ids[id(node)], parents.get(id(node)), shared) for node in nodes]
-    logs = trace_logs(rng, spans, nodes, service=service)
+    logs = trace_logs(rng, spans, nodes, service=service, salt=world.salt)
     return spans, logs
 
 

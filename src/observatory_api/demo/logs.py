@@ -12,8 +12,10 @@ from observatory_api.storage.records import LogRecord, LogSeverity, SpanRecord
 MAX_LOGS_PER_TRACE = 4
 
 
-def trace_logs(rng: random.Random, spans: list[SpanRecord], nodes: list[Node], *, service: str) -> list[LogRecord]:
-    """`spans` and `nodes` are the same spans, in the same order."""
+def trace_logs(
+    rng: random.Random, spans: list[SpanRecord], nodes: list[Node], *, service: str, salt: int = 0
+) -> list[LogRecord]:
+    """`spans` and `nodes` are the same spans, in the same order; `salt` goes into the ids (`demo.ids`)."""
     logger = service.replace("-", "_")
     problems: list[tuple[SpanRecord, LogSeverity, str]] = []
     routine: list[tuple[SpanRecord, LogSeverity, str]] = []
@@ -51,7 +53,7 @@ def trace_logs(rng: random.Random, spans: list[SpanRecord], nodes: list[Node], *
     records = [
         LogRecord(
             time=_time_within(rng, span, at_end=severity in ("ERROR", "WARN") or "answered" in body),
-            log_id=hex_id(rng, 128),
+            log_id=hex_id(rng, 128, salt),
             trace_id=span.trace_id,
             span_id=span.span_id,
             service_name=span.service_name,

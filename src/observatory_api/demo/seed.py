@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.tables import traces as traces_table
@@ -34,7 +34,8 @@ async def seed_demo(
     """Generate `traces` demo traces ending at `end` (default: now) and store them.
 
     `progress(done, total)` is called after each stored batch with the traces written so far.
-    Seeding twice with the same arguments stores nothing the second time.
+    Seeding twice with the same arguments (the end time included) stores nothing the second time;
+    with another end time, other ids (`demo.ids`), so nothing already stored is written again.
     """
     writer = TelemetryWriter(engine)
     end = end or datetime.now(UTC)
@@ -46,6 +47,12 @@ async def seed_demo(
         if progress is not None:
             progress(done, traces)
     return SeedResult(traces=done, spans=spans, logs=logs)
+
+
+async def stored_traces(engine: AsyncEngine) -> int:
+    """How many traces the database holds (the CLI's `seed` adds to a non-empty one only when asked)."""
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(traces_table)) or 0)
 
 
 async def database_is_empty(engine: AsyncEngine) -> bool:

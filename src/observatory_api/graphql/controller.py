@@ -10,12 +10,11 @@ from litestar import Request, get, post
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
-from litestar.handlers import HTTPRouteHandler
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.litestar import make_graphql_controller
 
+from observatory_api.docs_pages.pages import graphiql_page
 from observatory_api.graphql.context import graphql_context
 from observatory_api.graphql.schema import build_schema
 from observatory_api.security.permissions import requires
@@ -110,7 +109,7 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
 
     handlers: list[Any] = [GraphQLController]
     if settings.graphql.playground:
-        handlers.append(_playground())
+        handlers.append(graphiql_page(PLAYGROUND_PATH, GRAPHQL_PATH))
     return handlers
 
 
@@ -133,17 +132,3 @@ def _http_problem(request: Request[Any, Any, Any], error: StrawberryHTTPError) -
         # A mutation (or any operation but a query) over GET: GraphQL over HTTP says 405.
         return MethodNotAllowedException(detail="only queries may be sent with GET", headers={"Allow": "POST"})
     return HTTPException(status_code=error.status_code, detail=error.reason)
-
-
-def _playground() -> HTTPRouteHandler:
-    # Strawberry's GraphiQL page posts to its own URL: point it at the endpoint.
-    html = get_graphql_ide_html("graphiql").replace(
-        'window.location.href.split("?")[0]', f'new URL("{GRAPHQL_PATH}", window.location.href).href'
-    )
-
-    @get(PLAYGROUND_PATH, include_in_schema=False, sync_to_thread=False)
-    def graphql_playground() -> Response[str]:
-        """GraphiQL (development only); add an `Authorization` header in its headers pane."""
-        return Response(html, media_type="text/html")
-
-    return graphql_playground

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from observatory_api import __version__
 from observatory_api.health.checks import ComponentState, check_database, check_redis
-from observatory_api.openapi_docs import problems
+from observatory_api.openapi_docs import OPEN, OPTIONAL, problems
 from observatory_api.security.permissions import principal_of
 
 Status = Literal["ok", "degraded", "down"]
@@ -40,7 +40,14 @@ class HealthController(Controller):
     tags = ["health"]
     include_in_schema = True
 
-    @get("/alive", operation_id="alive", summary="Liveness (no I/O)", responses=problems(400), cache=False)
+    @get(
+        "/alive",
+        operation_id="alive",
+        summary="Liveness (no I/O)",
+        responses=problems(400),
+        cache=False,
+        security=OPEN,
+    )
     async def alive(self) -> Alive:
         """Answers as long as the process serves requests; touches nothing else."""
         return Alive(status="alive")
@@ -51,6 +58,7 @@ class HealthController(Controller):
         summary="Readiness",
         responses={**problems(400), 503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
         cache=False,
+        security=OPEN,
     )
     async def ready(self, state: State) -> Response[Readiness]:
         """200 when the database answers with its schema at head and Redis (if configured) answers; 503 otherwise."""
@@ -67,6 +75,7 @@ class HealthController(Controller):
             503: ResponseSpec(Health, description="The database is down", generate_examples=False),
         },
         cache=False,
+        security=OPTIONAL,  # open; an authenticated caller sees the components
     )
     async def health(self, state: State, request: Request[Any, Any, Any]) -> Response[Health]:
         """`ok`, `degraded` (Redis down: the service falls back) or `down` (the database is unusable, 503).

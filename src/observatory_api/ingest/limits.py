@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 # The reasons a record is rejected: label values of `ingest_records_rejected_total`.
-RejectReason = Literal["invalid_id", "invalid_timestamp", "undecodable"]
+# `span_id_conflict`: a span whose (trace_id, span_id) is stored, or sent, with another start time.
+RejectReason = Literal["invalid_id", "invalid_timestamp", "undecodable", "span_id_conflict"]
 
 # Nested arrays and kvlists deeper than this are dropped with their attribute. Kept below what
 # the protobuf parser itself refuses (~32 kvlist levels) so both encodings draw the line alike.

@@ -117,8 +117,12 @@ def _count_cancelled(signal: Signal, decoding: asyncio.Future[object]) -> None:
 
 async def ingest_traces(writer: TelemetryWriter, body: bytes, kind: str, limits: DecodeLimits) -> IngestResult:
     records, report = await _decode_in_thread("spans", _span_records, body, kind, limits)
-    stored = await writer.write_spans(records) if records else 0
-    return IngestResult(accepted=len(records), stored=stored, report=report)
+    if not records:
+        return IngestResult(accepted=0, stored=0, report=report)
+    written = await writer.store_spans(records)
+    for trace_id, span_id, _ in written.conflicts:
+        report.reject("span_id_conflict", f"span {span_id} of trace {trace_id} is stored with another start time")
+    return IngestResult(accepted=len(records) - len(written.conflicts), stored=written.stored, report=report)
 
 
 async def ingest_logs(writer: TelemetryWriter, body: bytes, kind: str, limits: DecodeLimits) -> IngestResult:

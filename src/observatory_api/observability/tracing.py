@@ -1,6 +1,7 @@
 """OpenTelemetry tracing of the service itself, exported over OTLP/HTTP; off unless configured.
 
-`observability.otlp_endpoint` (`OTEL_EXPORTER_OTLP_ENDPOINT`) is the collector's base URL, as the
+`observability.otlp_endpoint` (`TRACING_OTLP_ENDPOINT`, never the SDK's `OTEL_EXPORTER_OTLP_ENDPOINT`,
+which the applications sending telemetry here use) is the collector's base URL, as the
 OpenTelemetry convention has it (`http://jaeger:4318`); spans go to `<base>/v1/traces`. Spans:
 one server span per request (named `GET /api/v1/traces/{trace_id}`, with `http.route` and the
 request id), one per SQL statement (SQLAlchemy) and one per Redis command. Needs the `otel`
@@ -42,7 +43,7 @@ class Tracing:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
         except ImportError:
             raise ConfigError(
-                "observability.otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)",
+                "observability.otlp_endpoint (TRACING_OTLP_ENDPOINT)",
                 "tracing needs the otel extra: pip install 'observatory-api[otel]'",
             ) from None
         resource = Resource.create(

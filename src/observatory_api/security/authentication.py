@@ -32,7 +32,7 @@ logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
 # GraphiQL's page holds no data (development only); its requests to /graphql carry the credential.
 OPEN_ROUTES = frozenset(
-    {"/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
+    {"/", "/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
 )
 OPEN_PREFIXES = ("/schema",)
 REALM = 'Bearer realm="observatory"'
@@ -77,6 +77,9 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthFailure("malformed", "use `Authorization: Bearer <token>`")
+        if key_prefix_of(token.strip()) is not None:
+            # A common first mistake: say which header takes it rather than "not a well-formed JWT".
+            raise AuthFailure("malformed", "this is an API key: send it in the X-API-Key header, not as a Bearer token")
         claims = self.decode(token.strip(), "access")
         return await self.from_access_claims(claims, state)
 

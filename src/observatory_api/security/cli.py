@@ -135,6 +135,16 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"observatory-api: no API key with id or prefix {args.key!r}", file=sys.stderr)
         return 1
     print(f"observatory-api: revoked API key {info.id} (prefix {info.prefix}, {info.name})")
+    if settings.redis.url is None:
+        # The server's cached lookup is out of this command's reach: say so, not "at once".
+        ttl = settings.auth.api_key_cache_ttl_seconds
+        print(
+            f"observatory-api: WARNING: no REDIS_URL in this shell, so no cached lookup was dropped: a running "
+            f"server still accepts this key for up to {ttl} s (auth.api_key_cache_ttl_seconds), from Redis or "
+            "from its workers' memory. Run keys revoke with the server's REDIS_URL to end it at once in Redis; "
+            f"a server without Redis stops accepting it within {ttl} s.",
+            file=sys.stderr,
+        )
     return 0
 
 

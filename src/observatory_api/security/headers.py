@@ -12,18 +12,25 @@ from observatory_api.settings import SecurityHeadersSettings
 SERVER = "observatory-api"
 # The API returns JSON only: nothing may load, frame or submit anything.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# Swagger UI and Redoc (and later the GraphQL playground) run inline bootstrap code and load
-# their bundles, styles and fonts from these CDNs; nothing else.
-DOCS_CSP = (
-    "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; "
-    "img-src 'self' data: https://cdn.jsdelivr.net https://cdn.redoc.ly; "
-    "font-src 'self' https://fonts.gstatic.com; "
-    "connect-src 'self'; worker-src 'self' blob:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+# The documentation pages load every script from the service itself (`docs_pages`) and have no
+# inline script; each policy allows what its page loads and nothing else. Every other response,
+# the pages' assets included (a script's own CSP does not apply to it), gets API_CSP.
+_DOCS = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-DOCS_PREFIXES = ("/schema", "/graphql")
+# Swagger UI: its stylesheet, inline SVG icons, and style attributes React sets.
+SWAGGER_CSP = f"{_DOCS}; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+# Redoc: styled-components writes <style> elements; its search runs in a worker made from a blob.
+REDOC_CSP = f"{_DOCS}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src blob:"
+# GraphiQL: its stylesheet, CodeMirror's inline styles, and the fonts and icons its CSS embeds.
+GRAPHIQL_CSP = f"{_DOCS}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:"
+DOCS_PAGE_CSP = {
+    "/schema": SWAGGER_CSP,  # the first render plugin answers the bare schema path too
+    "/schema/swagger": SWAGGER_CSP,
+    "/schema/redoc": REDOC_CSP,
+    "/graphql/playground": GRAPHIQL_CSP,
+}
 
 SendHook = Callable[[Message, Scope], Awaitable[None]]
 
@@ -49,8 +56,8 @@ def security_headers_hook(settings: SecurityHeadersSettings) -> SendHook:
         if settings.enabled:
             for name, value in fixed.items():
                 headers[name] = value
-            path = scope.get("path", "")
-            headers["content-security-policy"] = DOCS_CSP if path.startswith(DOCS_PREFIXES) else API_CSP
+            path = scope.get("path", "").rstrip("/") or "/"
+            headers["content-security-policy"] = DOCS_PAGE_CSP.get(path, API_CSP)
         else:
             headers["server"] = SERVER
         if "cache-control" not in headers and scope.get("path", "").startswith("/api/"):

@@ -18,35 +18,36 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 B = TypeVar("B")
+R = TypeVar("R")
 logger = logging.getLogger("observatory_api.storage.group_commit")
 
 # Writes `batches` in one transaction; returns what each batch newly stored, in order.
-CommitGroup = Callable[[Sequence[B]], Awaitable[list[int]]]
+CommitGroup = Callable[[Sequence[B]], Awaitable[list[R]]]
 
 
 @dataclass(slots=True, eq=False)
-class _Pending(Generic[B]):
+class _Pending(Generic[B, R]):
     batch: B
     size: int
-    answer: asyncio.Future[int]
+    answer: asyncio.Future[R]
 
 
-class GroupCommit(Generic[B]):
+class GroupCommit(Generic[B, R]):
     """Runs `commit` for queued batches, one group transaction at a time per instance.
 
     Groups hold at most `max_items` items (a single larger batch still goes alone).
     """
 
     def __init__(
-        self, commit: CommitGroup[B], *, max_items: int, retry_alone: Callable[[Exception], bool] = lambda _: True
+        self, commit: CommitGroup[B, R], *, max_items: int, retry_alone: Callable[[Exception], bool] = lambda _: True
     ) -> None:
         self._commit = commit
         self._max_items = max_items
         self._retry_alone = retry_alone
-        self._queue: deque[_Pending[B]] = deque()
+        self._queue: deque[_Pending[B, R]] = deque()
         self._turn = asyncio.Lock()  # FIFO: the next holder commits whatever has queued meanwhile
 
-    async def submit(self, batch: B, *, size: int) -> int:
+    async def submit(self, batch: B, *, size: int) -> R:
         """Store `batch` of `size` items (in a group); returns what it newly stored, or raises its
         own error."""
         pending = _Pending(batch, size, asyncio.get_running_loop().create_future())
@@ -73,7 +74,7 @@ class GroupCommit(Generic[B]):
             # Cancelled half-way (the caller went away): the unanswered go to the next holder.
             self._queue.extendleft(reversed([p for p in group if not p.answer.done()]))
 
-    def _take_group(self) -> list[_Pending[B]]:
+    def _take_group(self) -> list[_Pending[B, R]]:
         group = [self._queue.popleft()]
         size = group[0].size
         while self._queue and size + self._queue[0].size <= self._max_items:
@@ -81,7 +82,7 @@ class GroupCommit(Generic[B]):
             group.append(self._queue.popleft())
         return group
 
-    async def _commit_group(self, group: list[_Pending[B]]) -> None:
+    async def _commit_group(self, group: list[_Pending[B, R]]) -> None:
         try:
             stored = await self._commit([p.batch for p in group])
         except Exception as error:
@@ -102,6 +103,6 @@ class GroupCommit(Generic[B]):
             pending.answer.set_result(count)
 
 
-def _log_unread_failure(answer: asyncio.Future[int]) -> None:
+def _log_unread_failure(answer: asyncio.Future[object]) -> None:
     if not answer.cancelled() and (error := answer.exception()) is not None:
         logger.warning("a batch whose caller went away failed to commit", exc_info=error)

@@ -29,6 +29,7 @@ from observatory_api.storage.costs import CostFiller
 from observatory_api.storage.group_commit import GroupCommit
 from observatory_api.storage.records import LogRecord, SpanRecord
 from observatory_api.storage.session_changes import TraceTotals, session_changes
+from observatory_api.storage.span_identity import SpanId, stored_starts
 from observatory_api.storage.summaries import (
     IDS,
     add_session_changes,
@@ -68,13 +69,24 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanWrite:
+    """What a `store_spans` call did: the spans newly stored, and the spans refused because a span
+    of the same (trace_id, span_id) is stored (or came first) with another start time."""
+
+    stored: int
+    conflicts: list[SpanKey]
+
+
+@dataclass(frozen=True, slots=True)
 class _SpanBatch:
     """A caller's spans made ready before the write transaction: priced, each key once, as rows
-    of `spans` and as rollup contributions (CPU work kept out of the group's transaction)."""
+    of `spans` and as rollup contributions (CPU work kept out of the group's transaction); and
+    the spans refused already, whose id came earlier in the batch with another start time."""
 
     keys: list[SpanKey]
     rows: list[tuple[Any, ...]]
     contributions: list[Contribution]
+    conflicts: list[SpanKey]
 
 
 class TelemetryWriter:
@@ -83,7 +95,11 @@ class TelemetryWriter:
     The span batches of concurrent callers are merged into one transaction (group commit, see
     `storage.group_commit`); each caller returns once its rows are committed. A transaction
     stores the rows and the summaries and rollups they change together, or nothing. Rows whose
-    primary key is already stored are skipped, so a retried batch is safe. When the engine's
+    primary key is already stored are skipped, so a retried batch is safe; a span whose
+    (trace_id, span_id) is stored at another start time is refused (`SpanWrite.conflicts`) and
+    nothing stored changes, on every backend (the primary key holds the start time, as a
+    TimescaleDB hypertable's unique indexes must, so this is checked under the trace's lock
+    rather than by an index). When the engine's
     dialect is marked as having the continuous aggregates (TimescaleDB), the database maintains
     the metric rollups itself and the writer leaves the rollup tables alone.
     """
@@ -97,59 +113,84 @@ class TelemetryWriter:
         self._first_analyze = first_analyze
         self._analyze_at: int | None = None  # known at the first write
         # A timeout or a lost connection is no batch's fault: retrying each alone would meet it again.
-        self._spans = GroupCommit[_SpanBatch](
+        self._spans = GroupCommit[_SpanBatch, SpanWrite](
             self._write_span_group, max_items=group_max_spans, retry_alone=lambda error: not blocks_every_batch(error)
         )
 
     async def write_spans(self, records: Sequence[SpanRecord]) -> int:
-        """Store `records`, refresh their traces and sessions; returns the spans newly stored.
+        """As `store_spans`; returns the spans newly stored."""
+        return (await self.store_spans(records)).stored
+
+    async def store_spans(self, records: Sequence[SpanRecord]) -> SpanWrite:
+        """Store `records`, refresh their traces and sessions; returns what was stored and refused.
 
         Spans without a cost are priced from the catalogue; the spans newly stored are added to
         the metric rollups in the same transaction (unless TimescaleDB maintains them).
         """
         if not records:
-            return 0
+            return SpanWrite(0, [])
         batch = await self._prepare(records)
-        stored = await self._spans.submit(batch, size=len(batch.rows))
+        written = await self._spans.submit(batch, size=len(batch.rows))
         try:
-            await self._analyze_as_tables_grow(stored)
+            await self._analyze_as_tables_grow(written.stored)
         except Exception:  # the spans are committed: a failed ANALYZE must not report them lost
             logger.warning("ANALYZE after a write failed; planner statistics may lag", exc_info=True)
-        return stored
+        return written
 
     async def _prepare(self, records: Sequence[SpanRecord]) -> _SpanBatch:
         unique: dict[SpanKey, SpanRecord] = {}
+        started: dict[SpanId, datetime] = {}
+        conflicts: list[SpanKey] = []
         for record in records:
             if record.start_time.tzinfo is None or record.end_time.tzinfo is None:
                 raise ValueError("naive datetime: timestamps must carry a timezone")
-            unique.setdefault(_key(record), record)  # a repeated span: the first one is stored
+            key = _key(record)
+            if started.setdefault(key[:2], key[2]) != key[2]:
+                conflicts.append(key)  # the same span id at another time: the first one is kept
+                continue
+            unique.setdefault(key, record)  # a repeated span: the first one is stored
         # The price history is cached by the filler; a connection is needed only to reload it.
         async with self._engine.connect() as conn:
             priced = await self._costs.fill(conn, list(unique.values()))
         # CPU work in a thread: the event loop goes on driving the group transaction in progress.
-        return await asyncio.to_thread(_span_batch, priced)
+        return await asyncio.to_thread(_span_batch, priced, conflicts)
 
-    async def _write_span_group(self, batches: Sequence[_SpanBatch]) -> list[int]:
-        """One transaction for `batches`; returns the spans each batch newly stored."""
+    async def _write_span_group(self, batches: Sequence[_SpanBatch]) -> list[SpanWrite]:
+        """One transaction for `batches`; returns what each batch newly stored and had refused."""
         # A key repeated across batches (a retry racing its original) is written and counted once:
-        # the rollups add contributions themselves, so a repeat must not reach them.
+        # the rollups add contributions themselves, so a repeat must not reach them. A span id
+        # repeated at another start time is refused in the later batch.
         owner: dict[SpanKey, int] = {}
+        started: dict[SpanId, datetime] = {}
+        conflicts = [list(batch.conflicts) for batch in batches]
         rows: list[tuple[Any, ...]] = []
         parts: list[Contribution] = []
         for index, batch in enumerate(batches):
             for key, row, part in zip(batch.keys, batch.rows, batch.contributions, strict=True):
-                if key not in owner:
-                    owner[key] = index
-                    rows.append(row)
-                    parts.append(part)
+                if key in owner:
+                    continue
+                if started.setdefault(key[:2], key[2]) != key[2]:
+                    conflicts[index].append(key)
+                    continue
+                owner[key] = index
+                rows.append(row)
+                parts.append(part)
         keys = list(owner)
         async with self._engine.begin() as conn:
             await prepare_write_transaction(conn)
-            new_keys = set(await insert_new_rows(conn, spans, rows, key=_SPAN_KEY))
+            # The traces' locks first: the check below and the insert then see every span of
+            # these traces that a concurrent writer committed (SQLite: one writer at a time).
+            trace_ids = sorted({key[0] for key in keys})
+            await lock_summaries(conn, "traces", trace_ids)
+            before = await _stored_totals(conn, trace_ids)
+            kept = await _without_conflicts(conn, keys, before)
+            for i in sorted(set(range(len(keys))) - set(kept)):
+                conflicts[owner[keys[i]]].append(keys[i])
+            new_keys = set(await insert_new_rows(conn, spans, [rows[i] for i in kept], key=_SPAN_KEY))
             # Only traces with a new span can have changed: a pure retry skips everything below.
-            new = [i for i, key in enumerate(keys) if key in new_keys]
+            new = [i for i in kept if keys[i] in new_keys]
             if new:
-                await self._refresh_summaries(conn, [rows[i] for i in new])
+                await self._refresh_summaries(conn, [rows[i] for i in new], before)
                 # Last: the rollup rows other writers also add to stay locked only until commit.
                 # On TimescaleDB the continuous aggregates follow `spans` without them.
                 if not has_continuous_aggregates(conn.dialect):
@@ -157,7 +198,7 @@ class TelemetryWriter:
         stored = [0] * len(batches)
         for i in new:
             stored[owner[keys[i]]] += 1
-        return stored
+        return [SpanWrite(count, refused) for count, refused in zip(stored, conflicts, strict=True)]
 
     async def _analyze_as_tables_grow(self, stored: int) -> None:
         # Planner statistics must follow tables that grow fast (a bulk load, or a server without
@@ -189,14 +230,13 @@ class TelemetryWriter:
         async with self._engine.begin() as conn:
             return await insert_ignoring_duplicates(conn, logs, rows)
 
-    async def _refresh_summaries(self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]]) -> None:
+    async def _refresh_summaries(
+        self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]], stored: dict[str, TraceTotals]
+    ) -> None:
+        """`stored`: the summaries read (under their locks) before `new_rows` were inserted."""
         dialect_name = conn.dialect.name
         trace_ids = sorted({row[_TRACE_ID] for row in new_rows})
-        await lock_summaries(conn, "traces", trace_ids)
-        before: dict[str, TraceTotals] = {}
-        for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
-            for row in await conn.execute(trace_totals(dialect_name), {IDS: list(chunk)}):
-                before[row.trace_id] = TraceTotals(*row)
+        before = {trace_id: stored[trace_id] for trace_id in trace_ids if trace_id in stored}
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
         session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID] is not None}
@@ -212,9 +252,33 @@ class TelemetryWriter:
             await conn.execute(delete_empty_sessions(dialect_name), {IDS: list(chunk)})
 
 
-def _span_batch(records: Sequence[SpanRecord]) -> _SpanBatch:
+async def _stored_totals(conn: AsyncConnection, trace_ids: Sequence[str]) -> dict[str, TraceTotals]:
+    found: dict[str, TraceTotals] = {}
+    for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
+        for row in await conn.execute(trace_totals(conn.dialect.name), {IDS: list(chunk)}):
+            found[row.trace_id] = TraceTotals(*row)
+    return found
+
+
+async def _without_conflicts(
+    conn: AsyncConnection, keys: Sequence[SpanKey], before: dict[str, TraceTotals]
+) -> list[int]:
+    """The indexes of `keys` whose span id is not stored at another start time.
+
+    Only a trace with a summary can hold spans (the summary is written with them), and none of
+    them starts before the summary's start: a batch of new traces, the common case, costs nothing.
+    """
+    known = [key[:2] for key in keys if key[0] in before]
+    if not known:
+        return list(range(len(keys)))
+    since = min(before[trace_id].start_time for trace_id, _ in known)
+    stored = await stored_starts(conn, known, since=since)
+    return [i for i, key in enumerate(keys) if stored.get(key[:2], key[2]) == key[2]]
+
+
+def _span_batch(records: Sequence[SpanRecord], conflicts: list[SpanKey]) -> _SpanBatch:
     rows = [msgspec.structs.astuple(record) for record in records]
-    return _SpanBatch([_key(record) for record in records], rows, [contribution(row) for row in rows])
+    return _SpanBatch([_key(record) for record in records], rows, [contribution(row) for row in rows], conflicts)
 
 
 def _key(record: SpanRecord) -> SpanKey:

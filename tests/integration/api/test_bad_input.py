@@ -234,3 +234,18 @@ def test_an_empty_filter_is_refused(client: TestClient) -> None:
     # Documented as a condition or and/or/not; the metric queries refused it already.
     assert_problem(client.post(SEARCH, json={"filter": {}}), "filter.field", "is required")
     assert_problem(client.post(METRICS, json={"metrics": [{"id": "request_count"}], "filter": {}}), "filter.field", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field", "accepted"),
+    [
+        ("/api/v1/spans", {"kind": "LLM"}, "kind", "llm, embedding, chain, agent, tool, retriever, other"),
+        ("/api/v1/traces", {"status": "failed"}, "status", "ok, error, unset"),  # a shared list filter
+    ],
+)
+def test_an_enum_value_error_lists_the_accepted_values(
+    client: TestClient, path: str, params: dict[str, str], field: str, accepted: str
+) -> None:
+    assert_problem(
+        client.get(path, params=params), field, f"Invalid enum value {params[field]!r}; expected one of {accepted}"
+    )

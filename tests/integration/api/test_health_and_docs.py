@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from litestar.testing import TestClient
@@ -66,11 +67,38 @@ def test_ready_is_503_when_the_schema_is_behind(tmp_path: Path) -> None:
 
 
 def test_docs_are_served(client: TestClient) -> None:
-    assert client.get("/schema/swagger").status_code == 200
-    assert client.get("/schema/redoc").status_code == 200
+    for page in ("/schema/swagger", "/schema/redoc"):
+        answer = client.get(page)
+        assert answer.status_code == 200
+        # Every asset the page names is served by the service itself (no CDN: works offline).
+        assets = re.findall(r'(?:src|href|spec-url)="([^"]+)"', answer.text)
+        assert assets and all(asset.startswith("/schema/") for asset in assets), assets
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
     spec = client.get("/schema/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     assert "/api/v1/traces/search" in spec["paths"]
+
+
+def test_every_operation_declares_the_credentials_it_takes(client: TestClient) -> None:
+    spec = client.get("/schema/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
+    both = [{"apiKey": []}, {"bearerAuth": []}]
+    credential = dict(client.headers)
+    client.headers.clear()  # as an anonymous caller
+    try:
+        for path, operations in spec["paths"].items():
+            for method, operation in operations.items():
+                answer = client.request(method.upper(), path.replace("{", "x").replace("}", ""))
+                if operation["security"][0] == {}:  # marked open: answered without a credential
+                    assert answer.status_code != 401, (method, path)
+                else:
+                    assert operation["security"] in (both, [{"apiKey": []}]), (method, path)
+                    assert answer.status_code == 401, (method, path)
+    finally:
+        client.headers.update(credential)
 
 
 def test_committed_openapi_matches_the_code(client: TestClient) -> None:

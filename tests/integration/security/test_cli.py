@@ -87,3 +87,20 @@ def test_config_check_production_enforces_rate_limits_and_introspection(tmp_path
     assert no_limits.returncode == 2 and "RATE_LIMIT_ENABLED" in no_limits.stderr
     introspection = run_cli("config", "check", cwd=tmp_path, env={**env, "GRAPHQL_INTROSPECTION": "true"})
     assert introspection.returncode == 2 and "GRAPHQL_INTROSPECTION" in introspection.stderr
+
+
+def test_keys_revoke_without_redis_url_says_the_cached_key_stays_valid(tmp_path: Path) -> None:
+    env = {"SECRET_KEY": STRONG, "JWT_SECRET": STRONG}
+    created = run_cli("keys", "create", "--name", "ci", "--role", "viewer", cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    prefix = created.stdout.strip().split("_")[1]
+
+    revoked = run_cli("keys", "revoke", prefix, cwd=tmp_path, env=env)
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert "WARNING: no REDIS_URL in this shell" in revoked.stderr
+    assert "for up to 60 s" in revoked.stderr
+    with_redis = run_cli("keys", "create", "--name", "ci2", "--role", "viewer", cwd=tmp_path, env=env)
+    second = with_redis.stdout.strip().split("_")[1]
+    quiet = run_cli("keys", "revoke", second, cwd=tmp_path, env={**env, "REDIS_URL": TEST_REDIS_URL})
+    assert quiet.returncode == 0 and "WARNING" not in quiet.stderr

@@ -26,7 +26,7 @@ class Recorder:
         return [len(batch) for batch in batches]
 
 
-async def started(group_commit: GroupCommit[str], batch: str) -> asyncio.Task[int]:
+async def started(group_commit: GroupCommit[str, int], batch: str) -> asyncio.Task[int]:
     task = asyncio.create_task(group_commit.submit(batch, size=len(batch)))
     await asyncio.sleep(0)  # queued, in submission order
     return task

@@ -1,0 +1,61 @@
+"""`GET /`: what a newcomer who opens the service's address needs, as links (JSON)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import get
+from litestar.datastructures import State
+
+from observatory_api import __version__
+from observatory_api.openapi_docs import OPEN, problems
+
+
+class Landing(msgspec.Struct, omit_defaults=True):
+    name: str
+    version: str
+    docs: dict[str, str]
+    health: dict[str, str]
+    readme: dict[str, str]
+    graphql: dict[str, str] | None = None
+
+
+# The README's sections a first-time user starts from (the file is in the repository, not served).
+README_SECTIONS = {
+    "quickstart": "README.md (top): serve --demo, then curl with the printed key",
+    "postgresql": "README.md#running-against-postgresql-and-redis",
+    "send_traces": "README.md#otlp-ingest-v1traces-v1logs",
+    "security": "README.md#security",
+}
+
+
+@get(
+    "/",
+    operation_id="landing",
+    summary="Where to start",
+    tags=["health"],
+    responses=problems(400),
+    cache=False,
+    security=OPEN,
+    sync_to_thread=False,
+)
+def landing(state: State) -> Landing:
+    """Links to the API docs, GraphQL, the health routes and the README's quickstarts; no data."""
+    settings = state.settings
+    docs = (
+        {"swagger": "/schema/swagger", "redoc": "/schema/redoc", "openapi": "/schema/openapi.json", "api": "/api/v1"}
+        if settings.features.docs
+        else {"api": "/api/v1"}
+    )
+    graphql = None
+    if settings.graphql.enabled:
+        graphql = {"endpoint": "/graphql"}
+        if settings.graphql.playground:
+            graphql["graphiql"] = "/graphql/playground"
+    return Landing(
+        name="observatory-api",
+        version=__version__,
+        docs=docs,
+        graphql=graphql,
+        health={"alive": "/alive", "ready": "/ready", "health": "/health"},
+        readme=README_SECTIONS,
+    )
