@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, ColumnElement, Row, Select, Table, and_, select
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
+from observatory_api.db.dialect import time_shifted
 from observatory_api.db.keyset import Keyset
 from observatory_api.errors import NotFound
 from observatory_api.filters import Node, compile_trace_filter
@@ -22,6 +24,12 @@ from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
 
 _t = tables.traces
+# A trace's logs are the logs with its id stamped at most this long before its first span starts
+# or after its last span ends (clock skew between services, a log's observed time). Every lookup
+# of a trace's spans or logs is bounded by the trace's time range: on TimescaleDB an unbounded
+# one probes every chunk, compressed ones included, and its speed then depends on the planner's
+# statistics. Logs further off are still listed by /api/v1/logs?trace_id=.
+TRACE_LOG_MARGIN = timedelta(hours=1)
 SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
 _SORT_COLUMNS: dict[str, Column[Any]] = {
     "start_time": _t.c.start_time,
@@ -77,7 +85,7 @@ class TraceRepository:
                 raise NotFound(f"no trace with id {trace_id}")
             summary = to_summary(found)
             span_rows = (await conn.execute(_trace_spans(summary, allow_content))).all()
-            log_rows = (await conn.execute(_trace_logs(trace_id, allow_content))).all()
+            log_rows = (await conn.execute(_trace_logs(summary, allow_content))).all()
         return TraceDetail(
             **msgspec.structs.asdict(summary),
             spans=build_span_tree(
@@ -99,8 +107,16 @@ class TraceRepository:
     async def spans_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[SpanNode]]:
         """Every span of each trace (flat, in start order), by trace id, in one statement."""
         spans = tables.spans
+        # Joined to the trace's summary for its time range (see TRACE_LOG_MARGIN).
+        in_trace = and_(
+            _t.c.trace_id == spans.c.trace_id,
+            spans.c.start_time >= _t.c.start_time,
+            spans.c.start_time <= _t.c.end_time,
+        )
         rows = await self._rows_by_trace(
-            select(*span_columns(allow_content=allow_content)), spans, trace_ids, (spans.c.start_time, spans.c.span_id)
+            select(*span_columns(allow_content=allow_content)).select_from(spans.join(_t, in_trace)),
+            trace_ids,
+            (spans.c.start_time, spans.c.span_id),
         )
         return {
             trace_id: [span_from_row(row, allow_content=allow_content, make=SpanNode) for row in found]
@@ -111,8 +127,16 @@ class TraceRepository:
     async def logs_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[LogEntry]]:
         """The logs of each trace, in time order, by trace id, in one statement."""
         logs = tables.logs
+        margin = int(TRACE_LOG_MARGIN.total_seconds())
+        in_trace = and_(
+            _t.c.trace_id == logs.c.trace_id,
+            logs.c.time >= time_shifted(_t.c.start_time, -margin),
+            logs.c.time <= time_shifted(_t.c.end_time, margin),
+        )
         rows = await self._rows_by_trace(
-            select(*log_columns(allow_content=allow_content)), logs, trace_ids, (logs.c.time, logs.c.log_id)
+            select(*log_columns(allow_content=allow_content)).select_from(logs.join(_t, in_trace)),
+            trace_ids,
+            (logs.c.time, logs.c.log_id),
         )
         return {
             trace_id: [log_from_row(row, allow_content=allow_content) for row in found]
@@ -120,14 +144,14 @@ class TraceRepository:
         }
 
     async def _rows_by_trace(
-        self, columns: Select[Any], table: Table, trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]]
+        self, columns: Select[Any], trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]]
     ) -> dict[str, list[Row[Any]]]:
-        """The rows of `columns` (a select from `table`) for `trace_ids`, in `order`, grouped by
-        trace id (each id present)."""
+        """The rows of `columns` (a select joined to `traces`) for `trace_ids`, in `order`, grouped
+        by trace id (each id present)."""
         found: dict[str, list[Row[Any]]] = {trace_id: [] for trace_id in trace_ids}
         if not trace_ids:
             return found
-        stmt = columns.where(table.c.trace_id.in_(set(trace_ids))).order_by(*order)
+        stmt = columns.where(_t.c.trace_id.in_(set(trace_ids))).order_by(*order)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         for row in rows:
@@ -149,11 +173,15 @@ def _trace_spans(summary: TraceSummary, allow_content: bool) -> Select[Any]:
     )
 
 
-def _trace_logs(trace_id: str, allow_content: bool) -> Select[Any]:
+def _trace_logs(summary: TraceSummary, allow_content: bool) -> Select[Any]:
     logs = tables.logs
     return (
         select(*log_columns(allow_content=allow_content))
-        .where(logs.c.trace_id == trace_id)
+        .where(
+            logs.c.trace_id == summary.trace_id,
+            logs.c.time >= summary.start_time - TRACE_LOG_MARGIN,
+            logs.c.time <= summary.end_time + TRACE_LOG_MARGIN,
+        )
         .order_by(logs.c.time, logs.c.log_id)
     )
 
