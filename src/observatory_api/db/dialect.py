@@ -700,29 +700,3 @@ async def estimated_rows(conn: AsyncConnection, table: str) -> int:
     if conn.dialect.name != "postgresql":
         return 0
     return int(await conn.scalar(_ESTIMATED_ROWS, {"name": table}) or 0)
-
-
-class time_shifted(FunctionElement[datetime]):
-    """`column` (a timestamp) moved by a whole number of `seconds` (negative: earlier)."""
-
-    _traverse_internals = [*FunctionElement._traverse_internals, ("seconds", InternalTraversal.dp_plain_obj)]
-    name = "time_shifted"
-
-    def __init__(self, column: ColumnElement[Any], seconds: int) -> None:
-        self.seconds = int(seconds)
-        self.type = UTCDateTime()
-        super().__init__(column)
-
-
-@compiles(time_shifted, "postgresql")
-def _time_shifted_pg(element: time_shifted, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = list(element.clauses)
-    return f"({compiler.process(column, **kw)} + INTERVAL '{element.seconds} seconds')"
-
-
-@compiles(time_shifted, "sqlite")
-def _time_shifted_sqlite(element: time_shifted, compiler: SQLCompiler, **kw: Any) -> str:
-    # UTCDateTime's text; SQLite keeps milliseconds: a bound moves outwards by less than one.
-    (column,) = list(element.clauses)
-    shift = f"{element.seconds}" if element.seconds < 0 else f"{element.seconds}.001"
-    return f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(column, **kw)}, '{shift} seconds')"
