@@ -18,6 +18,9 @@ TIMESCALEDB_URL = os.environ.get("OBSERVATORY_TEST_TIMESCALEDB_URL") or None
 ON_TIMESCALEDB = TIMESCALEDB_URL is not None
 # Tests that need TimescaleDB itself; they run in the TimescaleDB pass only.
 ONLY_ON_TIMESCALEDB = Path(__file__).resolve().parent / "integration" / "timescaledb"
+# Tests that emulate TimescaleDB on plain PostgreSQL (a SQL `time_bucket`, plain views): on
+# TimescaleDB they give way to tests/integration/timescaledb, which test the real thing.
+EMULATING_TIMESCALEDB = {Path(__file__).resolve().parent / "integration" / "metrics" / "test_continuous_aggregates.py"}
 
 
 async def prepare_template(admin_url: str, name: str) -> None:
@@ -46,13 +49,16 @@ async def prepare_template(admin_url: str, name: str) -> None:
 
 
 def select_items(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On TimescaleDB, leave out the SQLite cases (the first pass ran them); elsewhere, leave out
-    the tests that need TimescaleDB."""
+    """On TimescaleDB, leave out the SQLite cases (the first pass ran them) and the emulations of
+    TimescaleDB; elsewhere, leave out the tests that need TimescaleDB."""
     kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        in_timescaledb_folder = ONLY_ON_TIMESCALEDB in Path(str(item.fspath)).parents
-        drop = "sqlite" in params.values() if ON_TIMESCALEDB else in_timescaledb_folder
+        path = Path(str(item.fspath))
+        if ON_TIMESCALEDB:
+            drop = "sqlite" in params.values() or path in EMULATING_TIMESCALEDB
+        else:
+            drop = ONLY_ON_TIMESCALEDB in path.parents
         (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
