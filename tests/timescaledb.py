@@ -14,6 +14,10 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+# The TimescaleDB and PostgreSQL versions the TimescaleDB pass runs on (checked there, by
+# tests/integration/timescaledb/test_versions.py) and compose.yml deploys.
+TESTED_TIMESCALEDB = "2.28.3"
+TESTED_POSTGRESQL_MAJOR = 15
 TIMESCALEDB_URL = os.environ.get("OBSERVATORY_TEST_TIMESCALEDB_URL") or None
 ON_TIMESCALEDB = TIMESCALEDB_URL is not None
 # Tests that need TimescaleDB itself; they run in the TimescaleDB pass only.
