@@ -57,7 +57,12 @@ from sqlalchemy.engine import make_url
 from observatory_api.demo.generator import generate
 from observatory_api.storage.records import SpanRecord
 
-ADMIN_URL = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVERS = {
+    "postgresql": os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    # ../shared/timescaledb/start.sh
+    "timescaledb": os.environ.get("OBSERVATORY_BENCH_TIMESCALEDB_URL", "postgresql://postgres@127.0.0.1:5433/postgres"),
+}
+ADMIN_URL = SERVERS["postgresql"]  # the server of --backend (postgresql or timescaledb)
 
 
 def free_port() -> int:
@@ -123,7 +128,7 @@ def live_timing(records: list[SpanRecord], *, rate: float, end: datetime) -> lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--backend", choices=["postgresql", "timescaledb", "sqlite"], default="postgresql")
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=512, help="spans per export request")
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporter threads")
@@ -134,8 +139,10 @@ def main() -> None:
     parser.add_argument("--database", help="an existing PostgreSQL database to send into (kept)")
     parser.add_argument("--seed", type=int, default=7, help="demo generator seed (the trace and span ids)")
     args = parser.parse_args()
-    if args.database and args.backend != "postgresql":
-        parser.error("--database needs --backend postgresql")
+    if args.database and args.backend == "sqlite":
+        parser.error("--database needs --backend postgresql or timescaledb")
+    global ADMIN_URL
+    ADMIN_URL = SERVERS.get(args.backend, ADMIN_URL)
 
     now = datetime.now(UTC)
     records: list[SpanRecord] = []
@@ -160,7 +167,7 @@ def main() -> None:
         }
     )
     database = args.database or f"observatory_bench_ingest_{uuid.uuid4().hex[:6]}"
-    if args.backend == "postgresql":
+    if args.backend != "sqlite":
         if not args.database:
             asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
         env["DATABASE_URL"] = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
@@ -205,7 +212,7 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        if args.backend == "postgresql" and not args.database:
+        if args.backend != "sqlite" and not args.database:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -280,7 +287,11 @@ def _cpu_seconds(server_pid: int, database: str) -> dict[str, float]:
 
 
 # `{sent}` is replaced by the backend's test for "one of the trace ids this run sent" (one parameter).
-_SENT = {"postgresql": "= ANY($1::text[])", "sqlite": "IN (SELECT value FROM json_each(?))"}
+_SENT = {
+    "postgresql": "= ANY($1::text[])",
+    "timescaledb": "= ANY($1::text[])",
+    "sqlite": "IN (SELECT value FROM json_each(?))",
+}
 _CHECKS = {
     "traces whose span_count differs from their spans": (
         "SELECT count(*) FROM traces t WHERE t.trace_id {sent} "
@@ -295,13 +306,21 @@ _CHECKS = {
         "AND x.trace_count <> (SELECT count(*) FROM traces t WHERE t.session_id = x.session_id)"
     ),
 }
-# Whole tables: in a database the run did not create, these hold only if they held before.
-_TOTALS = {
-    f"{table} total differs from the spans": (
-        f"SELECT abs((SELECT coalesce(sum(span_count), 0) FROM {table}) - (SELECT count(*) FROM spans))"
-    )
-    for table in ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
-}
+# Whole tables: in a database the run did not create, these hold only if they held before. Where
+# TimescaleDB's continuous aggregates replace the rollup tables (the writer leaves those empty),
+# the aggregates are checked instead (real-time aggregation: every committed span counts).
+_ROLLUPS = ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
+_AGGREGATES = ("metric_cagg_minute", "metric_cagg_minute_overall", "metric_cagg_hour", "metric_cagg_day")
+_HAS_AGGREGATES = "SELECT count(*) = 4 FROM pg_class WHERE relname = ANY($1::text[]) AND relkind IN ('v', 'm')"
+
+
+def _totals(tables: tuple[str, ...]) -> dict[str, str]:
+    return {
+        f"{table} total differs from the spans": (
+            f"SELECT abs((SELECT coalesce(sum(span_count), 0) FROM {table}) - (SELECT count(*) FROM spans))"
+        )
+        for table in tables
+    }
 
 
 def _inconsistencies(backend: str, database: str, workdir: Path, trace_ids: list[str]) -> list[str]:
@@ -313,14 +332,16 @@ def _inconsistencies(backend: str, database: str, workdir: Path, trace_ids: list
         sent = msgspec.json.encode(trace_ids).decode()
         with sqlite3.connect(workdir / "observatory.db") as db:
             found = {name: int(db.execute(sql, (sent,)).fetchone()[0]) for name, sql in checks.items()}
-            found.update({name: int(db.execute(sql).fetchone()[0]) for name, sql in _TOTALS.items()})
+            found.update({name: int(db.execute(sql).fetchone()[0]) for name, sql in _totals(_ROLLUPS).items()})
     else:
 
         async def check() -> dict[str, int]:
             connection = await asyncpg.connect(make_url(ADMIN_URL).set(database=database).render_as_string(False))
             try:
                 found = {name: int(await connection.fetchval(sql, trace_ids)) for name, sql in checks.items()}
-                return found | {name: int(await connection.fetchval(sql)) for name, sql in _TOTALS.items()}
+                aggregates = await connection.fetchval(_HAS_AGGREGATES, list(_AGGREGATES))
+                totals = _totals(_AGGREGATES if aggregates else _ROLLUPS)
+                return found | {name: int(await connection.fetchval(sql)) for name, sql in totals.items()}
             finally:
                 await connection.close()
 

@@ -4,10 +4,18 @@
     .venv/bin/python bench/metrics_bench.py seed --spans 10000000 --log bench/seed_metrics.log
     # 2. measure the three target queries on both paths:
     .venv/bin/python bench/metrics_bench.py run --repeat 20
+    # 3. trace detail and the listings:
+    .venv/bin/python bench/metrics_bench.py traces --repeat 200
 
-The database is `observatory_bench_metrics` on OBSERVATORY_BENCH_POSTGRES_URL (default
-postgres@127.0.0.1) and is kept afterwards. `seed` is idempotent (the writer skips stored spans),
-so an interrupted load can be re-run. Figures go to bench/RESULTS.md by hand.
+`--backend timescaledb` (before the command) does the same on OBSERVATORY_BENCH_TIMESCALEDB_URL
+(default postgres@127.0.0.1:5433, ../shared/timescaledb/start.sh); there `seed` ends by running
+the refresh and compression policies' jobs once, as the server's scheduler would, and `run` reads
+the continuous aggregates where plain PostgreSQL reads the rollup tables.
+
+The database is `observatory_bench_metrics` (OBSERVATORY_BENCH_DATABASE) on
+OBSERVATORY_BENCH_POSTGRES_URL (default postgres@127.0.0.1) and is kept afterwards. `seed` is
+idempotent (the writer skips stored spans), so an interrupted load can be re-run. Figures go to
+bench/RESULTS.md by hand.
 """
 
 from __future__ import annotations
@@ -28,12 +36,16 @@ import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from observatory_api.db.dialect import time_bucket, upsert_via_staging
+from observatory_api.db.dialect import mark_timescaledb, time_bucket, upsert_via_staging
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import upgrade
 from observatory_api.db.tables import spans
 from observatory_api.demo.seed import seed_demo
-from observatory_api.metrics.continuous_aggregates import mark_continuous_aggregates
+from observatory_api.logs.repository import LogFilters, LogRepository
+from observatory_api.metrics.continuous_aggregates import (
+    mark_continuous_aggregates,
+    use_continuous_aggregates_if_present,
+)
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.rollup_tables import (
@@ -45,10 +57,17 @@ from observatory_api.metrics.rollup_tables import (
 )
 from observatory_api.metrics.rollups import additive_updates, dims_key, rollup_rows
 from observatory_api.metrics.schemas import MetricQuery
+from observatory_api.query import TimeWindow
 from observatory_api.settings import DatabaseSettings, QuerySettings
+from observatory_api.spans.repository import SpanRepository
 from observatory_api.storage.records import SpanRecord
+from observatory_api.traces.repository import TraceRepository
 
-ADMIN_URL = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVERS = {
+    "postgresql": os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    "timescaledb": os.environ.get("OBSERVATORY_BENCH_TIMESCALEDB_URL", "postgresql://postgres@127.0.0.1:5433/postgres"),
+}
+ADMIN_URL = SERVERS["postgresql"]  # set by --backend
 DATABASE = os.environ.get("OBSERVATORY_BENCH_DATABASE", "observatory_bench_metrics")
 END = datetime(2026, 11, 20, tzinfo=UTC)
 SPANS_PER_TRACE = 3.88  # the generator's average
@@ -95,6 +114,7 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
             # visibility map once, as autovacuum would in production.
             async with engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await run_policies(conn, log)
                 await conn.exec_driver_sql("VACUUM ANALYZE")
             log.write(
                 f"done: {result.spans:,} spans, {result.logs:,} logs in {elapsed:,.0f} s "
@@ -102,6 +122,32 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
             )
         finally:
             await engine.dispose()
+
+
+async def run_policies(conn: Any, log: Any) -> None:
+    """On TimescaleDB, run the continuous aggregates' refresh and the compression policies once, as
+    the scheduler would after the load (in autocommit: TimescaleDB refuses them in a transaction)."""
+    installed = (await conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
+    if installed is None:
+        return
+    jobs = await conn.exec_driver_sql(
+        "SELECT job_id, proc_name FROM timescaledb_information.jobs "
+        "WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression') ORDER BY proc_name, job_id"
+    )
+    for job_id, proc_name in jobs.all():
+        started = time.perf_counter()
+        await conn.exec_driver_sql(f"CALL run_job({int(job_id)})")
+        log.write(f"{proc_name} job {job_id}: {time.perf_counter() - started:,.1f} s\n")
+
+
+async def prepared_engine(settings: DatabaseSettings) -> Any:
+    """The engine with the dialect marks the server's lifespan sets (TimescaleDB, aggregates)."""
+    engine = create_engine(settings, database_url(settings))
+    async with engine.connect() as conn:
+        installed = (await conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"))).first()
+    mark_timescaledb(engine.dialect, installed is not None)
+    await use_continuous_aggregates_if_present(engine)
+    return engine
 
 
 # The three target queries of the issue, over windows that end at the dataset's end.
@@ -135,7 +181,7 @@ def target_queries(end: datetime) -> dict[str, dict]:
 
 async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
     settings = bench_settings()
-    engine = create_engine(settings, database_url(settings))
+    engine = await prepared_engine(settings)
     repository = MetricRepository(engine)
     limits = QuerySettings()
     async with engine.connect() as conn:
@@ -167,6 +213,62 @@ async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
         ratios.append((name, figures["raw"] / figures["rollup"]))
     for name, ratio in ratios:
         print(f"# {name}: raw p95 / rollup p95 = {ratio:,.1f}x")
+    await engine.dispose()
+
+
+async def measure_traces(repeat: int) -> None:
+    """Trace detail of `repeat` traces spread over the 30 days (old ones on compressed chunks on
+    TimescaleDB), and the first page of the trace, span and log listings over 1 and 7 days."""
+    settings = bench_settings()
+    engine = await prepared_engine(settings)
+    async with engine.connect() as conn:
+        ids = (
+            await conn.execute(
+                text("SELECT trace_id FROM traces TABLESAMPLE SYSTEM (5) REPEATABLE (1) ORDER BY trace_id LIMIT :n"),
+                {"n": repeat},
+            )
+        ).scalars()
+        trace_ids = list(ids)
+    traces = TraceRepository(engine)
+    spans_repository, logs_repository = SpanRepository(engine), LogRepository(engine)
+
+    async def detail(i: int) -> None:
+        await traces.get_trace(trace_ids[i % len(trace_ids)], allow_content=True)
+
+    def listing(days: int) -> dict[str, Any]:
+        window = TimeWindow(start=END - timedelta(days=days), end=END)
+        return {"window": window, "filter_node": None, "filter_fields": {}, "limit": 50, "allow_content": True}
+
+    async def list_traces(days: int) -> None:
+        await traces.list_traces(sort="-start_time", cursor=None, **listing(days))
+
+    async def list_spans(days: int) -> None:
+        await spans_repository.list_spans(sort="-start_time", cursor=None, **listing(days))
+
+    async def list_logs(days: int) -> None:
+        window = TimeWindow(start=END - timedelta(days=days), end=END)
+        await logs_repository.list_logs(window=window, filters=LogFilters(), limit=50, cursor=None, allow_content=True)
+
+    print(f"# {len(trace_ids)} traces; {platform.node()}, {os.cpu_count()} cores; in-process engine calls, ms")
+    print("| call | runs | p50 ms | p95 ms | max ms |")
+    print("| --- | --- | --- | --- | --- |")
+    cases: list[tuple[str, Any]] = [("trace detail", detail)]
+    for days in (1, 7):
+        cases += [
+            (f"traces page, {days} d", lambda i, d=days: list_traces(d)),
+            (f"spans page, {days} d", lambda i, d=days: list_spans(d)),
+            (f"logs page, {days} d", lambda i, d=days: list_logs(d)),
+        ]
+    for name, call in cases:
+        await call(0)  # warm
+        times = []
+        for i in range(repeat):
+            started = time.perf_counter()
+            await call(i)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+        print(f"| {name} | {repeat} | {statistics.median(times):,.1f} | {p95:,.1f} | {times[-1]:,.1f} |")
     await engine.dispose()
 
 
@@ -263,6 +365,7 @@ async def derive_rollups(sources: dict[str, str] | None = None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=sorted(SERVERS), default="postgresql")
     commands = parser.add_subparsers(dest="command", required=True)
     seeding = commands.add_parser("seed")
     seeding.add_argument("--spans", type=int, default=10_000_000)
@@ -273,18 +376,24 @@ def main() -> None:
     running.add_argument("--repeat", type=int, default=20, help="runs per query on the rollup path")
     running.add_argument("--raw-repeat", type=int, default=20, help="runs per query on the raw path")
     running.add_argument("--unaligned", action="store_true", help="windows end 7m13s before a bucket boundary")
+    tracing = commands.add_parser("traces", help="trace detail and the first page of the listings")
+    tracing.add_argument("--repeat", type=int, default=200, help="traces looked up, pages read")
     commands.add_parser("derive-rollups", help="build the day and overall-minute rollups from the others")
     rebuilding = commands.add_parser(
         "rebuild-rollups", help="every rollup from the stored spans (after --skip-rollups)"
     )
     rebuilding.add_argument("--log", default="bench/seed_metrics.log")
     args = parser.parse_args()
+    global ADMIN_URL
+    ADMIN_URL = SERVERS[args.backend]
     if args.command == "seed":
         asyncio.run(seed(args.spans, args.log, args.seed, skip_rollups=args.skip_rollups))
     elif args.command == "rebuild-rollups":
         asyncio.run(rebuild_rollups(args.log))
     elif args.command == "derive-rollups":
         asyncio.run(derive_rollups())
+    elif args.command == "traces":
+        asyncio.run(measure_traces(args.repeat))
     else:
         asyncio.run(measure(args.repeat, args.raw_repeat, args.unaligned))
 

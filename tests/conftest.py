@@ -3,6 +3,10 @@
 PostgreSQL and Redis must be running (`.ci/run` starts them); a missing service fails the tests,
 it never skips them. Every database made here has a name starting with `observatory_test_` and
 is dropped at the end.
+
+With `OBSERVATORY_TEST_TIMESCALEDB_URL` set (`.ci/run`'s second pass), the PostgreSQL-backed tests
+run on that TimescaleDB server instead, under the id `timescaledb`, and the SQLite ones are left
+out (tests/timescaledb.py); the tests in tests/integration/timescaledb/ run only then.
 """
 
 from __future__ import annotations
@@ -31,12 +35,17 @@ from observatory_api.demo.seed import seed_demo
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import AuthSettings, DatabaseSettings, RateLimitSettings, Settings
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
+from tests.timescaledb import ON_TIMESCALEDB, TIMESCALEDB_URL, prepare_template, select_items
 
-ADMIN_URL = os.environ.get("OBSERVATORY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The plain PostgreSQL server (tests/integration/timescaledb compares TimescaleDB's answers with it).
+PLAIN_POSTGRES_URL = os.environ.get("OBSERVATORY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The server of the PostgreSQL-backed tests.
+ADMIN_URL = TIMESCALEDB_URL or PLAIN_POSTGRES_URL
 READONLY_ROLE = "observatory_test_reader"
 READONLY_PASSWORD = "reader-password-for-tests"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-BACKENDS = ["sqlite", "postgresql"]
+# Tests look the PostgreSQL backend up as "postgresql"; its id says which server it runs on.
+BACKENDS = ["sqlite", pytest.param("postgresql", id="timescaledb")] if ON_TIMESCALEDB else ["sqlite", "postgresql"]
 # Every app built by the tests signs tokens and hashes API keys with these.
 TEST_AUTH = AuthSettings(
     jwt_secret="test-jwt-secret-0123456789abcdefghijklmnop", secret_key="test-secret-key-0123456789abcdefghijklmnop"
@@ -44,6 +53,10 @@ TEST_AUTH = AuthSettings(
 # Two distinct random values (secrets.token_urlsafe(32)) that pass the production secret rules.
 STRONG_JWT_SECRET = "aab96vAo1rCDOh3nNwFhT6S60gygC8gSu5CwYVM0nZ4"
 STRONG_SECRET_KEY = "8JBnJdZetzYBnP2PdQLdXrzs7k-rvtZ9Rv39vNL2Its"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    select_items(config, items)
 
 
 async def _admin() -> asyncpg.Connection:
@@ -124,6 +137,8 @@ async def pg_template() -> AsyncIterator[str]:
     engine = create_engine(settings, database_url(settings))
     await upgrade(engine, settings)
     await engine.dispose()
+    if ON_TIMESCALEDB:
+        await prepare_template(ADMIN_URL, name)
     yield name
     await _drop_database(name)
 

@@ -178,13 +178,28 @@ def _postgresql_extras() -> None:
     settings = op.get_context().config.attributes.get("database_settings") if op.get_context().config else None
     compress_days = int(getattr(settings, "compress_after_days", 7))
     retention_days = int(getattr(settings, "retention_days", 90))
-    # Decided inside the database, by what it reports: the same SQL works with and without TimescaleDB.
+    # Decided inside the database, by what it can do: the same SQL works with and without
+    # TimescaleDB. Having its files is not enough (`pg_available_extensions`): it must be in
+    # `shared_preload_libraries`, or CREATE EXTENSION fails, and the failed load leaves the
+    # session failing every later statement: that case is recognised before trying. Any other
+    # failure to create it (no right to) is reported as a WARNING and the tables stay plain.
     op.execute(
         f"""
         DO $$
         BEGIN
-          IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-            CREATE EXTENSION IF NOT EXISTS timescaledb;
+          IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+             AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+            IF current_setting('shared_preload_libraries') ~ '(^|[,/"[:space:]])timescaledb([",[:space:]]|$)' THEN
+              BEGIN
+                CREATE EXTENSION timescaledb;
+              EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'TimescaleDB not used: %', SQLERRM;
+              END;
+            ELSE
+              RAISE WARNING 'TimescaleDB not used: it is not in shared_preload_libraries';
+            END IF;
+          END IF;
+          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
             PERFORM create_hypertable('spans', 'start_time', chunk_time_interval => INTERVAL '1 day',
                                       migrate_data => true, if_not_exists => true);
             PERFORM create_hypertable('logs', 'time', chunk_time_interval => INTERVAL '1 day',

@@ -209,14 +209,19 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         print(upgrade_sql(settings.database, database_url(settings.database)))
         return 0
 
-    async def run() -> None:
+    async def run() -> str:
         from observatory_api.db.engine import migrated_owner_engine
+        from observatory_api.db.migrate import timescaledb_report
 
         engine = await migrated_owner_engine(settings.database)
-        await engine.dispose()
+        try:
+            return await timescaledb_report(engine)
+        finally:
+            await engine.dispose()
 
-    asyncio.run(run())
+    report = asyncio.run(run())
     print("observatory-api: the schema is at the latest revision")
+    print(f"observatory-api: {report}")
     return 0
 
 

@@ -264,7 +264,14 @@ def _trace_condition(condition: Condition, allow_content: bool) -> ColumnElement
         return _column_condition(tables.traces, spec, path, condition)
     spec, path = _lookup(condition, SPAN_FIELDS, allow_content)
     spans = tables.spans
-    matching = and_(spans.c.trace_id == tables.traces.c.trace_id, _column_condition(spans, spec, path, condition))
+    traces = tables.traces
+    # Bounded by the trace's time range: TimescaleDB then probes only the trace's chunks.
+    matching = and_(
+        spans.c.trace_id == traces.c.trace_id,
+        spans.c.start_time >= traces.c.start_time,
+        spans.c.start_time <= traces.c.end_time,
+        _column_condition(spans, spec, path, condition),
+    )
     return exists(select(1).select_from(spans).where(matching))
 
 

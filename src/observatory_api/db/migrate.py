@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -66,3 +66,37 @@ async def current_revision(connection: AsyncConnection) -> str | None:
         return MigrationContext.configure(sync_connection).get_current_revision()
 
     return await connection.run_sync(read)
+
+
+_TIMESCALEDB_STATE = text(
+    """
+    SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
+           (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+           current_setting('shared_preload_libraries') AS preloaded
+    """
+)
+_HYPERTABLES = text(
+    "SELECT count(*) FROM timescaledb_information.hypertables "
+    "WHERE hypertable_schema = current_schema() AND hypertable_name IN ('spans', 'logs')"
+)
+
+
+async def timescaledb_report(engine: AsyncEngine) -> str:
+    """One line: what the migrations made of TimescaleDB on this database, and why."""
+    if engine.dialect.name != "postgresql":
+        return "SQLite: no TimescaleDB"
+    async with engine.connect() as connection:
+        state = (await connection.execute(_TIMESCALEDB_STATE)).one()
+        hypertables = int((await connection.execute(_HYPERTABLES)).scalar_one()) if state.installed else 0
+    if state.installed and hypertables == 2:
+        return f"TimescaleDB {state.installed}: spans and logs are hypertables, with compression and retention"
+    if state.installed:
+        return f"TimescaleDB {state.installed} installed after the first migration: spans and logs are plain tables"
+    if state.available is None:
+        return "plain PostgreSQL: TimescaleDB is not installed on this server"
+    if "timescaledb" not in state.preloaded:
+        return (
+            f"plain PostgreSQL: TimescaleDB {state.available} is on this server but not in shared_preload_libraries, "
+            "so it cannot be created; spans and logs are plain tables"
+        )
+    return f"plain PostgreSQL: TimescaleDB {state.available} could not be created here (see the migration's warning)"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.tables import traces as traces_table
 from observatory_api.demo.generator import generate
+from observatory_api.metrics.continuous_aggregates import use_continuous_aggregates_if_present
 from observatory_api.storage.writer import TelemetryWriter
 
 
@@ -37,6 +38,8 @@ async def seed_demo(
     Seeding twice with the same arguments (the end time included) stores nothing the second time;
     with another end time, other ids (`demo.ids`), so nothing already stored is written again.
     """
+    # With TimescaleDB's continuous aggregates the rollup tables are not read: not written either.
+    await use_continuous_aggregates_if_present(engine)
     writer = TelemetryWriter(engine)
     end = end or datetime.now(UTC)
     done = spans = logs = 0

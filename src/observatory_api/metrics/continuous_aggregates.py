@@ -81,3 +81,21 @@ async def find_continuous_aggregates(engine: AsyncEngine, *, timescaledb: bool) 
         logger.warning("continuous aggregates missing (%s); reading the rollup tables", ", ".join(missing))
         return False
     return True
+
+
+_INSTALLED = text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+
+
+async def use_continuous_aggregates_if_present(engine: AsyncEngine) -> bool:
+    """For a writer outside the server (`seed`, benchmarks): when the database reports every
+    continuous aggregate, mark `engine`'s dialect so that its writers leave the rollup tables
+    alone, as the server's lifespan does. Returns whether it did; an unmarked dialect is left as
+    it is."""
+    if engine.dialect.name != "postgresql":
+        return False
+    async with engine.connect() as connection:
+        installed = (await connection.execute(_INSTALLED)).first() is not None
+    present = await find_continuous_aggregates(engine, timescaledb=installed)
+    if present:
+        mark_continuous_aggregates(engine.dialect, True)
+    return present

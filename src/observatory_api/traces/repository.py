@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, ColumnElement, Row, Select, Table, and_, select
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db import tables
@@ -22,6 +23,12 @@ from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary
 
 _t = tables.traces
+# A trace's logs are the logs with its id stamped at most this long before its first span starts
+# or after its last span ends (clock skew between services, a log's observed time). Every lookup
+# of a trace's spans or logs is bounded by the trace's time range: on TimescaleDB an unbounded
+# one probes every chunk, compressed ones included, and its speed then depends on the planner's
+# statistics. Logs further off are still listed by /api/v1/logs?trace_id=.
+TRACE_LOG_MARGIN = timedelta(hours=1)
 SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
 _SORT_COLUMNS: dict[str, Column[Any]] = {
     "start_time": _t.c.start_time,
@@ -77,7 +84,7 @@ class TraceRepository:
                 raise NotFound(f"no trace with id {trace_id}")
             summary = to_summary(found)
             span_rows = (await conn.execute(_trace_spans(summary, allow_content))).all()
-            log_rows = (await conn.execute(_trace_logs(trace_id, allow_content))).all()
+            log_rows = (await conn.execute(_trace_logs(summary, allow_content))).all()
         return TraceDetail(
             **msgspec.structs.asdict(summary),
             spans=build_span_tree(
@@ -97,10 +104,14 @@ class TraceRepository:
 
     @timed("traces.spans_of_traces")
     async def spans_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[SpanNode]]:
-        """Every span of each trace (flat, in start order), by trace id, in one statement."""
+        """Every span of each trace (flat, in start order), by trace id, in two statements."""
         spans = tables.spans
         rows = await self._rows_by_trace(
-            select(*span_columns(allow_content=allow_content)), spans, trace_ids, (spans.c.start_time, spans.c.span_id)
+            select(*span_columns(allow_content=allow_content)).select_from(spans),
+            spans.c.start_time,
+            timedelta(0),
+            trace_ids,
+            (spans.c.start_time, spans.c.span_id),
         )
         return {
             trace_id: [span_from_row(row, allow_content=allow_content, make=SpanNode) for row in found]
@@ -109,10 +120,14 @@ class TraceRepository:
 
     @timed("traces.logs_of_traces")
     async def logs_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[LogEntry]]:
-        """The logs of each trace, in time order, by trace id, in one statement."""
+        """The logs of each trace, in time order, by trace id, in two statements."""
         logs = tables.logs
         rows = await self._rows_by_trace(
-            select(*log_columns(allow_content=allow_content)), logs, trace_ids, (logs.c.time, logs.c.log_id)
+            select(*log_columns(allow_content=allow_content)).select_from(logs),
+            logs.c.time,
+            TRACE_LOG_MARGIN,
+            trace_ids,
+            (logs.c.time, logs.c.log_id),
         )
         return {
             trace_id: [log_from_row(row, allow_content=allow_content) for row in found]
@@ -120,19 +135,53 @@ class TraceRepository:
         }
 
     async def _rows_by_trace(
-        self, columns: Select[Any], table: Table, trace_ids: Sequence[str], order: Sequence[ColumnElement[Any]]
+        self,
+        columns: Select[Any],
+        time: Column[Any],
+        margin: timedelta,
+        trace_ids: Sequence[str],
+        order: Sequence[ColumnElement[Any]],
     ) -> dict[str, list[Row[Any]]]:
-        """The rows of `columns` (a select from `table`) for `trace_ids`, in `order`, grouped by
-        trace id (each id present)."""
+        """The rows of `columns` (a select from the table of `time`) for `trace_ids`, in `order`,
+        grouped by trace id (each id present): those whose `time` lies within their trace's time
+        range widened by `margin` on either side (see TRACE_LOG_MARGIN).
+
+        Two statements: the traces' ranges, then the rows within them as literal bounds.
+        TimescaleDB excludes chunks at planning by literal bounds only; bounds from a join or a
+        subquery left every chunk written to after its compression in the plan.
+        """
         found: dict[str, list[Row[Any]]] = {trace_id: [] for trace_id in trace_ids}
         if not trace_ids:
             return found
-        stmt = columns.where(table.c.trace_id.in_(set(trace_ids))).order_by(*order)
+        ids = set(trace_ids)
+        table = time.table
+        ranges_stmt = select(_t.c.trace_id, _t.c.start_time, _t.c.end_time).where(_t.c.trace_id.in_(ids))
         async with self._engine.connect() as conn:
+            ranges = {
+                row.trace_id: (row.start_time - margin, row.end_time + margin)
+                for row in await conn.execute(ranges_stmt)
+            }
+            if not ranges:
+                return found
+            within = or_(*(and_(time >= low, time <= high) for low, high in merged(ranges.values())))
+            stmt = columns.where(table.c.trace_id.in_(set(ranges)), within).order_by(*order)
             rows = (await conn.execute(stmt)).all()
         for row in rows:
-            found[row.trace_id].append(row)
+            low, high = ranges[row.trace_id]
+            if low <= getattr(row, time.name) <= high:  # a window merged from several traces' ranges
+                found[row.trace_id].append(row)
         return found
+
+
+def merged(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """`ranges` with the overlapping or nearly adjacent ones (under a minute apart) joined."""
+    windows: list[tuple[datetime, datetime]] = []
+    for low, high in sorted(ranges):
+        if windows and low <= windows[-1][1] + timedelta(minutes=1):
+            windows[-1] = (windows[-1][0], max(windows[-1][1], high))
+        else:
+            windows.append((low, high))
+    return windows
 
 
 def _trace_spans(summary: TraceSummary, allow_content: bool) -> Select[Any]:
@@ -149,11 +198,15 @@ def _trace_spans(summary: TraceSummary, allow_content: bool) -> Select[Any]:
     )
 
 
-def _trace_logs(trace_id: str, allow_content: bool) -> Select[Any]:
+def _trace_logs(summary: TraceSummary, allow_content: bool) -> Select[Any]:
     logs = tables.logs
     return (
         select(*log_columns(allow_content=allow_content))
-        .where(logs.c.trace_id == trace_id)
+        .where(
+            logs.c.trace_id == summary.trace_id,
+            logs.c.time >= summary.start_time - TRACE_LOG_MARGIN,
+            logs.c.time <= summary.end_time + TRACE_LOG_MARGIN,
+        )
         .order_by(logs.c.time, logs.c.log_id)
     )
 

@@ -15,12 +15,13 @@ def test_trace_relations_are_batched(client: TestClient, window: dict, statement
     traces = data(client, query, {"f": window})["traces"]
     assert len(traces) == 50
     assert any(t["logs"] for t in traces) and all(t["spans"] for t in traces)
-    # The page, the spans of all 50 traces, and their logs: not one per trace.
-    assert len(statements) == 3, statements
+    # The page, the spans of all 50 traces, and their logs (each after their traces' time
+    # ranges, which bound the read): not one per trace.
+    assert len(statements) == 5, statements
     statements.clear()
     query = "query($f: TraceFilter) { traces(filter: $f, limit: 20) { spans { parent { id } trace { id } } } }"
     assert len(data(client, query, {"f": window})["traces"]) == 20
-    assert len(statements) == 3, statements
+    assert len(statements) == 4, statements  # the page, the traces' ranges, their spans, the traces
 
 
 SESSION_TRACES = """query($from: DateTime, $to: DateTime, $n: Int!) {

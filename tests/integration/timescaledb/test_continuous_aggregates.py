@@ -1,0 +1,173 @@
+"""TimescaleDB's continuous aggregates count every span stored within retention: at once above the
+watermark (real-time aggregation), after the next run of the refresh policy below it (late spans,
+backfills, however old). The policies' jobs run here when a test calls them (the test template's
+jobs are unscheduled, tests/timescaledb.py), as the scheduler would run them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from litestar.testing import TestClient
+
+from observatory_api.app import create_app
+from observatory_api.db.engine import create_engine, database_url
+from observatory_api.demo.generator import generate
+from observatory_api.metrics.continuous_aggregates import AGGREGATE_OF_ROLLUP
+from observatory_api.settings import DatabaseSettings
+from observatory_api.storage import TelemetryWriter
+from observatory_api.storage.records import SpanRecord
+from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+AGGREGATES = tuple(AGGREGATE_OF_ROLLUP.values())
+MODEL_CALLS = {"llm", "embedding"}
+
+
+@pytest_asyncio.fixture
+async def database(pg_template: str) -> AsyncIterator[str]:
+    async with scratch_database(pg_template, label="cagg") as name:
+        yield name
+
+
+@pytest.fixture
+def client(database: str) -> Iterator[TestClient]:
+    settings = make_settings(DatabaseSettings(url=_pg_url(database)))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers.update(auth_headers(settings, "developer"))
+        yield test_client
+
+
+def spans_around(when: datetime, traces: int, seed: int) -> list[SpanRecord]:
+    """Demo spans of `traces` traces in the 2 hours before `when`."""
+    records: list[SpanRecord] = []
+    for batch, _ in generate(traces=traces, seed=seed, end=when, days=1):
+        records += [r for r in batch if r.start_time >= when - timedelta(hours=2)]
+    return records
+
+
+async def write(database: str, records: list[SpanRecord]) -> None:
+    settings = DatabaseSettings(url=_pg_url(database))
+    engine = create_engine(settings, database_url(settings))
+    try:
+        await TelemetryWriter(engine).write_spans(records)
+    finally:
+        await engine.dispose()
+
+
+async def run_refresh_policies(database: str) -> None:
+    """One run of each aggregate's refresh policy, as the scheduler does every schedule interval."""
+    conn = await asyncpg.connect(_pg_url(database))
+    try:
+        jobs = await conn.fetch(
+            "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+        assert len(jobs) == len(AGGREGATES)
+        for job in jobs:
+            await conn.execute(f"CALL run_job({int(job['job_id'])})")
+    finally:
+        await conn.close()
+
+
+def counts(client: TestClient, start: datetime, end: datetime) -> dict[str, Any]:
+    """request_count (model calls) over [start, end) from the aggregates and from the raw spans."""
+    found = {}
+    for source in ("rollup", "raw"):
+        body = {"from": start.isoformat(), "to": end.isoformat(), "metrics": [{"id": "request_count"}]}
+        response = client.post("/api/v1/metrics/query", json={**body, "source": source})
+        assert response.status_code == 200, response.text
+        assert response.json()["source"].startswith(source)
+        found[source] = response.json()["totals"]["request_count_count"]
+    return found
+
+
+def in_window(records: list[SpanRecord], start: datetime, end: datetime) -> int:
+    """The model calls of `records` started in [start, end)."""
+    return sum(1 for r in records if start <= r.start_time < end and r.kind in MODEL_CALLS)
+
+
+async def test_the_policies_reach_every_bucket_and_keep_what_spans_keep(database: str) -> None:
+    conn = await asyncpg.connect(_pg_url(database))
+    try:
+        rows = await conn.fetch(
+            "SELECT hypertable_name, proc_name, config, schedule_interval FROM timescaledb_information.jobs "
+            "WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_retention')"
+        )
+    finally:
+        await conn.close()
+    refresh = [r for r in rows if r["proc_name"] == "policy_refresh_continuous_aggregate"]
+    assert len(refresh) == 4
+    for row in refresh:
+        assert '"start_offset": null' in row["config"]  # no bucket is too old to be materialised
+        assert row["schedule_interval"] <= timedelta(hours=1)  # the documented bound on a late span
+    retention = [json.loads(r["config"])["drop_after"] for r in rows if r["proc_name"] == "policy_retention"]
+    assert retention == ["90 days"] * 6  # spans, logs and the four aggregates: the same 90 days
+
+
+async def test_recent_late_and_backfilled_spans_all_count(database: str, client: TestClient) -> None:
+    recent = spans_around(NOW, traces=120, seed=31)
+    await write(database, recent)
+    window = (NOW - timedelta(hours=3), NOW + timedelta(minutes=1))
+    # Nothing materialised yet: real-time aggregation reads every span.
+    assert counts(client, *window) == {"rollup": in_window(recent, *window), "raw": in_window(recent, *window)}
+    await run_refresh_policies(database)
+    assert counts(client, *window)["rollup"] == in_window(recent, *window)
+
+    # Late spans (an exporter 2 hours behind) and backfills (60 and 89.5 days back, the last
+    # beyond the old policies' window) land below the watermark.
+    late = spans_around(NOW - timedelta(minutes=30), traces=150, seed=32)
+    backfill_60 = spans_around(NOW - timedelta(days=60), traces=150, seed=33)
+    backfill_89 = spans_around(NOW - timedelta(days=89, hours=12), traces=150, seed=34)
+    for records in (late, backfill_60, backfill_89):
+        assert records
+        await write(database, records)
+    # Counted once the policies have run (at most one schedule interval later).
+    await run_refresh_policies(database)
+    expected = in_window(recent, *window) + in_window(late, *window)
+    assert counts(client, *window) == {"rollup": expected, "raw": expected}
+    for records, when in ((backfill_60, 60), (backfill_89, 89.5)):
+        start = NOW - timedelta(days=when) - timedelta(hours=3)
+        end = start + timedelta(hours=4)
+        assert counts(client, start, end) == {
+            "rollup": in_window(records, start, end),
+            "raw": in_window(records, start, end),
+        }
+
+
+def test_seed_leaves_the_rollup_tables_to_the_aggregates(database: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": _pg_url(database), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "observatory_api", "seed", "--traces", "60"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    async def totals() -> dict[str, int]:
+        conn = await asyncpg.connect(_pg_url(database))
+        try:
+            found = {"spans": int(await conn.fetchval("SELECT count(*) FROM spans"))}
+            for rollup, aggregate in AGGREGATE_OF_ROLLUP.items():
+                found[rollup] = int(await conn.fetchval(f"SELECT count(*) FROM {rollup}"))
+                found[aggregate] = int(await conn.fetchval(f"SELECT coalesce(sum(span_count), 0) FROM {aggregate}"))
+            return found
+        finally:
+            await conn.close()
+
+    found = asyncio.run(totals())
+    assert found["spans"] > 100
+    assert all(found[rollup] == 0 for rollup in AGGREGATE_OF_ROLLUP)
+    assert all(found[aggregate] == found["spans"] for aggregate in AGGREGATES)
