@@ -14,7 +14,7 @@ from observatory_api.deps import dependencies
 from observatory_api.errors import exception_handlers
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
-from observatory_api.ingest.controller import IngestController
+from observatory_api.ingest.controller import IngestController, IngestDisabledController
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
 from observatory_api.metrics.controller import MetricController
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController,
             api,
-            *([ingest] if settings.features.ingest else []),
+            ingest if settings.ingest_enabled else IngestDisabledController,
             *graphql_route_handlers(settings),
             *security.route_handlers,
         ],

@@ -46,7 +46,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     mark_continuous_aggregates(state.read_engine.dialect, state.continuous_aggregates)
     state.redis = _redis_client(settings)
     state.write_engine = None
-    if settings.features.ingest:
+    if settings.ingest_enabled:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
         state.write_engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
         mark_timescaledb(state.write_engine.dialect, state.timescaledb)

@@ -139,7 +139,9 @@ class QuerySettings(_Section):
 
 
 class FeatureSettings(_Section):
-    ingest: bool = False
+    # OTLP ingest. None (the default) = on in development (the embedded default, `serve --demo`),
+    # off in test, staging and production until set to true: `Settings.ingest_enabled` decides.
+    ingest: bool | None = None
     docs: bool = True
 
 
@@ -180,6 +182,13 @@ class Settings(_Section):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def ingest_enabled(self) -> bool:
+        """`features.ingest`, or when unset: on in development only."""
+        if self.features.ingest is not None:
+            return self.features.ingest
+        return self.environment == "development"
 
     def replace(self, **sections: Any) -> Settings:
         """A copy with whole sections or top-level values replaced (used by tests and the CLI)."""

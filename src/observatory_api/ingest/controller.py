@@ -1,4 +1,4 @@
-"""`POST /v1/traces` and `POST /v1/logs`: OTLP/HTTP, protobuf or JSON, gzip or not."""
+"""`POST /v1/traces`, `/v1/logs` and `/v1/metrics`: OTLP/HTTP, protobuf or JSON, gzip or not."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from observatory_api.errors import DomainError, FieldError, InvalidInput, PayloadTooLarge, Unavailable
-from observatory_api.ingest import otlp
+from observatory_api.errors import DomainError, FieldError, InvalidInput, NotFound, PayloadTooLarge, Unavailable
+from observatory_api.ingest import otlp, otlp_metrics
 from observatory_api.ingest.limits import DecodeLimits, TooMuchWork
 from observatory_api.ingest.report import IngestReport, IngestWarnings, RefusalReason, Signal, count_refusal
 from observatory_api.ingest.service import (
@@ -56,6 +56,41 @@ class IngestController(Controller):
         result = await _with_slot(state, work, "logs")
         _tell(state, result.report)
         return _answer(kind, result, ExportLogsServiceResponse(), "rejectedLogRecords", "rejected_log_records")
+
+    @post("/v1/metrics", operation_id="ingest_metrics", summary="OTLP/HTTP metric export", status_code=200)
+    async def ingest_metrics(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
+        """An `ExportMetricsServiceRequest`: accepted and counted, not stored (LLM metrics come from
+        the spans); the answer's `partial_success` says so, with nothing rejected."""
+        kind, body = await _read(request, state, "metrics")
+        count = otlp_metrics.points_in_protobuf if kind == otlp.PROTOBUF else otlp_metrics.points_in_json
+        try:
+            points = await asyncio.to_thread(count, body)
+        except otlp.MalformedExport as exc:
+            raise _refused("metrics", "malformed", InvalidInput.field("body", str(exc), "body")) from None
+        message = otlp_metrics.discard(points)
+        if kind == otlp.PROTOBUF:
+            return Response(message.SerializeToString(), media_type=otlp.PROTOBUF, status_code=200)
+        partial = {"rejectedDataPoints": "0", "errorMessage": message.partial_success.error_message}
+        return Response(msgspec.json.encode({"partialSuccess": partial}), media_type=otlp.JSON, status_code=200)
+
+
+INGEST_DISABLED = (
+    "OTLP ingest is off on this server: set INGEST_ENABLED=true (features.ingest in api-config.yml) "
+    "and give the exporter a key of the ingest role (`observatory-api keys create --role ingest`)"
+)
+
+
+class IngestDisabledController(Controller):
+    """Where ingest is off, the OTLP paths say how to turn it on instead of a bare 404. No
+    credential is asked for (`no_credential`): there is nothing behind these routes to protect."""
+
+    tags = ["ingest"]
+    include_in_schema = False
+    opt = {"no_credential": True}
+
+    @post(["/v1/traces", "/v1/logs", "/v1/metrics"], operation_id="ingest_disabled", status_code=404)
+    async def ingest_disabled(self) -> None:
+        raise NotFound(INGEST_DISABLED)
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:

@@ -109,6 +109,10 @@ ingest_nul_strings_stripped_total = Counter(
     "Strings stored with their NUL characters removed (PostgreSQL text cannot hold U+0000).",
     ["signal"],
 )
+ingest_metric_points_discarded_total = Counter(
+    "ingest_metric_points_discarded_total",
+    "OTLP metric data points accepted on /v1/metrics and not stored (LLM metrics come from spans).",
+)
 # An Info metric is not supported in multiprocess mode: a constant gauge gives the same series,
 # `observatory_api_build_info{version="..."} 1`.
 build_info = Gauge(
