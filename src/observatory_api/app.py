@@ -15,6 +15,7 @@ from observatory_api.errors import exception_handlers
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController, IngestDisabledController
+from observatory_api.ingest.grpc_server import grpc_lifespan
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
 from observatory_api.metrics.controller import MetricController
@@ -60,7 +61,8 @@ def create_app(settings: Settings) -> Litestar:
             *security.route_handlers,
         ],
         state=State({"settings": settings, **security.state}),
-        lifespan=[lifespan, observability_lifespan, *security.lifespan],
+        # gRPC last: it needs the security store, and stops (draining) before the engines close.
+        lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
         middleware=security.middleware,
         stores=security.stores,
         response_cache_config=security.response_cache_config,

@@ -155,6 +155,9 @@ class IngestSettings(_Section):
     max_scopes_per_request: int = 10_000
     max_records_per_request: int = 50_000
     max_values_per_record: int = 100_000
+    # OTLP/gRPC (TraceService, LogsService, MetricsService) on this port, in every worker
+    # (SO_REUSEPORT: the kernel spreads connections); 0 turns it off. Only with ingest enabled.
+    grpc_port: int = 4317
 
 
 class ObservabilitySettings(_Section):
@@ -227,6 +230,7 @@ ENV_KEYS: dict[str, str] = {
     "INGEST_MAX_SCOPES_PER_REQUEST": "ingest.max_scopes_per_request",
     "INGEST_MAX_RECORDS_PER_REQUEST": "ingest.max_records_per_request",
     "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
+    "INGEST_GRPC_PORT": "ingest.grpc_port",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
@@ -368,6 +372,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
             problems.append((key, f"must be a TCP port between 1 and 65535, got {port}"))
     if settings.server.port == settings.server.metrics_port:
         problems.append(("server.metrics_port", "must differ from server.port: metrics have their own port"))
+    problems.extend(_grpc_port_problems(settings))
     positives = {
         "server.workers": settings.server.workers,
         "server.max_body_bytes": settings.server.max_body_bytes,
@@ -414,6 +419,15 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
     return problems
+
+
+def _grpc_port_problems(settings: Settings) -> list[tuple[str, str]]:
+    port = settings.ingest.grpc_port
+    if not 0 <= port < 65536:
+        return [("ingest.grpc_port (INGEST_GRPC_PORT)", f"must be a TCP port, or 0 to turn gRPC off; got {port}")]
+    if port and port in (settings.server.port, settings.server.metrics_port):
+        return [("ingest.grpc_port (INGEST_GRPC_PORT)", "must differ from server.port and server.metrics_port")]
+    return []
 
 
 def _revocation_problems(auth: AuthSettings) -> list[tuple[str, str]]:

@@ -113,6 +113,11 @@ ingest_metric_points_discarded_total = Counter(
     "ingest_metric_points_discarded_total",
     "OTLP metric data points accepted on /v1/metrics and not stored (LLM metrics come from spans).",
 )
+ingest_grpc_requests_total = Counter(
+    "ingest_grpc_requests_total",
+    "OTLP/gRPC Export calls, by signal and gRPC status code (OTLP/HTTP is in the HTTP metrics).",
+    ["signal", "code"],
+)
 # An Info metric is not supported in multiprocess mode: a constant gauge gives the same series,
 # `observatory_api_build_info{version="..."} 1`.
 build_info = Gauge(

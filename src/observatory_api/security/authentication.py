@@ -87,7 +87,10 @@ class Authenticator:
         credential = presented_credential(connection.headers)
         if credential is None:
             return None
-        state = connection.scope["litestar_app"].state
+        return await self.principal_for(credential, connection.scope["litestar_app"].state)
+
+    async def principal_for(self, credential: Credential, state: Any) -> Principal:
+        """The caller behind a credential (HTTP headers or gRPC metadata), or AuthFailure."""
         if credential.kind == "api_key":
             return await self.from_api_key(credential.value, state)
         claims = self.decode(credential.value, "access")
