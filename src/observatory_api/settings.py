@@ -158,6 +158,9 @@ class IngestSettings(_Section):
     # OTLP/gRPC (TraceService, LogsService, MetricsService) on this port, in every worker
     # (SO_REUSEPORT: the kernel spreads connections); 0 turns it off. Only with ingest enabled.
     grpc_port: int = 4317
+    # Run one export through the whole ingest path, rolled back, before the worker is ready
+    # (ingest/warmup.py); off only to measure what it saves (bench/first_export.py).
+    warm_up: bool = True
 
 
 class ObservabilitySettings(_Section):
@@ -231,6 +234,7 @@ ENV_KEYS: dict[str, str] = {
     "INGEST_MAX_RECORDS_PER_REQUEST": "ingest.max_records_per_request",
     "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
     "INGEST_GRPC_PORT": "ingest.grpc_port",
+    "INGEST_WARM_UP": "ingest.warm_up",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
