@@ -48,11 +48,17 @@ class RunningServer:
 
 @contextlib.contextmanager
 def start_server(
-    workdir: Path, *, workers: int, demo_traces: int | None = None, env: Mapping[str, str] | None = None
+    workdir: Path,
+    *,
+    workers: int,
+    demo_traces: int | None = None,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningServer]:
     """`serve [--demo --demo-traces N] --workers W` in `workdir` (its database, config and `server.log`),
-    with the API and the metrics each on a free port; ready when entered, stopped with SIGTERM when left."""
-    port, metrics_port, grpc_port = free_port(), free_port(), free_port()
+    with the API (on `port` when given: a restart keeps its address) and the metrics each on a free
+    port; ready when entered, stopped with SIGTERM when left."""
+    port, metrics_port, grpc_port = port or free_port(), free_port(), free_port()
     server_env = {k: v for k, v in os.environ.items() if k not in UNSET}
     server_env.update(
         API_METRICS_PORT=str(metrics_port),
@@ -66,7 +72,7 @@ def start_server(
     if demo_traces is not None:
         command += ["--demo", "--demo-traces", str(demo_traces)]
     log_path = workdir / "server.log"
-    with log_path.open("w") as log:
+    with log_path.open("a") as log:
         process = subprocess.Popen(
             command, cwd=workdir, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
