@@ -180,3 +180,44 @@ def test_rate_limits_and_size_limits_apply_as_on_http(migrated_database: Databas
             headers={"x-api-key": key, "content-type": "application/x-protobuf", "content-encoding": "gzip"},
         )
         assert http.status_code == 429
+
+
+async def test_busy_write_slots_answer_unavailable_with_retry_info_and_drain_at_shutdown(pg_template: str) -> None:
+    from tests.conftest import _pg_url, scratch_database, table_locked
+    from tests.integration.ingest.test_back_pressure import _until_a_write_waits_on_the_lock
+
+    async with scratch_database(pg_template, label="grpcbusy") as name:
+        database = DatabaseSettings(url=_pg_url(name))
+        settings = grpc_settings(database, ingest=IngestSettings(max_concurrent_writes=1))
+        key = await asyncio.to_thread(create_key, settings, role="ingest")
+        first_id, second_id = new_trace_id(), new_trace_id()
+        first = trace_request([span(first_id, 0)]).SerializeToString()
+        second = trace_request([span(second_id, 0)]).SerializeToString()
+        metadata = (("x-api-key", key),)
+        # Entered and left by hand: the test leaves it (shutdown) while an export is in flight.
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        target = f"127.0.0.1:{client.app.state.grpc_port}"
+        stopping: asyncio.Task[object] | None = None
+        try:
+            async with table_locked(name, "spans", "SHARE") as watcher:
+                writing = asyncio.create_task(asyncio.to_thread(call_export, target, first, metadata))
+                await _until_a_write_waits_on_the_lock(watcher, name)
+                code, error = await asyncio.to_thread(call_export, target, second, metadata)
+                assert code == grpc.StatusCode.UNAVAILABLE and error.details() == "ingest is busy; retry later"
+                retry = dict(error.trailing_metadata())["google.rpc.retryinfo-bin"]
+                assert error_details_pb2.RetryInfo.FromString(retry).retry_delay.seconds == 2
+                # Shutdown begins while the first export is still held by the lock...
+                stopping = asyncio.create_task(asyncio.to_thread(client.__exit__, None, None, None))
+                await asyncio.sleep(0.5)
+                assert not writing.done()
+            # ...and the lock released, the export in flight completes before the server stops.
+            code, answer = await writing
+            await stopping
+        finally:
+            if stopping is None:
+                client.__exit__(None, None, None)
+        assert code == grpc.StatusCode.OK, answer
+        rows = await stored_spans(database, first_id.hex())
+        assert len(rows) == 1
+        assert await stored_spans(database, second_id.hex()) == []
