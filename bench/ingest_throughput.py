@@ -1,6 +1,12 @@
 """OTLP ingest throughput: the OpenTelemetry SDK exporter sends realistic spans to a running server.
 
     .venv/bin/python bench/ingest_throughput.py --backend postgresql --spans 100000 --workers 2
+    .venv/bin/python bench/ingest_throughput.py --transport both --spans 10000
+
+`--transport` picks the SDK exporter: `http` (OTLP/HTTP protobuf, the default), `grpc` (OTLP/gRPC on
+the server's INGEST_GRPC_PORT), or `both`: one server, four runs in the order http, grpc, grpc,
+http (so that neither transport always meets the emptier database), each with its own `--spans`
+(seeds `--seed` + run number).
 
 Starts `observatory-api serve` (ingest enabled) on a free port against a fresh migrated database,
 turns demo records into SDK `ReadableSpan`s with GenAI attributes, exports them in batches of
@@ -47,6 +53,7 @@ from typing import NamedTuple
 import asyncpg
 import httpx
 import msgspec
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -138,27 +145,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5000, help="live timing: spans/s of the simulated service")
     parser.add_argument("--database", help="an existing PostgreSQL database to send into (kept)")
     parser.add_argument("--seed", type=int, default=7, help="demo generator seed (the trace and span ids)")
+    parser.add_argument("--transport", choices=["http", "grpc", "both"], default="http")
     args = parser.parse_args()
     if args.database and args.backend == "sqlite":
         parser.error("--database needs --backend postgresql or timescaledb")
     global ADMIN_URL
     ADMIN_URL = SERVERS.get(args.backend, ADMIN_URL)
-
-    now = datetime.now(UTC)
-    records: list[SpanRecord] = []
-    for spans, _ in generate(traces=args.spans // 4 + 1, seed=args.seed, end=now, days=1):
-        records += spans
-    records = records[: args.spans]
-    if args.timing == "live":
-        records = live_timing(records, rate=args.rate, end=now)
-    batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
-    trace_ids = sorted({record.trace_id for record in records})
+    transports = ["http", "grpc", "grpc", "http"] if args.transport == "both" else [args.transport]
 
     workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    grpc_port = free_port()
     env.update(
         {
             "INGEST_ENABLED": "true",
+            "INGEST_GRPC_PORT": str(grpc_port),
             "API_METRICS_PORT": str(free_port()),
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": secrets.token_hex(32),
@@ -186,29 +187,35 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base)
-        senders = _start_senders(batches, args.senders, f"{base}/v1/traces", key, args.seconds)
-        cpu_before = _cpu_seconds(server.pid, database)
-        started = time.perf_counter()
-        for sender in senders:
-            sender.go.set()
-        results = [sender.results.recv() for sender in senders]
-        elapsed = time.perf_counter() - started
-        cpu = {side: used - cpu_before.get(side, 0.0) for side, used in _cpu_seconds(server.pid, database).items()}
-        sent = sum(accepted for accepted, _ in results)
-        cpu["client"] = sum(used for _, used in results)
-        for sender in senders:
-            sender.process.join(timeout=30)
-        stored = _count(args.backend, database, workdir, trace_ids)
-        print(
-            f"{args.backend} ({args.timing} timing): {sent:,} spans sent in {len(batches)} batches of {args.batch} "
-            f"from {args.senders} senders to {args.workers} workers; {stored:,} stored in {elapsed:.1f} s "
-            f"= {stored / elapsed:,.0f} spans/s"
-        )
-        print("CPU seconds while sending: " + ", ".join(f"{side} {used:.1f}" for side, used in cpu.items()))
-        problems = _inconsistencies(args.backend, database, workdir, trace_ids)
-        print(
-            "consistency: " + ("summaries and rollups match the stored spans" if not problems else "; ".join(problems))
-        )
+        endpoints = {"http": f"{base}/v1/traces", "grpc": f"127.0.0.1:{grpc_port}"}
+        for number, transport in enumerate(transports):
+            records = _records(args, seed=args.seed + number)
+            trace_ids = sorted({record.trace_id for record in records})
+            batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+            senders = _start_senders(batches, args.senders, endpoints[transport], transport, key, args.seconds)
+            cpu_before = _cpu_seconds(server.pid, database)
+            started = time.perf_counter()
+            for sender in senders:
+                sender.go.set()
+            results = [sender.results.recv() for sender in senders]
+            elapsed = time.perf_counter() - started
+            cpu = {side: used - cpu_before.get(side, 0.0) for side, used in _cpu_seconds(server.pid, database).items()}
+            sent = sum(accepted for accepted, _ in results)
+            cpu["client"] = sum(used for _, used in results)
+            for sender in senders:
+                sender.process.join(timeout=30)
+            stored = _count(args.backend, database, workdir, trace_ids)
+            print(
+                f"{args.backend} ({args.timing} timing, {transport}): {sent:,} spans sent in {len(batches)} batches "
+                f"of {args.batch} from {args.senders} senders to {args.workers} workers; {stored:,} stored in "
+                f"{elapsed:.1f} s = {stored / elapsed:,.0f} spans/s"
+            )
+            print("CPU seconds while sending: " + ", ".join(f"{side} {used:.1f}" for side, used in cpu.items()))
+            problems = _inconsistencies(args.backend, database, workdir, trace_ids)
+            print(
+                "consistency: "
+                + ("summaries and rollups match the stored spans" if not problems else "; ".join(problems))
+            )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -223,8 +230,19 @@ class _Sender(NamedTuple):
     results: Connection  # (spans accepted, CPU seconds spent sending)
 
 
+def _records(args: argparse.Namespace, *, seed: int) -> list[SpanRecord]:
+    now = datetime.now(UTC)
+    records: list[SpanRecord] = []
+    for spans, _ in generate(traces=args.spans // 4 + 1, seed=seed, end=now, days=1):
+        records += spans
+    records = records[: args.spans]
+    if args.timing == "live":
+        records = live_timing(records, rate=args.rate, end=now)
+    return records
+
+
 def _start_senders(
-    batches: list[list[SpanRecord]], count: int, endpoint: str, key: str, seconds: float
+    batches: list[list[SpanRecord]], count: int, endpoint: str, transport: str, key: str, seconds: float
 ) -> list[_Sender]:
     """One process per sender, like one instrumented service each (threads in one process would
     share a GIL and encode one at a time). Each turns its batches into SDK spans, then waits."""
@@ -234,7 +252,7 @@ def _start_senders(
         go = context.Event()
         ready, results = context.Pipe()
         mine = batches[index::count]
-        process = context.Process(target=_send, args=(mine, endpoint, key, seconds, go, ready), daemon=True)
+        process = context.Process(target=_send, args=(mine, endpoint, transport, key, seconds, go, ready), daemon=True)
         process.start()
         senders.append(_Sender(process, go, results))
     for sender in senders:
@@ -246,13 +264,18 @@ def _start_senders(
 def _send(
     batches: list[list[SpanRecord]],
     endpoint: str,
+    transport: str,
     key: str,
     seconds: float,
     go: multiprocessing.synchronize.Event,
     results: Connection,
 ) -> None:
     sdk_batches = [[to_sdk_span(record) for record in batch] for batch in batches]
-    exporter = OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": key})
+    exporter: OTLPSpanExporter | GrpcSpanExporter
+    if transport == "grpc":
+        exporter = GrpcSpanExporter(endpoint=endpoint, insecure=True, headers={"x-api-key": key})
+    else:
+        exporter = OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": key})
     results.send("ready")
     go.wait()
     started, cpu = time.perf_counter(), time.process_time()

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 import pytest_asyncio
 from alembic import command
@@ -33,7 +34,7 @@ from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import alembic_config, upgrade
 from observatory_api.demo.seed import seed_demo
 from observatory_api.security.tokens import TokenService
-from observatory_api.settings import AuthSettings, DatabaseSettings, RateLimitSettings, Settings
+from observatory_api.settings import AuthSettings, DatabaseSettings, IngestSettings, RateLimitSettings, Settings
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 from tests.timescaledb import ON_TIMESCALEDB, TIMESCALEDB_URL, prepare_template, select_items
 
@@ -237,7 +238,12 @@ async def _grant_readonly(database: str) -> None:
 
 
 def make_settings(database: DatabaseSettings, **sections: object) -> Settings:
-    return Settings(environment="test", database=database, auth=TEST_AUTH).replace(**sections)
+    settings = Settings(environment="test", database=database, auth=TEST_AUTH).replace(**sections)
+    if settings.ingest.grpc_port == IngestSettings().grpc_port:
+        # No test listens on the well-known 4317 (other tests and services share this machine):
+        # gRPC is off unless a test names a free port.
+        settings = settings.replace(ingest=msgspec.structs.replace(settings.ingest, grpc_port=0))
+    return settings
 
 
 def auth_headers(settings: Settings, role: str = "developer", subject: str | None = None) -> dict[str, str]:

@@ -16,7 +16,8 @@ from observatory_api.errors import exception_handlers
 from observatory_api.exports.controller import ExportController
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
-from observatory_api.ingest.controller import IngestController
+from observatory_api.ingest.controller import IngestController, IngestDisabledController
+from observatory_api.ingest.grpc_server import grpc_lifespan
 from observatory_api.landing import landing
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
@@ -62,13 +63,14 @@ def create_app(settings: Settings) -> Litestar:
             landing,
             HealthController,
             api,
-            *([ingest] if settings.features.ingest else []),
+            ingest if settings.ingest_enabled else IngestDisabledController,
             *graphql_route_handlers(settings),
             *security.route_handlers,
             *(asset_routers() if settings.features.docs or settings.graphql.playground else []),
         ],
         state=State({"settings": settings, **security.state}),
-        lifespan=[lifespan, observability_lifespan, *security.lifespan],
+        # gRPC last: it needs the security store, and stops (draining) before the engines close.
+        lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
         middleware=security.middleware,
         stores=security.stores,
         response_cache_config=security.response_cache_config,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from observatory_api.exports.cli import add_export_commands
 from observatory_api.models.cli import add_model_commands
-from observatory_api.security.cli import add_security_commands, create_demo_key
+from observatory_api.security.cli import DEMO_INGEST_KEY_NAME, add_security_commands, create_demo_key
 from observatory_api.settings import ConfigError, Settings, load_settings, masked
 
 if TYPE_CHECKING:
@@ -178,6 +178,16 @@ def _run_granian(
     return 0
 
 
+def exporter_setup(settings: Settings, ingest_key: str) -> str:
+    """The one line of environment that points an OpenTelemetry SDK at this server."""
+    wildcard = settings.server.host in ("0.0.0.0", "::", "127.0.0.1")  # noqa: S104 (compared, not bound)
+    host = "localhost" if wildcard else settings.server.host
+    return (
+        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{host}:{settings.server.port} "
+        f"OTEL_EXPORTER_OTLP_HEADERS=x-api-key={ingest_key} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+    )
+
+
 async def _prepare_demo(settings: Settings, traces: int) -> None:
     from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.demo.seed import database_is_empty
@@ -197,6 +207,9 @@ async def _prepare_demo(settings: Settings, traces: int) -> None:
         demo_key = await create_demo_key(engine, settings)
         print(f"observatory-api: demo API key (developer): {demo_key}", flush=True)
         print("observatory-api: send it as the X-API-Key header (shown once; the next --demo makes a new one)")
+        if settings.ingest_enabled:
+            ingest_key = await create_demo_key(engine, settings, role="ingest", name=DEMO_INGEST_KEY_NAME)
+            print(f"observatory-api: send telemetry with: {exporter_setup(settings, ingest_key)}", flush=True)
     finally:
         await engine.dispose()
 

@@ -12,13 +12,14 @@ from litestar.serialization import encode_json
 
 from observatory_api.app import create_app
 from observatory_api.graphql.schema import schema_sdl
-from observatory_api.settings import Settings
+from observatory_api.settings import FeatureSettings, Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def main() -> None:
-    app = create_app(Settings())
+    # The query API's document: ingest (OTLP, protobuf bodies) is described in the README.
+    app = create_app(Settings(features=FeatureSettings(ingest=False)))
     # Litestar's encoder turns the Structs inside examples into plain JSON.
     document = json.loads(encode_json(app.openapi_schema.to_schema()))
     SCHEMAS.mkdir(exist_ok=True)

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
 from observatory_api.db.migrate import head_revision, upgrade
+from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
+from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
@@ -46,7 +48,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     mark_continuous_aggregates(state.read_engine.dialect, state.continuous_aggregates)
     state.redis = _redis_client(settings)
     state.write_engine = None
-    if settings.features.ingest:
+    if settings.ingest_enabled:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
         state.write_engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
         mark_timescaledb(state.write_engine.dialect, state.timescaledb)
@@ -54,6 +56,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state.ingest_writer = TelemetryWriter(state.write_engine)
         state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
         state.ingest_warnings = IngestWarnings()
+        if settings.ingest.warm_up:
+            # Before the worker is ready: the first export must not pay for loading and preparing.
+            warmup_seconds = await warm_up(
+                state.write_engine, decode_limits(settings), connections=settings.ingest.max_concurrent_writes
+            )
+            logger.info("ingest warmed up", extra={"seconds": round(warmup_seconds, 3)})
     state.started_at = time.monotonic()
     # Everything built so far (modules, the app, table metadata) lives as long as the worker:
     # frozen out of the collector, full collections no longer walk it. They did while a query

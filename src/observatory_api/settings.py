@@ -141,7 +141,9 @@ class QuerySettings(_Section):
 
 
 class FeatureSettings(_Section):
-    ingest: bool = False
+    # OTLP ingest. None (the default) = on in development (the embedded default, `serve --demo`),
+    # off in test, staging and production until set to true: `Settings.ingest_enabled` decides.
+    ingest: bool | None = None
     docs: bool = True
 
 
@@ -155,6 +157,12 @@ class IngestSettings(_Section):
     max_scopes_per_request: int = 10_000
     max_records_per_request: int = 50_000
     max_values_per_record: int = 100_000
+    # OTLP/gRPC (TraceService, LogsService, MetricsService) on this port, in every worker
+    # (SO_REUSEPORT: the kernel spreads connections); 0 turns it off. Only with ingest enabled.
+    grpc_port: int = 4317
+    # Run one export through the whole ingest path, rolled back, before the worker is ready
+    # (ingest/warmup.py); off only to measure what it saves (bench/first_export.py).
+    warm_up: bool = True
 
 
 class ObservabilitySettings(_Section):
@@ -182,6 +190,13 @@ class Settings(_Section):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def ingest_enabled(self) -> bool:
+        """`features.ingest`, or when unset: on in development only."""
+        if self.features.ingest is not None:
+            return self.features.ingest
+        return self.environment == "development"
 
     def replace(self, **sections: Any) -> Settings:
         """A copy with whole sections or top-level values replaced (used by tests and the CLI)."""
@@ -222,6 +237,8 @@ ENV_KEYS: dict[str, str] = {
     "INGEST_MAX_SCOPES_PER_REQUEST": "ingest.max_scopes_per_request",
     "INGEST_MAX_RECORDS_PER_REQUEST": "ingest.max_records_per_request",
     "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
+    "INGEST_GRPC_PORT": "ingest.grpc_port",
+    "INGEST_WARM_UP": "ingest.warm_up",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
@@ -363,6 +380,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
             problems.append((key, f"must be a TCP port between 1 and 65535, got {port}"))
     if settings.server.port == settings.server.metrics_port:
         problems.append(("server.metrics_port", "must differ from server.port: metrics have their own port"))
+    problems.extend(_grpc_port_problems(settings))
     positives = {
         "server.workers": settings.server.workers,
         "server.max_body_bytes": settings.server.max_body_bytes,
@@ -409,6 +427,15 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
     return problems
+
+
+def _grpc_port_problems(settings: Settings) -> list[tuple[str, str]]:
+    port = settings.ingest.grpc_port
+    if not 0 <= port < 65536:
+        return [("ingest.grpc_port (INGEST_GRPC_PORT)", f"must be a TCP port, or 0 to turn gRPC off; got {port}")]
+    if port and port in (settings.server.port, settings.server.metrics_port):
+        return [("ingest.grpc_port (INGEST_GRPC_PORT)", "must differ from server.port and server.metrics_port")]
+    return []
 
 
 def _revocation_problems(auth: AuthSettings) -> list[tuple[str, str]]:

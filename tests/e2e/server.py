@@ -39,6 +39,7 @@ class RunningServer:
     base: str
     metrics_port: int
     log: Path
+    grpc_port: int = 0  # OTLP/gRPC, when the server's ingest is on
 
     @property
     def metrics(self) -> str:
@@ -47,26 +48,37 @@ class RunningServer:
 
 @contextlib.contextmanager
 def start_server(
-    workdir: Path, *, workers: int, demo_traces: int | None = None, env: Mapping[str, str] | None = None
+    workdir: Path,
+    *,
+    workers: int,
+    demo_traces: int | None = None,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningServer]:
     """`serve [--demo --demo-traces N] --workers W` in `workdir` (its database, config and `server.log`),
-    with the API and the metrics each on a free port; ready when entered, stopped with SIGTERM when left."""
-    port, metrics_port = free_port(), free_port()
+    with the API (on `port` when given: a restart keeps its address) and the metrics each on a free
+    port; ready when entered, stopped with SIGTERM when left."""
+    port, metrics_port, grpc_port = port or free_port(), free_port(), free_port()
     server_env = {k: v for k, v in os.environ.items() if k not in UNSET}
     server_env.update(
-        API_METRICS_PORT=str(metrics_port), JWT_SECRET=TEST_AUTH.jwt_secret or "", SECRET_KEY=TEST_AUTH.secret_key or ""
+        API_METRICS_PORT=str(metrics_port),
+        JWT_SECRET=TEST_AUTH.jwt_secret or "",
+        SECRET_KEY=TEST_AUTH.secret_key or "",
+        # Never the well-known 4317: the machine is shared (a server without ingest ignores it).
+        INGEST_GRPC_PORT=str(grpc_port),
     )
     server_env.update(env or {})
     command = [sys.executable, "-m", "observatory_api", "serve", "--port", str(port), "--workers", str(workers)]
     if demo_traces is not None:
         command += ["--demo", "--demo-traces", str(demo_traces)]
     log_path = workdir / "server.log"
-    with log_path.open("w") as log:
+    with log_path.open("a") as log:
         process = subprocess.Popen(
             command, cwd=workdir, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            server = RunningServer(process, f"http://127.0.0.1:{port}", metrics_port, log_path)
+            grpc_port = int(server_env["INGEST_GRPC_PORT"])
+            server = RunningServer(process, f"http://127.0.0.1:{port}", metrics_port, log_path, grpc_port)
             wait_ready(server.base, process, log_path)
             yield server
         finally:

@@ -196,3 +196,31 @@ def test_every_access_line_is_json_with_the_request_fields(served: RunningServer
     text = served.log.read_text()
     assert "secret prompt words" not in text
     assert AUTH["Authorization"].split()[-1] not in text
+
+
+def test_serve_demo_prints_the_exporter_setup_and_its_key_ingests(served: RunningServer) -> None:
+    import re
+
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    line = re.search(r"send telemetry with: (.+)", served.log.read_text())
+    assert line, served.log.read_text()
+    setup = dict(pair.split("=", 1) for pair in line.group(1).split())
+    assert setup["OTEL_EXPORTER_OTLP_ENDPOINT"] == served.base.replace("127.0.0.1", "localhost")
+    header, _, key = setup["OTEL_EXPORTER_OTLP_HEADERS"].partition("=")
+    assert header == "x-api-key" and key.startswith("obs_")
+    exporters = [
+        OTLPSpanExporter(endpoint=f"{setup['OTEL_EXPORTER_OTLP_ENDPOINT']}/v1/traces", headers={header: key}),
+        GrpcSpanExporter(endpoint=f"127.0.0.1:{served.grpc_port}", insecure=True, headers={header: key}),
+    ]
+    for exporter in exporters:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("tests").start_as_current_span("demo ingest") as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        provider.shutdown()
+        detail = httpx.get(f"{served.base}/api/v1/traces/{trace_id}", headers=AUTH, timeout=10)
+        assert detail.status_code == 200, (type(exporter).__name__, detail.text)

@@ -79,9 +79,21 @@ SERVICE_ENV_VARS = (
     "LOG_LEVEL",
     "LOG_FORMAT",
     "TRACING_OTLP_ENDPOINT",
+    "INGEST_ENABLED",
+    "INGEST_GRPC_PORT",
 )
 
-EXPECTED_SERVICES = {"timescaledb", "migrate", "redis", "api", "api-dev", "prometheus", "grafana", "jaeger"}
+EXPECTED_SERVICES = {
+    "timescaledb",
+    "migrate",
+    "redis",
+    "api",
+    "ingest",
+    "api-dev",
+    "prometheus",
+    "grafana",
+    "jaeger",
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,7 +315,7 @@ def test_api_can_scale_and_is_hardened(compose: dict[str, Any]) -> None:
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-def test_api_reads_with_the_readonly_role_and_only_migrate_gets_the_owner(compose: dict[str, Any]) -> None:
+def test_api_reads_with_the_readonly_role_and_only_migrate_and_ingest_get_the_owner(compose: dict[str, Any]) -> None:
     api_env = environment(services(compose)["api"])
     migrate_env = environment(services(compose)["migrate"])
     assert "DB_READONLY_USER" in api_env
@@ -313,6 +325,56 @@ def test_api_reads_with_the_readonly_role_and_only_migrate_gets_the_owner(compos
     assert "redis:6379" in api_env["REDIS_URL"]
     assert not any("OBSERVATORY_OWNER_PASSWORD" in value for value in api_env.values())
     assert "OBSERVATORY_OWNER_PASSWORD" in migrate_env["DATABASE_URL"]
+    owners = {
+        name
+        for name, service in services(compose).items()
+        if any("OBSERVATORY_OWNER_PASSWORD" in value for value in environment(service).values())
+    }
+    assert owners == {"timescaledb", "migrate", "ingest"}
+
+
+def host_ports(service: dict[str, Any]) -> dict[str, str]:
+    """Container port -> published host port (without the host IP) of a service."""
+    published = {}
+    for mapping in service.get("ports") or []:
+        host, _, container = str(mapping).rpartition(":")
+        published[container] = host.rsplit(":", 1)[-1]
+    return published
+
+
+def test_ingest_receives_otlp_on_the_standard_ports_with_write_credentials(compose: dict[str, Any]) -> None:
+    ingest, api = services(compose)["ingest"], services(compose)["api"]
+    env = environment(ingest)
+    assert ingest["build"] == api["build"] and ingest["image"] == api["image"], "ingest runs the production image"
+    assert env["INGEST_ENABLED"] == "true"
+    assert "OBSERVATORY_OWNER_PASSWORD" in env["DATABASE_URL"] and "@timescaledb:5432/" in env["DATABASE_URL"]
+    # The read engine (API keys) keeps the read-only role; Redis is shared with api (one key cache, one budget).
+    assert "DB_READONLY_PASSWORD" in env and env["REDIS_URL"] == environment(api)["REDIS_URL"]
+    grpc_port = env["INGEST_GRPC_PORT"]
+    ports = host_ports(ingest)
+    assert ports[grpc_port] == "4317", "OTLP/gRPC must be on the host's 4317"
+    assert ports["8080"] == "4318", "OTLP/HTTP must be on the host's 4318"
+    assert ingest["read_only"] is True and ingest["cap_drop"] == ["ALL"]
+    assert "/alive" in " ".join(ingest["healthcheck"]["test"])
+    assert ingest["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_no_two_services_publish_the_same_host_port(compose: dict[str, Any]) -> None:
+    seen: dict[int, str] = {}
+    for name, service in services(compose).items():
+        for host in host_ports(service).values():
+            first, _, last = host.partition("-")
+            for port in range(int(first), int(last or first) + 1):
+                assert port not in seen, f"host port {port}: {seen[port]} and {name}"
+                seen[port] = name
+
+
+def test_the_service_traces_itself_to_jaeger_inside_the_network(compose: dict[str, Any]) -> None:
+    jaeger = services(compose)["jaeger"]
+    endpoint = environment(services(compose)["api"])["TRACING_OTLP_ENDPOINT"]
+    assert "http://jaeger:4318" in endpoint
+    assert "4318" in host_ports(jaeger) and host_ports(jaeger)["4318"] != "4318"
+    assert environment(services(compose)["ingest"])["TRACING_OTLP_ENDPOINT"] == endpoint
 
 
 def test_migrate_is_a_one_shot_job_after_the_database(compose: dict[str, Any]) -> None:
@@ -545,7 +607,7 @@ def test_prometheus_scrapes_every_api_replica_through_dns() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "observatory-api"]
     (dns,) = job["dns_sd_configs"]
-    assert dns["names"] == ["api"]
+    assert dns["names"] == ["api", "ingest"]
     assert dns["type"] == "A"
     assert dns["port"] == 9090
     assert job.get("metrics_path", "/metrics") == "/metrics"

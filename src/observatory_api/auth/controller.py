@@ -14,12 +14,18 @@ from observatory_api.errors import InvalidInput, Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.openapi_docs import API_KEY_ONLY, AUTHENTICATED, OPEN, problems
 from observatory_api.security.api_keys import key_prefix_of
-from observatory_api.security.authentication import Authenticator, AuthFailure, unauthorized
+from observatory_api.security.authentication import (
+    ACCEPTED_FORMS,
+    Authenticator,
+    AuthFailure,
+    presented_credential,
+    unauthorized,
+)
 from observatory_api.security.permissions import ROLE_PERMISSIONS, Principal, principal_of
 from observatory_api.security.revocation import Revocations
 from observatory_api.settings import Settings
 
-_NO_KEY = "send an API key in X-API-Key to obtain tokens"
+_NO_KEY = f"send an API key to obtain tokens: {ACCEPTED_FORMS}"
 # No role guard here; the store behind rotation and logout may be unavailable (503).
 AUTH_PROBLEMS = problems(400, 401, 429, 503)
 
@@ -37,14 +43,16 @@ class AuthController(Controller):
         security=API_KEY_ONLY,
     )
     async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
-        """Send the key in `X-API-Key`; returns an access token (1 hour) and a refresh token (7 days)."""
+        """Send the key as `X-API-Key`, `Authorization: Bearer <key>` or Basic (key as password);
+        returns an access token (1 hour) and a refresh token (7 days)."""
         principal = principal_of(request)
         if principal is None or principal.kind != "api_key":
             failure = request.scope.get("state", {}).get("auth_failure")
             if isinstance(failure, AuthFailure):
                 raise unauthorized(failure)
             raise unauthorized(AuthFailure("missing", _NO_KEY))
-        prefix = key_prefix_of(request.headers.get("x-api-key", "").strip())
+        credential = presented_credential(request.headers)
+        prefix = key_prefix_of(credential.value) if credential is not None else None
         return _pair(state.authenticator, subject=principal.subject, role=principal.role, key_prefix=prefix)
 
     @post(

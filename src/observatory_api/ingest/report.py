@@ -19,7 +19,7 @@ from observatory_api.observability import metrics
 
 logger = logging.getLogger("observatory_api.ingest")
 
-Signal = Literal["spans", "logs"]
+Signal = Literal["spans", "logs", "metrics"]
 # The reasons are the label values of the counters: a fixed set, never data from the request.
 DropReason = Literal["invalid_value", "too_deep", "too_many_values", "undecodable"]
 RefusalReason = Literal[

@@ -109,6 +109,15 @@ ingest_nul_strings_stripped_total = Counter(
     "Strings stored with their NUL characters removed (PostgreSQL text cannot hold U+0000).",
     ["signal"],
 )
+ingest_metric_points_discarded_total = Counter(
+    "ingest_metric_points_discarded_total",
+    "OTLP metric data points accepted on /v1/metrics and not stored (LLM metrics come from spans).",
+)
+ingest_grpc_requests_total = Counter(
+    "ingest_grpc_requests_total",
+    "OTLP/gRPC Export calls, by signal and gRPC status code (OTLP/HTTP is in the HTTP metrics).",
+    ["signal", "code"],
+)
 # An Info metric is not supported in multiprocess mode: a constant gauge gives the same series,
 # `observatory_api_build_info{version="..."} 1`.
 build_info = Gauge(

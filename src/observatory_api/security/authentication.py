@@ -1,4 +1,9 @@
-"""One authentication middleware for REST and GraphQL: `Authorization: Bearer <JWT>` or `X-API-Key`.
+"""One authentication middleware for REST, GraphQL and OTLP ingest.
+
+Accepted on every route: `Authorization: Bearer <JWT>`; an API key as `X-API-Key: <key>`, as
+`Authorization: Bearer <key>` (what Traceloop's SDK and many collectors send: a bearer value that
+is not a JWT is looked up as a key), or as the password of HTTP Basic (the Collector's
+`basicauth` extension; the user name is ignored).
 
 It sets `request.user` to a Principal. Open routes (health, docs, `/api/v1/auth/token` and
 `/refresh`) accept a request without a credential, and then `request.user` is None; every other
@@ -7,11 +12,13 @@ route answers 401 problem JSON with `WWW-Authenticate`. Each refusal is counted 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -37,6 +44,16 @@ OPEN_ROUTES = frozenset(
 OPEN_PREFIXES = ("/schema",)
 REALM = 'Bearer realm="observatory"'
 _MISSING_KEY = b"-"
+ACCEPTED_FORMS = (
+    "Authorization: Bearer <token or API key>, X-API-Key: <API key>, or HTTP Basic with the API key as password"
+)
+
+
+class Credential(msgspec.Struct, frozen=True):
+    """What a request presented: a JWT to decode, or an API key to look up."""
+
+    kind: Literal["jwt", "api_key"]
+    value: str
 
 
 class AuthFailure(Exception):
@@ -48,7 +65,10 @@ class AuthFailure(Exception):
 
 def is_open_route(scope: Scope) -> bool:
     template = scope.get("path_template") or scope.get("path", "")
-    return template in OPEN_ROUTES or template.startswith(OPEN_PREFIXES)
+    if template in OPEN_ROUTES or template.startswith(OPEN_PREFIXES):
+        return True
+    handler = scope.get("route_handler")
+    return handler is not None and bool(handler.opt.get("no_credential"))
 
 
 def api_key_cache_key(store: SecurityStore, prefix: str) -> str:
@@ -64,23 +84,16 @@ class Authenticator:
         self._key_cache_ttl = key_cache_ttl
 
     async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-        headers = connection.headers
-        authorization = headers.get("authorization")
-        api_key = headers.get("x-api-key")
-        if authorization is None and api_key is None:
+        credential = presented_credential(connection.headers)
+        if credential is None:
             return None
-        if authorization is not None and api_key is not None:
-            raise AuthFailure("ambiguous", "send either Authorization or X-API-Key, not both")
-        state = connection.scope["litestar_app"].state
-        if api_key is not None:
-            return await self.from_api_key(api_key.strip(), state)
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthFailure("malformed", "use `Authorization: Bearer <token>`")
-        if key_prefix_of(token.strip()) is not None:
-            # A common first mistake: say which header takes it rather than "not a well-formed JWT".
-            raise AuthFailure("malformed", "this is an API key: send it in the X-API-Key header, not as a Bearer token")
-        claims = self.decode(token.strip(), "access")
+        return await self.principal_for(credential, connection.scope["litestar_app"].state)
+
+    async def principal_for(self, credential: Credential, state: Any) -> Principal:
+        """The caller behind a credential (HTTP headers or gRPC metadata), or AuthFailure."""
+        if credential.kind == "api_key":
+            return await self.from_api_key(credential.value, state)
+        claims = self.decode(credential.value, "access")
         return await self.from_access_claims(claims, state)
 
     def decode(self, token: str, expected: str) -> TokenClaims:
@@ -92,7 +105,10 @@ class Authenticator:
     async def from_api_key(self, raw: str, state: Any) -> Principal:
         prefix = key_prefix_of(raw)
         if prefix is None:
-            raise AuthFailure("key_malformed", "an API key looks like obs_<12 hex>_<43 characters>")
+            raise AuthFailure(
+                "key_malformed",
+                f"not a JWT, and not an API key (obs_<12 hex>_<43 characters)); send {ACCEPTED_FORMS}",
+            )
         record = await self.key_record(prefix, state)
         if record is None or not key_matches(self._secret_key, raw, record.key_hash):
             raise AuthFailure("key_unknown", "the API key is not known")
@@ -164,6 +180,38 @@ class Authenticator:
             )
 
 
+def presented_credential(headers: Mapping[str, str]) -> Credential | None:
+    """The one credential of a request (None without any); AuthFailure when it is unusable."""
+    authorization = headers.get("authorization")
+    api_key = headers.get("x-api-key")
+    if authorization is None and api_key is None:
+        return None
+    if authorization is not None and api_key is not None:
+        raise AuthFailure("ambiguous", "send either Authorization or X-API-Key, not both")
+    if api_key is not None:
+        return Credential("api_key", api_key.strip())
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "basic" and value:
+        return Credential("api_key", _basic_password(value))
+    if scheme.lower() != "bearer" or not value:
+        raise AuthFailure("malformed", f"send {ACCEPTED_FORMS}")
+    # A JWT has three dot-separated parts; an API key has no dot at all.
+    return Credential("jwt" if value.count(".") == 2 else "api_key", value)
+
+
+def _basic_password(encoded: str) -> str:
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthFailure(
+            "malformed", f"the Basic credential is not base64 of user:password; send {ACCEPTED_FORMS}"
+        ) from None
+    user, _, password = decoded.partition(":")
+    # The key is the password (the Collector's basicauth `client_auth`); a key alone as user works too.
+    return (password or user).strip()
+
+
 def unauthorized(failure: AuthFailure) -> Unauthorized:
     description = failure.detail.replace('"', "'").replace("\\", "")
     challenge = f'{REALM}, error="invalid_token", error_description="{description}"'
@@ -200,7 +248,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         try:
             principal = await self.authenticator.authenticate(connection)
             if principal is None and not open_route:
-                raise AuthFailure("missing", "a credential is required: Authorization: Bearer <token> or X-API-Key")
+                raise AuthFailure("missing", f"a credential is required: {ACCEPTED_FORMS}")
         except AuthFailure as failure:
             api_auth_failures_total.labels(failure.reason).inc()
             logger.info(

@@ -186,12 +186,17 @@ async def drop_cached_keys(settings: Settings, prefixes: list[str]) -> None:
         await redis.aclose()
 
 
-async def create_demo_key(engine: AsyncEngine, settings: Settings) -> str:
+DEMO_INGEST_KEY_NAME = "demo-ingest"
+
+
+async def create_demo_key(
+    engine: AsyncEngine, settings: Settings, *, role: str = "developer", name: str = DEMO_KEY_NAME
+) -> str:
     """A fresh developer key for the demo database: the previous demo key is revoked (only hashes
     are stored, so an old key cannot be shown again)."""
     from observatory_api.security.api_keys import ApiKeyAdmin, secret_key_of
 
     admin = ApiKeyAdmin(engine)
-    await drop_cached_keys(settings, await admin.revoke_named(DEMO_KEY_NAME))
-    raw, _ = await admin.create(name=DEMO_KEY_NAME, role="developer", secret_key=secret_key_of(settings))
+    await drop_cached_keys(settings, await admin.revoke_named(name))
+    raw, _ = await admin.create(name=name, role=role, secret_key=secret_key_of(settings))
     return raw

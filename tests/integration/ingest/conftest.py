@@ -24,6 +24,7 @@ class IngestServer(NamedTuple):
     base: str
     ingest_key: str  # an API key with the ingest role, made by `observatory-api keys create`
     reader: dict[str, str]  # headers of a developer, for reading back over REST
+    grpc_target: str  # host:port of its OTLP/gRPC server
 
     def otlp_headers(self) -> dict[str, str]:
         return {"x-api-key": self.ingest_key}
@@ -63,4 +64,4 @@ def ingest_server(
         )
         reader = auth_headers(load_settings(environ=env), "developer")
         server = cleanup.enter_context(start_server(workdir, workers=1, env=env))
-        yield IngestServer(server.base, created.stdout.strip(), reader)
+        yield IngestServer(server.base, created.stdout.strip(), reader, f"127.0.0.1:{server.grpc_port}")

@@ -369,6 +369,7 @@ NOT_READS = {
     "/api/v1/admin/cache/purge": "admin only, writes",
     "/v1/traces": "ingest, writes",
     "/v1/logs": "ingest, writes",
+    "/v1/metrics": "ingest, counts and discards",
 }
 
 
