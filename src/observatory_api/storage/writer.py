@@ -24,7 +24,14 @@ from observatory_api.db.failures import blocks_every_batch
 from observatory_api.db.tables import logs, spans
 from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
-from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution
+from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution, move_in_rollups
+from observatory_api.storage.context import (
+    CONTEXT_COLUMNS,
+    Inherited,
+    inherit_in_batch,
+    inherit_in_stored_traces,
+    stored_rows,
+)
 from observatory_api.storage.costs import CostFiller
 from observatory_api.storage.group_commit import GroupCommit
 from observatory_api.storage.records import LogRecord, SpanRecord
@@ -54,6 +61,9 @@ _SPAN_KEY = ("trace_id", "span_id", "start_time")  # the primary key of spans
 SpanKey = tuple[str, str, datetime]
 _SPAN_COLUMNS = [column.name for column in spans.columns]
 _TRACE_ID, _SESSION_ID = _SPAN_COLUMNS.index("trace_id"), _SPAN_COLUMNS.index("session_id")
+_SPAN_ID, _START_TIME = _SPAN_COLUMNS.index("span_id"), _SPAN_COLUMNS.index("start_time")
+_ENVIRONMENT = _SPAN_COLUMNS.index("environment")
+_CONTEXT_AT = tuple(_SPAN_COLUMNS.index(name) for name in CONTEXT_COLUMNS)
 # Ids per IN (...) list: well under the bound-parameter limits of SQLite and asyncpg (32766).
 _IDS_PER_STATEMENT = 1000
 # Spans per group transaction: concurrent OTLP batches (512 spans by default) are merged up to this.
@@ -149,11 +159,24 @@ class TelemetryWriter:
             # Only traces with a new span can have changed: a pure retry skips everything below.
             new = [i for i, key in enumerate(keys) if key in new_keys]
             if new:
-                await self._refresh_summaries(conn, [rows[i] for i in new])
+                new_rows = [rows[i] for i in new]
+                # Traces whose new spans came from several batches: each batch inherited alone.
+                batches_of: dict[str, set[int]] = {}
+                for i in new:
+                    batches_of.setdefault(rows[i][_TRACE_ID], set()).add(owner[keys[i]])
+                spread = {trace_id for trace_id, indexes in batches_of.items() if len(indexes) > 1}
+                inherited = await self._refresh_summaries(conn, new_rows, spread)
                 # Last: the rollup rows other writers also add to stay locked only until commit.
                 # On TimescaleDB the continuous aggregates follow `spans` without them.
                 if not has_continuous_aggregates(conn.dialect):
-                    await add_to_rollups(conn, [parts[i] for i in new])
+                    new_parts = [parts[i] for i in new]
+                    if inherited.changed:
+                        new_parts = [
+                            contribution(row) if _key_of(row) in inherited.changed else part
+                            for row, part in zip(new_rows, new_parts, strict=True)
+                        ]
+                    await add_to_rollups(conn, new_parts)
+                    await _move_stored_spans_in_rollups(conn, inherited)
         stored = [0] * len(batches)
         for i in new:
             stored[owner[keys[i]]] += 1
@@ -189,7 +212,11 @@ class TelemetryWriter:
         async with self._engine.begin() as conn:
             return await insert_ignoring_duplicates(conn, logs, rows)
 
-    async def _refresh_summaries(self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]]) -> None:
+    async def _refresh_summaries(
+        self, conn: AsyncConnection, new_rows: list[tuple[Any, ...]], spread: set[str]
+    ) -> Inherited:
+        """Refresh the summaries of the traces of `new_rows` (patched in place with what they
+        inherit from spans stored before); returns what the spans inherited."""
         dialect_name = conn.dialect.name
         trace_ids = sorted({row[_TRACE_ID] for row in new_rows})
         await lock_summaries(conn, "traces", trace_ids)
@@ -197,10 +224,12 @@ class TelemetryWriter:
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
             for row in await conn.execute(trace_totals(dialect_name), {IDS: list(chunk)}):
                 before[row.trace_id] = TraceTotals(*row)
+        inherited = await _inherit_across_writes(conn, new_rows, before, spread)
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
         session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID] is not None}
         session_ids.update(totals.session_id for totals in before.values() if totals.session_id is not None)
+        session_ids.update(context[1] for context in inherited.changed.values() if context[1] is not None)
         await lock_summaries(conn, "sessions", sorted(session_ids))
         after: list[TraceTotals] = []
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
@@ -210,9 +239,58 @@ class TelemetryWriter:
         for chunk in _chunks(changes.recompute, _IDS_PER_STATEMENT):
             await conn.execute(refresh_sessions(dialect_name), {IDS: list(chunk)})
             await conn.execute(delete_empty_sessions(dialect_name), {IDS: list(chunk)})
+        return inherited
+
+
+_NOTHING_INHERITED = Inherited({}, {})
+
+
+async def _inherit_across_writes(
+    conn: AsyncConnection, new_rows: list[tuple[Any, ...]], before: dict[str, TraceTotals], spread: set[str]
+) -> Inherited:
+    """Context down the tree across writes (`storage.context`), for the traces that had spans
+    stored before (`before`) or whose new spans came from several batches (`spread`); the
+    inherited values are patched into `new_rows` too."""
+    traces = {row[_TRACE_ID] for row in new_rows if row[_TRACE_ID] in before or row[_TRACE_ID] in spread}
+    if not traces:
+        return _NOTHING_INHERITED
+    starts = [row[_START_TIME] for row in new_rows if row[_TRACE_ID] in traces]
+    low = min([*starts, *(before[t].start_time for t in traces if t in before)])
+    high = max([*starts, *(before[t].end_time for t in traces if t in before)])
+    inherited = await inherit_in_stored_traces(
+        conn, traces, low=low, high=high, new={_key_of(row) for row in new_rows if row[_TRACE_ID] in traces}
+    )
+    if inherited.changed:
+        for index, row in enumerate(new_rows):
+            context = inherited.changed.get(_key_of(row))
+            if context is not None:
+                patched = list(row)
+                for at, value in zip(_CONTEXT_AT, context, strict=True):
+                    patched[at] = value
+                new_rows[index] = tuple(patched)
+    return inherited
+
+
+async def _move_stored_spans_in_rollups(conn: AsyncConnection, inherited: Inherited) -> None:
+    """Spans stored before that inherited an environment leave the rollup rows of their old one."""
+    moved = [key for key, old in inherited.before.items() if old[2] != inherited.changed[key][2]]
+    if not moved:
+        return
+    rows = await stored_rows(conn, moved)
+    removed = []
+    for row in rows:
+        old = list(row)
+        old[_ENVIRONMENT] = inherited.before[_key_of(row)][2]
+        removed.append(contribution(old))
+    await move_in_rollups(conn, removed=removed, added=[contribution(row) for row in rows])
+
+
+def _key_of(row: Sequence[Any]) -> SpanKey:
+    return row[_TRACE_ID], row[_SPAN_ID], row[_START_TIME]
 
 
 def _span_batch(records: Sequence[SpanRecord]) -> _SpanBatch:
+    records = inherit_in_batch(records)
     rows = [msgspec.structs.astuple(record) for record in records]
     return _SpanBatch([_key(record) for record in records], rows, [contribution(row) for row in rows])
 
