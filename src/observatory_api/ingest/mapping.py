@@ -121,7 +121,7 @@ _INTEGER_COLUMNS = {
     "cache_creation_input_tokens",
     "reasoning_output_tokens",
 }
-_OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
+OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 MAX_TEXT = 1_000_000
 MAX_NAME = 500
 MAX_INT32 = 2**31 - 1
@@ -258,7 +258,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     values = {column: _first(attributes, keys, used) for column, keys in SPAN_ATTRIBUTES.items()}
     resource_used: set[str] = set()
     resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
-    for column, prefix in _OPENLLMETRY_INDEXED.items():
+    for column, prefix in OPENLLMETRY_INDEXED.items():
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
     drop = _dropper(attributes, used, report)
