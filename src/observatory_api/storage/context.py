@@ -15,14 +15,17 @@ a new one:
 
 - `inherit_in_batch` fills the spans of one write from their ancestors in that write (in the
   writer's thread, no query);
-- `inherit_in_stored_traces` runs in the write transaction, under the writer's lock on the traces,
-  for the traces that already had spans (or whose spans came in several concurrent writes): it reads
-  the context columns of those traces' spans, fills what is missing, and updates the changed rows.
+- `inherit_across_writes` runs in the write transaction, under the writer's lock on the traces,
+  for the traces that already had spans (or whose spans came in several concurrent writes): it
+  looks up the stored parents of new spans that lack something, and the stored children of new
+  spans that miss what those name (then their children, and so on), by index, and updates the
+  rows that change. Spans that name everything, or a batch that names nothing new, cost one
+  indexed query or none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -32,7 +35,7 @@ import msgspec
 from sqlalchemy import Select, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import in_bound_list
+from observatory_api.db.dialect import in_bound_list, is_empty_json_array
 from observatory_api.db.tables import spans
 from observatory_api.storage.records import SpanRecord
 
@@ -40,8 +43,6 @@ from observatory_api.storage.records import SpanRecord
 CONTEXT_COLUMNS = ("user_id", "session_id", "environment", "tags")
 Context = tuple[str | None, str | None, str | None, list[str]]
 SpanKey = tuple[str, str, datetime]  # the primary key of spans
-_IDS = "trace_ids"
-_IDS_PER_STATEMENT = 1000
 _KEYS_PER_STATEMENT = 300  # three parameters each
 
 
@@ -116,26 +117,55 @@ def inherit_in_batch(records: Sequence[SpanRecord]) -> list[SpanRecord]:
 
 @dataclass(frozen=True, slots=True)
 class Inherited:
-    """What `inherit_in_stored_traces` changed: the new context of each span it updated, and
-    the old one of those stored before this transaction."""
+    """What `inherit_across_writes` changed: the new context of each span it updated, and the old
+    one of those stored before this transaction."""
 
     changed: dict[SpanKey, Context]
     before: dict[SpanKey, Context]
 
 
-@cache
-def _trace_contexts(dialect_name: str) -> Select[Any]:
+NOTHING_INHERITED = Inherited({}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class NewSpan:
+    """A span this transaction inserted: its key, its parent's span id and its context as stored."""
+
+    key: SpanKey
+    parent_span_id: str | None
+    context: Context
+
+
+_COLUMNS = (spans.c.trace_id, spans.c.span_id, spans.c.start_time, *(spans.c[name] for name in CONTEXT_COLUMNS))
+
+
+def _in_traces(dialect_name: str) -> Any:
     # Bounded by time too: on TimescaleDB a lookup without a time bound probes every chunk.
-    return select(
-        spans.c.trace_id,
-        spans.c.span_id,
-        spans.c.start_time,
-        spans.c.parent_span_id,
-        *(spans.c[name] for name in CONTEXT_COLUMNS),
-    ).where(
-        in_bound_list(dialect_name, spans.c.trace_id, _IDS),
+    return and_(
+        in_bound_list(dialect_name, spans.c.trace_id, "trace_ids"),
         spans.c.start_time >= bindparam("low", type_=spans.c.start_time.type),
         spans.c.start_time <= bindparam("high", type_=spans.c.start_time.type),
+    )
+
+
+@cache
+def _spans_named(dialect_name: str) -> Select[Any]:
+    """The context of the spans of `trace_ids` whose id is in `span_ids`."""
+    return select(*_COLUMNS).where(_in_traces(dialect_name), in_bound_list(dialect_name, spans.c.span_id, "span_ids"))
+
+
+@cache
+def _children_missing(dialect_name: str, fields: tuple[int, ...]) -> Select[Any]:
+    """The spans of `trace_ids` whose parent is in `parent_ids` and that miss one of `fields`
+    (positions in CONTEXT_COLUMNS): the only stored spans a new ancestor can give something."""
+    missing = [
+        is_empty_json_array(dialect_name, spans.c.tags) if name == "tags" else spans.c[name].is_(None)
+        for name in (CONTEXT_COLUMNS[at] for at in fields)
+    ]
+    return select(*_COLUMNS, spans.c.parent_span_id).where(
+        _in_traces(dialect_name),
+        in_bound_list(dialect_name, spans.c.parent_span_id, "parent_ids"),
+        or_(*missing),
     )
 
 
@@ -151,36 +181,81 @@ def _set_context() -> Update:
     )
 
 
-async def inherit_in_stored_traces(
-    conn: AsyncConnection, trace_ids: Iterable[str], *, low: datetime, high: datetime, new: set[SpanKey]
+def _given(context: Context) -> tuple[int, ...]:
+    return tuple(at for at, value in enumerate(context) if value)
+
+
+async def inherit_across_writes(
+    conn: AsyncConnection, new: Sequence[NewSpan], *, stored_traces: set[str], low: datetime, high: datetime
 ) -> Inherited:
-    """Fill what the spans of `trace_ids` (started between `low` and `high`) lack from their
-    ancestors, in the database; `new` are the keys this transaction inserted. Call it holding the
-    writer's lock on those traces, so that it sees every span another writer committed."""
-    ids = sorted(set(trace_ids))
-    nodes: dict[str, dict[str, tuple[Any, Context]]] = {}
-    keys: dict[tuple[str, str], SpanKey] = {}
-    statement = _trace_contexts(conn.dialect.name)
-    for start in range(0, len(ids), _IDS_PER_STATEMENT):
-        chunk = ids[start : start + _IDS_PER_STATEMENT]
-        for row in await conn.execute(statement, {_IDS: chunk, "low": low, "high": high}):
-            trace_id, span_id, start_time, parent, user_id, session_id, environment, tags = row
-            nodes.setdefault(trace_id, {}).setdefault(span_id, (parent, (user_id, session_id, environment, tags or [])))
-            keys.setdefault((trace_id, span_id), (trace_id, span_id, start_time))
+    """Context down the tree between the spans `new` (inserted by this transaction, already
+    filled within their own write) and the spans stored before: in `stored_traces`, started
+    between `low` and `high`. Call it holding the writer's lock on those traces, so that it sees
+    every span another writer committed; it updates the rows that change.
+
+    Only the edges between a new span and a stored one can carry anything: a new span whose
+    parent is stored takes what it lacks from that parent (its stored values are in effect), and
+    stored spans below a new one that miss what it names take it, level by level down.
+    """
+    dialect_name = conn.dialect.name
+    nodes: dict[tuple[str, str], tuple[Any, Context]] = {}
+    for span in new:
+        parent = None if span.parent_span_id is None else (span.key[0], span.parent_span_id)
+        nodes.setdefault((span.key[0], span.key[1]), (parent, span.context))
+    bounds = {"low": low, "high": high}
+    # A new span's parent among the spans stored before.
+    wanted = {
+        parent
+        for parent, context in nodes.values()
+        if parent is not None and parent not in nodes and parent[0] in stored_traces and not _complete(context)
+    }
+    if wanted:
+        parameters = {
+            "trace_ids": sorted({trace_id for trace_id, _ in wanted}),
+            "span_ids": sorted({span_id for _, span_id in wanted}),
+        }
+        for row in await conn.execute(_spans_named(dialect_name), {**parameters, **bounds}):
+            if (row[0], row[1]) in wanted:
+                nodes.setdefault((row[0], row[1]), (None, (row[3], row[4], row[5], row[6] or [])))
+    # Within the new spans too: the new spans of one trace may come from several writes.
+    resolved = resolve(nodes)
     changed: dict[SpanKey, Context] = {}
+    for span in new:
+        context = resolved[(span.key[0], span.key[1])]
+        if context != span.context:
+            changed[span.key] = context
+    # Down into the stored spans, one level at a time, from the new spans that name something.
+    new_keys = {span.key for span in new}
     before: dict[SpanKey, Context] = {}
-    for trace_id, trace in nodes.items():
-        if all(parent is None or _complete(own) for parent, own in trace.values()):
-            continue
-        for span_id, context in resolve(trace).items():
-            own = trace[span_id][1]
+    givers = {
+        (span.key[0], span.key[1]): resolved[(span.key[0], span.key[1])]
+        for span in new
+        if span.key[0] in stored_traces and _given(resolved[(span.key[0], span.key[1])])
+    }
+    while givers:
+        fields = tuple(sorted({at for context in givers.values() for at in _given(context)}))
+        parameters = {
+            "trace_ids": sorted({trace_id for trace_id, _ in givers}),
+            "parent_ids": sorted({span_id for _, span_id in givers}),
+        }
+        found: dict[tuple[str, str], Context] = {}
+        for row in await conn.execute(_children_missing(dialect_name, fields), {**parameters, **bounds}):
+            key: SpanKey = (row[0], row[1], row[2])
+            above = givers.get((row[0], row[7]))
+            if above is None or key in before:
+                continue
+            # A new span below a stored one that just changed took what that one had before.
+            stored = key not in new_keys
+            own: Context = (row[3], row[4], row[5], row[6] or []) if stored else changed.get(key, resolved[key[:2]])
+            context = _filled(own, above)
             if context != own:
-                key = keys[(trace_id, span_id)]
-                changed[key] = context
-                if key not in new:
+                if stored:
                     before[key] = own
+                changed[key] = context
+                found[(row[0], row[1])] = context
+        givers = found
     if changed:
-        parameters = [
+        parameters_list = [
             {
                 "k_trace_id": key[0],
                 "k_span_id": key[1],
@@ -189,7 +264,7 @@ async def inherit_in_stored_traces(
             }
             for key, context in sorted(changed.items())
         ]
-        await conn.execute(_set_context(), parameters)
+        await conn.execute(_set_context(), parameters_list)
     return Inherited(changed, before)
 
 

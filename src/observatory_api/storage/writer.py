@@ -27,9 +27,11 @@ from observatory_api.metrics.rollup_tables import ROLLUPS
 from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution, move_in_rollups
 from observatory_api.storage.context import (
     CONTEXT_COLUMNS,
+    NOTHING_INHERITED,
     Inherited,
+    NewSpan,
+    inherit_across_writes,
     inherit_in_batch,
-    inherit_in_stored_traces,
     stored_rows,
 )
 from observatory_api.storage.costs import CostFiller
@@ -62,6 +64,7 @@ SpanKey = tuple[str, str, datetime]
 _SPAN_COLUMNS = [column.name for column in spans.columns]
 _TRACE_ID, _SESSION_ID = _SPAN_COLUMNS.index("trace_id"), _SPAN_COLUMNS.index("session_id")
 _SPAN_ID, _START_TIME = _SPAN_COLUMNS.index("span_id"), _SPAN_COLUMNS.index("start_time")
+_PARENT_SPAN_ID = _SPAN_COLUMNS.index("parent_span_id")
 _ENVIRONMENT = _SPAN_COLUMNS.index("environment")
 _CONTEXT_AT = tuple(_SPAN_COLUMNS.index(name) for name in CONTEXT_COLUMNS)
 # Ids per IN (...) list: well under the bound-parameter limits of SQLite and asyncpg (32766).
@@ -242,9 +245,6 @@ class TelemetryWriter:
         return inherited
 
 
-_NOTHING_INHERITED = Inherited({}, {})
-
-
 async def _inherit_across_writes(
     conn: AsyncConnection, new_rows: list[tuple[Any, ...]], before: dict[str, TraceTotals], spread: set[str]
 ) -> Inherited:
@@ -253,13 +253,17 @@ async def _inherit_across_writes(
     inherited values are patched into `new_rows` too."""
     traces = {row[_TRACE_ID] for row in new_rows if row[_TRACE_ID] in before or row[_TRACE_ID] in spread}
     if not traces:
-        return _NOTHING_INHERITED
-    starts = [row[_START_TIME] for row in new_rows if row[_TRACE_ID] in traces]
-    low = min([*starts, *(before[t].start_time for t in traces if t in before)])
-    high = max([*starts, *(before[t].end_time for t in traces if t in before)])
-    inherited = await inherit_in_stored_traces(
-        conn, traces, low=low, high=high, new={_key_of(row) for row in new_rows if row[_TRACE_ID] in traces}
-    )
+        return NOTHING_INHERITED
+    new = [
+        NewSpan(_key_of(row), row[_PARENT_SPAN_ID], tuple(row[at] for at in _CONTEXT_AT))  # type: ignore[arg-type]
+        for row in new_rows
+        if row[_TRACE_ID] in traces
+    ]
+    stored_traces = traces & before.keys()
+    starts = [span.key[2] for span in new]
+    low = min([*starts, *(before[t].start_time for t in stored_traces)])
+    high = max([*starts, *(before[t].end_time for t in stored_traces)])
+    inherited = await inherit_across_writes(conn, new, stored_traces=stored_traces, low=low, high=high)
     if inherited.changed:
         for index, row in enumerate(new_rows):
             context = inherited.changed.get(_key_of(row))

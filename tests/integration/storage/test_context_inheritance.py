@@ -130,12 +130,13 @@ async def test_concurrent_writes_of_one_trace(migrated_engine: AsyncEngine) -> N
     """Writes in flight together are merged into one transaction (group commit) or run one after
     the other; either way the spans of one trace in different writes find each other."""
     writer = TelemetryWriter(migrated_engine)
-    for round_ in range(5):
-        trace_id = f"{round_ + 1:032x}"
-        await asyncio.gather(*(writer.write_spans([tree_span(name, trace_id)]) for name in reversed(TREE)))
+    orders = list(itertools.permutations(TREE))[::7]
+    for index, order in enumerate(orders):
+        trace_id = f"{index + 1:032x}"
+        await asyncio.gather(*(writer.write_spans([tree_span(name, trace_id)]) for name in order))
     found = await contexts(migrated_engine)
-    for round_ in range(5):
-        assert {name: found[(f"{round_ + 1:032x}", name)] for name in EXPECTED} == EXPECTED
+    for index, order in enumerate(orders):
+        assert {name: found[(f"{index + 1:032x}", name)] for name in EXPECTED} == EXPECTED, order
     await assert_rollups_follow_the_spans(migrated_engine)
 
 
