@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.dialect import in_bound_list, is_empty_json_array
@@ -181,17 +181,42 @@ def _set_context() -> Update:
     )
 
 
+def _named_bit(at: int) -> int:
+    return 1 << (4 + at)
+
+
+def _gap_bit(at: int) -> int:
+    return 1 << at
+
+
+def context_bits(dialect_name: str, columns: Any) -> Any:
+    """The `traces.context_bits` aggregate over the spans `columns` of one trace: bit 4 + i when
+    some span names CONTEXT_COLUMNS[i], bit i when some span with a parent misses it. Kept by the
+    trace refresh, it tells the next write of the trace which look-ups can find anything."""
+    terms = []
+    for at, name in enumerate(CONTEXT_COLUMNS):
+        column = columns[name]
+        missing = is_empty_json_array(dialect_name, column) if name == "tags" else column.is_(None)
+        terms.append(func.max(case((and_(columns.parent_span_id.is_not(None), missing), _gap_bit(at)), else_=0)))
+        terms.append(func.max(case((missing, 0), else_=_named_bit(at))))
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def _given(context: Context) -> tuple[int, ...]:
     return tuple(at for at, value in enumerate(context) if value)
 
 
 async def inherit_across_writes(
-    conn: AsyncConnection, new: Sequence[NewSpan], *, stored_traces: set[str], low: datetime, high: datetime
+    conn: AsyncConnection, new: Sequence[NewSpan], *, stored_traces: Mapping[str, int], low: datetime, high: datetime
 ) -> Inherited:
     """Context down the tree between the spans `new` (inserted by this transaction, already
-    filled within their own write) and the spans stored before: in `stored_traces`, started
-    between `low` and `high`. Call it holding the writer's lock on those traces, so that it sees
-    every span another writer committed; it updates the rows that change.
+    filled within their own write) and the spans stored before: in `stored_traces` (trace id ->
+    its `context_bits` before this transaction), started between `low` and `high`. Call it
+    holding the writer's lock on those traces, so that it sees every span another writer
+    committed; it updates the rows that change.
 
     Only the edges between a new span and a stored one can carry anything: a new span whose
     parent is stored takes what it lacks from that parent (its stored values are in effect), and
@@ -204,10 +229,14 @@ async def inherit_across_writes(
         nodes.setdefault((span.key[0], span.key[1]), (parent, span.context))
     bounds = {"low": low, "high": high}
     # A new span's parent among the spans stored before.
+    # Only for what the trace names somewhere: a stored parent cannot have anything else.
     wanted = {
         parent
         for parent, context in nodes.values()
-        if parent is not None and parent not in nodes and parent[0] in stored_traces and not _complete(context)
+        if parent is not None
+        and parent not in nodes
+        and parent[0] in stored_traces
+        and any(not value and stored_traces[parent[0]] & _named_bit(at) for at, value in enumerate(context))
     }
     if wanted:
         parameters = {
@@ -227,10 +256,12 @@ async def inherit_across_writes(
     # Down into the stored spans, one level at a time, from the new spans that name something.
     new_keys = {span.key for span in new}
     before: dict[SpanKey, Context] = {}
+    # Only what some stored span of the trace misses.
     givers = {
         (span.key[0], span.key[1]): resolved[(span.key[0], span.key[1])]
         for span in new
-        if span.key[0] in stored_traces and _given(resolved[(span.key[0], span.key[1])])
+        if span.key[0] in stored_traces
+        and any(stored_traces[span.key[0]] & _gap_bit(at) for at in _given(resolved[(span.key[0], span.key[1])]))
     }
     while givers:
         fields = tuple(sorted({at for context in givers.values() for at in _given(context)}))

@@ -259,7 +259,7 @@ async def _inherit_across_writes(
         for row in new_rows
         if row[_TRACE_ID] in traces
     ]
-    stored_traces = traces & before.keys()
+    stored_traces = {trace_id: before[trace_id].context_bits for trace_id in traces & before.keys()}
     starts = [span.key[2] for span in new]
     low = min([*starts, *(before[t].start_time for t in stored_traces)])
     high = max([*starts, *(before[t].end_time for t in stored_traces)])
