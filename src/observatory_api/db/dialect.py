@@ -320,6 +320,13 @@ def sorted_json_array(dialect_name: str, values: Subquery) -> ScalarSelect[Any]:
     return select(aggregate).select_from(values).where(value.is_not(None)).scalar_subquery()
 
 
+def is_empty_json_array(dialect_name: str, column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """`column` (a JSON document holding an array) is `[]`."""
+    if dialect_name == "postgresql":
+        return column == literal_column("'[]'::jsonb")
+    return func.json_array_length(column) == 0
+
+
 def in_bound_list(dialect_name: str, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     """`column` is one of the strings bound as parameter `name` (a list) at execution.
 

@@ -15,9 +15,11 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
+    text,
 )
 
 from observatory_api.db.types import JSONDocument, UTCDateTime
@@ -101,6 +103,9 @@ traces = Table(
     Column("model", String(200)),
     Column("models", JSONDocument, nullable=False),
     Column("tags", JSONDocument, nullable=False),
+    # Which context columns some span names, and which some span with a parent misses
+    # (storage.context.context_bits); 255, "all of them", until the trace is next refreshed.
+    Column("context_bits", SmallInteger, nullable=False, server_default=text("255")),
     PrimaryKeyConstraint("trace_id"),
     Index(None, "start_time", "trace_id"),
     Index(None, "user_id", "start_time"),

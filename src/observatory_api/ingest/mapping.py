@@ -1,9 +1,12 @@
 """The one table from OpenTelemetry attributes to span columns.
 
-GenAI semantic conventions (current and deprecated names), OpenInference, and OpenLLMetry's
-indexed prompt attributes. The first key present wins; every attribute not used for a column is
-kept in `attributes`, and resource attributes other than service and environment under
-`attributes["resource"]`. The README prints this table.
+GenAI semantic conventions (current and deprecated names), OpenInference, OpenLLMetry (Traceloop:
+its association properties and indexed prompt attributes), OpenLIT, Langfuse's OTel attributes
+(current and older spellings) and the Vercel AI SDK's telemetry metadata. The first key present
+wins; every attribute not used for a column is kept in `attributes`, and resource attributes other
+than service and environment under `attributes["resource"]`. The README's attribute mapping table
+lists these keys per instrumentation (a test keeps the two in step). A user, session, environment
+or tags missing on a span is taken from its nearest ancestor by the writer (`storage.context`).
 """
 
 from __future__ import annotations
@@ -46,17 +49,49 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
     "time_to_first_token_ms": ("gen_ai.response.time_to_first_token_ms",),
     "finish_reason": ("gen_ai.response.finish_reasons", "llm.finish_reason"),
-    "session_id": ("gen_ai.conversation.id", "session.id"),
-    "user_id": ("user.id", "enduser.id"),
-    "environment": ("deployment.environment.name", "deployment.environment"),
+    "session_id": (
+        "gen_ai.conversation.id",
+        "session.id",
+        "langfuse.session.id",
+        "gen_ai.session.id",
+        "traceloop.association.properties.session_id",
+        "traceloop.association.properties.chat_id",
+        "langfuse.trace.metadata.langfuse_session_id",
+        "langfuse.observation.metadata.langfuse_session_id",
+        "ai.telemetry.metadata.sessionId",
+    ),
+    "user_id": (
+        "user.id",
+        "langfuse.user.id",
+        "gen_ai.user.id",
+        "traceloop.association.properties.user_id",
+        "enduser.id",
+        "langfuse.trace.metadata.langfuse_user_id",
+        "langfuse.observation.metadata.langfuse_user_id",
+        "ai.telemetry.metadata.userId",
+        "gen_ai.request.user",
+    ),
+    "environment": (
+        "deployment.environment.name",
+        "deployment.environment",
+        "langfuse.environment",
+        "gen_ai.environment",
+    ),
     "input": ("gen_ai.input.messages", "input.value", "gen_ai.prompt"),
     "output": ("gen_ai.output.messages", "output.value", "gen_ai.completion"),
-    "tags": ("tag.tags",),
+    "tags": (
+        "tag.tags",
+        "langfuse.trace.tags",
+        "langfuse.tags",
+        "langfuse.trace.metadata.langfuse_tags",
+        "langfuse.observation.metadata.langfuse_tags",
+        "ai.telemetry.metadata.tags",
+    ),
     "kind": ("openinference.span.kind", "gen_ai.operation.name", "traceloop.span.kind"),
 }
 RESOURCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "service_name": ("service.name",),
-    "environment": ("deployment.environment.name", "deployment.environment"),
+    "environment": ("deployment.environment.name", "deployment.environment", "langfuse.environment"),
 }
 # Values of the kind attributes -> our span kinds.
 KIND_VALUES: dict[str, str] = {
@@ -86,7 +121,7 @@ _INTEGER_COLUMNS = {
     "cache_creation_input_tokens",
     "reasoning_output_tokens",
 }
-_OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
+OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 MAX_TEXT = 1_000_000
 MAX_NAME = 500
 MAX_INT32 = 2**31 - 1
@@ -158,6 +193,26 @@ def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]
     return json.dumps([messages[i] for i in sorted(messages)], ensure_ascii=False, default=str)
 
 
+def _tag_list(value: Any) -> list[Any]:
+    """Tags as a list: an array as sent; a string holding a JSON array, or tags separated by
+    commas (Langfuse accepts both), split; any other string is one tag."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        return []
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    if "," in text:
+        return [tag.strip() for tag in text.split(",") if tag.strip()]
+    return [text] if text else []
+
+
 def _kind(raw: Any, model: str | None) -> str:
     if isinstance(raw, str) and raw.lower() in KIND_VALUES:
         return KIND_VALUES[raw.lower()]
@@ -203,7 +258,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     values = {column: _first(attributes, keys, used) for column, keys in SPAN_ATTRIBUTES.items()}
     resource_used: set[str] = set()
     resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
-    for column, prefix in _OPENLLMETRY_INDEXED.items():
+    for column, prefix in OPENLLMETRY_INDEXED.items():
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
     drop = _dropper(attributes, used, report)
@@ -213,9 +268,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     finish = values["finish_reason"]
     if isinstance(finish, list):
         finish = finish[0] if finish else None
-    tags = values["tags"]
-    if isinstance(tags, str):
-        tags = [tags]
+    tags = _tag_list(values["tags"])
     first_token = _as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
     if values["time_to_first_token_ms"] is None:
         first_token = first_token_ms(attributes, span.events, span.start_ns, used)
@@ -249,7 +302,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
         session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
         environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
-        tags=[str(tag)[:200] for tag in tags] if isinstance(tags, list) else [],
+        tags=[str(tag)[:200] for tag in tags],
         input=_as_text(values["input"]),
         output=_as_text(values["output"]),
         attributes=kept,

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Table, case, func, literal_column
+from sqlalchemy import Table, case, func, literal_column, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.dialect import upsert_via_staging
@@ -200,3 +200,56 @@ async def add_to_rollups(conn: AsyncConnection, contributions: Sequence[Contribu
         await upsert_via_staging(
             conn, table, rows, key=("bucket", "dims_key"), updates=lambda new, t=table: additive_updates(t, new)
         )
+
+
+async def move_in_rollups(
+    conn: AsyncConnection, *, removed: Sequence[Contribution], added: Sequence[Contribution]
+) -> None:
+    """Move stored spans between rollup rows (their environment was inherited after they were
+    added): `removed` are their old contributions, `added` their new ones.
+
+    Counts, sums and histogram bins are taken back exactly, inside the database as every writer
+    adds; a row left without spans is deleted. A min or max cannot be taken back by subtraction:
+    the row a span left keeps its min and max, which then bound the remaining values.
+    """
+    for rollup in ROLLUPS:
+        rows = _moved_rows(removed, added, rollup)
+        if not rows:
+            continue
+        table = rollup.table
+        await upsert_via_staging(
+            conn, table, rows, key=("bucket", "dims_key"), updates=lambda new, t=table: additive_updates(t, new)
+        )
+        emptied = sorted({(row[0], row[1]) for row in rows})
+        await conn.execute(
+            table.delete().where(
+                table.c.span_count <= 0,
+                tuple_(table.c.bucket, table.c.dims_key).in_(emptied),
+            )
+        )
+
+
+def _moved_rows(removed: Sequence[Contribution], added: Sequence[Contribution], rollup: Rollup) -> list[list[Any]]:
+    """The delta rows of `rollup` that take `removed` out and put `added` in (rows netting to
+    nothing, as when the rollup lacks the dimension that changed, are left out)."""
+    layout = _layout(rollup)
+    bounds = {at + offset for at in layout.measure_at_by_index for offset in (2, 3)}
+    deltas = {(row[0], row[1]): row for row in _aggregate(added, rollup)}
+    for row in _aggregate(removed, rollup):
+        negated = [
+            value if at < layout.span_count else None if at in bounds or value is None else -value
+            for at, value in enumerate(row)
+        ]
+        key = (row[0], row[1])
+        other = deltas.get(key)
+        if other is None:
+            deltas[key] = negated
+            continue
+        for at in range(layout.span_count, len(row)):
+            if at not in bounds and negated[at] is not None:
+                other[at] = (other[at] or 0) + negated[at]
+    return [
+        row
+        for key, row in sorted(deltas.items())
+        if any(row[at] for at in range(layout.span_count, len(row)) if at not in bounds)
+    ]

@@ -26,6 +26,7 @@ class TraceTotals(NamedTuple):
     output_tokens: int
     total_tokens: int
     cost_usd: float
+    context_bits: int = 255  # not a session total: what storage.context needs of the trace
 
 
 @dataclass(slots=True)

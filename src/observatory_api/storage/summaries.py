@@ -47,6 +47,7 @@ from observatory_api.db.dialect import (
     upsert_from_select,
 )
 from observatory_api.db.tables import sessions, spans, traces
+from observatory_api.storage.context import context_bits
 from observatory_api.storage.session_changes import SessionChange
 
 IDS = "ids"
@@ -114,6 +115,7 @@ def refresh_traces(dialect_name: str) -> Insert:
         func.max(case((is_first_llm, r.model))),
         llm_models,
         root_tags,
+        context_bits(dialect_name, r),
     ).group_by(r.trace_id)
     upsert = upsert_from_select(dialect_name, traces, rows, key=["trace_id"])
     return upsert.returning(*(traces.c[name] for name in TOTALS))
@@ -165,6 +167,7 @@ TOTALS = (
     "output_tokens",
     "total_tokens",
     "cost_usd",
+    "context_bits",
 )
 
 

@@ -24,7 +24,16 @@ from observatory_api.db.failures import blocks_every_batch
 from observatory_api.db.tables import logs, spans
 from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
-from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution
+from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution, move_in_rollups
+from observatory_api.storage.context import (
+    CONTEXT_COLUMNS,
+    NOTHING_INHERITED,
+    Inherited,
+    NewSpan,
+    inherit_across_writes,
+    inherit_in_batch,
+    stored_rows,
+)
 from observatory_api.storage.costs import CostFiller
 from observatory_api.storage.group_commit import GroupCommit
 from observatory_api.storage.records import LogRecord, SpanRecord
@@ -55,6 +64,10 @@ _SPAN_KEY = ("trace_id", "span_id", "start_time")  # the primary key of spans
 SpanKey = tuple[str, str, datetime]
 _SPAN_COLUMNS = [column.name for column in spans.columns]
 _TRACE_ID, _SESSION_ID = _SPAN_COLUMNS.index("trace_id"), _SPAN_COLUMNS.index("session_id")
+_SPAN_ID, _START_TIME = _SPAN_COLUMNS.index("span_id"), _SPAN_COLUMNS.index("start_time")
+_PARENT_SPAN_ID = _SPAN_COLUMNS.index("parent_span_id")
+_ENVIRONMENT = _SPAN_COLUMNS.index("environment")
+_CONTEXT_AT = tuple(_SPAN_COLUMNS.index(name) for name in CONTEXT_COLUMNS)
 # Ids per IN (...) list: well under the bound-parameter limits of SQLite and asyncpg (32766).
 _IDS_PER_STATEMENT = 1000
 # Spans per group transaction: concurrent OTLP batches (512 spans by default) are merged up to this.
@@ -190,11 +203,24 @@ class TelemetryWriter:
             # Only traces with a new span can have changed: a pure retry skips everything below.
             new = [i for i in kept if keys[i] in new_keys]
             if new:
-                await self._refresh_summaries(conn, [rows[i] for i in new], before)
+                new_rows = [rows[i] for i in new]
+                # Traces whose new spans came from several batches: each batch inherited alone.
+                batches_of: dict[str, set[int]] = {}
+                for i in new:
+                    batches_of.setdefault(rows[i][_TRACE_ID], set()).add(owner[keys[i]])
+                spread = {trace_id for trace_id, indexes in batches_of.items() if len(indexes) > 1}
+                inherited = await self._refresh_summaries(conn, new_rows, before, spread)
                 # Last: the rollup rows other writers also add to stay locked only until commit.
                 # On TimescaleDB the continuous aggregates follow `spans` without them.
                 if not has_continuous_aggregates(conn.dialect):
-                    await add_to_rollups(conn, [parts[i] for i in new])
+                    new_parts = [parts[i] for i in new]
+                    if inherited.changed:
+                        new_parts = [
+                            contribution(row) if _key_of(row) in inherited.changed else part
+                            for row, part in zip(new_rows, new_parts, strict=True)
+                        ]
+                    await add_to_rollups(conn, new_parts)
+                    await _move_stored_spans_in_rollups(conn, inherited)
         stored = [0] * len(batches)
         for i in new:
             stored[owner[keys[i]]] += 1
@@ -231,16 +257,24 @@ class TelemetryWriter:
             return await insert_ignoring_duplicates(conn, logs, rows)
 
     async def _refresh_summaries(
-        self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]], stored: dict[str, TraceTotals]
-    ) -> None:
-        """`stored`: the summaries read (under their locks) before `new_rows` were inserted."""
+        self,
+        conn: AsyncConnection,
+        new_rows: list[tuple[Any, ...]],
+        stored: dict[str, TraceTotals],
+        spread: set[str],
+    ) -> Inherited:
+        """Refresh the summaries of the traces of `new_rows` (patched in place with what they
+        inherit from spans stored before); returns what the spans inherited. `stored`: the
+        summaries read (under their locks) before `new_rows` were inserted."""
         dialect_name = conn.dialect.name
         trace_ids = sorted({row[_TRACE_ID] for row in new_rows})
         before = {trace_id: stored[trace_id] for trace_id in trace_ids if trace_id in stored}
+        inherited = await _inherit_across_writes(conn, new_rows, before, spread)
         # A trace's session is one its spans name, or the one its summary had before: a trace
         # that moved to another session must leave the old one's totals too.
         session_ids = {row[_SESSION_ID] for row in new_rows if row[_SESSION_ID] is not None}
         session_ids.update(totals.session_id for totals in before.values() if totals.session_id is not None)
+        session_ids.update(context[1] for context in inherited.changed.values() if context[1] is not None)
         await lock_summaries(conn, "sessions", sorted(session_ids))
         after: list[TraceTotals] = []
         for chunk in _chunks(trace_ids, _IDS_PER_STATEMENT):
@@ -250,6 +284,55 @@ class TelemetryWriter:
         for chunk in _chunks(changes.recompute, _IDS_PER_STATEMENT):
             await conn.execute(refresh_sessions(dialect_name), {IDS: list(chunk)})
             await conn.execute(delete_empty_sessions(dialect_name), {IDS: list(chunk)})
+        return inherited
+
+
+async def _inherit_across_writes(
+    conn: AsyncConnection, new_rows: list[tuple[Any, ...]], before: dict[str, TraceTotals], spread: set[str]
+) -> Inherited:
+    """Context down the tree across writes (`storage.context`), for the traces that had spans
+    stored before (`before`) or whose new spans came from several batches (`spread`); the
+    inherited values are patched into `new_rows` too."""
+    traces = {row[_TRACE_ID] for row in new_rows if row[_TRACE_ID] in before or row[_TRACE_ID] in spread}
+    if not traces:
+        return NOTHING_INHERITED
+    new = [
+        NewSpan(_key_of(row), row[_PARENT_SPAN_ID], tuple(row[at] for at in _CONTEXT_AT))  # type: ignore[arg-type]
+        for row in new_rows
+        if row[_TRACE_ID] in traces
+    ]
+    stored_traces = {trace_id: before[trace_id].context_bits for trace_id in traces & before.keys()}
+    starts = [span.key[2] for span in new]
+    low = min([*starts, *(before[t].start_time for t in stored_traces)])
+    high = max([*starts, *(before[t].end_time for t in stored_traces)])
+    inherited = await inherit_across_writes(conn, new, stored_traces=stored_traces, low=low, high=high)
+    if inherited.changed:
+        for index, row in enumerate(new_rows):
+            context = inherited.changed.get(_key_of(row))
+            if context is not None:
+                patched = list(row)
+                for at, value in zip(_CONTEXT_AT, context, strict=True):
+                    patched[at] = value
+                new_rows[index] = tuple(patched)
+    return inherited
+
+
+async def _move_stored_spans_in_rollups(conn: AsyncConnection, inherited: Inherited) -> None:
+    """Spans stored before that inherited an environment leave the rollup rows of their old one."""
+    moved = [key for key, old in inherited.before.items() if old[2] != inherited.changed[key][2]]
+    if not moved:
+        return
+    rows = await stored_rows(conn, moved)
+    removed = []
+    for row in rows:
+        old = list(row)
+        old[_ENVIRONMENT] = inherited.before[_key_of(row)][2]
+        removed.append(contribution(old))
+    await move_in_rollups(conn, removed=removed, added=[contribution(row) for row in rows])
+
+
+def _key_of(row: Sequence[Any]) -> SpanKey:
+    return row[_TRACE_ID], row[_SPAN_ID], row[_START_TIME]
 
 
 async def _stored_totals(conn: AsyncConnection, trace_ids: Sequence[str]) -> dict[str, TraceTotals]:
@@ -277,6 +360,7 @@ async def _without_conflicts(
 
 
 def _span_batch(records: Sequence[SpanRecord], conflicts: list[SpanKey]) -> _SpanBatch:
+    records = inherit_in_batch(records)
     rows = [msgspec.structs.astuple(record) for record in records]
     return _SpanBatch([_key(record) for record in records], rows, [contribution(row) for row in rows], conflicts)
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db.tables import logs, sessions, spans, traces
 from observatory_api.demo.generator import generate
 from observatory_api.storage import LogRecord, SpanRecord, TelemetryWriter
+from observatory_api.storage.context import CONTEXT_COLUMNS
 
 END = datetime(2025, 3, 14, 18, 0, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -73,7 +74,19 @@ def expected_trace(trace_spans: list[SpanRecord]) -> dict[str, Any]:
         "model": llm_spans[0].model if llm_spans else None,
         "models": sorted({s.model for s in llm_spans if s.model is not None}),
         "tags": root.tags,
+        "context_bits": expected_context_bits(trace_spans),
     }
+
+
+def expected_context_bits(trace_spans: list[SpanRecord]) -> int:
+    """Bit 4 + i: some span names the i-th context column; bit i: some span with a parent misses it."""
+    bits = 0
+    for at, name in enumerate(CONTEXT_COLUMNS):
+        if any(getattr(s, name) for s in trace_spans):
+            bits |= 1 << (4 + at)
+        if any(s.parent_span_id is not None and not getattr(s, name) for s in trace_spans):
+            bits |= 1 << at
+    return bits
 
 
 def expected_sessions(trace_rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from observatory_api.ingest.mapping import to_span_record
 from observatory_api.ingest.otlp import OtlpSpan
 from observatory_api.ingest.report import IngestReport
@@ -39,3 +41,71 @@ def test_a_blank_value_gives_way_to_the_next_attribute() -> None:
     # The blank values are not lost: they stay with the unmapped attributes.
     assert record.attributes["gen_ai.conversation.id"] == ""
     assert record.attributes["user.id"] == "  "
+
+
+# Each instrumentation's own spelling of user, session, environment and tags (read from their
+# sources: openinference-semantic-conventions, the OTel GenAI conventions, traceloop-sdk's
+# association properties, openlit's semcov, Langfuse's OtelIngestionProcessor).
+VOCABULARIES: dict[str, dict[str, object]] = {
+    "openinference": {"user.id": "u", "session.id": "s", "tag.tags": ["t1", "t2"]},
+    "genai": {"user.id": "u", "gen_ai.conversation.id": "s", "deployment.environment.name": "e"},
+    "traceloop": {
+        "traceloop.association.properties.user_id": "u",
+        "traceloop.association.properties.session_id": "s",
+    },
+    "traceloop-chat": {
+        "traceloop.association.properties.user_id": "u",
+        "traceloop.association.properties.chat_id": "s",
+    },
+    "openlit": {"gen_ai.request.user": "u", "gen_ai.session.id": "s", "deployment.environment": "e"},
+    "openlit-framework": {"gen_ai.user.id": "u", "gen_ai.session.id": "s", "gen_ai.environment": "e"},
+    "langfuse": {
+        "langfuse.user.id": "u",
+        "langfuse.session.id": "s",
+        "langfuse.trace.tags": ["t1", "t2"],
+        "langfuse.environment": "e",
+    },
+    "langfuse-metadata": {
+        "langfuse.trace.metadata.langfuse_user_id": "u",
+        "langfuse.trace.metadata.langfuse_session_id": "s",
+        "langfuse.tags": '["t1", "t2"]',
+    },
+    "vercel-ai": {
+        "ai.telemetry.metadata.userId": "u",
+        "ai.telemetry.metadata.sessionId": "s",
+        "ai.telemetry.metadata.tags": ["t1", "t2"],
+    },
+}
+
+
+@pytest.mark.parametrize("vocabulary", VOCABULARIES)
+def test_every_vocabulary_names_the_user_session_environment_and_tags(vocabulary: str) -> None:
+    attributes = VOCABULARIES[vocabulary]
+    record = to_span_record(otlp_span(dict(attributes)), IngestReport("spans"))
+    assert (record.user_id, record.session_id) == ("u", "s")
+    if any("environment" in key for key in attributes):
+        assert record.environment == "e"
+    if any("tags" in key for key in attributes):
+        assert record.tags == ["t1", "t2"]
+    # A key read for a column is not kept a second time in `attributes`.
+    assert not set(attributes) & set(record.attributes)
+
+
+@pytest.mark.parametrize(
+    ("sent", "tags"),
+    [
+        ("a, b", ["a", "b"]),  # Langfuse accepts tags separated by commas
+        ('["a", "b"]', ["a", "b"]),
+        ("solo", ["solo"]),
+        ("[not json", ["[not json"]),
+        (42, []),
+    ],
+)
+def test_tags_sent_as_a_string(sent: object, tags: list[str]) -> None:
+    assert to_span_record(otlp_span({"langfuse.trace.tags": sent}), IngestReport("spans")).tags == tags
+
+
+def test_langfuse_environment_on_the_resource() -> None:
+    span = otlp_span({})
+    span.resource = {"service.name": "svc", "langfuse.environment": "staging"}
+    assert to_span_record(span, IngestReport("spans")).environment == "staging"
