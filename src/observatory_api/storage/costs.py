@@ -53,22 +53,28 @@ class CostFiller:
 
     def needs_history(self, records: Sequence[SpanRecord]) -> bool:
         """Whether pricing `records` needs the catalogue (and so a connection, when it is stale)."""
-        stale = self._history is None or self._clock() - self._loaded_at >= self._ttl
-        return stale and any(_priceable(record) for record in records)
+        return self._stale(self._clock()) and any(_priceable(record) for record in records)
+
+    def _stale(self, now: float) -> bool:
+        return self._history is None or now - self._loaded_at >= self._ttl
 
     async def fill(self, conn: AsyncConnection | None, records: Sequence[SpanRecord]) -> list[SpanRecord]:
-        if conn is not None and self.needs_history(records):
+        """`records` named and priced; the history is reloaded through `conn` when it is stale."""
+        now = self._clock()
+        if conn is not None and self._stale(now) and any(_priceable(record) for record in records):
             self._history = await load_price_history(conn)
-            self._loaded_at = self._clock()
+            self._loaded_at = now
         history = self._history or PriceHistory({})
-        return [self._priced(record, history) for record in records]
+        return [name_and_price(record, history) for record in records]
 
-    def _priced(self, record: SpanRecord, history: PriceHistory) -> SpanRecord:
-        canonical = canonical_model(record.provider, record.model)
-        cost, source = price_of(record, canonical, history)
-        return msgspec.structs.replace(
-            record, provider=canonical.provider, model_id=canonical.model_id, cost_usd=cost, cost_source=source
-        )
+
+def name_and_price(record: SpanRecord, history: PriceHistory) -> SpanRecord:
+    """`record` with its normalised provider, canonical model, cost and cost source."""
+    canonical = canonical_model(record.provider, record.model)
+    cost, source = price_of(record, canonical, history)
+    return msgspec.structs.replace(
+        record, provider=canonical.provider, model_id=canonical.model_id, cost_usd=cost, cost_source=source
+    )
 
 
 def price_of(record: SpanRecord, canonical: CanonicalModel, history: PriceHistory) -> tuple[float | None, CostSource]:
