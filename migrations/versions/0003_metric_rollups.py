@@ -95,6 +95,16 @@ def _backfill() -> None:
     # until the transaction ends, and PostgreSQL then refuses a later revision's ALTER TABLE spans.
     if bind.execute(sa.select(spans.c.trace_id).limit(1)).first() is None:
         return
+    # The aggregation code is today's: once a later revision changed the rollups' columns (0007:
+    # `model_id` and `cost_source` for `model`), it cannot fill this revision's tables. That
+    # revision rebuilds the rollups from `spans` itself, so nothing is lost on the way to head.
+    from observatory_api.metrics.rollup_tables import ROLLUPS as CURRENT
+
+    inspector = sa.inspect(bind)
+    for rollup in CURRENT:
+        present = {column["name"] for column in inspector.get_columns(rollup.table.name)}
+        if present != {column.name for column in rollup.table.columns}:
+            return
     fields = ("kind", "status", "start_time", "duration_ms", "provider", "model", "service_name", "environment")
     fields += ("finish_reason", *(m for m in MEASURES if m not in ("duration_ms", "output_tokens_per_second")))
     # Options on the statement, not the connection: they would stick to Alembic's connection.

@@ -306,3 +306,20 @@ def test_openlit_time_to_first_token_is_stored_in_milliseconds(replayed: Replaye
     stored = {call["span_id"]: call["time_to_first_token_ms"] for call in replayed.model_calls()}
     for span_id, milliseconds in sent.items():
         assert stored[span_id] == pytest.approx(milliseconds, rel=1e-6), span_id
+
+
+@pytest.mark.parametrize(
+    "replayed",
+    issue13({"openlit": "openlit sends estimated usage and its own cost for the stream without usage"}),
+    indirect=True,
+)
+def test_calls_answered_without_usage_are_unpriced_not_free(replayed: Replayed) -> None:
+    # A successful answer that carried no usage cannot be priced: it is counted, never shown as 0.
+    expected = sum(1 for e in replayed.capture.traced_exchanges() if e.status < 400 and not e.usage_sent)
+    assert expected == 1
+    answer = replayed.metrics({"id": "unpriced_calls"})
+    assert answer["totals"]["unpriced_calls_count"] == expected
+    unpriced = [call for call in replayed.model_calls() if call["cost_source"] == "none" and call["status"] != "error"]
+    assert [call["cost_usd"] for call in unpriced] == [None] * expected
+    (trace,) = replayed.get("/api/v1/traces", limit=10)["data"]
+    assert trace["unpriced_calls"] == expected

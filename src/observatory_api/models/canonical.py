@@ -158,7 +158,8 @@ def _canonical(provider_sent: str | None, model_sent: str | None) -> CanonicalMo
     if found is not None:
         price_provider, info = found
         maker = _maker_of(info, price_provider)
-        return CanonicalModel(provider, f"{maker}/{info.id}"[:MAX_MODEL_ID], price_provider, info)
+        family = _family(info, price_provider)
+        return CanonicalModel(provider, f"{maker}/{family}"[:MAX_MODEL_ID], price_provider, info)
     if hint is None and provider is None and "/" in name:  # already `<maker>/<model>`
         return CanonicalModel(provider, _fold_dates(name)[:MAX_MODEL_ID])
     maker = hint or provider or _maker_from_name(name) or "unknown"
@@ -177,6 +178,51 @@ def _price_lookup(name: str, provider_id: str | None) -> tuple[types.Provider, t
         except LookupError:
             return None
     return None
+
+
+_families: dict[tuple[str, str], str] = {}
+_UNDATED = re.compile(r"20\d\d|[-@.]$")
+
+
+def _family(info: types.ModelInfo, price_provider: types.Provider) -> str:
+    """The family name of a genai-prices model: its shortest undated alias that is a prefix of its
+    id (`claude-sonnet-4` for `claude-sonnet-4-0`, `claude-3-7-sonnet` for
+    `claude-3-7-sonnet-latest`) and names no other model, else its id. A function of the model
+    alone, so every name of it gets the same family (and the catalogue's names are these)."""
+    key = (price_provider.id, info.id)
+    if key not in _families:
+        candidates = sorted(
+            {
+                literal
+                for literal in _literals(info.match)
+                if info.id.startswith(literal) and not _UNDATED.search(literal)
+            },
+            key=lambda name: (len(name), name),
+        )
+        snapshot = data_snapshot.get_snapshot()
+        family = next(
+            (
+                name
+                for name in candidates
+                if info.is_match(name) and price_provider.find_model(name, all_providers=snapshot.providers) is info
+            ),
+            info.id,
+        )
+        _families[key] = family
+    return _families[key]
+
+
+def _literals(clause: object) -> list[str]:
+    """Every equals / starts-with string of a genai-prices match clause."""
+    found: list[str] = []
+    for name in ("equals", "starts_with"):
+        value = getattr(clause, name, None)
+        if isinstance(value, str):
+            found.append(value)
+    for name in ("or_", "and_"):
+        for child in getattr(clause, name, None) or ():
+            found += _literals(child)
+    return found
 
 
 def _maker_of(info: types.ModelInfo, price_provider: types.Provider) -> str:

@@ -102,3 +102,19 @@ def test_the_fast_path_prices_as_genai_prices_itself(provider: str, model: str, 
     usage = Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached)
     theirs = canonical.price_model.calc_price(usage, canonical.price_provider, genai_request_timestamp=when)
     assert ours == pytest.approx(float(theirs.total_price), rel=1e-12)
+
+
+def test_every_catalogue_id_is_its_own_canonical_model() -> None:
+    # Catalogue prices are looked up by canonical id: a starter model named otherwise would never price.
+    from observatory_api.models.catalogue_data import STARTER_MODELS
+
+    assert {m["id"]: canonical_model(m["provider"], m["name"]).model_id for m in STARTER_MODELS} == {
+        m["id"]: m["id"] for m in STARTER_MODELS
+    }
+
+
+@pytest.mark.parametrize(
+    "sent", ["claude-sonnet-4", "claude-sonnet-4-0", "claude-sonnet-4-20250514", "claude-sonnet-4@20250514"]
+)
+def test_every_name_of_a_model_gets_the_same_family(sent: str) -> None:
+    assert canonical_model("anthropic", sent).model_id == "anthropic/claude-sonnet-4"
