@@ -51,4 +51,4 @@ def trace_start(trace_id: str) -> datetime:
 
 
 def models_of(trace_id: str) -> set[str]:
-    return {s.model for s in spans_by_trace()[trace_id] if s.kind == "llm" and s.model}
+    return {s.model_id for s in spans_by_trace()[trace_id] if s.kind == "llm" and s.model_id}  # canonical ids

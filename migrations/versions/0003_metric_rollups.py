@@ -15,6 +15,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context, op
 
@@ -86,18 +88,38 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     """Add the spans already stored, in batches, with the writer's own aggregation code."""
-    from observatory_api.db.dialect import dialect_insert as sa_insert
     from observatory_api.db.tables import spans
-    from observatory_api.metrics.rollup_tables import ROLLUPS
-    from observatory_api.metrics.rollups import additive_updates, rollup_rows
-    from observatory_api.storage.records import SpanRecord
 
     bind = op.get_bind()
+    # No cursor when there is nothing to add: asyncpg keeps a server-side cursor (portal) open
+    # until the transaction ends, and PostgreSQL then refuses a later revision's ALTER TABLE spans.
+    if bind.execute(sa.select(spans.c.trace_id).limit(1)).first() is None:
+        return
+    # The aggregation code is today's: once a later revision changed the rollups' columns (0007:
+    # `model_id` and `cost_source` for `model`), it cannot fill this revision's tables. That
+    # revision rebuilds the rollups from `spans` itself, so nothing is lost on the way to head.
+    from observatory_api.metrics.rollup_tables import ROLLUPS as CURRENT
+
+    inspector = sa.inspect(bind)
+    for rollup in CURRENT:
+        present = {column["name"] for column in inspector.get_columns(rollup.table.name)}
+        if present != {column.name for column in rollup.table.columns}:
+            return
     fields = ("kind", "status", "start_time", "duration_ms", "provider", "model", "service_name", "environment")
     fields += ("finish_reason", *(m for m in MEASURES if m not in ("duration_ms", "output_tokens_per_second")))
     # Options on the statement, not the connection: they would stick to Alembic's connection.
     query = sa.select(*(spans.c[f] for f in fields)).execution_options(yield_per=BACKFILL_BATCH)
-    stream = bind.execute(query)
+    # Closed when done: an open server-side cursor on `spans` blocks later revisions' ALTER TABLE.
+    with bind.execute(query) as stream:
+        _add_partitions(bind, stream)
+
+
+def _add_partitions(bind: Any, stream: Any) -> None:
+    from observatory_api.db.dialect import dialect_insert as sa_insert
+    from observatory_api.metrics.rollup_tables import ROLLUPS
+    from observatory_api.metrics.rollups import additive_updates, rollup_rows
+    from observatory_api.storage.records import SpanRecord
+
     for partition in stream.partitions():
         records = [
             SpanRecord(trace_id="", span_id="", name="", end_time=row.start_time, **row._asdict()) for row in partition

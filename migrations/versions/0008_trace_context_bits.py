@@ -7,7 +7,7 @@ they can hold or take something. Existing rows get 255 ("everything named, every
 their next write looks everything up, and the refresh then stores the real bits.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -17,7 +17,7 @@ On TimescaleDB only (plain PostgreSQL and SQLite: nothing to do).
   primary key (time, log_id) serves every query it could.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -22,6 +22,7 @@ from observatory_api.core.content import path_reaches_content
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
+from observatory_api.models.canonical import canonical_model
 from observatory_api.query import check_text, check_time
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -125,6 +126,9 @@ class FieldSpec:
     content: bool = (
         False  # prompt, completion or error text (core.content): roles without content access cannot search it
     )
+    # A model name compared for equality is folded to its canonical id first (models.canonical):
+    # `gpt-4o-mini-2024-07-18`, `gpt-4o-mini` and `openai/gpt-4o-mini` all match that model.
+    canonical_model: bool = False
 
 
 SPAN_FIELDS: Mapping[str, FieldSpec] = {
@@ -137,7 +141,9 @@ SPAN_FIELDS: Mapping[str, FieldSpec] = {
     "status": FieldSpec("enum", "status", tables.SPAN_STATUSES),
     "status_message": FieldSpec("str", "status_message", content=True),
     "provider": FieldSpec("str", "provider"),
-    "model": FieldSpec("str", "model"),
+    "model": FieldSpec("str", "model_id", canonical_model=True),
+    "model_name": FieldSpec("str", "model"),
+    "cost_source": FieldSpec("str", "cost_source"),
     "finish_reason": FieldSpec("str", "finish_reason"),
     "user_id": FieldSpec("str", "user_id"),
     "session_id": FieldSpec("str", "session_id"),
@@ -170,7 +176,8 @@ TRACE_FIELDS: Mapping[str, FieldSpec] = {
     "session_id": FieldSpec("str", "session_id"),
     "environment": FieldSpec("str", "environment"),
     "tag": FieldSpec("tags", "tags"),
-    "model": FieldSpec("tags", "models"),
+    "model": FieldSpec("tags", "models", canonical_model=True),
+    "unpriced_calls": FieldSpec("num", "unpriced_calls"),
     "start_time": FieldSpec("time", "start_time"),
     "duration_ms": FieldSpec("num", "duration_ms"),
     "cost_usd": FieldSpec("num", "cost_usd"),
@@ -302,7 +309,8 @@ def _single(column: Any, spec: FieldSpec, path: list[str], op: str, value: Any, 
         _check_scalar(value, where)
         return json_path_condition(column, path, op, value)
     if spec.kind == "tags":
-        contains = json_array_contains(column, _check_string(value, where))
+        text = _check_string(value, where)
+        contains = json_array_contains(column, _canonical(text) if spec.canonical_model else text)
         return not_(contains) if op == "ne" else contains
     if spec.kind == "num":
         return _compare(column, op, _number_operand(column, _check_number(value, where)))
@@ -313,7 +321,11 @@ def _single(column: Any, spec: FieldSpec, path: list[str], op: str, value: Any, 
         raise InvalidInput.field(where, f"must be one of {', '.join(spec.choices)}", "body")
     if op == "contains":
         return column.ilike(_like(text), escape="\\")
-    return _compare(column, op, text)
+    return _compare(column, op, _canonical(text) if spec.canonical_model else text)
+
+
+def _canonical(model: str) -> str:
+    return canonical_model(None, model).model_id or model
 
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:

@@ -172,7 +172,8 @@ class ModelExpectation:
 def expected_by_model(exchanges: list[Exchange], prices: dict[str, Prices]) -> dict[str, ModelExpectation]:
     models: dict[str, ModelExpectation] = defaultdict(ModelExpectation)
     for exchange in exchanges:
-        model = models[exchange.model_requested]
+        # Grouped under the canonical model: the name asked for and its dated snapshot are one.
+        model = models[f"{PROVIDER}/{exchange.model_requested}"]
         model.requests += 1
         model.errors += exchange.status >= 400
         model.input_tokens += exchange.prompt_tokens or 0

@@ -167,18 +167,7 @@ def test_token_totals_equal_the_usage_the_server_sent(replayed: Replayed) -> Non
 # --------------------------------------------------------------------------- issue 13
 
 
-SPLIT_MODEL = (
-    "failed calls carry only the requested model (gpt-4o-mini), successful ones the dated snapshot "
-    "(gpt-4o-mini-2024-07-18): one model is counted as two"
-)
-NO_MODEL_ON_ERRORS = "failed calls carry no model at all (only llm.invocation_parameters names it)"
-
-
-@pytest.mark.parametrize(
-    "replayed",
-    issue13({name: SPLIT_MODEL for name in NAMES} | {"openinference": NO_MODEL_ON_ERRORS}),
-    indirect=True,
-)
+@pytest.mark.parametrize("replayed", NAMES, indirect=True)
 def test_calls_are_counted_under_the_model_asked_for(replayed: Replayed) -> None:
     expected = replayed.expected()
     answer = replayed.metrics({"id": "request_count"}, {"id": "error_count"}, group_by=["model"])
@@ -189,18 +178,13 @@ def test_calls_are_counted_under_the_model_asked_for(replayed: Replayed) -> None
     assert found == {model: (item.requests, item.errors) for model, item in expected.items()}
 
 
-DATED_COST = "no cost for the dated snapshot names the API answers with (gpt-4o-mini-2024-07-18, o4-mini-2025-04-16)"
 OPENLIT_ESTIMATE = (
     "the cost is openlit's own gen_ai.usage.cost, which prices its estimate for the stream without usage "
     "(3.015e-05 USD the server never reported)"
 )
 
 
-@pytest.mark.parametrize(
-    "replayed",
-    issue13({name: DATED_COST for name in NAMES} | {"openlit": f"{SPLIT_MODEL}; {OPENLIT_ESTIMATE}"}),
-    indirect=True,
-)
+@pytest.mark.parametrize("replayed", issue13({"openlit": OPENLIT_ESTIMATE}), indirect=True)
 def test_cost_per_model_is_the_list_price_of_the_usage_sent(replayed: Replayed) -> None:
     expected = replayed.expected()
     answer = replayed.metrics({"id": "cost_usd", "aggregation": "sum"}, group_by=["model"])
@@ -210,7 +194,7 @@ def test_cost_per_model_is_the_list_price_of_the_usage_sent(replayed: Replayed) 
         assert found[model] == pytest.approx(item.cost, rel=1e-9, abs=1e-12), model
 
 
-@pytest.mark.parametrize("replayed", issue13({name: SPLIT_MODEL for name in NAMES}), indirect=True)
+@pytest.mark.parametrize("replayed", NAMES, indirect=True)
 def test_error_rate_and_p50_latency_per_model(replayed: Replayed) -> None:
     expected = replayed.expected()
     answer = replayed.metrics(
@@ -238,8 +222,7 @@ def test_every_model_call_carries_the_user_and_the_session(replayed: Replayed) -
     "replayed",
     issue13(
         {
-            "openlit": "openlit estimates usage (ceil(characters/2)) for a stream whose answer carried none; "
-            "the app stores the estimate as if the server had counted it",
+            "openlit": OPENLIT_ESTIMATE,
         }
     ),
     indirect=True,
@@ -279,7 +262,7 @@ def test_requests_and_tokens_per_user_and_session(replayed: Replayed) -> None:
 
 @pytest.mark.parametrize(
     "replayed",
-    issue13({name: DATED_COST for name in NAMES} | {"openlit": OPENLIT_ESTIMATE}),
+    issue13({"openlit": OPENLIT_ESTIMATE}),
     indirect=True,
 )
 def test_cost_per_user_and_session_totals(replayed: Replayed) -> None:
@@ -347,3 +330,20 @@ def test_openlit_time_to_first_token_is_stored_in_milliseconds(replayed: Replaye
     stored = {call["span_id"]: call["time_to_first_token_ms"] for call in replayed.model_calls()}
     for span_id, milliseconds in sent.items():
         assert stored[span_id] == pytest.approx(milliseconds, rel=1e-6), span_id
+
+
+@pytest.mark.parametrize(
+    "replayed",
+    issue13({"openlit": "openlit sends estimated usage and its own cost for the stream without usage"}),
+    indirect=True,
+)
+def test_calls_answered_without_usage_are_unpriced_not_free(replayed: Replayed) -> None:
+    # A successful answer that carried no usage cannot be priced: it is counted, never shown as 0.
+    expected = sum(1 for e in replayed.capture.traced_exchanges() if e.status < 400 and not e.usage_sent)
+    assert expected == 1
+    answer = replayed.metrics({"id": "unpriced_calls"})
+    assert answer["totals"]["unpriced_calls_count"] == expected
+    unpriced = [call for call in replayed.model_calls() if call["cost_source"] == "none" and call["status"] != "error"]
+    assert [call["cost_usd"] for call in unpriced] == [None] * expected
+    (trace,) = replayed.get("/api/v1/traces", limit=10)["data"]
+    assert trace["unpriced_calls"] == expected

@@ -169,10 +169,17 @@ def test_seeding_again_is_refused_unless_asked_and_never_repeats_an_id(tmp_path:
     assert run_cli("seed", "--end", "2026-11-01", "--append", cwd=tmp_path).returncode == 2
 
 
+# The cost last: it is compared apart.
+SESSION_ROWS = (
+    "SELECT session_id, user_id, environment, first_seen, last_seen, trace_count, error_count, input_tokens, "
+    "output_tokens, total_tokens, unpriced_calls, cost_usd FROM sessions ORDER BY session_id"
+)
+
+
 def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -> None:
     assert run_cli("seed", "--traces", "30", cwd=tmp_path).returncode == 0
     with sqlite3.connect(tmp_path / "observatory.db") as db:
-        before = db.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
+        before = db.execute(SESSION_ROWS).fetchall()
         db.execute("UPDATE sessions SET trace_count = trace_count + 7, cost_usd = -1")
         db.execute("DELETE FROM traces WHERE trace_id = (SELECT min(trace_id) FROM traces)")
 
@@ -182,7 +189,7 @@ def test_summaries_rebuild_repairs_what_went_around_the_writer(tmp_path: Path) -
     assert "rebuilt 30 trace and" in result.stdout
     with sqlite3.connect(tmp_path / "observatory.db") as db:
         assert db.execute("SELECT count(*) FROM traces").fetchone() == (30,)
-        after = db.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
+        after = db.execute(SESSION_ROWS).fetchall()
     # The cost is a float sum: the writer adds per write, the rebuild sums at once (last-bit differences).
     assert [row[:-1] for row in after] == [row[:-1] for row in before]
     assert all(abs(new[-1] - old[-1]) < 1e-9 for new, old in zip(after, before, strict=True))

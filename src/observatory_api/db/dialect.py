@@ -631,8 +631,10 @@ async def _fill_staging_sqlite(conn: AsyncConnection, table: Table, rows: Sequen
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging_sql} AS SELECT * FROM {preparer.format_table(table)} WHERE 0"  # noqa: S608
     )
     placeholders = ", ".join("?" for _ in names)
+    # Columns named: a migration that added columns leaves the database's order unlike `table`'s.
+    listed = ", ".join(preparer.quote(name) for name in names)
     await conn.exec_driver_sql(
-        f"INSERT INTO {staging_sql} VALUES ({placeholders})",  # noqa: S608 - names from the schema
+        f"INSERT INTO {staging_sql} ({listed}) VALUES ({placeholders})",  # noqa: S608 - names from the schema
         [tuple(_sqlite_value(value) for value in row) for row in rows],
     )
     return _staging_clause(table)

@@ -69,10 +69,14 @@ spans = Table(
     Column("input", Text),
     Column("output", Text),
     Column("attributes", JSONDocument, nullable=False),
+    # The canonical model (`models.canonical`; `model` is the name as sent) and where `cost_usd`
+    # came from (`storage.costs`); migration 0007 added them.
+    Column("model_id", String(300)),
+    Column("cost_source", String(16)),
     # A TimescaleDB hypertable needs the time column in every unique index.
     PrimaryKeyConstraint("trace_id", "span_id", "start_time"),
     Index(None, "start_time"),
-    Index(None, "model", "start_time"),
+    Index(None, "model_id", "start_time"),
     Index(None, "user_id", "start_time"),
     Index(None, "session_id", "start_time"),
     Index(None, "status", "start_time"),
@@ -106,6 +110,8 @@ traces = Table(
     # Which context columns some span names, and which some span with a parent misses
     # (storage.context.context_bits); 255, "all of them", until the trace is next refreshed.
     Column("context_bits", SmallInteger, nullable=False, server_default=text("255")),
+    # Model calls without a cost (unknown price or usage): `cost_usd` leaves them out (0007).
+    Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("trace_id"),
     Index(None, "start_time", "trace_id"),
     Index(None, "user_id", "start_time"),
@@ -129,6 +135,7 @@ sessions = Table(
     Column("output_tokens", Integer, nullable=False),
     Column("total_tokens", Integer, nullable=False),
     Column("cost_usd", Double, nullable=False),
+    Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("session_id"),
     Index(None, "last_seen", "session_id"),
     Index(None, "user_id", "last_seen"),

@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from observatory_api.demo import texts
@@ -18,7 +18,19 @@ from observatory_api.demo.calls import CHAT_MODEL_WEIGHTS, EMBEDDING_MODEL_WEIGH
 from observatory_api.demo.ids import generation_salt, hex_id
 from observatory_api.demo.logs import trace_logs
 from observatory_api.demo.plans import PLANS, Node, PlanContext, layout, settle
+from observatory_api.models.catalogue_data import STARTER_MODELS
+from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
+from observatory_api.storage.costs import name_and_price
 from observatory_api.storage.records import LogRecord, SpanRecord
+
+_CATALOGUE_HISTORY = PriceHistory(
+    {
+        (entry["provider"], entry["name"]): [
+            PricePeriod(effective_from=datetime(1970, 1, 1, tzinfo=UTC), prices=ModelPrices.from_row(entry))
+        ]
+        for entry in STARTER_MODELS
+    }
+)
 
 BATCH_TRACES = 1000
 MAX_SESSIONS = 1500
@@ -214,7 +226,7 @@ def _span_record(
     end = trace_start + timedelta(milliseconds=node.end_ms)
     call = node.call
     provider, _, model = call.model_id.partition("/") if call else (None, None, None)
-    return SpanRecord(
+    record = SpanRecord(
         span_id=span_id,
         parent_span_id=parent_span_id,
         name=node.name,
@@ -232,3 +244,5 @@ def _span_record(
         **(call.fields if call else {}),
         **{**shared, "tags": list(shared["tags"])},
     )
+    # As the writer stores it (storage.costs): the demo's records then read back unchanged.
+    return name_and_price(record, _CATALOGUE_HISTORY)

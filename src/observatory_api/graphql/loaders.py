@@ -66,6 +66,7 @@ class Loaders:
     logs_of_trace: DataLoader[str, list[LogEntry]]
     traces_of_session: DataLoader[SessionTracesKey, list[TraceSummary]]
     model_seen: DataLoader[ModelKey, SeenRange]
+    model_snapshots: DataLoader[str, list[str]]
     model_usage: DataLoader[UsageKey, ModelUsage]
     compared_usage: DataLoader[ComparedUsageKey, ModelUsage]
 
@@ -115,6 +116,10 @@ def make_loaders(
         found = await spans.model_seen_ranges(keys)
         return [found[key] for key in keys]
 
+    async def load_snapshots(model_ids: Sequence[str]) -> list[list[str]]:
+        found = await spans.model_snapshots(model_ids)
+        return [found[model_id] for model_id in model_ids]
+
     async def load_usage(keys: Sequence[UsageKey]) -> list[ModelUsage]:
         # One batch per distinct range, interval and top-N (in practice one).
         found: dict[tuple[UsageRequest, ModelKey], ModelUsage] = {}
@@ -150,6 +155,7 @@ def make_loaders(
         logs_of_trace=DataLoader(load_fn=load_logs),
         traces_of_session=DataLoader(load_fn=load_session_traces),
         model_seen=DataLoader(load_fn=load_seen),
+        model_snapshots=DataLoader(load_fn=load_snapshots),
         model_usage=DataLoader(load_fn=load_usage),
         compared_usage=DataLoader(load_fn=load_compared_usage),
     )

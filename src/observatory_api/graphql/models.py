@@ -62,6 +62,13 @@ class Model:
         return (await info.context.loaders.model_seen.load((self.provider, self.name)))[1]
 
     @strawberry.field(
+        description="The model names as sent seen under this model (dated snapshots, the name asked "
+        "for, prefixed names), as `snapshots` of `GET /api/v1/models/{id}`."
+    )
+    async def snapshots(self, info: GraphQLInfo) -> list[str]:
+        return await info.context.loaders.model_snapshots.load(f"{self.provider}/{self.name}")
+
+    @strawberry.field(
         description="Requests, tokens, cost, errors and latency of this model over the range, as "
         "`GET /api/v1/models/{id}/usage`. Loaded for all the listed models at once (except with `compareWith`)."
     )
@@ -114,4 +121,5 @@ class ModelQueries:
         info.context.budget.read_and_returned(1)
         # get_model read first and last use already: `firstSeen` and `lastSeen` need no statement.
         info.context.loaders.model_seen.prime((provider, name), (detail.first_seen, detail.last_seen))
+        info.context.loaders.model_snapshots.prime(detail.id, detail.snapshots)
         return Model.of(detail)

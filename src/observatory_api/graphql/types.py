@@ -63,6 +63,9 @@ class Span:
     duration: float = strawberry.field(description="Milliseconds.")
     provider: str | None
     model: str | None
+    model_id: str | None = strawberry.field(
+        description="The canonical model, `<maker>/<family>` (`model` is the name as sent)."
+    )
     input_tokens: int | None
     output_tokens: int | None
     token_count: int | None = strawberry.field(description="Total tokens.")
@@ -70,6 +73,9 @@ class Span:
     cache_creation_input_tokens: int | None
     reasoning_output_tokens: int | None
     cost: float | None = strawberry.field(description="USD.")
+    cost_source: str | None = strawberry.field(
+        description="Where the cost came from: instrumentation, catalogue, genai-prices, none."
+    )
     time_to_first_token: float | None = strawberry.field(description="Milliseconds.")
     status: SpanStatus
     status_message: str | None = strawberry.field(description="Null when `contentRedacted` (the viewer role).")
@@ -99,6 +105,7 @@ class Span:
             duration=span.duration_ms,
             provider=span.provider,
             model=span.model,
+            model_id=span.model_id,
             input_tokens=span.input_tokens,
             output_tokens=span.output_tokens,
             token_count=span.total_tokens,
@@ -106,6 +113,7 @@ class Span:
             cache_creation_input_tokens=span.cache_creation_input_tokens,
             reasoning_output_tokens=span.reasoning_output_tokens,
             cost=span.cost_usd,
+            cost_source=span.cost_source,
             time_to_first_token=span.time_to_first_token_ms,
             status=SpanStatus(span.status),
             status_message=span.status_message,
@@ -160,6 +168,9 @@ class Trace:
     output_tokens: int
     token_count: int = strawberry.field(description="Total tokens of all its spans.")
     cost: float = strawberry.field(description="USD.")
+    unpriced_calls: int = strawberry.field(
+        description="Successful model calls without a cost (price or usage unknown): not in `cost`."
+    )
     status: SpanStatus
     user_id: str | None
     session_id: str | None
@@ -186,6 +197,7 @@ class Trace:
             output_tokens=summary.output_tokens,
             token_count=summary.total_tokens,
             cost=summary.cost_usd,
+            unpriced_calls=summary.unpriced_calls,
             status=SpanStatus(summary.status),
             user_id=summary.user_id,
             session_id=summary.session_id,
@@ -248,6 +260,9 @@ class Session:
     output_tokens: int
     token_count: int
     cost: float
+    unpriced_calls: int = strawberry.field(
+        description="Successful model calls without a cost (price or usage unknown): not in `cost`."
+    )
 
     @classmethod
     def of(cls, session: SessionSummary) -> Session:
@@ -263,6 +278,7 @@ class Session:
             output_tokens=session.output_tokens,
             token_count=session.total_tokens,
             cost=session.cost_usd,
+            unpriced_calls=session.unpriced_calls,
         )
 
     @strawberry.field(

@@ -213,6 +213,20 @@ def _tag_list(value: Any) -> list[Any]:
     return [text] if text else []
 
 
+def _invoked_model(attributes: Mapping[str, Any]) -> str | None:
+    """The model asked for, from OpenInference's `llm.invocation_parameters` (JSON): its failed
+    calls carry no other model. The attribute itself is kept."""
+    raw = attributes.get("llm.invocation_parameters")
+    if not isinstance(raw, str) or '"model"' not in raw:
+        return None
+    try:
+        parameters = json.loads(raw)
+    except ValueError:
+        return None
+    model = parameters.get("model") if isinstance(parameters, dict) else None
+    return model if isinstance(model, str) and model.strip() else None
+
+
 def _kind(raw: Any, model: str | None) -> str:
     if isinstance(raw, str) and raw.lower() in KIND_VALUES:
         return KIND_VALUES[raw.lower()]
@@ -280,6 +294,8 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         kept["otel.scope.name"] = span.scope
     if span.events:
         kept["events"] = stored_events(span.events)
+    if values["model"] is None:
+        values["model"] = _invoked_model(attributes)
     model = None if values["model"] is None else str(values["model"])[:200]
     start, end = _timestamp(span.start_ns), _timestamp(span.end_ns)
     return SpanRecord(

@@ -23,12 +23,13 @@ MODEL_CALL_KINDS = ("llm", "embedding")
 # Dimension -> spans column. Rollup dimensions have few values; the others only group as a top-N.
 DIMENSIONS: dict[str, str] = {
     "provider": "provider",
-    "model": "model",
+    "model": "model_id",  # the canonical model (models.canonical)
     "service": "service_name",
     "environment": "environment",
     "status": "status",
     "kind": "kind",
     "finish_reason": "finish_reason",
+    "cost_source": "cost_source",
     "user_id": "user_id",
     "session_id": "session_id",
     "tag": "tags",
@@ -49,6 +50,11 @@ def model_call(t: Any) -> ColumnElement[bool]:
 
 def failed_model_call(t: Any) -> ColumnElement[bool]:
     return and_(t.c.kind.in_(MODEL_CALL_KINDS), t.c.status == "error")
+
+
+def unpriced_model_call(t: Any) -> ColumnElement[bool]:
+    """A successful model call without a cost (`storage.summaries.unpriced_call`'s twin)."""
+    return and_(t.c.kind.in_(MODEL_CALL_KINDS), t.c.cost_source == "none", t.c.status != "error")
 
 
 def _column(name: str) -> Callable[[Any], ColumnElement[Any]]:
@@ -192,6 +198,16 @@ METRICS: dict[str, Metric] = {
             condition=model_call,
             measure="cost_usd",
             value=_column("cost_usd"),
+        ),
+        Metric(
+            id="unpriced_calls",
+            description="Successful model calls without a cost: no price known for the model, or no "
+            "usage reported. `cost_usd` leaves them out; they are not free.",
+            unit="requests",
+            kind="count",
+            aggregations=("count",),
+            default_aggregation="count",
+            condition=unpriced_model_call,
         ),
         Metric(
             id="output_tokens_per_second",

@@ -20,12 +20,13 @@ from observatory_api.metrics.histogram import BINS
 # Dimension name in the API -> column of spans (and of the rollups).
 ROLLUP_DIMENSIONS: dict[str, str] = {
     "provider": "provider",
-    "model": "model",
+    "model": "model_id",  # the canonical model (models.canonical), not the name as sent
     "service": "service_name",
     "environment": "environment",
     "status": "status",
     "kind": "kind",
     "finish_reason": "finish_reason",
+    "cost_source": "cost_source",
 }
 # Measure -> whether its values are integers (token counts).
 MEASURES: dict[str, bool] = {
@@ -69,8 +70,16 @@ class Rollup:
         return tuple(ROLLUP_DIMENSIONS[name] for name in self.dimensions)
 
 
-_NULLABLE = {"provider", "model", "environment", "finish_reason"}
-_LENGTHS = {"provider": 100, "model": 200, "service_name": 200, "environment": 100, "status": 8, "kind": 16}
+_NULLABLE = {"provider", "model_id", "environment", "finish_reason", "cost_source"}
+_LENGTHS = {
+    "provider": 100,
+    "model_id": 300,
+    "service_name": 200,
+    "environment": 100,
+    "status": 8,
+    "kind": 16,
+    "cost_source": 16,
+}
 
 
 def _rollup_table(name: str, dimension_columns: tuple[str, ...]) -> Table:

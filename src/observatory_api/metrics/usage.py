@@ -71,7 +71,8 @@ async def model_usage(
     compare_with: ComparedModels | None,
 ) -> ModelUsage:
     """Usage of `info` over `window`. Read from raw spans: the latency percentiles are exact."""
-    used = {"and": [_eq("provider", info.provider), _eq("model", info.name)]}
+    # The canonical model id: every snapshot and every provider serving it (models.canonical).
+    used = _eq("model", info.id)
 
     async def run(
         selections: list[MetricSelection], start: datetime | None = None, end: datetime | None = None, **extra: object

@@ -21,7 +21,7 @@ from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
 ModelKey = tuple[str, str]  # (provider, name)
-_BY_MODEL = ["provider", "model"]
+_BY_MODEL = ["model"]  # the canonical model id: one model whoever serves it
 # A model without spans in the range: every value empty, as the single-model query gives it.
 _EMPTY: dict[str, Value] = {s.alias or s.id: None for s in USAGE_TOTALS}
 
@@ -61,12 +61,7 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 async def _chunk_usage(
     metrics: MetricRepository, models: list[tuple[str, str, str]], request: UsageRequest, limits: QuerySettings
 ) -> dict[ModelKey, ModelUsage]:
-    used = {
-        "and": [
-            {"field": "provider", "op": "in", "value": sorted({provider for _, provider, _ in models})},
-            {"field": "model", "op": "in", "value": sorted({name for _, _, name in models})},
-        ]
-    }
+    used = {"field": "model", "op": "in", "value": sorted({model_id for model_id, _, _ in models})}
 
     async def run(selections: list[MetricSelection], group_by: list[str], **extra: Any) -> tuple[Plan, Any]:
         body = MetricQuery(
@@ -90,28 +85,27 @@ async def _chunk_usage(
     found: dict[ModelKey, ModelUsage] = {}
     for model_id, provider, name in models:
         key = (provider, name)
-        users_of = top_users.get(key, [])
-        used_in_range = key in totals and bool(totals[key].totals["requests"])
+        series_key = (model_id,)
+        users_of = top_users.get(series_key, [])
+        used_in_range = series_key in totals and bool(totals[series_key].totals["requests"])
         if len(users.series) == MAX_TOP_N and len(users_of) < request.top_users and used_in_range:
             # The shared top-N was cut: this model's users may lie beyond it, ask for them alone.
-            users_of = await _top_users_of(metrics, provider, name, request, limits)
+            users_of = await _top_users_of(metrics, model_id, request, limits)
         found[key] = _usage(
             model_id,
             request,
-            totals.get(key),
+            totals.get(series_key),
             main_plan,
-            by_environment.get(key, []),
+            by_environment.get(series_key, []),
             users_of[: request.top_users],
         )
     return found
 
 
 async def _top_users_of(
-    metrics: MetricRepository, provider: str, name: str, request: UsageRequest, limits: QuerySettings
+    metrics: MetricRepository, model_id: str, request: UsageRequest, limits: QuerySettings
 ) -> list[MetricSeries]:
-    used = {
-        "and": [{"field": "provider", "op": "eq", "value": provider}, {"field": "model", "op": "eq", "value": name}]
-    }
+    used = {"field": "model", "op": "eq", "value": model_id}
     body = MetricQuery(
         metrics=USAGE_COUNTS,
         filter=used,
@@ -125,13 +119,13 @@ async def _top_users_of(
     return list((await metrics.query(plan_query(body, limits, allow_content=False))).series)
 
 
-def _key(series: MetricSeries) -> ModelKey:
-    return (str(series.group["provider"]), str(series.group["model"]))
+def _key(series: MetricSeries) -> tuple[str]:
+    return (str(series.group["model"]),)
 
 
-def _by_model(result: MetricQueryResult) -> dict[ModelKey, list[MetricSeries]]:
+def _by_model(result: MetricQueryResult) -> dict[tuple[str], list[MetricSeries]]:
     # The engine's order (by group, or by the order value) holds within each model.
-    grouped: dict[ModelKey, list[MetricSeries]] = defaultdict(list)
+    grouped: dict[tuple[str], list[MetricSeries]] = defaultdict(list)
     for series in result.series:
         grouped[_key(series)].append(series)
     return grouped

@@ -8,7 +8,7 @@ from itertools import pairwise
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db import tables
@@ -56,15 +56,19 @@ class ModelRepository:
     @timed("models.get_model")
     async def get_model(self, provider: str, name: str) -> ModelDetail:
         """The catalogue entry with its price history and the first and last time a span used it."""
-        used = and_(_s.c.model == name, _s.c.provider == provider)
+        # Spans name the model by its canonical id, the catalogue's id (models.canonical).
+        used = _s.c.model_id == f"{provider}/{name}"
         async with self._engine.connect() as conn:
             info, history = await _catalogue_entry(conn, provider, name)
             seen = select(func.min(_s.c.start_time), func.max(_s.c.start_time)).where(used)
             first_seen, last_seen = (await conn.execute(seen)).one()
+            names = select(_s.c.model).distinct().where(used, _s.c.model.is_not(None)).order_by(_s.c.model)
+            snapshots = list((await conn.scalars(names)).all())
         return ModelDetail(
             **{f: getattr(info, f) for f in ModelInfo.__struct_fields__},
             first_seen=_as_utc(first_seen),
             last_seen=_as_utc(last_seen),
+            snapshots=snapshots,
             price_history=price_history_entries(history.periods((provider, name))),
         )
 

@@ -47,6 +47,9 @@ class PriceHistoryEntry(ModelPricing, kw_only=True):
 class ModelDetail(ModelInfo, kw_only=True):
     first_seen: datetime | None
     last_seen: datetime | None
+    # The model names as sent seen under this model: dated snapshots (gpt-4o-mini-2024-07-18),
+    # the name asked for, prefixed names (openai/gpt-4o, models/gemini-1.5-pro).
+    snapshots: list[str] = msgspec.field(default_factory=list)
     # Oldest first; `pricing` is the period in effect now.
     price_history: list[PriceHistoryEntry] = msgspec.field(default_factory=list)
 

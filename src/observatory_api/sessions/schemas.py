@@ -20,7 +20,8 @@ class SessionSummary(msgspec.Struct, kw_only=True):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float
+    cost_usd: float  # of the priced calls only
+    unpriced_calls: int  # successful model calls without a cost (no price or no usage known)
 
 
 class SessionDetail(SessionSummary, kw_only=True):

@@ -66,21 +66,39 @@ class SpanRepository:
     async def model_seen_ranges(
         self, models: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[datetime | None, datetime | None]]:
-        """The first and last start of a span of each `(provider, model)` (the `first_seen` and
-        `last_seen` of `GET /models/{id}`), in one statement; (None, None) when none used it."""
+        """The first and last start of a span of each `(provider, model)` of the catalogue, whose
+        id is the canonical `provider/model` (the `first_seen` and `last_seen` of
+        `GET /models/{id}`), in one statement; (None, None) when none used it."""
         found: dict[tuple[str, str], tuple[datetime | None, datetime | None]] = {key: (None, None) for key in models}
         if not models:
             return found
+        ids = {f"{provider}/{name}": (provider, name) for provider, name in models}
         stmt = (
-            select(_s.c.provider, _s.c.model, func.min(_s.c.start_time), func.max(_s.c.start_time))
-            .where(_s.c.model.in_({name for _, name in models}))
-            .group_by(_s.c.provider, _s.c.model)
+            select(_s.c.model_id, func.min(_s.c.start_time), func.max(_s.c.start_time))
+            .where(_s.c.model_id.in_(sorted(ids)))
+            .group_by(_s.c.model_id)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        for provider, name, first_seen, last_seen in rows:
-            if (provider, name) in found:
-                found[(provider, name)] = (_as_utc(first_seen), _as_utc(last_seen))
+        for model_id, first_seen, last_seen in rows:
+            found[ids[model_id]] = (_as_utc(first_seen), _as_utc(last_seen))
+        return found
+
+    @timed("spans.model_snapshots")
+    async def model_snapshots(self, model_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The model names as sent (dated snapshots, prefixed names) seen under each canonical id."""
+        found: dict[str, list[str]] = {model_id: [] for model_id in model_ids}
+        if not model_ids:
+            return found
+        stmt = (
+            select(_s.c.model_id, _s.c.model)
+            .distinct()
+            .where(_s.c.model_id.in_(sorted(set(model_ids))), _s.c.model.is_not(None))
+            .order_by(_s.c.model_id, _s.c.model)
+        )
+        async with self._engine.connect() as conn:
+            for model_id, name in (await conn.execute(stmt)).all():
+                found[model_id].append(name)
         return found
 
 

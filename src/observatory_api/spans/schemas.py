@@ -19,14 +19,19 @@ class Span(msgspec.Struct, kw_only=True):
     end_time: datetime
     duration_ms: float
     provider: str | None
-    model: str | None
+    model: str | None  # as the instrumentation sent it (a dated snapshot, a prefixed name)
+    # The canonical model, `<maker>/<family>` (e.g. openai/gpt-4o-mini): what model views group by.
+    model_id: str | None
     input_tokens: int | None
     output_tokens: int | None
     total_tokens: int | None
     cache_read_input_tokens: int | None
     cache_creation_input_tokens: int | None
     reasoning_output_tokens: int | None
-    cost_usd: float | None
+    cost_usd: float | None  # null: no price known (or no usage): unpriced, not free
+    # Where the cost came from: instrumentation, catalogue, genai-prices, or none (null: stored
+    # before sources were recorded).
+    cost_source: str | None
     time_to_first_token_ms: float | None
     status: str
     status_message: str | None

@@ -26,6 +26,7 @@ class TraceTotals(NamedTuple):
     output_tokens: int
     total_tokens: int
     cost_usd: float
+    unpriced_calls: int
     context_bits: int = 255  # not a session total: what storage.context needs of the trace
 
 
@@ -42,6 +43,7 @@ class SessionChange:
     output_tokens: int = 0
     total_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_calls: int = 0
 
     def as_parameters(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -79,12 +81,14 @@ def session_changes(before: dict[str, TraceTotals], after: list[TraceTotals]) ->
         change.output_tokens += new.output_tokens
         change.total_tokens += new.total_tokens
         change.cost_usd += new.cost_usd
+        change.unpriced_calls += new.unpriced_calls
         if earlier is not None:
             change.error_count -= earlier.status == "error"
             change.input_tokens -= earlier.input_tokens
             change.output_tokens -= earlier.output_tokens
             change.total_tokens -= earlier.total_tokens
             change.cost_usd -= earlier.cost_usd
+            change.unpriced_calls -= earlier.unpriced_calls
     # A recomputed session reads every trace it has now: adding as well would count twice.
     return SessionChanges(
         added=[added[session_id] for session_id in sorted(added) if session_id not in recompute],

@@ -66,6 +66,12 @@ def _count_where(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
+def unpriced_call(t: Any) -> Any:
+    """A model call that succeeded but has no cost: its price (or its usage) is unknown. A failed
+    call without usage is not billed, so it is not counted as unpriced."""
+    return and_(t.kind.in_(("llm", "embedding")), t.cost_source == "none", t.status != "error")
+
+
 @cache
 def refresh_traces(dialect_name: str) -> Insert:
     """Upsert the `traces` row of each trace id in `IDS` from its spans; returns their `TOTALS`."""
@@ -112,10 +118,11 @@ def refresh_traces(dialect_name: str) -> Insert:
         of_root_else_any(r.session_id),
         of_root_else_any(r.environment),
         func.max(case((is_first_llm, r.provider))),
-        func.max(case((is_first_llm, r.model))),
+        func.max(case((is_first_llm, r.model_id))),
         llm_models,
         root_tags,
         context_bits(dialect_name, r),
+        _count_where(unpriced_call(r)),
     ).group_by(r.trace_id)
     upsert = upsert_from_select(dialect_name, traces, rows, key=["trace_id"])
     return upsert.returning(*(traces.c[name] for name in TOTALS))
@@ -126,10 +133,10 @@ def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnEl
     r = ranked.c
     if dialect_name == "postgresql":
         # Aggregates over the rows already grouped: two look-ups per trace cost ~40% of the refresh.
-        model = r.model.collate("C")  # code point order, as SQLite's BINARY
+        model = r.model_id.collate("C")  # code point order, as SQLite's BINARY
         models = func.jsonb_agg(postgresql.aggregate_order_by(distinct(model), model))
         llm_models = func.coalesce(
-            models.filter(and_(r.kind == "llm", r.model.is_not(None))), literal_column("'[]'::jsonb")
+            models.filter(and_(r.kind == "llm", r.model_id.is_not(None))), literal_column("'[]'::jsonb")
         )
         return func.array_agg(r.tags).filter(is_root)[1], llm_models
     # SQLite has no ORDER BY in aggregates and no max() of JSON: look-ups per trace.
@@ -144,7 +151,7 @@ def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnEl
     # The kind test sits in the select list, not in WHERE: SQLite without ANALYZE statistics
     # would otherwise search the kind index (every LLM span ever stored) instead of the trace's.
     llm = spans.alias("llm_span")
-    llm_model = case((llm.c.kind == "llm", llm.c.model)).label("model")
+    llm_model = case((llm.c.kind == "llm", llm.c.model_id)).label("model")
     llm_models = (
         select(llm_model)
         .distinct()
@@ -167,6 +174,7 @@ TOTALS = (
     "output_tokens",
     "total_tokens",
     "cost_usd",
+    "unpriced_calls",
     "context_bits",
 )
 
@@ -191,7 +199,7 @@ def _of_first_trace(column_name: str, session_id: Any) -> Any:
 
 
 # The columns of `sessions` that are sums over its traces.
-ADDED = ("trace_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
+ADDED = ("trace_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "unpriced_calls")
 # The columns a `SessionChange` carries, in its field order.
 _CHANGED = tuple(field.name for field in fields(SessionChange))
 
@@ -265,6 +273,7 @@ def refresh_sessions(dialect_name: str) -> Insert:
             func.sum(traces.c.output_tokens),
             func.sum(traces.c.total_tokens),
             func.sum(traces.c.cost_usd),
+            func.sum(traces.c.unpriced_calls),
         )
         .where(_id_in_list(dialect_name, traces.c.session_id))
         .group_by(traces.c.session_id)

@@ -137,8 +137,8 @@ class TelemetryWriter:
     async def store_spans(self, records: Sequence[SpanRecord]) -> SpanWrite:
         """Store `records`, refresh their traces and sessions; returns what was stored and refused.
 
-        Spans without a cost are priced from the catalogue; the spans newly stored are added to
-        the metric rollups in the same transaction (unless TimescaleDB maintains them).
+        Every span gets its canonical model and a cost with its source (`storage.costs`); the
+        spans newly stored are added to the metric rollups in the same transaction (unless TimescaleDB maintains them).
         """
         if not records:
             return SpanWrite(0, [])
@@ -163,8 +163,11 @@ class TelemetryWriter:
                 continue
             unique.setdefault(key, record)  # a repeated span: the first one is stored
         # The price history is cached by the filler; a connection is needed only to reload it.
-        async with self._engine.connect() as conn:
-            priced = await self._costs.fill(conn, list(unique.values()))
+        if self._costs.needs_history(list(unique.values())):
+            async with self._engine.connect() as conn:
+                priced = await self._costs.fill(conn, list(unique.values()))
+        else:
+            priced = await self._costs.fill(None, list(unique.values()))
         # CPU work in a thread: the event loop goes on driving the group transaction in progress.
         return await asyncio.to_thread(_span_batch, priced, conflicts)
 

@@ -27,7 +27,8 @@ class TraceSummary(msgspec.Struct, kw_only=True):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float
+    cost_usd: float  # of the priced calls only
+    unpriced_calls: int  # successful model calls without a cost (no price or no usage known)
     status: str
     user_id: str | None
     session_id: str | None

@@ -52,7 +52,7 @@ def test_summary_fields_match_the_spans(client: TestClient, full_range: dict) ->
         assert item["status"] == ("error" if any(s.status == "error" for s in spans) else "ok")
         assert set(item["models"]) == dataset.models_of(item["trace_id"])
         first_llm = min((s for s in spans if s.kind == "llm"), key=lambda s: s.start_time)
-        assert item["model"] == first_llm.model
+        assert item["model"] == first_llm.model_id  # the canonical model
 
 
 @pytest.mark.parametrize("sort", ["start_time", "-duration", "cost", "-cost"])
@@ -69,8 +69,8 @@ def _expected(predicate: Any) -> set[str]:
 
 
 def test_filter_by_model_matches_any_llm_call(client: TestClient, full_range: dict) -> None:
-    model = "gpt-4o-mini"
-    expected = _expected(lambda tid, spans: model in dataset.models_of(tid))
+    model = "gpt-4o-mini"  # folded to its canonical id, openai/gpt-4o-mini, like its snapshots
+    expected = _expected(lambda tid, spans: f"openai/{model}" in dataset.models_of(tid))
     assert expected, "the dataset should use the model"
     got = set(ids(walk(client, "/api/v1/traces", {**full_range, "model": model, "limit": 1000})))
     assert got == expected

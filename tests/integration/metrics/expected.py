@@ -59,6 +59,8 @@ def value(metric: str, aggregation: str, spans: list[SpanRecord]) -> Any:
         return sum(s.status == "error" for s in calls)
     if metric == "error_rate":
         return sum(s.status == "error" for s in calls) / len(calls) if calls else None
+    if metric == "unpriced_calls":
+        return sum(s.cost_source == "none" and s.status != "error" for s in calls)
     values = [v for v in (_VALUES[metric](s) for s in calls) if v is not None]
     if aggregation == "count":
         return len(values)

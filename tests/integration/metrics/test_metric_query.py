@@ -99,15 +99,15 @@ def test_group_by_model_per_day_with_empty_buckets(client: TestClient) -> None:
             {"id": "request_count", "alias": "calls"},
             {"id": "latency_ms", "aggregation": "avg"},
         ],
-        "filter": {"field": "provider", "op": "in", "value": ["anthropic", "mistral"]},
+        "filter": {"field": "provider", "op": "in", "value": ["anthropic", "mistral_ai"]},
     }
-    spans = [s for s in in_window(start, end) if s.provider in ("anthropic", "mistral")]
+    spans = [s for s in in_window(start, end) if s.provider in ("anthropic", "mistral_ai")]
     for source in ("raw", "rollup"):
         result = query(client, {**body, "source": source})
         groups = {(s["group"]["provider"], s["group"]["model"]): s for s in result["series"]}
-        assert set(groups) == {(s.provider, s.model) for s in spans if s.kind in ("llm", "embedding")}
+        assert set(groups) == {(s.provider, s.model_id) for s in spans if s.kind in ("llm", "embedding")}
         for (provider, model), series in groups.items():
-            mine = [s for s in spans if s.provider == provider and s.model == model]
+            mine = [s for s in spans if s.provider == provider and s.model_id == model]
             assert series["totals"]["calls"] == value("request_count", "count", mine)
             assert close(series["totals"]["cost_usd_sum"], value("cost_usd", "sum", mine))
             points = series["points"]

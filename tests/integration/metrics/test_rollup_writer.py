@@ -31,7 +31,7 @@ def expected_hourly(spans_: list[SpanRecord]) -> dict[tuple, dict]:
     grouped: dict[tuple, list[SpanRecord]] = defaultdict(list)
     for s in spans_:
         hour = s.start_time.replace(minute=0, second=0, microsecond=0)
-        grouped[(hour, s.model, s.service_name, s.status, s.kind)].append(s)
+        grouped[(hour, s.model_id, s.service_name, s.status, s.kind)].append(s)
     return {
         key: {
             "span_count": len(group),
@@ -51,7 +51,7 @@ async def stored_hourly(engine: AsyncEngine) -> dict[tuple, dict]:
         rows = (await conn.execute(select(table))).mappings().all()
     found: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["bucket"], row["model"], row["service_name"], row["status"], row["kind"])
+        key = (row["bucket"], row["model_id"], row["service_name"], row["status"], row["kind"])
         entry = found.setdefault(
             key,
             {
@@ -97,7 +97,7 @@ async def test_rollups_follow_writes_and_retries_add_nothing(migrated_engine: As
 
 
 async def test_spans_without_a_cost_are_priced_from_the_catalogue(migrated_engine: AsyncEngine) -> None:
-    catalogue = {(m["provider"], m["name"]): ModelPrices.from_row(m) for m in STARTER_MODELS}
+    catalogue = {m["id"]: ModelPrices.from_row(m) for m in STARTER_MODELS}
     originals = [s for s in records(20, seed=9) if s.cost_usd is not None and s.input_tokens]
     unpriced = [msgspec.structs.replace(s, cost_usd=None) for s in originals]
     await TelemetryWriter(migrated_engine).write_spans(unpriced)
@@ -105,7 +105,7 @@ async def test_spans_without_a_cost_are_priced_from_the_catalogue(migrated_engin
         stored = dict((await conn.execute(select(spans.c.span_id, spans.c.cost_usd))).all())
     for span in originals:
         wanted = price_usage(
-            catalogue[(span.provider, span.model)],
+            catalogue[span.model_id or ""],  # the catalogue's ids are canonical model ids
             input_tokens=span.input_tokens or 0,
             output_tokens=span.output_tokens or 0,
             cache_read_input_tokens=span.cache_read_input_tokens or 0,

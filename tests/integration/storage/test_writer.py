@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.tables import logs, sessions, spans, traces
 from observatory_api.demo.generator import generate
+from observatory_api.models.canonical import canonical_model
 from observatory_api.storage import LogRecord, SpanRecord, TelemetryWriter
 from observatory_api.storage.context import CONTEXT_COLUMNS
 
@@ -33,6 +34,11 @@ def demo_records(traces_count: int = 40, seed: int = 11) -> tuple[list[SpanRecor
         span_records += batch_spans
         log_records += batch_logs
     return span_records, log_records
+
+
+def canonical_id(record: SpanRecord) -> str | None:
+    # Records written by hand have no model_id yet: the writer gives them the canonical one.
+    return record.model_id or canonical_model(record.provider, record.model).model_id
 
 
 def expected_trace(trace_spans: list[SpanRecord]) -> dict[str, Any]:
@@ -71,10 +77,13 @@ def expected_trace(trace_spans: list[SpanRecord]) -> dict[str, Any]:
         "session_id": root_else_any("session_id"),
         "environment": root_else_any("environment"),
         "provider": llm_spans[0].provider if llm_spans else None,
-        "model": llm_spans[0].model if llm_spans else None,
-        "models": sorted({s.model for s in llm_spans if s.model is not None}),
+        "model": canonical_id(llm_spans[0]) if llm_spans else None,
+        "models": sorted({model for s in llm_spans if (model := canonical_id(s)) is not None}),
         "tags": root.tags,
         "context_bits": expected_context_bits(trace_spans),
+        "unpriced_calls": sum(
+            1 for s in trace_spans if s.kind in ("llm", "embedding") and s.cost_usd is None and s.status != "error"
+        ),
     }
 
 
@@ -109,6 +118,7 @@ def expected_sessions(trace_rows: list[dict[str, Any]]) -> dict[str, dict[str, A
             "output_tokens": sum(r["output_tokens"] for r in rows),
             "total_tokens": sum(r["total_tokens"] for r in rows),
             "cost_usd": sum(r["cost_usd"] for r in rows),
+            "unpriced_calls": sum(r["unpriced_calls"] for r in rows),
         }
     return result
 
@@ -258,8 +268,15 @@ async def test_models_are_distinct_and_sorted_by_code_point(migrated_engine: Asy
     await TelemetryWriter(migrated_engine).write_spans(records)
 
     row = (await stored(migrated_engine, traces, "trace_id"))["a" * 32]
-    assert row["models"] == ["Zeta-1", "claude-sonnet-4", "gpt-4.1", "gpt-4.1-mini", "gpt-4o"]
-    assert row["model"] == "gpt-4o"  # the earliest llm span's
+    # Canonical ids (models.canonical): known families under their maker, others under the provider.
+    assert row["models"] == [
+        "anthropic/claude-sonnet-4-0",
+        "openai/gpt-4.1",
+        "openai/gpt-4.1-mini",
+        "openai/gpt-4o",
+        "p/zeta-1",
+    ]
+    assert row["model"] == "openai/gpt-4o"  # the earliest llm span's
     assert row["status"] == "ok"
     assert row["input_tokens"] == sum(range(len(names)))
 

@@ -16,6 +16,7 @@ def totals(trace_id: str, session_id: str | None, *, start: int = 0, end: int = 
         "output_tokens": 0,
         "total_tokens": 0,
         "cost_usd": 0.0,
+        "unpriced_calls": 0,
         **fields,
     }
     return TraceTotals(
