@@ -66,7 +66,8 @@ def _export(args: argparse.Namespace, _settings: Any) -> int:
         params["to"] = args.to
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
-        rows = _download(f"{args.url.rstrip('/')}/api/v1/{args.resource}/export", params, key, args.format, out)
+        url = f"{args.url.rstrip('/')}/api/v1/{args.resource}/export"
+        rows = _download(url, args.resource, params, key, args.format, out)
     except ExportFailed as exc:
         print(f"observatory-api: export failed: {exc}", file=sys.stderr)
         return 1
@@ -91,8 +92,7 @@ def after_of(resource: str, line: bytes) -> str:
     return str(record["trace_id"] if resource == "traces" else record["log_id"])
 
 
-def _download(url: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
-    resource = url.rstrip("/").split("/")[-2]
+def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
     progress = _Progress()
     last_line: bytes | None = None
     for attempt in range(RESUMES + 1):

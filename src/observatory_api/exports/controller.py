@@ -88,7 +88,7 @@ class ExportController(Controller):
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        fields = filters.fingerprint_fields()
+        fields, node = filters.fingerprint_fields(), filters_to_node(filters)
         allow_content = content_allowed(request)
         cursor = None
         if after is not None:
@@ -96,12 +96,12 @@ class ExportController(Controller):
             if len(ids) != 2 or not HEX_TRACE_ID.fullmatch(ids[0]) or not HEX_SPAN_ID.fullmatch(ids[1]):
                 raise InvalidInput.field("after", "must be trace_id:span_id (32 and 16 hex characters)", "query")
             key = await export_keys.span_key(ids[0], ids[1], filters.window)
-            cursor = _resume(after, key, sort, ("trace_id", "span_id"), filters.window, fields)
+            cursor = _resume(key, sort, ("trace_id", "span_id"), filters.window, fields)
 
         async def fetch(next_cursor: str | None) -> Page[Span]:
             return await spans.list_spans(
                 window=filters.window,
-                filter_node=filters_to_node(filters),
+                filter_node=node,
                 filter_fields=fields,
                 sort=sort,
                 limit=settings.query.max_page_size,
@@ -131,22 +131,23 @@ class ExportController(Controller):
     ) -> Stream:
         """Every trace summary `GET /traces` would list for these filters, oldest first by default,
         streamed as NDJSON or CSV. For spans and logs of the traces, export those."""
-        fields = list_filters.fingerprint_fields()
+        fields, node = list_filters.fingerprint_fields(), filters_to_node(list_filters)
+        allow_content = content_allowed(request)
         cursor = None
         if after is not None:
             check_trace_id(after, field="after", source="query")
             key = await export_keys.trace_key(after)
-            cursor = _resume(after, key, sort, ("trace_id",), list_filters.window, fields)
+            cursor = _resume(key, sort, ("trace_id",), list_filters.window, fields)
 
         async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
             return await traces.list_traces(
                 window=list_filters.window,
-                filter_node=filters_to_node(list_filters),
+                filter_node=node,
                 filter_fields=fields,
                 sort=sort,
                 limit=settings.query.max_page_size,
                 cursor=next_cursor,
-                allow_content=content_allowed(request),
+                allow_content=allow_content,
             )
 
         return await _stream(request, "traces", fetch, cursor, format_, TraceSummary)
@@ -178,7 +179,7 @@ class ExportController(Controller):
         if after is not None:
             check_trace_id(after, field="after", source="query")
             key = await export_keys.trace_key(after)
-            cursor = _resume(after, key, search.sort, ("trace_id",), window, {"filter": search.filter})
+            cursor = _resume(key, search.sort, ("trace_id",), window, {"filter": search.filter})
         allow_content = content_allowed(request)
 
         async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
@@ -206,13 +207,14 @@ class ExportController(Controller):
     ) -> Stream:
         """Every log `GET /logs` would list for these filters, newest first, streamed as NDJSON or
         CSV (attributes as JSON). Viewers get no bodies, as in the list."""
+        allow_content = content_allowed(request)
         cursor = None
         if after is not None:
             if not HEX_TRACE_ID.fullmatch(after):
                 raise InvalidInput.field("after", "must be a log_id (32 hexadecimal characters)", "query")
             key = await export_keys.log_key(after, log_query.window)
             fields = msgspec.structs.asdict(log_query.filters)
-            cursor = _resume(after, key, "-time", ("log_id",), log_query.window, fields)
+            cursor = _resume(key, "-time", ("log_id",), log_query.window, fields)
 
         async def fetch(next_cursor: str | None) -> Page[LogEntry]:
             return await logs.list_logs(
@@ -220,15 +222,13 @@ class ExportController(Controller):
                 filters=log_query.filters,
                 limit=settings.query.max_page_size,
                 cursor=next_cursor,
-                allow_content=content_allowed(request),
+                allow_content=allow_content,
             )
 
         return await _stream(request, "logs", fetch, cursor, format_, LogEntry)
 
 
-def _resume(
-    after: str, key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window: Any, filters: dict[str, Any]
-) -> str:
+def _resume(key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window: Any, filters: dict[str, Any]) -> str:
     if key is None:
         raise InvalidInput.field("after", "names no row in this export's time range", "query")
     first = "time" if sort == "-time" else _SORT_KEYS[sort.lstrip("-")]

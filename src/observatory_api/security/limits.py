@@ -28,7 +28,7 @@ logger = logging.getLogger("observatory_api.security.limits")
 class RequestTimeoutMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, timeout_seconds: float, stream_timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, stream_timeout_seconds: float = 3600.0) -> None:
         self.timeout_seconds = timeout_seconds
         self.stream_timeout_seconds = stream_timeout_seconds
 
