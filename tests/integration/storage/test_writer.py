@@ -257,7 +257,7 @@ async def test_models_are_distinct_and_sorted_by_code_point(migrated_engine: Asy
     row = (await stored(migrated_engine, traces, "trace_id"))["a" * 32]
     # Canonical ids (models.canonical): known families under their maker, others under the provider.
     assert row["models"] == [
-        "anthropic/claude-sonnet-4-0",
+        "anthropic/claude-sonnet-4",
         "openai/gpt-4.1",
         "openai/gpt-4.1-mini",
         "openai/gpt-4o",
