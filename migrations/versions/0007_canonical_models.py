@@ -1,7 +1,7 @@
 """Canonical models and cost sources: `spans.model_id`, `spans.cost_source`, unpriced call counts.
 
 `spans.model` keeps the model as sent; `spans.model_id` is the canonical model
-(`<maker>/<family>`, models.canonical) that every model view, filter, group-by, rollup and price
+(`<maker>/<family>`, core.canonical_models) that every model view, filter, group-by, rollup and price
 uses, and `spans.provider` is normalised to the GenAI conventions' vocabulary. `cost_source` says
 where `cost_usd` came from (storage.costs). `traces.unpriced_calls` and `sessions.unpriced_calls`
 count the successful model calls without a cost. The metric rollups group by `model_id` (instead
@@ -92,7 +92,7 @@ def downgrade() -> None:
 
 
 def _canonicalise_spans() -> None:
-    from observatory_api.models.canonical import canonical_model
+    from observatory_api.core.canonical_models import canonical_model
 
     bind = op.get_bind()
     spans = sa.table("spans", sa.column("provider"), sa.column("model"), sa.column("model_id"))

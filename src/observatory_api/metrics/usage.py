@@ -71,7 +71,7 @@ async def model_usage(
     compare_with: ComparedModels | None,
 ) -> ModelUsage:
     """Usage of `info` over `window`. Read from raw spans: the latency percentiles are exact."""
-    # The canonical model id: every snapshot and every provider serving it (models.canonical).
+    # The canonical model id: every snapshot and every provider serving it (core.canonical_models).
     used = _eq("model", info.id)
 
     async def run(

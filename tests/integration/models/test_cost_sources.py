@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.app import create_app
+from observatory_api.core.canonical_models import canonical_model
 from observatory_api.db.tables import sessions, spans, traces
 from observatory_api.metrics.rollup_tables import metric_rollup_hour as metric_rollup_hour_table
-from observatory_api.models.canonical import canonical_model
 from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.price_data import genai_price
 from observatory_api.models.prices import record_price
