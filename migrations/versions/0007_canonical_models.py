@@ -1,7 +1,7 @@
 """Canonical models and cost sources: `spans.model_id`, `spans.cost_source`, unpriced call counts.
 
 `spans.model` keeps the model as sent; `spans.model_id` is the canonical model
-(`<maker>/<family>`, models.canonical) that every model view, filter, group-by, rollup and price
+(`<maker>/<family>`, core.canonical_models) that every model view, filter, group-by, rollup and price
 uses, and `spans.provider` is normalised to the GenAI conventions' vocabulary. `cost_source` says
 where `cost_usd` came from (storage.costs). `traces.unpriced_calls` and `sessions.unpriced_calls`
 count the successful model calls without a cost. The metric rollups group by `model_id` (instead
@@ -92,7 +92,7 @@ def downgrade() -> None:
 
 
 def _canonicalise_spans() -> None:
-    from observatory_api.models.canonical import canonical_model
+    from observatory_api.core.canonical_models import canonical_model
 
     bind = op.get_bind()
     spans = sa.table("spans", sa.column("provider"), sa.column("model"), sa.column("model_id"))
@@ -228,13 +228,20 @@ def _rebuild_summaries() -> None:
 # --------------------------------------------------------------------------- TimescaleDB
 
 
-def _continuous_aggregates_revision() -> Any:
+def aggregates_definition(dimensions: tuple[str, ...] = DIMENSIONS) -> Any:
+    """Revision 0005's module (its SQL builders) with the aggregates of every dimension over
+    `dimensions`: the continuous aggregates as they are after this revision (tests read it too)."""
     path = Path(__file__).with_name("0005_metric_continuous_aggregates.py")
     spec = importlib.util.spec_from_file_location("_revision_0005", path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.ALL_DIMENSIONS = dimensions
+    module.AGGREGATES = {
+        name: (width, dimensions if name in AGGREGATES_WITH_EVERY_DIMENSION else kept)
+        for name, (width, kept) in module.AGGREGATES.items()
+    }
     return module
 
 
@@ -264,8 +271,7 @@ def _create_aggregates(dimensions: tuple[str, ...]) -> None:
     0005 created its aggregates (their `minute_overall` one is left as it is)."""
     if op.get_context().dialect.name != "postgresql":
         return
-    revision_0005 = _continuous_aggregates_revision()
-    widths = {name: revision_0005.AGGREGATES[name][0] for name in AGGREGATES_WITH_EVERY_DIMENSION}
-    revision_0005.AGGREGATES = {name: (widths[name], dimensions) for name in AGGREGATES_WITH_EVERY_DIMENSION}
-    statements = revision_0005.timescaledb_statements(revision_0005._policy_start_days())
+    definition = aggregates_definition(dimensions)
+    definition.AGGREGATES = {name: definition.AGGREGATES[name] for name in AGGREGATES_WITH_EVERY_DIMENSION}
+    statements = definition.timescaledb_statements(definition._policy_start_days())
     op.execute(_WHEN_TIMESCALEDB.format(statements=statements))

@@ -18,11 +18,11 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
 
+from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.content import path_reaches_content
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
-from observatory_api.models.canonical import canonical_model
 from observatory_api.query import check_text, check_time
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -126,7 +126,7 @@ class FieldSpec:
     content: bool = (
         False  # prompt, completion or error text (core.content): roles without content access cannot search it
     )
-    # A model name compared for equality is folded to its canonical id first (models.canonical):
+    # A model name compared for equality is folded to its canonical id first (core.canonical_models):
     # `gpt-4o-mini-2024-07-18`, `gpt-4o-mini` and `openai/gpt-4o-mini` all match that model.
     canonical_model: bool = False
 

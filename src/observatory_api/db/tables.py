@@ -69,7 +69,7 @@ spans = Table(
     Column("input", Text),
     Column("output", Text),
     Column("attributes", JSONDocument, nullable=False),
-    # The canonical model (`models.canonical`; `model` is the name as sent) and where `cost_usd`
+    # The canonical model (`core.canonical_models`; `model` is the name as sent) and where `cost_usd`
     # came from (`storage.costs`); migration 0007 added them.
     Column("model_id", String(300)),
     Column("cost_source", String(16)),

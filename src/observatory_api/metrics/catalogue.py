@@ -23,7 +23,7 @@ MODEL_CALL_KINDS = ("llm", "embedding")
 # Dimension -> spans column. Rollup dimensions have few values; the others only group as a top-N.
 DIMENSIONS: dict[str, str] = {
     "provider": "provider",
-    "model": "model_id",  # the canonical model (models.canonical)
+    "model": "model_id",  # the canonical model (core.canonical_models)
     "service": "service_name",
     "environment": "environment",
     "status": "status",

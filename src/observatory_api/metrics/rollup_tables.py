@@ -20,7 +20,7 @@ from observatory_api.metrics.histogram import BINS
 # Dimension name in the API -> column of spans (and of the rollups).
 ROLLUP_DIMENSIONS: dict[str, str] = {
     "provider": "provider",
-    "model": "model_id",  # the canonical model (models.canonical), not the name as sent
+    "model": "model_id",  # the canonical model (core.canonical_models), not the name as sent
     "service": "service_name",
     "environment": "environment",
     "status": "status",

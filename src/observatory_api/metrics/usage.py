@@ -45,6 +45,7 @@ USAGE_TOTALS = [
     MetricSelection(id="latency_ms", aggregation="p50", alias="p50"),
     MetricSelection(id="latency_ms", aggregation="p95", alias="p95"),
     MetricSelection(id="latency_ms", aggregation="p99", alias="p99"),
+    MetricSelection(id="unpriced_calls", alias="unpriced_calls"),
 ]
 
 
@@ -71,7 +72,7 @@ async def model_usage(
     compare_with: ComparedModels | None,
 ) -> ModelUsage:
     """Usage of `info` over `window`. Read from raw spans: the latency percentiles are exact."""
-    # The canonical model id: every snapshot and every provider serving it (models.canonical).
+    # The canonical model id: every snapshot and every provider serving it (core.canonical_models).
     used = _eq("model", info.id)
 
     async def run(
@@ -125,6 +126,7 @@ def usage_answer(
         output_tokens=int(totals["output_tokens"] or 0),
         total_tokens=int(totals["total_tokens"] or 0),
         cost_usd=float(totals["cost_usd"] or 0.0),
+        unpriced_calls=int(totals.get("unpriced_calls") or 0),
         latency_ms=LatencyPercentiles(
             p50=optional_float(totals["p50"]), p95=optional_float(totals["p95"]), p99=optional_float(totals["p99"])
         ),

@@ -1,6 +1,6 @@
 """Prices from genai-prices (Pydantic's maintained price data, bundled with the package, read offline).
 
-`models.canonical` finds the genai-prices model of a span; this module prices a call's tokens with
+`core.canonical_models` finds the genai-prices model of a span; this module prices a call's tokens with
 it. genai-prices' own `calc_price` costs ~200 us a call (Decimal arithmetic over its unit
 registry), too much for the ingest path: the prices in effect on a day are resolved once per model
 into floats (bounded cache) and applied with `models.pricing.price_usage`. Tiered prices (a rate

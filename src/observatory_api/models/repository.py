@@ -56,7 +56,7 @@ class ModelRepository:
     @timed("models.get_model")
     async def get_model(self, provider: str, name: str) -> ModelDetail:
         """The catalogue entry with its price history and the first and last time a span used it."""
-        # Spans name the model by its canonical id, the catalogue's id (models.canonical).
+        # Spans name the model by its canonical id, the catalogue's id (core.canonical_models).
         used = _s.c.model_id == f"{provider}/{name}"
         async with self._engine.connect() as conn:
             info, history = await _catalogue_entry(conn, provider, name)

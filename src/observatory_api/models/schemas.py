@@ -113,7 +113,9 @@ class ModelUsage(msgspec.Struct, kw_only=True):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float
+    cost_usd: float  # of the priced calls
+    # Successful calls without a cost (no price known, or no usage reported): not in cost_usd.
+    unpriced_calls: int = 0
     latency_ms: LatencyPercentiles
     series: list[UsagePoint] | None
     by_environment: list[UsageBreakdown] = msgspec.field(default_factory=list)

@@ -1,7 +1,7 @@
 """Naming and pricing the model of every span before it is stored.
 
 Each span gets its provider in the GenAI conventions' vocabulary and its canonical model id
-(`models.canonical`), then a cost and the source of that cost (`cost_source`):
+(`core.canonical_models`), then a cost and the source of that cost (`cost_source`):
 
 - `instrumentation`: the cost the instrumentation sent, kept when positive (and a 0 kept when
   no price is known);
@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.models.canonical import CanonicalModel, canonical_model
+from observatory_api.core.canonical_models import CanonicalModel, canonical_model
 from observatory_api.models.price_data import genai_price
 from observatory_api.models.prices import load_price_history
 from observatory_api.models.pricing import PriceHistory, price_usage
@@ -41,7 +41,7 @@ HISTORY_TTL_SECONDS = 60.0
 class CostFiller:
     """Sets the provider, canonical model, cost and cost source of records; the catalogue's price
     history is read at most once per `ttl_seconds` per writer, so a batch costs no query most of
-    the time, and genai-prices lookups are cached per (provider, model) in `models.canonical`."""
+    the time, and genai-prices lookups are cached per (provider, model) in `core.canonical_models`."""
 
     def __init__(
         self, *, ttl_seconds: float = HISTORY_TTL_SECONDS, clock: Callable[[], float] = time.monotonic

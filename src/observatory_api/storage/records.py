@@ -57,7 +57,7 @@ class SpanRecord(msgspec.Struct, kw_only=True):
     input: str | None = None
     output: str | None = None
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
-    # Set by the writer (`storage.costs`): the canonical model (`models.canonical`) and where
+    # Set by the writer (`storage.costs`): the canonical model (`core.canonical_models`) and where
     # `cost_usd` came from ("instrumentation", "catalogue", "genai-prices" or "none").
     model_id: str | None = None
     cost_source: str | None = None

@@ -46,7 +46,9 @@ from observatory_api.storage import SpanRecord, TelemetryWriter
 from tests.conftest import _pg_url, auth_headers, make_settings, run_migration, scratch_database
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
-REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0005_metric_continuous_aggregates.py"
+# 0005 created the aggregates; 0007 recreated those with every dimension over `model_id` and
+# `cost_source`, with 0005's SQL builders: its `aggregates_definition()` is the current one.
+REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0007_canonical_models.py"
 VIEWS = tuple(AGGREGATE_OF_ROLLUP.values())
 FLOAT_SUMS = {f"{measure}_sum" for measure, integer in MEASURES.items() if not integer}
 TIME_BUCKET = (
@@ -58,11 +60,11 @@ EDGE_START = DATASET_END - timedelta(days=3, minutes=7, seconds=30)
 
 
 def load_revision() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("revision_0005", REVISION_FILE)
+    spec = importlib.util.spec_from_file_location("revision_0007", REVISION_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return module.aggregates_definition()  # type: ignore[no-any-return]
 
 
 revision = load_revision()
@@ -219,7 +221,7 @@ async def test_each_aggregate_has_exactly_the_rows_the_writer_put_in_its_rollup_
                     func.sum(minute.c.span_count - minute.c.output_tokens_per_second_count),
                     func.sum(minute.c.span_count - minute.c.time_to_first_token_ms_count),
                     func.sum(minute.c.span_count - minute.c.cost_usd_count),
-                    func.count().filter(minute.c.model.is_(None)),
+                    func.count().filter(minute.c.model_id.is_(None)),
                     func.count().filter(minute.c.finish_reason.is_(None)),
                 )
             )
@@ -445,10 +447,14 @@ async def test_the_revision_does_nothing_on_plain_postgresql_and_sqlite(
             assert found.all() == []
     finally:
         await engine.dispose()
-    # Down and up again on plain PostgreSQL: the downgrade leaves views it did not create alone.
+    # Down and up again on plain PostgreSQL: nothing is created. (The emulation's views go first:
+    # 0007's downgrade drops the `spans` columns they read.)
+    async with emulated_engine.begin() as conn:
+        for view in VIEWS:
+            await conn.exec_driver_sql(f"DROP VIEW {view}")
     await run_migration(emulated_engine, emulated_database, ("downgrade", "0004"), ("upgrade", "head"))
     async with emulated_engine.connect() as conn:
-        assert sorted((await conn.scalars(text(names))).all()) == sorted(VIEWS)
+        assert (await conn.scalars(text(names))).all() == []
     # What `migrate --sql` prints: the aggregates only inside the TimescaleDB branch, nothing on SQLite.
     pg_sql = upgrade_sql(settings, make_url("postgresql://u:p@h:5432/d"))
     branch = pg_sql[pg_sql.index("-- Running upgrade 0004 -> 0005") :]

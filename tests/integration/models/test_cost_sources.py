@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.app import create_app
+from observatory_api.core.canonical_models import canonical_model
 from observatory_api.db.tables import sessions, spans, traces
 from observatory_api.metrics.rollup_tables import metric_rollup_hour as metric_rollup_hour_table
-from observatory_api.models.canonical import canonical_model
 from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.price_data import genai_price
 from observatory_api.models.prices import record_price
@@ -137,6 +137,8 @@ async def test_each_cost_has_its_source_and_unknown_prices_stay_unpriced(
         client.headers.update(auth_headers(settings))
         by_trace = (await client.get(f"/api/v1/traces/{TRACE}")).json()
         by_session = (await client.get(f"/api/v1/sessions/{SESSION}")).json()
+        model = (await client.get("/api/v1/models/openai/gpt-4o-mini")).json()
+        usage = (await client.get("/api/v1/models/openai/gpt-4o-mini/usage", params=window)).json()
         answers = {}
         for source_name in ("raw", "rollup"):
             body = {
@@ -152,6 +154,10 @@ async def test_each_cost_has_its_source_and_unknown_prices_stay_unpriced(
                 for item in response.json()["series"]
             }
     assert by_trace["unpriced_calls"] == by_session["unpriced_calls"] == 2
+    # The model page: every name it was sent under; its usage: requests of all of them, the unpriced one.
+    assert model["snapshots"] == ["gpt-4o-mini", "gpt-4o-mini-2024-07-18"]
+    assert (usage["requests"], usage["errors"], usage["unpriced_calls"]) == (3, 1, 1)
+    assert usage["cost_usd"] == pytest.approx(list_price("openai/gpt-4o-mini"))
     assert answers["raw"] == answers["rollup"]
     assert answers["raw"]["acme/house-model"] == (1, 0.0)
     assert answers["raw"]["openai/gpt-4o-mini"] == (1, pytest.approx(list_price("openai/gpt-4o-mini")))

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.canonical_models import canonical_model
 from observatory_api.db.tables import logs, sessions, spans, traces
 from observatory_api.demo.generator import generate
-from observatory_api.models.canonical import canonical_model
 from observatory_api.storage import LogRecord, SpanRecord, TelemetryWriter
 from observatory_api.storage.context import CONTEXT_COLUMNS
 
@@ -268,9 +268,9 @@ async def test_models_are_distinct_and_sorted_by_code_point(migrated_engine: Asy
     await TelemetryWriter(migrated_engine).write_spans(records)
 
     row = (await stored(migrated_engine, traces, "trace_id"))["a" * 32]
-    # Canonical ids (models.canonical): known families under their maker, others under the provider.
+    # Canonical ids (core.canonical_models): known families under their maker, others under the provider.
     assert row["models"] == [
-        "anthropic/claude-sonnet-4-0",
+        "anthropic/claude-sonnet-4",
         "openai/gpt-4.1",
         "openai/gpt-4.1-mini",
         "openai/gpt-4o",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from genai_prices import Usage
 
-from observatory_api.models.canonical import canonical_model, normalise_provider
+from observatory_api.core.canonical_models import canonical_model, normalise_provider
 from observatory_api.models.price_data import genai_price
 
 

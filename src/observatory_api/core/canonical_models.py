@@ -181,7 +181,7 @@ def _price_lookup(name: str, provider_id: str | None) -> tuple[types.Provider, t
 
 
 _families: dict[tuple[str, str], str] = {}
-_UNDATED = re.compile(r"20\d\d|[-@.]$")
+_NOT_A_FAMILY = re.compile(r"20\d\d|[-@.]$")
 
 
 def _family(info: types.ModelInfo, price_provider: types.Provider) -> str:
@@ -195,7 +195,7 @@ def _family(info: types.ModelInfo, price_provider: types.Provider) -> str:
             {
                 literal
                 for literal in _literals(info.match)
-                if info.id.startswith(literal) and not _UNDATED.search(literal)
+                if info.id.startswith(literal) and not _NOT_A_FAMILY.search(literal)
             },
             key=lambda name: (len(name), name),
         )
