@@ -12,6 +12,7 @@ from litestar.openapi.spec import Components, Tag
 from observatory_api import __version__
 from observatory_api.deps import dependencies
 from observatory_api.errors import exception_handlers
+from observatory_api.exports.controller import ExportController
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController, IngestDisabledController
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> Litestar:
             ModelController,
             MetricController,
             LogController,
+            ExportController,
         ],
         guards=[requires("read")],
     )
@@ -108,6 +110,7 @@ def _openapi(settings: Settings) -> OpenAPIConfig | None:
             Tag(name="models", description="The model catalogue and each model's usage."),
             Tag(name="metrics", description="The metric catalogue and metric queries: groups, buckets, percentiles."),
             Tag(name="logs", description="Logs tied to traces and spans."),
+            Tag(name="export", description="Every matching span, trace or log, streamed as NDJSON or CSV."),
             Tag(name="health", description="Liveness, readiness and health."),
         ],
         components=Components(),

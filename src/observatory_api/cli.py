@@ -1,4 +1,4 @@
-"""`observatory-api`: serve, migrate, seed, summaries rebuild, config check, keys, token, models."""
+"""`observatory-api`: serve, migrate, seed, summaries rebuild, config check, keys, token, models, export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from observatory_api.exports.cli import add_export_commands
 from observatory_api.models.cli import add_model_commands
 from observatory_api.security.cli import DEMO_INGEST_KEY_NAME, add_security_commands, create_demo_key
 from observatory_api.settings import ConfigError, Settings, load_settings, masked
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_config_check)
     add_security_commands(commands)
     add_model_commands(commands)
+    add_export_commands(commands)
     return parser
 
 

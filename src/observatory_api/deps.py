@@ -10,16 +10,25 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from observatory_api.listing import ListFilters
-from observatory_api.logs.repository import LogRepository
+from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
-from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, PLAIN_ID, check_plain, resolve_window
+from observatory_api.query import (
+    HEX_SPAN_ID,
+    HEX_TRACE_ID,
+    PLAIN_ID,
+    check_plain,
+    check_span_id,
+    check_trace_id,
+    resolve_window,
+)
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository
 from observatory_api.traces.repository import TraceRepository
 
 SpanStatus = Literal["ok", "error", "unset"]
+Severity = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 
 def provide_trace_repository(state: State) -> TraceRepository:
@@ -111,6 +120,28 @@ def provide_list_filters(
     )
 
 
+def provide_log_query(
+    settings: NamedDependency[Settings],
+    from_: Annotated[datetime | None, TIME_FROM] = None,
+    to: Annotated[datetime | None, TIME_TO] = None,
+    severity: Annotated[Severity | None, QueryParameter(required=False)] = None,
+    trace_id: Annotated[str | None, TRACE_ID] = None,
+    span_id: Annotated[str | None, SPAN_ID] = None,
+    service: Annotated[str | None, IDENT] = None,
+    q: Annotated[
+        str | None, QueryParameter(required=False, min_length=1, max_length=200, description="Text in the log body.")
+    ] = None,
+) -> LogQuery:
+    """The filters of `GET /logs` and `GET /logs/export`, checked, with the time range."""
+    if trace_id is not None:
+        check_trace_id(trace_id, source="query")
+    if span_id is not None:
+        check_span_id(span_id)
+    check_plain(service, "service")
+    filters = LogFilters(severity=severity, trace_id=trace_id, span_id=span_id, service=service, q=q)
+    return LogQuery(window=resolve_window(from_, to, settings.query), filters=filters)
+
+
 def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
     return {
         "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
@@ -121,4 +152,5 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
         "models": Provide(provide_model_repository, sync_to_thread=False),
         "metric_repository": Provide(provide_metric_repository, sync_to_thread=False),
         "list_filters": Provide(provide_list_filters, sync_to_thread=False),
+        "log_query": Provide(provide_log_query, sync_to_thread=False),
     }

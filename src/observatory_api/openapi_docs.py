@@ -12,7 +12,7 @@ import msgspec
 # Litestar's own Struct schema plugin: it has no option for closed objects.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Link, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec import Link, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from observatory_api.errors import PROBLEM_MEDIA_TYPE, Problem
 from observatory_api.filters import ATTRIBUTE_FIELD, MAX_IN_VALUES, OPS_BY_KIND, field_names
@@ -78,6 +78,23 @@ def linked(**links: Link) -> type[Operation]:
                 answer.links = dict(links)
 
     return LinkedOperation
+
+
+def streamed(media_types: dict[str, str]) -> type[Operation]:
+    """An `operation_class` whose 200 response is a stream in one of `media_types` (media type ->
+    what a line or row holds), instead of the JSON object Litestar would document for a Stream."""
+
+    @dataclass
+    class StreamedOperation(Operation):
+        def __post_init__(self) -> None:
+            answer = (self.responses or {}).get("200")
+            if isinstance(answer, OpenAPIResponse):
+                answer.content = {
+                    media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description=what))
+                    for media_type, what in media_types.items()
+                }
+
+    return StreamedOperation
 
 
 class ClosedStructSchemaPlugin(StructSchemaPlugin):

@@ -35,6 +35,8 @@ class ServerSettings(_Section):
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout_seconds: float = 30.0
+    # A streamed answer (an export) that has started may run this long in all.
+    stream_timeout_seconds: float = 3600.0
 
 
 class DatabaseSettings(_Section):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -60,7 +62,7 @@ def create_engine(
     (the role of create_readonly_role.sql has it on; its grants still decide what it may write).
     """
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15}, json_deserializer=decode_json)
         event.listen(engine.sync_engine, "connect", _sqlite_read_only_on_connect if readonly else _sqlite_on_connect)
         return engine
     server_settings = {
@@ -81,7 +83,17 @@ def create_engine(
         pool_timeout=settings.pool_timeout_seconds,
         pool_pre_ping=True,
         connect_args=connect_args,
+        json_deserializer=decode_json,
     )
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Stored JSON (attributes, events) as read: msgspec decodes it several times faster than
+    `json.loads`; what it refuses (`NaN`, which `json.dumps` writes) goes to `json.loads`."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 async def migrated_owner_engine(settings: DatabaseSettings) -> AsyncEngine:

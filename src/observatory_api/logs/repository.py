@@ -25,6 +25,13 @@ class LogFilters(msgspec.Struct, frozen=True, kw_only=True):
     q: str | None = None
 
 
+class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What `GET /logs` asks: the filters and the time range they apply to."""
+
+    window: TimeWindow
+    filters: LogFilters
+
+
 class LogRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         # A connection is held only while a method runs, and always given back.

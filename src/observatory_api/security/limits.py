@@ -3,7 +3,11 @@ cancelled and answered 503 problem JSON (when nothing was sent yet), never left 
 
 The response start is held back until its first body part and both are sent together, shielded:
 cancelled between the two, granian would have a status without a body and answer a bare 500
-instead of this 503 (REST and GraphQL alike)."""
+instead of this 503 (REST and GraphQL alike).
+
+A streamed answer (an export, whose body comes in parts) has started well within the limit when
+its first part goes out: from then on it may run `server.stream_timeout_seconds` in all, each of
+its reads still bounded by the database's statement timeout."""
 
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ logger = logging.getLogger("observatory_api.security.limits")
 class RequestTimeoutMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, stream_timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
+        self.stream_timeout_seconds = stream_timeout_seconds
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         held: Message | None = None
@@ -42,10 +47,13 @@ class RequestTimeoutMiddleware(ASGIMiddleware):
                     sent = True
                     await send(start)
                     await send(message)
+                if message.get("more_body", False):
+                    deadline.deadline = max(deadline.deadline, started + self.stream_timeout_seconds)
                 return
             await send(message)
 
         failed_while_cancelled = False
+        started = anyio.current_time()
         with anyio.move_on_after(self.timeout_seconds) as deadline:
             try:
                 await next_app(scope, receive, holding)

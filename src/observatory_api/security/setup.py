@@ -68,7 +68,7 @@ def build_security(settings: Settings) -> Security:
     enabled = settings.rate_limit.enabled
     # Outermost first: the time limit covers everything; the rate limit needs the principal.
     middleware: list[Any] = [
-        RequestTimeoutMiddleware(settings.server.request_timeout_seconds),
+        RequestTimeoutMiddleware(settings.server.request_timeout_seconds, settings.server.stream_timeout_seconds),
         DefineMiddleware(
             AuthenticationMiddleware,
             authenticator=authenticator,

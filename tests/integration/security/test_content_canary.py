@@ -403,6 +403,7 @@ def rest_reads(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:
 
 READ_BODIES: dict[str, list[dict[str, Any]]] = {
     "/api/v1/traces/search": [{**WINDOW, "limit": 1000}],
+    "/api/v1/traces/export": [{**WINDOW}],
     "/api/v1/metrics/query": [
         {**WINDOW, "metrics": [{"id": "request_count"}, {"id": "cost_usd"}], "group_by": ["model", "status"]},
         {
@@ -475,6 +476,8 @@ def test_a_viewer_cannot_search_content(canary: Any) -> None:
             search = client.post("/api/v1/traces/search", json={**WINDOW, "filter": condition}, headers=viewer)
             assert search.status_code == 400, (field, op, search.text)
             assert "may not search" in search.json()["detail"]
+            export = client.post("/api/v1/traces/export", json={**WINDOW, "filter": condition}, headers=viewer)
+            assert export.status_code == 400, (field, op, export.text)
             metric = {**WINDOW, "metrics": [{"id": "request_count"}], "filter": condition}
             assert client.post("/api/v1/metrics/query", json=metric, headers=viewer).status_code == 400, (field, op)
     # The same searches find the canary for a developer: the refusals above are not for nothing.

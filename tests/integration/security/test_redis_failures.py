@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from observatory_api.security.store import (
     _HIT_SCRIPT,
+    _TIMEOUTS_BEFORE_COOLDOWN,
     WARM_CONNECTIONS,
     RedisSecurityStore,
     StoreUnavailable,
@@ -103,6 +104,45 @@ async def test_an_error_answer_is_a_failed_call_not_a_down_redis(
     admin.config_set("maxmemory", "0")
     # Tried again at once: no cooldown was started.
     assert await burst(store, 1) == [2]
+
+
+async def test_a_slow_redis_fails_single_calls_and_is_skipped_only_after_five_timeouts_in_a_row(
+    private_redis: PrivateRedis,
+) -> None:
+    redis = store_redis_client(private_redis.url, None, timeout=0.2)
+    store = RedisSecurityStore(redis, "failures", timeout=0.2, cooldown=60.0, first_cooldown=60.0)
+    admin = private_redis.client()
+    try:
+        assert await burst(store, 1) == [1]
+        # Redis holds every command for 10 s: it is up, but answers after the store's timeout.
+        admin.execute_command("CLIENT", "PAUSE", "10000", "ALL")
+        for _ in range(_TIMEOUTS_BEFORE_COOLDOWN):
+            # Each call waits for Redis and gives up on its own (served unlimited by the limiter).
+            with pytest.raises(StoreUnavailable, match="rate_limit failed: TimeoutError"):
+                await store.hit([("failures:bucket", LIMIT)], 60)
+        # Five in a row: Redis counts as down and is skipped without waiting.
+        with pytest.raises(StoreUnavailable, match="moments ago"):
+            await store.hit([("failures:bucket", LIMIT)], 60)
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        await redis.aclose()
+
+
+async def test_one_slow_answer_between_fast_ones_never_starts_a_cooldown(private_redis: PrivateRedis) -> None:
+    redis = store_redis_client(private_redis.url, None, timeout=0.2)
+    store = RedisSecurityStore(redis, "failures", timeout=0.2, cooldown=60.0, first_cooldown=60.0)
+    admin = private_redis.client()
+    try:
+        for counted in range(1, 2 * _TIMEOUTS_BEFORE_COOLDOWN + 1):
+            admin.execute_command("CLIENT", "PAUSE", "1000", "ALL")
+            with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                await store.hit([("failures:bucket", LIMIT)], 60)
+            admin.execute_command("CLIENT", "UNPAUSE")
+            # The next call goes to Redis at once and counts: the timeouts were not in a row.
+            assert (await store.hit([("failures:bucket", LIMIT)], 60)).counts[0].count >= counted
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        await redis.aclose()
 
 
 async def test_prepare_opens_connections_and_loads_the_script_before_the_first_request(

@@ -1,0 +1,138 @@
+"""Export throughput and the server's memory while it streams: a real `serve` (one granian worker)
+over a database seeded with the demo generator, exporting every span of the last 30 days.
+
+    .venv/bin/python bench/export_throughput.py [--traces 25000] [--database postgresql://...] [--formats ndjson csv]
+
+Seeds `--traces` demo traces (about 3.9 spans each) with `observatory-api seed` into a temporary
+SQLite file, or into `--database` (a PostgreSQL URL; created data is kept, `seed` is idempotent),
+creates a developer key, starts the server, and for each format streams `GET /api/v1/spans/export`
+once, counting rows and bytes. Memory is the resident set of the server's processes (granian and
+its worker), sampled every 20 ms: its growth from before the export to the peak during it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import TEST_AUTH  # noqa: E402
+from tests.e2e.server import UNSET, start_server  # noqa: E402
+
+DAYS = 30
+
+
+def cli(workdir: Path, env: dict[str, str], *args: str) -> str:
+    # The secrets start_server gives the server: a key is hashed with SECRET_KEY.
+    secrets = {"JWT_SECRET": TEST_AUTH.jwt_secret or "", "SECRET_KEY": TEST_AUTH.secret_key or ""}
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET} | secrets | env
+    done = subprocess.run(
+        [sys.executable, "-m", "observatory_api", *args], cwd=workdir, env=clean, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def rss_kib(group: int) -> int:
+    """Resident memory of every process in the server's process group."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getpgid(int(pid)) != group:
+                continue
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+def export_once(base: str, key: str, fmt: str, group: int, encoding: str) -> tuple[int, int, float, int]:
+    """Rows, bytes as sent, seconds and the server's RSS growth (KiB) of one whole export."""
+    now = datetime.now(UTC)
+    params = {"from": (now - timedelta(days=DAYS, hours=1)).isoformat(), "to": now.isoformat(), "format": fmt}
+    headers = {"X-API-Key": key, "Accept-Encoding": encoding}
+    before = rss_kib(group)
+    peak = [before]
+    running = True
+
+    def sample() -> None:
+        while running:
+            peak[0] = max(peak[0], rss_kib(group))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    parts: list[bytes] = []
+    started = time.perf_counter()
+    try:
+        with httpx.stream("GET", f"{base}/api/v1/spans/export", params=params, headers=headers, timeout=600) as answer:
+            assert answer.status_code == 200, answer.read()
+            assert answer.headers.get("content-encoding", "identity") == encoding, answer.headers
+            parts.extend(answer.iter_raw())  # as sent; decoded after the clock stops
+    finally:
+        running = False
+        sampler.join()
+    elapsed = time.perf_counter() - started
+    body = b"".join(parts)
+    text = gzip.decompress(body) if encoding == "gzip" else body
+    return count_rows(text, fmt), len(body), elapsed, peak[0] - before
+
+
+def count_rows(text: bytes, fmt: str) -> int:
+    if fmt == "csv":  # quoted fields hold newlines: count records, less the header
+        return sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1
+    return text.count(b"\n")
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(args.workdir or folder)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "api-config.yml").write_text("rate_limit:\n  enabled: false\n")
+        env = {"DATABASE_URL": args.database} if args.database else {}
+        if not args.skip_seed:
+            started = time.perf_counter()
+            cli(workdir, env, "migrate")
+            cli(workdir, env, "seed", "--traces", str(args.traces), "--days", str(DAYS))
+            print(f"seeded {args.traces:,} traces in {time.perf_counter() - started:.0f} s")
+        created = cli(workdir, env, "keys", "create", "--name", "bench", "--role", "developer")
+        key = re.search(r"obs_\S+", created)
+        assert key, created
+        with start_server(workdir, workers=1, env=env) as server:
+            for fmt in args.formats:
+                for encoding in args.encodings:
+                    rows, size, elapsed, growth = export_once(
+                        server.base, key.group(0), fmt, server.process.pid, encoding
+                    )
+                    speed = f"{size / 1e6:.1f} MB in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s"
+                    print(f"{fmt} {encoding}: {rows:,} spans, {speed}; server RSS growth {growth / 1024:.1f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traces", type=int, default=25_000)
+    parser.add_argument("--database", help="a PostgreSQL URL; default a SQLite file in a temporary folder")
+    parser.add_argument("--workdir", help="keep the SQLite file and config here (default a temporary folder)")
+    parser.add_argument("--skip-seed", action="store_true", help="the database already holds the data")
+    parser.add_argument("--encodings", nargs="+", default=["identity", "gzip"], choices=["identity", "gzip"])
+    parser.add_argument("--formats", nargs="+", default=["ndjson", "csv"], choices=["ndjson", "csv"])
+    main(parser.parse_args())

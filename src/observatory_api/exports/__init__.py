@@ -1,0 +1,1 @@
+"""Bulk export of spans, traces and logs: streamed in pages, in NDJSON or CSV."""

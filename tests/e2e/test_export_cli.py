@@ -1,0 +1,142 @@
+"""`observatory-api export` against `serve --demo` under granian: the file holds what the list
+endpoint lists, a connection dropped mid-export is resumed, and a bad filter is one line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import RunningServer, free_port, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
+    with start_server(tmp_path_factory.mktemp("serve_export"), workers=1, demo_traces=300) as running:
+        match = re.search(r"demo API key \(developer\): (obs_\S+)", running.log.read_text())
+        assert match, running.log.read_text()
+        yield running, match.group(1)
+
+
+def window() -> list[str]:
+    now = datetime.now(UTC)
+    return ["--from", (now - timedelta(days=30, hours=1)).isoformat(), "--to", now.isoformat()]
+
+
+def run_export(url: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "observatory_api", "export", *args, "--url", url]
+    env = {**os.environ, "OBSERVATORY_API_KEY": key}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def listed(server: RunningServer, key: str, params: dict[str, str]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    query = {**params, "limit": "1000"}
+    for _ in range(100):
+        page = httpx.get(f"{server.base}/api/v1/spans", params=query, headers={"X-API-Key": key}, timeout=30).json()
+        rows.extend(page["data"])
+        if not page["has_more"]:
+            return rows
+        query["cursor"] = page["next_cursor"]
+    raise AssertionError("pagination did not end")
+
+
+def test_the_file_holds_every_span_the_list_holds(server: tuple[RunningServer, str], tmp_path: Path) -> None:
+    running, key = server
+    out = tmp_path / "llm.ndjson"
+    args = window()
+    done = run_export(running.base, key, "spans", *args, "--filter", "kind=llm", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = listed(running, key, {"from": args[1], "to": args[3], "kind": "llm", "sort": "start_time"})
+    assert len(expected) > 100
+    assert exported == expected
+    assert f"exported {len(expected):,} spans" in done.stderr
+
+
+def test_a_bad_filter_is_one_line_naming_it(server: tuple[RunningServer, str]) -> None:
+    running, key = server
+    done = run_export(running.base, key, "spans", "--filter", "kind=robot")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "400" in done.stderr and "kind" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class CuttingProxy:
+    """Forwards connections to `upstream`; the first answer is cut after `cut` bytes."""
+
+    def __init__(self, upstream: int, cut: int) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self._upstream, self._cut = upstream, cut
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            limit = self._cut if self.connections == 1 else None
+            threading.Thread(target=self._pipe, args=(client, limit), daemon=True).start()
+
+    def _pipe(self, client: socket.socket, limit: int | None) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self._upstream))
+        threading.Thread(target=self._copy, args=(client, upstream, None), daemon=True).start()
+        self._copy(upstream, client, limit)
+
+    @staticmethod
+    def _copy(source: socket.socket, target: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while data := source.recv(65536):
+                if limit is not None and sent + len(data) > limit:
+                    target.sendall(data[: limit - sent])
+                    break
+                target.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
+    server: tuple[RunningServer, str], tmp_path: Path
+) -> None:
+    running, key = server
+    args = window()
+    whole = tmp_path / "whole.ndjson"
+    assert run_export(running.base, key, "spans", *args, "--output", str(whole)).returncode == 0
+    size = whole.stat().st_size
+    assert size > 300_000
+    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=size // 3)
+    try:
+        resumed = tmp_path / "resumed.ndjson"
+        done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert proxy.connections == 2
+    assert resumed.read_bytes() == whole.read_bytes()
