@@ -127,28 +127,30 @@ def the_spans(transport: int) -> list[ReadableSpan]:
 
 
 def deliver_across_a_restart(server: Restartable, exporter: SpanExporter, spans: list[ReadableSpan]) -> None:
-    """Half the batches, then the server stops; the exporter goes on (its next export retries
-    while the server is down) and the server starts again on the same ports."""
+    """Half the batches, then the server stops; once it is down the exporter goes on (its next
+    export meets no server and retries) and the server starts again on the same ports."""
     batches = [spans[i : i + BATCH] for i in range(0, len(spans), BATCH)]
     half = len(batches) // 2
-    halfway, results = threading.Event(), []
+    halfway, down = threading.Event(), threading.Event()
+    results: list[SpanExportResult] = []
 
     def send() -> None:
         for number, batch in enumerate(batches):
             if number == half:
                 halfway.set()
-                time.sleep(0.5)  # the server is stopping now: this export meets it down
+                down.wait(timeout=120)
             results.append(exporter.export(batch))
 
     sender = threading.Thread(target=send)
     sender.start()
     assert halfway.wait(timeout=120)
     server.stop()
+    down.set()
     time.sleep(2)
     server.start()
     sender.join(timeout=EXPORT_TIMEOUT * 2)
     assert not sender.is_alive()
-    assert results == [SpanExportResult.SUCCESS] * len(batches)
+    assert results == [SpanExportResult.SUCCESS] * len(batches), results
 
 
 async def stored(url: str, transport: int) -> tuple[set[tuple[str, str]], list[tuple[int, int]]]:

@@ -17,7 +17,6 @@ and the kernel spreads connections across them, as it does for the HTTP port.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -91,6 +90,17 @@ class Refusal(Exception):
         )
 
 
+def _unexpected(signal: Signal, exc: Exception) -> Refusal:
+    """A database outage (the key lookup or the write) is UNAVAILABLE with RetryInfo; anything
+    else INTERNAL, logged with its traceback."""
+    problem = database_problem(exc)
+    if problem is None:
+        logger.error("gRPC export failed", exc_info=exc, extra={"signal": signal})
+        return Refusal(grpc.StatusCode.INTERNAL, "internal error")
+    logger.warning("database error answered with UNAVAILABLE", exc_info=exc, extra={"signal": signal})
+    return Refusal(grpc.StatusCode.UNAVAILABLE, problem[2], DATABASE_RETRY_SECONDS)
+
+
 def refusal_of(error: DomainError) -> Refusal:
     code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
     retry_after = error.headers.get("Retry-After")
@@ -105,42 +115,37 @@ class OtlpGrpcIngest:
         self._state: State = app.state
 
     async def _call(self, signal: Signal, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            principal = await self._authenticate(signal, context)
-            await self._rate_limit(signal, context, principal)
-            return await self._export(signal, body)
+            try:
+                principal = await self._authenticate(signal, context)
+                await self._rate_limit(signal, context, principal)
+                return await self._export(signal, body)
+            except Refusal:
+                raise
+            except otlp.MalformedExport as exc:
+                raise refusal_of(refused(signal, "malformed", InvalidInput(str(exc)))) from None
+            except DomainError as error:
+                raise refusal_of(error) from None
+            except Exception as exc:
+                raise _unexpected(signal, exc) from None
         except Refusal as refusal:
             code = refusal.code
             await context.abort(refusal.code, refusal.detail, trailing_metadata=refusal.trailing_metadata())
             raise  # abort raises; this line is never reached
         finally:
             ingest_grpc_requests_total.labels(signal=signal, code=code.name).inc()
-            logger.debug("grpc export", extra={"signal": signal, "ms": (time.perf_counter() - started) * 1000})
 
     async def _export(self, signal: Signal, body: bytes) -> bytes:
         limit = max_decompressed_bytes(self._state.settings)
         if len(body) > limit:
             detail = f"the decompressed message exceeds {limit} bytes (ingest.max_decompressed_bytes)"
             raise refusal_of(refused(signal, "too_large", PayloadTooLarge(detail)))
-        try:
-            if signal == "metrics":
-                points = otlp_metrics.points_in_protobuf(body)
-                return otlp_metrics.discard(points).SerializeToString()
-            result = await export(self._state, signal, body, otlp.PROTOBUF)
-            return response_message(signal, result).SerializeToString()
-        except otlp.MalformedExport as exc:
-            raise refusal_of(refused(signal, "malformed", InvalidInput(str(exc)))) from None
-        except DomainError as error:
-            raise refusal_of(error) from None
-        except Exception as exc:
-            problem = database_problem(exc)
-            if problem is None:
-                logger.exception("gRPC export failed", extra={"signal": signal})
-                raise Refusal(grpc.StatusCode.INTERNAL, "internal error") from None
-            logger.warning("database error answered with UNAVAILABLE", exc_info=exc, extra={"signal": signal})
-            raise Refusal(grpc.StatusCode.UNAVAILABLE, problem[2], DATABASE_RETRY_SECONDS) from None
+        if signal == "metrics":
+            points = otlp_metrics.points_in_protobuf(body)
+            return otlp_metrics.discard(points).SerializeToString()
+        result = await export(self._state, signal, body, otlp.PROTOBUF)
+        return response_message(signal, result).SerializeToString()
 
     async def _authenticate(self, signal: Signal, context: grpc.aio.ServicerContext) -> Principal:
         metadata = {key.lower(): value for key, value in context.invocation_metadata() or () if isinstance(value, str)}

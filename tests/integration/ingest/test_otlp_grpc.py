@@ -221,3 +221,26 @@ async def test_busy_write_slots_answer_unavailable_with_retry_info_and_drain_at_
         rows = await stored_spans(database, first_id.hex())
         assert len(rows) == 1
         assert await stored_spans(database, second_id.hex()) == []
+
+
+async def test_a_write_the_database_does_not_finish_in_time_is_unavailable_then_retried(pg_template: str) -> None:
+    from tests.conftest import _pg_url, scratch_database, table_locked
+
+    async with scratch_database(pg_template, label="grpcslow") as name:
+        database = DatabaseSettings(url=_pg_url(name), statement_timeout_ms=300)
+        settings = grpc_settings(database)
+        key = await asyncio.to_thread(create_key, settings, role="ingest")
+        trace_id = new_trace_id()
+        body = trace_request([span(trace_id, 0)]).SerializeToString()
+        metadata = (("x-api-key", key),)
+        with TestClient(create_app(settings)) as client:
+            target = f"127.0.0.1:{client.app.state.grpc_port}"
+            async with table_locked(name, "spans", "SHARE"):  # writes wait, reads go on
+                code, error = await asyncio.to_thread(call_export, target, body, metadata)
+            assert code == grpc.StatusCode.UNAVAILABLE, error
+            retry = dict(error.trailing_metadata())["google.rpc.retryinfo-bin"]
+            assert error_details_pb2.RetryInfo.FromString(retry).retry_delay.seconds == 5
+            assert await stored_spans(database, trace_id.hex()) == []
+            code, _ = await asyncio.to_thread(call_export, target, body, metadata)
+        assert code == grpc.StatusCode.OK
+        assert len(await stored_spans(database, trace_id.hex())) == 1
