@@ -107,7 +107,7 @@ class TraceRepository:
         """Every span of each trace (flat, in start order), by trace id, in two statements."""
         spans = tables.spans
         rows = await self._rows_by_trace(
-            select(*span_columns(allow_content=allow_content)).select_from(spans),
+            select(*span_columns(allow_content=allow_content)),
             spans.c.start_time,
             timedelta(0),
             trace_ids,
@@ -123,7 +123,7 @@ class TraceRepository:
         """The logs of each trace, in time order, by trace id, in two statements."""
         logs = tables.logs
         rows = await self._rows_by_trace(
-            select(*log_columns(allow_content=allow_content)).select_from(logs),
+            select(*log_columns(allow_content=allow_content)),
             logs.c.time,
             TRACE_LOG_MARGIN,
             trace_ids,
