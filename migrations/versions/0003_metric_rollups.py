@@ -95,7 +95,7 @@ def _backfill() -> None:
     # until the transaction ends, and PostgreSQL then refuses a later revision's ALTER TABLE spans.
     if bind.execute(sa.select(spans.c.trace_id).limit(1)).first() is None:
         return
-    # The aggregation code is today's: once a later revision changed the rollups' columns (0007:
+    # The aggregation code is today's: once a later revision changed the rollups' columns (0008:
     # `model_id` and `cost_source` for `model`), it cannot fill this revision's tables. That
     # revision rebuilds the rollups from `spans` itself, so nothing is lost on the way to head.
     from observatory_api.metrics.rollup_tables import ROLLUPS as CURRENT

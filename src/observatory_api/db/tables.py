@@ -70,7 +70,7 @@ spans = Table(
     Column("output", Text),
     Column("attributes", JSONDocument, nullable=False),
     # The canonical model (`core.canonical_models`; `model` is the name as sent) and where `cost_usd`
-    # came from (`storage.costs`); migration 0007 added them.
+    # came from (`storage.costs`); migration 0008 added them.
     Column("model_id", String(300)),
     Column("cost_source", String(16)),
     # A TimescaleDB hypertable needs the time column in every unique index.
@@ -110,7 +110,7 @@ traces = Table(
     # Which context columns some span names, and which some span with a parent misses
     # (storage.context.context_bits); 255, "all of them", until the trace is next refreshed.
     Column("context_bits", SmallInteger, nullable=False, server_default=text("255")),
-    # Model calls without a cost (unknown price or usage): `cost_usd` leaves them out (0007).
+    # Model calls without a cost (unknown price or usage): `cost_usd` leaves them out (0008).
     Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("trace_id"),
     Index(None, "start_time", "trace_id"),

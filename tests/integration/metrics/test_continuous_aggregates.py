@@ -46,9 +46,9 @@ from observatory_api.storage import SpanRecord, TelemetryWriter
 from tests.conftest import _pg_url, auth_headers, make_settings, run_migration, scratch_database
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
-# 0005 created the aggregates; 0007 recreated those with every dimension over `model_id` and
+# 0005 created the aggregates; 0008 recreated those with every dimension over `model_id` and
 # `cost_source`, with 0005's SQL builders: its `aggregates_definition()` is the current one.
-REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0007_canonical_models.py"
+REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0008_canonical_models.py"
 VIEWS = tuple(AGGREGATE_OF_ROLLUP.values())
 FLOAT_SUMS = {f"{measure}_sum" for measure, integer in MEASURES.items() if not integer}
 TIME_BUCKET = (
@@ -60,7 +60,7 @@ EDGE_START = DATASET_END - timedelta(days=3, minutes=7, seconds=30)
 
 
 def load_revision() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("revision_0007", REVISION_FILE)
+    spec = importlib.util.spec_from_file_location("revision_0008", REVISION_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -448,7 +448,7 @@ async def test_the_revision_does_nothing_on_plain_postgresql_and_sqlite(
     finally:
         await engine.dispose()
     # Down and up again on plain PostgreSQL: nothing is created. (The emulation's views go first:
-    # 0007's downgrade drops the `spans` columns they read.)
+    # 0008's downgrade drops the `spans` columns they read.)
     async with emulated_engine.begin() as conn:
         for view in VIEWS:
             await conn.exec_driver_sql(f"DROP VIEW {view}")

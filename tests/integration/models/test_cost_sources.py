@@ -1,6 +1,6 @@
 """Where costs come from, on SQLite and PostgreSQL: the catalogue before genai-prices, an
 instrumentation's positive cost kept and its 0 re-priced, unknown prices left NULL and counted as
-unpriced in the trace and session summaries and the metrics, and migration 0007's backfill."""
+unpriced in the trace and session summaries and the metrics, and migration 0008's backfill."""
 
 from __future__ import annotations
 

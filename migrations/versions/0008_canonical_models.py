@@ -14,8 +14,8 @@ writer now prices them (catalogue first, then genai-prices), the others without 
 recorded). The rollup tables are emptied and rebuilt from `spans`, the trace and session summaries
 recomputed; on TimescaleDB the continuous aggregates with every dimension are recreated.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -214,6 +214,8 @@ def _rebuild_summaries() -> None:
     from observatory_api.db.tables import spans, traces
     from observatory_api.storage.summaries import IDS, refresh_sessions, refresh_traces
 
+    # Today's summary statements write every column of today's `traces`: the revisions before
+    # this one must have created them all (context_bits comes first, in 0007, for this reason).
     bind = op.get_bind()
     dialect_name = bind.dialect.name
     trace_ids = list(bind.scalars(sa.select(spans.c.trace_id).distinct()))

@@ -6,8 +6,8 @@ with the trace's summary before adding spans, and looks up stored parents or chi
 they can hold or take something. Existing rows get 255 ("everything named, everything missing"):
 their next write looks everything up, and the refresh then stores the real bits.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
