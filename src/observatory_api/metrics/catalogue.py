@@ -83,6 +83,8 @@ class Metric:
     value: Callable[[Any], ColumnElement[Any]] | None = None
     column: str | None = None
     integer: bool = False
+    # Dimensions `condition` reads besides kind and status: a rollup without them cannot answer.
+    condition_dimensions: tuple[str, ...] = ()
 
     @property
     def model_calls_only(self) -> bool:
@@ -208,6 +210,7 @@ METRICS: dict[str, Metric] = {
             aggregations=("count",),
             default_aggregation="count",
             condition=unpriced_model_call,
+            condition_dimensions=("cost_source",),
         ),
         Metric(
             id="output_tokens_per_second",

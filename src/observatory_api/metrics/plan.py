@@ -220,8 +220,10 @@ def rollup_blocker(plan: Plan) -> tuple[str, str] | None:
 
 def rollup_for(plan: Plan, grain: str) -> Rollup:
     """The rollup of `grain` with the fewest dimensions that still holds every dimension the
-    query groups or filters by (status and kind are always needed: metrics select by them)."""
+    query groups or filters by (status and kind are always needed: metrics select by them), and
+    every dimension a selected metric's condition reads."""
     needed = {"status", "kind", *plan.group_by}
+    needed.update(d for s in plan.selections for d in s.metric.condition_dimensions)
     if plan.filter_node is not None:
         needed.update(_split_field(c.field)[0] for c in _conditions(plan.filter_node))
     candidates = [r for r in ROLLUPS if r.grain == grain and needed <= set(r.dimensions)]

@@ -365,3 +365,19 @@ def test_by_minute_rollups_agree_with_raw(client: TestClient, group_by: list[str
             assert (exact is None) == (b["values"]["latency_ms_p95"] is None)
             if exact is not None:
                 assert abs(b["values"]["latency_ms_p95"] - exact) <= ALPHA * exact + 1e-9
+
+
+def test_a_metric_reading_cost_source_is_answered_by_minute_without_groups(client: TestClient) -> None:
+    # unpriced_calls' condition reads cost_source, which the overall minute rollup (status and
+    # kind) lacks: the full minute rollup answers, equal to raw spans per minute.
+    busiest = max(dataset.spans(), key=lambda s: s.start_time).start_time
+    end = busiest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=6)
+    body = {"from": start.isoformat(), "to": end.isoformat(), "interval": "minute", "metrics": [{"id": "unpriced_calls"}]}
+    raw = query(client, {**body, "source": "raw"})
+    rolled = query(client, body)
+    assert rolled["source"] == "rollup_minute"
+    wanted = value("unpriced_calls", "count", in_window(start, end))
+    assert raw["totals"]["unpriced_calls_count"] == rolled["totals"]["unpriced_calls_count"] == wanted
+    raw_points = [p["values"]["unpriced_calls_count"] for p in raw["series"][0]["points"]]
+    assert raw_points == [p["values"]["unpriced_calls_count"] for p in rolled["series"][0]["points"]]
