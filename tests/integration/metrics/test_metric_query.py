@@ -373,7 +373,12 @@ def test_a_metric_reading_cost_source_is_answered_by_minute_without_groups(clien
     busiest = max(dataset.spans(), key=lambda s: s.start_time).start_time
     end = busiest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(hours=6)
-    body = {"from": start.isoformat(), "to": end.isoformat(), "interval": "minute", "metrics": [{"id": "unpriced_calls"}]}
+    body = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "interval": "minute",
+        "metrics": [{"id": "unpriced_calls"}],
+    }
     raw = query(client, {**body, "source": "raw"})
     rolled = query(client, body)
     assert rolled["source"] == "rollup_minute"
