@@ -1,4 +1,4 @@
-"""The README's quickstarts, run as written: each block marked `<!-- quickstart: NAME -->` gives
+"""The quickstarts of docs/ingest.md, run as written: each block marked `<!-- quickstart: NAME -->` gives
 the environment (its `export` lines) and the program (the Python block after it). The program
 runs in its own interpreter with that environment, pointed at a real `observatory-api serve` (the
 endpoint and key substituted) and at the fake OpenAI server (`OPENAI_BASE_URL`); the spans it
@@ -29,7 +29,7 @@ from tests.instrumentations.fake_openai import FakeOpenAI
 from tests.integration.ingest.conftest import IngestServer, ingest_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.e2e
-README = Path(__file__).resolve().parents[2] / "README.md"
+INGEST_DOC = Path(__file__).resolve().parents[2] / "docs" / "ingest.md"
 QUICKSTART = re.compile(
     r"<!-- quickstart: (?P<name>[\w-]+) -->\n```bash\n(?P<bash>.*?)```\n\n```python\n(?P<python>.*?)```", re.S
 )
@@ -55,7 +55,7 @@ class Quickstart:
 
 def quickstarts() -> dict[str, Quickstart]:
     found = {}
-    for match in QUICKSTART.finditer(README.read_text(encoding="utf-8")):
+    for match in QUICKSTART.finditer(INGEST_DOC.read_text(encoding="utf-8")):
         env, pip, command = {}, [], None
         for line in match["bash"].splitlines():
             if line.startswith("pip install "):
@@ -89,7 +89,7 @@ def fresh_environment(directory: Path, packages: list[str]) -> Path:
     return bin_dir
 
 
-def test_the_readme_marks_every_tested_quickstart() -> None:
+def test_the_ingest_page_marks_every_tested_quickstart() -> None:
     assert set(quickstarts()) == set(TESTED)
 
 

@@ -29,7 +29,7 @@ DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-# The metric names the service documents (README, Monitoring), as a scrape shows them: a counter
+# The metric names the service documents (docs/monitoring.md), as a scrape shows them: a counter
 # is exposed with `_total` (rate_limit_requests_allowed too), a histogram as its base name here.
 DOCUMENTED_METRICS = frozenset(
     {

@@ -4,7 +4,7 @@ GenAI semantic conventions (current and deprecated names), OpenInference, OpenLL
 its association properties and indexed prompt attributes), OpenLIT, Langfuse's OTel attributes
 (current and older spellings) and the Vercel AI SDK's telemetry metadata. The first key present
 wins; every attribute not used for a column is kept in `attributes`, and resource attributes other
-than service and environment under `attributes["resource"]`. The README's attribute mapping table
+than service and environment under `attributes["resource"]`. The attribute mapping table of docs/ingest.md
 lists these keys per instrumentation (a test keeps the two in step). A user, session, environment
 or tags missing on a span is taken from its nearest ancestor by the writer (`storage.context`).
 """
