@@ -210,6 +210,7 @@ ENV_KEYS: dict[str, str] = {
     "API_PORT": "server.port",
     "API_WORKERS": "server.workers",
     "API_METRICS_PORT": "server.metrics_port",
+    "API_TRUSTED_PROXIES": "server.trusted_proxies",
     "DATABASE_URL": "database.url",
     "DB_READONLY_USER": "database.readonly_user",
     "DB_READONLY_PASSWORD": "database.readonly_password",

@@ -1,10 +1,8 @@
 """Debian's nginx as the load balancer in front of several `serve` instances, for the end-to-end
 tests: its own prefix, configuration and logs in a temporary folder, on a free port of 127.0.0.1.
 
-The configuration is the one docs/scaling.md recommends: round robin over the instances with
-keep-alive connections, and a request that could not reach an instance (refused, reset before an
-answer, 502/503) passed to the next one, POSTs included: an OTLP export that no instance answered
-was not stored (a span stored twice is refused by its (trace_id, span_id) anyway)."""
+Round robin over the instances, with the proxy settings compose deploys
+(deploy/nginx/observatory-proxy.conf, included as is)."""
 
 from __future__ import annotations
 
@@ -24,6 +22,8 @@ import pytest
 from tests.e2e.server import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# The proxy settings compose deploys (deploy/nginx/nginx.conf includes the same file).
+PROXY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "observatory-proxy.conf"
 UPSTREAM_LOG = "upstream.log"
 
 CONFIG = """\
@@ -40,7 +40,6 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    client_max_body_size 16m;
     upstream observatory {{
 {servers}
         keepalive 32;
@@ -49,14 +48,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://observatory;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-            proxy_next_upstream_tries 3;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 60s;
+            include {proxy_conf};
         }}
     }}
 }}
@@ -78,7 +70,9 @@ def nginx_config(prefix: Path, port: int, upstream_ports: Sequence[int]) -> str:
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstream_ports)
     # As root nginx hands its workers to `nobody`, who cannot enter pytest's private folders.
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return CONFIG.format(user=user, prefix=prefix, upstream_log=UPSTREAM_LOG, servers=servers, port=port)
+    return CONFIG.format(
+        user=user, prefix=prefix, upstream_log=UPSTREAM_LOG, servers=servers, port=port, proxy_conf=PROXY_CONF
+    )
 
 
 @contextlib.contextmanager
