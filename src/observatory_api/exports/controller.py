@@ -29,6 +29,7 @@ from observatory_api.exports.formats import (
 )
 from observatory_api.exports.otlp import logs_request, trace_request
 from observatory_api.exports.paging import DerivedPage, Fetch, Page, resume_cursor, stream_pages
+from observatory_api.exports.parquet import ParquetPageWriter
 from observatory_api.exports.repository import ExportKeyRepository
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogQuery, LogRepository
@@ -47,8 +48,9 @@ from observatory_api.traces.search import search_traces
 FORMAT = QueryParameter(
     name="format",
     required=False,
-    description="`ndjson`, `csv` or `otlp-json` (OTLP/JSON export requests, one per line, that "
-    "`/v1/traces` or `/v1/logs` take back); default from `Accept` (`text/csv`), else NDJSON.",
+    description="`ndjson`, `csv`, `otlp-json` (OTLP/JSON export requests, one per line, that "
+    "`/v1/traces` or `/v1/logs` take back) or `parquet` (with the server's `[parquet]` extra); "
+    "default from `Accept` (`text/csv`, `application/vnd.apache.parquet`), else NDJSON.",
 )
 _SORT_KEYS = {"start_time": "start_time", "duration": "duration_ms", "cost": "cost_usd"}
 
@@ -63,6 +65,8 @@ def _documented(record: str) -> Any:
             MEDIA_TYPES["ndjson"]: f"One JSON object per line: a {record}, as its list endpoint returns it "
             "(with `format=otlp-json`: one OTLP/JSON export request per line).",
             MEDIA_TYPES["csv"]: f"A header row, then one row per {record}; objects and lists as JSON text.",
+            MEDIA_TYPES["parquet"]: f"A Parquet file, one row per {record}, a row group per 1,000 rows; "
+            "objects as JSON text.",
         }
     )
 
@@ -284,6 +288,8 @@ async def _stream(
         if otlp is None:  # pragma: no cover - every resource has an OTLP form
             raise InvalidInput.field("format", f"{resource} have no OTLP form", "query")
         writer = otlp
+    elif fmt == "parquet":
+        writer = ParquetPageWriter(record)
     else:
         writer = RowWriter(fmt, record.__struct_fields__)
     # The first page is read before the answer starts: a bad filter or cursor is still a 400.

@@ -12,27 +12,31 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-ExportFormat = Literal["ndjson", "csv", "otlp-json"]
+ExportFormat = Literal["ndjson", "csv", "otlp-json", "parquet"]
 
 MEDIA_TYPES: dict[ExportFormat, str] = {
     "ndjson": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
     "otlp-json": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
 }
 _EXTENSIONS: dict[ExportFormat, str] = {
     "ndjson": "ndjson",
     "csv": "csv",
     "otlp-json": "otlp.ndjson",
+    "parquet": "parquet",
 }
 _encoder = msgspec.json.Encoder()
 
 
 def choose_format(asked: ExportFormat | None, accept: str | None) -> ExportFormat:
-    """`format=` wins; else `text/csv` in `Accept` means CSV; anything else NDJSON."""
+    """`format=` wins; else `text/csv` or Parquet's media type in `Accept`; anything else NDJSON."""
     if asked is not None:
         return asked
     if accept and "text/csv" in accept:
         return "csv"
+    if accept and MEDIA_TYPES["parquet"] in accept:
+        return "parquet"
     return "ndjson"
 
 
@@ -42,7 +46,7 @@ def attachment_name(resource: str, fmt: ExportFormat) -> str:
 
 class PageWriter(Protocol):
     """Encodes an export page by page; `finish()` is what ends it (the CSV header of an empty
-    export)."""
+    export, the Parquet footer)."""
 
     def page(self, records: Sequence[Any]) -> bytes: ...
     def finish(self) -> bytes: ...
