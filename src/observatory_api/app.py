@@ -14,6 +14,7 @@ from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
 from observatory_api.errors import exception_handlers
 from observatory_api.exports.controller import ExportController
+from observatory_api.exports.encoding import COMPRESSES_ITSELF
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController, IngestDisabledController
@@ -78,7 +79,8 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=exception_handlers(),
         before_request=check_request_parameters,
         before_send=[add_request_id_header, *security.before_send],
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        # Exports compress themselves (zstd or gzip, exports/encoding.py).
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude_opt_key=COMPRESSES_ITSELF),
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
         request_class=ApiRequest,
