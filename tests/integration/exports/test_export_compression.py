@@ -10,7 +10,7 @@ import zstandard
 from litestar.testing import TestClient
 
 
-def raw(client: TestClient, params: dict[str, Any], accept_encoding: str) -> tuple[dict[str, str], bytes]:
+def raw(client: TestClient[Any], params: dict[str, Any], accept_encoding: str) -> tuple[dict[str, str], bytes]:
     """The answer's headers and its body as sent, undecoded."""
     with client.stream(
         "GET", "/api/v1/spans/export", params=params, headers={"Accept-Encoding": accept_encoding}
@@ -31,7 +31,7 @@ def raw(client: TestClient, params: dict[str, Any], accept_encoding: str) -> tup
     ],
 )
 def test_an_export_is_compressed_as_the_client_accepts_and_decodes_to_the_plain_rows(
-    client: TestClient, full_range: dict, accept_encoding: str, expected: str | None
+    client: TestClient[Any], full_range: dict[str, str], accept_encoding: str, expected: str | None
 ) -> None:
     params = full_range
     plain_headers, plain = raw(client, params, "identity")
@@ -52,7 +52,9 @@ def test_an_export_is_compressed_as_the_client_accepts_and_decodes_to_the_plain_
         assert len(body) < len(plain) / 3
 
 
-def test_the_first_page_arrives_before_the_compressed_export_ends(client: TestClient, full_range: dict) -> None:
+def test_the_first_page_arrives_before_the_compressed_export_ends(
+    client: TestClient[Any], full_range: dict[str, str]
+) -> None:
     """Each page is flushed: the first chunk received decodes to whole rows on its own."""
     with client.stream("GET", "/api/v1/spans/export", params=full_range, headers={"Accept-Encoding": "zstd"}) as answer:
         first = next(answer.iter_raw())

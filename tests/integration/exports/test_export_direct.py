@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -31,7 +32,7 @@ def cli_env(database: DatabaseSettings, cwd: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize(("resource", "fmt"), [("spans", "ndjson"), ("logs", "otlp-json"), ("traces", "parquet")])
 def test_a_direct_export_equals_the_http_export(
-    client: TestClient,
+    client: TestClient[Any],
     backend: str,
     seeded_databases: dict[str, DatabaseSettings],
     full_range: dict[str, str],

@@ -15,14 +15,14 @@ from tests.integration.api.test_export import export
 ROLES = {"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000, "ingest": 1_000_000}
 
 
-def otlp_lines(client: TestClient, path: str, params: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
+def otlp_lines(client: TestClient[Any], path: str, params: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
     response = client.get(path, params={**params, "format": "otlp-json"}, **kwargs)
     assert response.status_code == 200, response.text
     assert 'filename="' in response.headers["content-disposition"]
     return [json.loads(line) for line in response.text.splitlines()]
 
 
-def reimported(database: DatabaseSettings, path: str, lines: list[dict[str, Any]]) -> TestClient:
+def reimported(database: DatabaseSettings, path: str, lines: list[dict[str, Any]]) -> TestClient[Any]:
     """A client of an app with ingest on over `database`, after posting `lines` to `path`."""
     settings = make_settings(database, features=FeatureSettings(ingest=True), rate_limit=RateLimitSettings(roles=ROLES))
     client = TestClient(create_app(settings), raise_server_exceptions=False)
@@ -40,7 +40,7 @@ def reimported(database: DatabaseSettings, path: str, lines: list[dict[str, Any]
 
 
 def test_otlp_span_export_is_grouped_requests_that_reimport_as_the_same_spans(
-    client: TestClient, full_range: dict[str, str], empty_database: DatabaseSettings
+    client: TestClient[Any], full_range: dict[str, str], empty_database: DatabaseSettings
 ) -> None:
     lines = otlp_lines(client, "/api/v1/spans/export", full_range)
     spans = [span for line in lines for r in line["resourceSpans"] for s in r["scopeSpans"] for span in s["spans"]]
@@ -56,14 +56,16 @@ def test_otlp_span_export_is_grouped_requests_that_reimport_as_the_same_spans(
     again = reimported(empty_database, "/v1/traces", lines)
     try:
         # Every column back, cost_source aside: a re-imported cost is one the instrumentation sent.
-        strip = lambda rows: [{k: v for k, v in row.items() if k != "cost_source"} for row in rows]  # noqa: E731
+        def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in row.items() if k != "cost_source"} for row in rows]
+
         assert strip(export(again, "/api/v1/spans/export", full_range)) == strip(listed)
         assert otlp_lines(again, "/api/v1/spans/export", full_range) == lines
     finally:
         again.__exit__(None, None, None)
 
 
-def test_otlp_trace_export_is_the_spans_of_the_traces(client: TestClient, full_range: dict[str, str]) -> None:
+def test_otlp_trace_export_is_the_spans_of_the_traces(client: TestClient[Any], full_range: dict[str, str]) -> None:
     params = {**full_range, "model": "gpt-4o-mini"}
     traces = export(client, "/api/v1/traces/export", params)
     lines = otlp_lines(client, "/api/v1/traces/export", params)
@@ -74,7 +76,7 @@ def test_otlp_trace_export_is_the_spans_of_the_traces(client: TestClient, full_r
 
 
 def test_otlp_log_export_reimports_as_the_same_logs(
-    client: TestClient, full_range: dict[str, str], empty_database: DatabaseSettings
+    client: TestClient[Any], full_range: dict[str, str], empty_database: DatabaseSettings
 ) -> None:
     lines = otlp_lines(client, "/api/v1/logs/export", full_range)
     listed = export(client, "/api/v1/logs/export", full_range)
@@ -83,7 +85,7 @@ def test_otlp_log_export_reimports_as_the_same_logs(
     again = reimported(empty_database, "/v1/logs", lines)
     try:
         # log_id is derived from the content on ingest (the demo's are not): every other column back.
-        def content(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+        def content(rows: list[dict[str, Any]]) -> list[str]:
             return sorted(json.dumps({k: v for k, v in row.items() if k != "log_id"}, sort_keys=True) for row in rows)
 
         assert content(export(again, "/api/v1/logs/export", full_range)) == content(listed)
@@ -92,7 +94,7 @@ def test_otlp_log_export_reimports_as_the_same_logs(
 
 
 def test_a_viewers_otlp_export_carries_no_content(
-    client: TestClient, backend: str, seeded_databases: dict[str, DatabaseSettings], full_range: dict[str, str]
+    client: TestClient[Any], backend: str, seeded_databases: dict[str, DatabaseSettings], full_range: dict[str, str]
 ) -> None:
     viewer = auth_headers(make_settings(seeded_databases[backend]), "viewer")
     lines = otlp_lines(client, "/api/v1/spans/export", {**full_range, "kind": "llm"}, headers=viewer)

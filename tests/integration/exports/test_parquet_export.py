@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from tests.integration.api.test_export import export
 
 
-def parquet(client: TestClient, path: str, params: dict[str, Any], **kwargs: Any) -> pq.ParquetFile:
+def parquet(client: TestClient[Any], path: str, params: dict[str, Any], **kwargs: Any) -> pq.ParquetFile:
     response = client.get(path, params=params, **kwargs)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/vnd.apache.parquet")
@@ -35,7 +35,9 @@ def as_listed(row: dict[str, Any], json_columns: set[str]) -> dict[str, Any]:
     return out
 
 
-def test_a_span_parquet_export_has_a_typed_schema_and_the_lists_rows(client: TestClient, full_range: dict) -> None:
+def test_a_span_parquet_export_has_a_typed_schema_and_the_lists_rows(
+    client: TestClient[Any], full_range: dict[str, str]
+) -> None:
     listed = export(client, "/api/v1/spans/export", full_range)
     file = parquet(client, "/api/v1/spans/export", {**full_range, "format": "parquet"})
     schema = file.schema_arrow
@@ -52,7 +54,9 @@ def test_a_span_parquet_export_has_a_typed_schema_and_the_lists_rows(client: Tes
     assert [as_listed(row, {"attributes"}) for row in rows] == listed
 
 
-def test_trace_parquet_by_accept_and_an_empty_export_is_a_valid_file(client: TestClient, full_range: dict) -> None:
+def test_trace_parquet_by_accept_and_an_empty_export_is_a_valid_file(
+    client: TestClient[Any], full_range: dict[str, str]
+) -> None:
     listed = export(client, "/api/v1/traces/export", full_range)
     file = parquet(client, "/api/v1/traces/export", full_range, headers={"Accept": "application/vnd.apache.parquet"})
     assert [as_listed(row, set()) for row in file.read().to_pylist()] == listed
@@ -66,7 +70,7 @@ def test_trace_parquet_by_accept_and_an_empty_export_is_a_valid_file(client: Tes
 
 
 def test_without_pyarrow_parquet_is_a_problem_saying_what_to_install(
-    client: TestClient, full_range: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient[Any], full_range: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on a server installed without the [parquet] extra: importing pyarrow fails.
     monkeypatch.setitem(sys.modules, "pyarrow", None)
