@@ -104,10 +104,22 @@ def _events(span: Span) -> list[dict[str, Any]]:
             continue
         attributes = {key: value for key, value in event.items() if key not in ("name", "time")}
         entry: dict[str, Any] = {"name": event.get("name") or "", "attributes": key_values(attributes)}
-        if isinstance(event.get("time"), str):
-            entry["timeUnixNano"] = str(nanoseconds(datetime.fromisoformat(event["time"])))
+        moment = _event_time(event.get("time"))
+        if moment is not None:
+            entry["timeUnixNano"] = str(nanoseconds(moment))
         events.append(entry)
     return events
+
+
+def _event_time(value: Any) -> datetime | None:
+    """A stored event's RFC 3339 time (UTC when it names no zone); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _resource(service_name: str, attributes: dict[str, Any]) -> dict[str, Any]:
