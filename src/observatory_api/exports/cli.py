@@ -1,9 +1,10 @@
 """`observatory-api export spans|traces|logs`: a whole export into a file.
 
 It asks a running service (`--url`, a key in `--key` or `OBSERVATORY_API_KEY`), so filters, limits
-and what the key's role may see are the service's. An NDJSON export cut by a dropped connection is
-resumed after the last complete line (`after=`), up to RESUMES times. `--direct` runs the service's
-export in this process against the configured database instead (`exports.in_process`).
+and what the key's role may see are the service's. An NDJSON export cut by a dropped connection
+(or an OTLP/JSON one of spans or traces) is resumed after the last complete line (`after=`), up
+to RESUMES times. `--direct` runs the service's export in this process against the configured
+database instead (`exports.in_process`).
 """
 
 from __future__ import annotations
@@ -151,12 +152,22 @@ class ExportFailed(Exception):
     pass
 
 
-def after_of(resource: str, line: bytes) -> str:
-    """The `after=` that resumes an NDJSON export after `line`."""
-    record = json.loads(line)
+def after_of(resource: str, line: bytes, fmt: ExportFormat = "ndjson") -> str:
+    """The `after=` that resumes an export after `line`: an NDJSON record, or an OTLP/JSON request
+    of spans (its last span is its page's last: `exports.otlp`)."""
+    if fmt == "otlp-json":
+        span = json.loads(line)["resourceSpans"][-1]["scopeSpans"][-1]["spans"][-1]
+        record = {"trace_id": span["traceId"], "span_id": span["spanId"]}
+    else:
+        record = json.loads(line)
     if resource == "spans":
         return f"{record['trace_id']}:{record['span_id']}"
     return str(record["trace_id"] if resource == "traces" else record["log_id"])
+
+
+def resumable(resource: str, fmt: ExportFormat) -> bool:
+    """NDJSON; OTLP/JSON of spans and traces (a log record carries no log_id to resume after)."""
+    return fmt == "ndjson" or (fmt == "otlp-json" and resource != "logs")
 
 
 def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
@@ -165,7 +176,7 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
     for attempt in range(RESUMES + 1):
         query = dict(params)
         if last_line is not None:
-            query["after"] = after_of(resource, last_line)
+            query["after"] = after_of(resource, last_line, fmt)
         # http(s) only: the scheme of --url is checked before this.
         request = urllib.request.Request(  # noqa: S310
             f"{url}?{urllib.parse.urlencode(query)}", headers={"X-API-Key": key, "Accept-Encoding": "identity"}
@@ -187,7 +198,7 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
         except urllib.error.HTTPError as exc:
             raise ExportFailed(_problem(exc)) from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            if fmt != "ndjson" or last_line is None or attempt == RESUMES:
+            if not resumable(resource, fmt) or last_line is None or attempt == RESUMES:
                 raise ExportFailed(f"{exc.__class__.__name__}: {exc}; run it again") from None
             print(f"observatory-api: connection lost ({exc.__class__.__name__}); resuming", file=sys.stderr)
     raise ExportFailed("unreachable")  # pragma: no cover

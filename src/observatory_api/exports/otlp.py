@@ -149,12 +149,20 @@ def _otlp_span(span: Span) -> dict[str, Any]:
 
 
 def _grouped(records: Iterable[tuple[dict[str, Any], str | None, dict[str, Any]]]) -> list[tuple[Any, Any]]:
-    """(resource, scope, record) triples grouped by resource, then scope, in order of appearance."""
+    """(resource, scope, record) triples grouped by resource, then scope, in order of appearance,
+    except that the group of the last record comes last: the last record of a request is the
+    last of its page, which is where a cut export resumes (`after=`)."""
     resources: dict[str, tuple[dict[str, Any], dict[str | None, list[dict[str, Any]]]]] = {}
+    last: tuple[str, str | None] | None = None
     for resource, scope, record in records:
         key = repr(sorted(resource.items()))
         _, scopes = resources.setdefault(key, (resource, {}))
         scopes.setdefault(scope, []).append(record)
+        last = (key, scope)
+    if last is not None:
+        resource, scopes = resources.pop(last[0])
+        scopes[last[1]] = scopes.pop(last[1])
+        resources[last[0]] = (resource, scopes)
     return list(resources.values())
 
 

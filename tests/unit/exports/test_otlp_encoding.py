@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+import msgspec
+
+from observatory_api.exports.cli import after_of
 from observatory_api.exports.otlp import any_value, nanoseconds, trace_request
 from observatory_api.spans.schemas import Span
 
@@ -97,3 +101,18 @@ def test_a_span_goes_back_under_ingests_keys_with_resource_scope_and_events_rest
     assert event["name"] == "exception"
     assert event["timeUnixNano"] == str(nanoseconds(span.start_time) + 250_000)
     assert event["attributes"] == [{"key": "exception.type", "value": {"stringValue": "E"}}]
+
+
+def test_the_last_span_of_a_request_is_the_last_of_its_page() -> None:
+    """Where a cut OTLP/JSON export resumes: the group of the page's last span comes last."""
+    first = _span({"resource": {"host.name": "h2"}})
+    middle = msgspec.structs.replace(_span({"resource": {"host.name": "h1"}}), span_id="c" * 16)
+    last = msgspec.structs.replace(_span({"resource": {"host.name": "h2"}}), span_id="d" * 16)
+    request = trace_request([first, middle, last])
+    assert request["resourceSpans"][-1]["scopeSpans"][-1]["spans"][-1]["spanId"] == "d" * 16
+    assert after_of("spans", json.dumps(request).encode(), "otlp-json") == f"{'a' * 32}:{'d' * 16}"
+    assert sorted(s["spanId"] for r in request["resourceSpans"] for sc in r["scopeSpans"] for s in sc["spans"]) == [
+        "b" * 16,
+        "c" * 16,
+        "d" * 16,
+    ]
