@@ -20,6 +20,7 @@ import zstandard
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.middleware.compression import CompressionMiddleware
+from litestar.middleware.compression.facade import CompressionFacade
 
 if TYPE_CHECKING:
     from litestar.enums import CompressionEncoding
@@ -56,7 +57,7 @@ def negotiate(accept_encoding: str) -> Encoding:
     return "identity"
 
 
-class ZstdCompression:
+class ZstdCompression(CompressionFacade):
     """A Litestar compression facade for zstd; one compressor per response (zstandard's
     compressors must not be shared by interleaved streams)."""
 
