@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
-from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
 from observatory_api import __version__
+from observatory_api.compression import compression_config
 from observatory_api.deps import dependencies
 from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
 from observatory_api.errors import exception_handlers
 from observatory_api.exports.controller import ExportController
-from observatory_api.exports.encoding import COMPRESSES_ITSELF
 from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController, IngestDisabledController
@@ -79,8 +78,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=exception_handlers(),
         before_request=check_request_parameters,
         before_send=[add_request_id_header, *security.before_send],
-        # Exports compress themselves (zstd or gzip, exports/encoding.py).
-        compression_config=CompressionConfig(backend="gzip", minimum_size=1024, exclude_opt_key=COMPRESSES_ITSELF),
+        compression_config=compression_config(),
         openapi_config=_openapi(settings),
         request_max_body_size=settings.server.max_body_bytes,
         request_class=ApiRequest,

@@ -18,7 +18,6 @@ from litestar.response import Stream
 
 from observatory_api.deps import TRACE_ID
 from observatory_api.errors import InvalidInput
-from observatory_api.exports.encoding import COMPRESSES_ITSELF, choose_encoding, encoded
 from observatory_api.exports.formats import (
     MEDIA_TYPES,
     ExportFormat,
@@ -79,7 +78,6 @@ def provide_export_keys(state: State) -> ExportKeyRepository:
 class ExportController(Controller):
     path = "/"
     tags = ["export"]
-    opt = {COMPRESSES_ITSELF: True}
     dependencies = {"export_keys": Provide(provide_export_keys, sync_to_thread=False)}
 
     @get(
@@ -296,9 +294,9 @@ async def _stream(
         writer = RowWriter(fmt, record.__struct_fields__)
     # The first page is read before the answer starts: a bad filter or cursor is still a 400.
     first = await fetch(cursor)
-    encoding = "identity" if fmt == "parquet" else choose_encoding(request.headers.get("accept-encoding"))
-    headers = {"Content-Disposition": f'attachment; filename="{attachment_name(resource, fmt)}"'}
-    if encoding != "identity":
-        headers["Content-Encoding"] = encoding
-    headers["Vary"] = "Accept-Encoding"
-    return Stream(encoded(stream_pages(first, fetch, writer), encoding), media_type=MEDIA_TYPES[fmt], headers=headers)
+    # Compressed (zstd or gzip, page by page) by the app's compression middleware: compression.py.
+    return Stream(
+        stream_pages(first, fetch, writer),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{attachment_name(resource, fmt)}"'},
+    )

@@ -52,7 +52,8 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | 
 def requires(permission: Permission) -> Guard:
     """A guard: 401 without a principal, 403 problem JSON when the role lacks `permission`."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Async: Litestar runs a sync guard in a worker thread, a thread hop on every request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = principal_of(connection)
         if principal is None:
             raise Unauthorized("a credential is required", headers={"WWW-Authenticate": 'Bearer realm="observatory"'})

@@ -24,6 +24,7 @@ import zlib
 from typing import Any
 from urllib.parse import urlencode
 
+import zstandard
 from litestar import Litestar, Request
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import MutableScopeHeaders
@@ -35,6 +36,7 @@ from litestar.stores.base import Store
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
+from observatory_api.compression import negotiate
 from observatory_api.observability.metrics import cache_hits_total, cache_misses_total, cache_size_bytes
 from observatory_api.security.permissions import Principal
 from observatory_api.settings import CacheSettings
@@ -56,8 +58,8 @@ def _no_cache_requested(request: Request[Any, Any, Any]) -> bool:
 
 
 def _encoding(request: Request[Any, Any, Any]) -> str:
-    # Litestar's compression answers gzip exactly when the client lists it.
-    return "gzip" if "gzip" in request.headers.get("accept-encoding", "").lower() else "identity"
+    # The compression middleware's own choice: a stored body is served only in its encoding.
+    return negotiate(request.headers.get("accept-encoding", ""))
 
 
 def cache_key(request: Request[Any, Any, Any]) -> str:
@@ -171,6 +173,9 @@ def _etag(body: bytes, encoding: str | None) -> str:
     if encoding == "gzip":
         with contextlib.suppress(OSError, EOFError, zlib.error):
             body = gzip.decompress(body)
+    elif encoding == "zstd":
+        with contextlib.suppress(zstandard.ZstdError):
+            body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
     # Weak: the same representation may travel gzipped or not.
     return f'W/"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import zstandard
 from litestar.testing import TestClient
 
 from observatory_api.settings import DatabaseSettings
@@ -109,6 +110,17 @@ def test_an_export_is_gzipped_when_the_client_accepts_it(client: TestClient, ful
     assert zipped.headers.get("content-encoding") == "gzip"
     assert "content-encoding" not in plain.headers
     assert zipped.text == plain.text  # httpx decoded it
+
+
+def test_an_export_is_zstd_compressed_when_the_client_prefers_it(client: TestClient, full_range: dict) -> None:
+    plain = client.get("/api/v1/spans/export", params=full_range, headers={"Accept-Encoding": "identity"})
+    with client.stream(
+        "GET", "/api/v1/spans/export", params=full_range, headers={"Accept-Encoding": "gzip, zstd"}
+    ) as response:
+        assert response.headers.get("content-encoding") == "zstd"
+        assert "content-length" not in response.headers  # streamed, page by page
+        body = b"".join(response.iter_raw())
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(body) == plain.content
 
 
 def test_a_viewers_export_has_no_content_and_cannot_search_it(
