@@ -9,6 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
 from observatory_api import __version__
+from observatory_api.db.read_retry import ReplicaFallbackMiddleware
 from observatory_api.deps import dependencies
 from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
@@ -71,7 +72,9 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"settings": settings, **security.state}),
         # gRPC last: it needs the security store, and stops (draining) before the engines close.
         lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
-        middleware=security.middleware,
+        # Innermost: a read a replica failed is answered again from the primary, inside the
+        # authentication and rate limits that already counted it once.
+        middleware=[*security.middleware, *([ReplicaFallbackMiddleware] if settings.database.replica_urls else [])],
         stores=security.stores,
         response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),

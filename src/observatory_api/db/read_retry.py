@@ -1,0 +1,65 @@
+"""A read that a replica failed (connection lost or refused) is answered again from the primary.
+
+Plain ASGI, innermost of the app's middleware (authentication and rate limits ran once, outside):
+each request gets a `ReadAttempt`; when the replica's error listener (replicas.py) marks it
+failed before the response has started, what the app answered (a 503, or GraphQL's errors) is
+thrown away and the request runs once more with every read on the primary. The request body is
+replayed from what the first run received. An answer already streaming (an export) cannot be
+taken back: a replica lost in mid-stream cuts it, as a lost primary would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from observatory_api.db.replicas import READ_ATTEMPT, ReadAttempt
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class ReplicaFallbackMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        attempt = ReadAttempt()
+        received: list[Message] = []
+        started = discarded = False
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, discarded
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                discarded = attempt.replica_failed
+            if not discarded:
+                await send(message)
+
+        token = READ_ATTEMPT.set(attempt)
+        try:
+            await self.app(scope, recording_receive, guarded_send)
+        finally:
+            READ_ATTEMPT.reset(token)
+        if not discarded:
+            return
+        replay = list(received)
+
+        async def replaying_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        token = READ_ATTEMPT.set(ReadAttempt(on_primary=True))
+        try:
+            await self.app(scope, replaying_receive, send)
+        finally:
+            READ_ATTEMPT.reset(token)
