@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
@@ -25,6 +26,7 @@ from observatory_api.logs.controller import LogController
 from observatory_api.metric_series import create_known_series
 from observatory_api.metrics.controller import MetricController
 from observatory_api.models.controller import ModelController
+from observatory_api.observability import metrics
 from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
@@ -74,7 +76,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
         # Innermost: a read a replica failed is answered again from the primary, inside the
         # authentication and rate limits that already counted it once.
-        middleware=[*security.middleware, *([ReplicaFallbackMiddleware] if settings.database.replica_urls else [])],
+        middleware=[*security.middleware, *_replica_fallback(settings)],
         stores=security.stores,
         response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),
@@ -94,6 +96,12 @@ def create_app(settings: Settings) -> Litestar:
     install_observability(app, settings, api_prefix=API_PREFIX)
     create_known_series()
     return app
+
+
+def _replica_fallback(settings: Settings) -> list[DefineMiddleware]:
+    if not settings.database.replica_urls:
+        return []
+    return [DefineMiddleware(ReplicaFallbackMiddleware, on_retry=metrics.db_replica_read_retries_total.inc)]
 
 
 def create_app_from_environment() -> Litestar:

@@ -22,8 +22,9 @@ ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
 class ReplicaFallbackMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_retry: Callable[[], object] = lambda: None) -> None:
         self.app = app
+        self.on_retry = on_retry
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +54,7 @@ class ReplicaFallbackMiddleware:
             READ_ATTEMPT.reset(token)
         if not discarded:
             return
+        self.on_retry()
         replay = list(received)
 
         async def replaying_receive() -> Message:

@@ -96,6 +96,10 @@ db_replica_lag_seconds = Gauge(
     ["replica"],
     multiprocess_mode="livemax",
 )
+db_replica_read_retries_total = Counter(
+    "db_replica_read_retries_total",
+    "Requests whose reads a replica failed (connection lost or refused) and that were answered again from the primary.",
+)
 db_query_duration_seconds = Histogram(
     "db_query_duration_seconds",
     "Time spent in repository operations, by operation.",

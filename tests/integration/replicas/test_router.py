@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.replicas import READ_ATTEMPT, ReadAttempt, ReadRouter, Replica, build_read_router, replica_name
+from observatory_api.observability.replicas import publish_replica
 from observatory_api.settings import DatabaseSettings
 from tests.conftest import PLAIN_POSTGRES_URL
 
@@ -31,13 +33,18 @@ def _make_engine(url: URL, *, pool_size: int | None = None, max_overflow: int | 
     return create_engine(SETTINGS, url, readonly=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
+def _record(replica: Replica) -> None:
+    """The app's on_change (the gauges), and the change kept for the tests."""
+    publish_replica(replica)
+    CHANGES.append(f"{replica.name}={replica.status}")
+
+
 @pytest_asyncio.fixture
 async def router() -> AsyncIterator[ReadRouter]:
     """Replicas named after the primary itself (not a standby) and a port nobody listens on."""
     primary_url = database_url(SETTINGS)
     nowhere = primary_url.set(port=_free_port(), password="never-shown")
-    changes = CHANGES
-    changes.clear()
+    CHANGES.clear()
     router = build_read_router(
         _make_engine(primary_url),
         [primary_url, nowhere],
@@ -45,7 +52,7 @@ async def router() -> AsyncIterator[ReadRouter]:
         primary_url=primary_url,
         max_lag_seconds=5,
         check_interval_seconds=0.2,
-        on_change=lambda replica: changes.append(f"{replica.name}={replica.status}"),
+        on_change=_record,
     )
     yield router
     await router.dispose()
@@ -101,3 +108,12 @@ async def test_a_read_that_loses_its_replica_takes_it_out_and_marks_the_request(
     assert router.states()[1].status == "down"
     assert absent.detail is not None and absent.detail.startswith("a read failed (")
     assert f"{absent.name}=down" in CHANGES
+
+
+async def test_both_gauges_exist_at_zero_from_the_start(router: ReadRouter) -> None:
+    for replica in router.replicas:
+        for gauge in ("db_replica_up", "db_replica_lag_seconds"):
+            assert REGISTRY.get_sample_value(gauge, {"replica": replica.name}) == 0, (gauge, replica.name)
+    await router.check()  # both down, lag unknown: still 0, not missing
+    assert REGISTRY.get_sample_value("db_replica_up", {"replica": router.replicas[1].name}) == 0
+    assert REGISTRY.get_sample_value("db_replica_lag_seconds", {"replica": router.replicas[1].name}) == 0

@@ -161,6 +161,7 @@ async def test_a_read_on_a_replica_that_died_is_answered_from_the_primary(
         listed = client.get("/api/v1/traces", params={"from": "2026-11-18T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
         trace_id = listed.json()["data"][0]["trace_id"]
         assert _replica_state(client)["status"] == "ok"
+        retries = REGISTRY.get_sample_value("db_replica_read_retries_total") or 0
         standby.stop()
         if api == "rest":
             answer = client.get(f"/api/v1/traces/{trace_id}")
@@ -174,6 +175,7 @@ async def test_a_read_on_a_replica_that_died_is_answered_from_the_primary(
         assert state["status"] == "down"
         assert state["detail"].startswith("a read failed (")
         assert _gauge("db_replica_up", standby) == 0
+        assert REGISTRY.get_sample_value("db_replica_read_retries_total") == retries + 1
 
 
 async def test_killing_the_replica_under_load_gives_no_5xx_and_it_comes_back(
