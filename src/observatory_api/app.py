@@ -10,7 +10,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
 from observatory_api import __version__
-from observatory_api.db.read_retry import ReplicaFallbackMiddleware
 from observatory_api.deps import dependencies
 from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
@@ -31,6 +30,7 @@ from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
 from observatory_api.openapi_docs import AUTHENTICATED, ClosedStructSchemaPlugin, security_schemes
+from observatory_api.read_fallback import ReplicaFallbackMiddleware
 from observatory_api.request import ApiRequest
 from observatory_api.security.cors import install_cors
 from observatory_api.security.permissions import requires

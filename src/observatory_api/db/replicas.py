@@ -59,6 +59,9 @@ class Replica:
     status: ReplicaStatus = "down"
     lag_seconds: float | None = None
     detail: str | None = "not checked yet"
+    # Monotonic time up to which the replica is known to hold all the primary had (the check's
+    # start minus the lag it measured): what it serves now is at most `now - holds_until` old.
+    holds_until: float = float("-inf")
 
     def state(self) -> ReplicaState:
         lag = None if self.lag_seconds is None else round(self.lag_seconds, 3)
@@ -68,7 +71,7 @@ class Replica:
 @dataclass
 class ReadAttempt:
     """One request's reads: whether they must go to the primary (the retry), and whether a replica
-    failed them (then the answer is thrown away and the request retried: read_retry.py)."""
+    failed them (then the answer is thrown away and the request retried: read_fallback.py)."""
 
     on_primary: bool = False
     replica_failed: bool = False
@@ -109,7 +112,10 @@ class ReadRouter:
         attempt = READ_ATTEMPT.get()
         if attempt is not None and attempt.on_primary:
             return self.primary
-        healthy = [replica for replica in self.replicas if replica.status == "ok"]
+        # Between checks the lag may only have grown, by the time since: a replica whose bound would
+        # be passed by now is skipped before the next check takes it out.
+        oldest = time.monotonic() - self.max_lag_seconds
+        healthy = [replica for replica in self.replicas if replica.status == "ok" and replica.holds_until >= oldest]
         if not healthy:
             return self.primary
         self._turn += 1
@@ -168,6 +174,7 @@ class ReadRouter:
         self._positions.record(time.monotonic(), parse_lsn(position))
 
     async def _check_replica(self, replica: Replica) -> None:
+        started = time.monotonic()
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), replica.probe.connect() as connection:
                 row = (await connection.execute(REPLICA_CHECK)).one()
@@ -188,6 +195,7 @@ class ReadRouter:
             time.monotonic(),
         )
         replica.lag_seconds = lag
+        replica.holds_until = float("-inf") if lag is None else started - lag
         if lag is None or lag > self.max_lag_seconds:
             behind = "unknown" if lag is None else f"{lag:.1f} s"
             replica.status, replica.detail = "lagging", f"behind by {behind}, more than {self.max_lag_seconds:g} s"

@@ -4,6 +4,7 @@ of a server that is not a standby or not there (the real replica: test_streaming
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -80,11 +81,17 @@ async def test_a_primary_named_as_replica_and_an_absent_server_are_both_kept_out
 async def test_reads_take_the_healthy_replicas_in_turn_and_the_retry_takes_the_primary(router: ReadRouter) -> None:
     first, second = router.replicas
     first.status = second.status = "ok"
+    first.holds_until = second.holds_until = time.monotonic()
     picks = [router.engine() for _ in range(6)]
     assert picks.count(first.engine) == 3 and picks.count(second.engine) == 3
     assert picks[0] is not picks[1]
     second.status = "lagging"
     assert {router.engine() for _ in range(3)} == {first.engine}
+    # Still "ok" at its last check, but that check is older than the bound allows now: skipped.
+    first.holds_until = time.monotonic() - 5.5
+    assert router.engine() is router.primary
+    first.holds_until = time.monotonic() - 4.5
+    assert router.engine() is first.engine
     token = READ_ATTEMPT.set(ReadAttempt(on_primary=True))
     try:
         assert router.engine() is router.primary
@@ -94,7 +101,7 @@ async def test_reads_take_the_healthy_replicas_in_turn_and_the_retry_takes_the_p
 
 async def test_a_read_that_loses_its_replica_takes_it_out_and_marks_the_request(router: ReadRouter) -> None:
     absent: Replica = router.replicas[1]
-    absent.status = "ok"
+    absent.status, absent.holds_until = "ok", time.monotonic()
     attempt = ReadAttempt()
     token = READ_ATTEMPT.set(attempt)
     try:

@@ -81,6 +81,12 @@ async def _wait_for(condition: Any, seconds: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _in_rotation(client: TestClient[Any]) -> None:
+    """Wait for the replica to be in rotation: on this shared machine, other tests' writes can hold
+    a fresh standby's replay back for a moment."""
+    await _wait_for(lambda: _replica_state(client)["status"] == "ok", 30, "the replica never came into rotation")
+
+
 async def _connections_on(replica: StreamingReplica, database: str) -> int:
     connection = await replica.connection()
     try:
@@ -120,23 +126,22 @@ async def test_reads_are_served_by_the_replica(replicated_database: str, standby
 async def test_a_lagging_replica_is_taken_out_and_no_answer_is_older_than_the_bound(
     replicated_database: str, standby: StreamingReplica
 ) -> None:
-    max_lag, interval = 2.0, 0.25
+    max_lag, interval = 3.0, 0.25
     with _client(_settings(replicated_database, standby, max_lag=max_lag, interval=interval)) as client:
+        await _in_rotation(client)
         await standby.pause_replay()
-        paused_at = time.monotonic()
         trace_id = await _write_trace_on_primary(replicated_database)
         written_at = time.monotonic()
-        answers: list[tuple[float, int]] = []  # (seconds after the write the answer came, status)
+        answers: list[tuple[float, int]] = []  # (seconds after the write the request started, status)
         while time.monotonic() - written_at < max_lag + 3:
-            status = client.get(f"/api/v1/traces/{trace_id}").status_code
-            answers.append((time.monotonic() - written_at, status))
+            started = time.monotonic() - written_at
+            answers.append((started, client.get(f"/api/v1/traces/{trace_id}").status_code))
             await asyncio.sleep(0.02)
         stale = [after for after, status in answers if status == 404]
         assert {status for _after, status in answers} == {404, 200}, answers
         assert answers[0][1] == 404  # the replica served while within the bound
-        # Taken out at the first check that measures more than the bound: no answer is older than
-        # the bound plus one check interval (the lag counts from the pause, before the write).
-        assert max(stale) + (written_at - paused_at) <= max_lag + interval + 0.5, answers
+        # A 404 started `after` seconds after the write is at least that old: never past the bound.
+        assert max(stale) <= max_lag, answers
         assert all(status == 200 for after, status in answers if after > max(stale))
         state = _replica_state(client)
         assert state["status"] == "lagging"
@@ -156,8 +161,10 @@ async def test_a_lagging_replica_is_taken_out_and_no_answer_is_older_than_the_bo
 async def test_a_read_on_a_replica_that_died_is_answered_from_the_primary(
     api: str, replicated_database: str, standby: StreamingReplica
 ) -> None:
-    # No check between the kill and the read: the read itself meets the dead replica.
-    with _client(_settings(replicated_database, standby, interval=3600)) as client:
+    # No check between the kill and the read (only the one at start-up, valid for a minute): the
+    # read itself meets the dead replica.
+    with _client(_settings(replicated_database, standby, max_lag=60, interval=3600)) as client:
+        await _in_rotation(client)
         listed = client.get("/api/v1/traces", params={"from": "2026-11-18T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
         trace_id = listed.json()["data"][0]["trace_id"]
         assert _replica_state(client)["status"] == "ok"
@@ -182,6 +189,7 @@ async def test_killing_the_replica_under_load_gives_no_5xx_and_it_comes_back(
     replicated_database: str, standby: StreamingReplica
 ) -> None:
     with _client(_settings(replicated_database, standby, interval=0.25)) as client:
+        await _in_rotation(client)
         listed = client.get("/api/v1/traces", params={"from": "2026-11-18T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
         trace_ids = [trace["trace_id"] for trace in listed.json()["data"]]
         statuses: list[int] = []

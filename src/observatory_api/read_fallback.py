@@ -1,7 +1,7 @@
 """A read that a replica failed (connection lost or refused) is answered again from the primary.
 
-Plain ASGI, innermost of the app's middleware (authentication and rate limits ran once, outside):
-each request gets a `ReadAttempt`; when the replica's error listener (replicas.py) marks it
+ASGI middleware, innermost of the app's middleware (authentication and rate limits ran once, outside):
+each request gets a `ReadAttempt`; when the replica's error listener (db/replicas.py) marks it
 failed before the response has started, what the app answered (a 503, or GraphQL's errors) is
 thrown away and the request runs once more with every read on the primary. The request body is
 replayed from what the first run received. An answer already streaming (an export) cannot be
@@ -10,15 +10,15 @@ taken back: a replica lost in mid-stream cuts it, as a lost primary would.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
 
 from observatory_api.db.replicas import READ_ATTEMPT, ReadAttempt
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 
 class ReplicaFallbackMiddleware:
@@ -26,15 +26,15 @@ class ReplicaFallbackMiddleware:
         self.app = app
         self.on_retry = on_retry
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         attempt = ReadAttempt()
-        received: list[Message] = []
+        received: list[ReceiveMessage] = []
         started = discarded = False
 
-        async def recording_receive() -> Message:
+        async def recording_receive() -> ReceiveMessage:
             message = await receive()
             received.append(message)
             return message
@@ -57,7 +57,7 @@ class ReplicaFallbackMiddleware:
         self.on_retry()
         replay = list(received)
 
-        async def replaying_receive() -> Message:
+        async def replaying_receive() -> ReceiveMessage:
             return replay.pop(0) if replay else await receive()
 
         token = READ_ATTEMPT.set(ReadAttempt(on_primary=True))
