@@ -6,18 +6,21 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.replicas import READ_ATTEMPT, ReadAttempt, ReadRouter, Replica, build_read_router, replica_name
 from observatory_api.observability.replicas import publish_replica
 from observatory_api.settings import DatabaseSettings
-from tests.conftest import PLAIN_POSTGRES_URL
+from tests.conftest import PLAIN_POSTGRES_URL, auth_headers, make_settings
 
 # What the router's on_change saw, in order ("host:port=status").
 CHANGES: list[str] = []
@@ -124,3 +127,26 @@ async def test_both_gauges_exist_at_zero_from_the_start(router: ReadRouter) -> N
     await router.check()  # both down, lag unknown: still 0, not missing
     assert REGISTRY.get_sample_value("db_replica_up", {"replica": router.replicas[1].name}) == 0
     assert REGISTRY.get_sample_value("db_replica_lag_seconds", {"replica": router.replicas[1].name}) == 0
+
+
+def test_a_request_picks_its_read_engine_once(tmp_path: Path) -> None:
+    """A GraphQL query builds six repositories: all of them read through one engine (one replica)."""
+    settings = make_settings(DatabaseSettings(sqlite_path=str(tmp_path / "observatory.db")))
+    app = create_app(settings)
+    with TestClient(app) as client:
+        router: ReadRouter = app.state.read_router
+        picks: list[AsyncEngine] = []
+        pick = router.engine
+
+        def counted() -> AsyncEngine:
+            picks.append(pick())
+            return picks[-1]
+
+        router.engine = counted  # type: ignore[method-assign]
+        headers = auth_headers(settings, "developer")
+        query = {"query": "{ traces { id spans { id } } sessions { id } }"}
+        answer = client.post("/graphql", json=query, headers=headers).json()
+        assert answer == {"data": {"traces": [], "sessions": []}}
+        assert len(picks) == 1
+        assert client.get("/api/v1/traces", headers=headers).status_code == 200
+        assert len(picks) == 2
