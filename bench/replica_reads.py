@@ -144,6 +144,13 @@ async def main() -> None:
                 noticed = time.monotonic() - killed + await _wait_for_up(server, replica, 0.0)
                 _report("replica killed halfway", *await run, args.seconds)
                 print(f"db_replica_up showed 0 {noticed:.2f} s after the kill")
+            # Once more at the end: the shared primary's load from other work changes over a run.
+            with (
+                tempfile.TemporaryDirectory() as folder,
+                start_server(Path(folder), workers=1, env=primary_env) as server,
+            ):
+                await _load(server, ids, 2, args.clients)
+                _report("primary only, again", *await _load(server, ids, args.seconds, args.clients), args.seconds)
         finally:
             await _drop(name)
 

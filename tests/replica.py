@@ -147,15 +147,21 @@ async def _primary_settings() -> dict[str, str]:
         rows = await connection.fetch(
             "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", _AT_LEAST_PRIMARY
         )
-        # Slots of earlier runs that died before dropping theirs would keep WAL on the primary forever.
-        await connection.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name LIKE $1 AND NOT active",
-            f"{SLOT_PREFIX}%",
+        # Slots of earlier runs that died before dropping theirs would keep WAL on the primary
+        # forever; a slot whose test process still runs (its replica merely stopped) is kept.
+        stale = await connection.fetch(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active", f"{SLOT_PREFIX}%"
         )
+        for row in stale:
+            if not _process_alive(row["slot_name"].removeprefix(SLOT_PREFIX).split("_")[0]):
+                await connection.execute("SELECT pg_drop_replication_slot($1)", row["slot_name"])
     finally:
         await connection.close()
     return {row["name"]: row["setting"] for row in rows}
+
+
+def _process_alive(pid: str) -> bool:
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
 
 
 async def _drop_slot(slot: str) -> None:
