@@ -126,7 +126,7 @@ async def test_reads_are_served_by_the_replica(replicated_database: str, standby
 async def test_a_lagging_replica_is_taken_out_and_no_answer_is_older_than_the_bound(
     replicated_database: str, standby: StreamingReplica
 ) -> None:
-    max_lag, interval = 3.0, 0.25
+    max_lag, interval = 5.0, 0.25
     with _client(_settings(replicated_database, standby, max_lag=max_lag, interval=interval)) as client:
         await _in_rotation(client)
         await standby.pause_replay()
