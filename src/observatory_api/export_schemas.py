@@ -18,7 +18,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def main() -> None:
-    # The query API's document: ingest (OTLP, protobuf bodies) is described in the README.
+    # The query API's document: ingest (OTLP, protobuf bodies) is described in docs/ingest.md.
     app = create_app(Settings(features=FeatureSettings(ingest=False)))
     # Litestar's encoder turns the Structs inside examples into plain JSON.
     document = json.loads(encode_json(app.openapi_schema.to_schema()))

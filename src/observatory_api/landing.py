@@ -19,12 +19,13 @@ class Landing(msgspec.Struct, omit_defaults=True):
     graphql: dict[str, str] | None = None
 
 
-# The README's sections a first-time user starts from (the file is in the repository, not served).
+# The pages a first-time user starts from (files in the repository, not served; the anchors are
+# checked by tests/unit/test_doc_links.py).
 README_SECTIONS = {
     "quickstart": "README.md (top): serve --demo, then curl with the printed key",
-    "postgresql": "README.md#running-against-postgresql-and-redis",
-    "send_traces": "README.md#otlp-ingest-v1traces-v1logs",
-    "security": "README.md#security",
+    "postgresql": "docs/configuration.md#running-against-postgresql-and-redis",
+    "send_traces": "docs/ingest.md#quickstarts",
+    "security": "docs/security.md",
 }
 
 
@@ -39,7 +40,7 @@ README_SECTIONS = {
     sync_to_thread=False,
 )
 def landing(state: State) -> Landing:
-    """Links to the API docs, GraphQL, the health routes and the README's quickstarts; no data."""
+    """Links to the API docs, GraphQL, the health routes and the documentation's quickstarts; no data."""
     settings = state.settings
     docs = (
         {"swagger": "/schema/swagger", "redoc": "/schema/redoc", "openapi": "/schema/openapi.json", "api": "/api/v1"}

@@ -152,7 +152,7 @@ FILTER_LEVELS = 2
 _FILTER_DESCRIPTION = (
     "A condition `{field, op, value}` (no `value` with `exists`), `and`/`or` of a non-empty list of "
     "filters, or `not` of one; at most 8 levels and query.max_filter_nodes (50) nodes. Which operators "
-    "and values a field takes: see the README (Search)."
+    "and values a field takes: see docs/api.md#search."
 )
 
 

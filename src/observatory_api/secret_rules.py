@@ -1,6 +1,6 @@
 """When a secret is fit to sign tokens and key API-key hashes, and the public samples it must never be.
 
-The rule (README, "Production checklist"): at least 32 characters, at least 10 distinct characters,
+The rule (docs/security.md, "Production checklist"): at least 32 characters, at least 10 distinct characters,
 no public sample or placeholder, and at least 10^24 guesses (about 80 bits) by zxcvbn's estimate,
 which sees through repeats ("changeme-changeme-..."), sequences ("abcdef...0123"), keyboard walks
 and dictionary words. Random values pass with a wide margin: `secrets.token_urlsafe(32)` scores
@@ -26,7 +26,7 @@ _ESTIMATED_PREFIX = 100
 DEVELOPMENT_JWT_SECRET = "observatory-development-only-jwt-secret-do-not-deploy"  # noqa: S105
 DEVELOPMENT_SECRET_KEY = "observatory-development-only-secret-key-do-not-deploy"  # noqa: S105
 
-# Values the repository shows as examples (README, .env.example, api-config.yml, compose.yml) or
+# Values the repository shows as examples (README, docs/, .env.example, api-config.yml, compose.yml) or
 # that people type as stand-ins. Compared case-insensitively; tests/unit/test_secret_rules.py
 # reads those files and fails on a sample value this module would accept.
 SAMPLE_SECRETS = frozenset(

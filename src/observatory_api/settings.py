@@ -215,6 +215,7 @@ ENV_KEYS: dict[str, str] = {
     "API_PORT": "server.port",
     "API_WORKERS": "server.workers",
     "API_METRICS_PORT": "server.metrics_port",
+    "API_TRUSTED_PROXIES": "server.trusted_proxies",
     "DATABASE_URL": "database.url",
     "DB_READONLY_USER": "database.readonly_user",
     "DB_READONLY_PASSWORD": "database.readonly_password",
@@ -232,7 +233,7 @@ ENV_KEYS: dict[str, str] = {
     "RATE_LIMIT_REQUESTS": "rate_limit.requests",
     "RATE_LIMIT_WINDOW": "rate_limit.window",
     "SENTRY_DSN": "observability.sentry_dsn",
-    # Not OTEL_EXPORTER_OTLP_ENDPOINT: the README's own ingest examples export that one in the shell
+    # Not OTEL_EXPORTER_OTLP_ENDPOINT: the ingest examples (README, docs/ingest.md) export that one in the shell
     # that may also start the server, which then traced itself into its own database.
     "TRACING_OTLP_ENDPOINT": "observability.otlp_endpoint",
     "LOG_LEVEL": "logging.level",
@@ -383,7 +384,7 @@ def validate_settings(settings: Settings, *, production_checklist: bool = False)
 
 def settings_problems(settings: Settings, *, production_checklist: bool = False) -> list[ConfigError]:
     """Checks that types alone cannot express; production (or `production_checklist`) is held to
-    the checklist in the README, and secrets to secret_rules.py where they matter (settings_checks.py)."""
+    the checklist in docs/security.md, and secrets to secret_rules.py where they matter (settings_checks.py)."""
     found = _value_problems(settings) + environment_problems(settings, production_checklist=production_checklist)
     return [ConfigError(key, reason) for key, reason in found]
 

@@ -17,7 +17,12 @@ pytestmark = pytest.mark.e2e
 
 
 def configure(workdir: Path, limit: int) -> None:
-    (workdir / "api-config.yml").write_text(f"rate_limit:\n  roles:\n    developer: {limit}\n")
+    # A Redis call that times out lets its request through (rate_limit.fail_open, as designed); a
+    # loaded machine stalls Redis past the default 0.25 s socket timeout, so these servers wait 5 s
+    # (test_a_redis_stall_shorter_than_the_socket_timeout_lets_nothing_through shows why).
+    (workdir / "api-config.yml").write_text(
+        f"redis:\n  socket_timeout_seconds: 5\nrate_limit:\n  roles:\n    developer: {limit}\n"
+    )
 
 
 def burst(base: str, count: int) -> list[httpx.Response]:
@@ -65,6 +70,23 @@ def test_on_a_cold_start_exactly_the_limit_passes(tmp_path: Path) -> None:
     try:
         with start_server(tmp_path, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
             # The moment the server is ready: one worker has answered /ready, the other nothing yet.
+            assert_exactly(burst(server.base, 45), limit)
+    finally:
+        redis.kill()
+
+
+def test_a_redis_stall_shorter_than_the_socket_timeout_lets_nothing_through(tmp_path: Path) -> None:
+    """Redis held for 1.5 s (CLIENT PAUSE) while the burst arrives, as a loaded machine stalls it:
+    with `redis.socket_timeout_seconds` above the stall every request waits and is counted. With
+    the default 0.25 s all 45 passed (fail-open), which is how test_security_workers once saw 81
+    requests pass a limit of 30."""
+    limit = 15
+    configure(tmp_path, limit)
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        with start_server(tmp_path, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
+            redis.client().client_pause(1500, all=True)
             assert_exactly(burst(server.base, 45), limit)
     finally:
         redis.kill()

@@ -23,8 +23,12 @@ LIMIT = 30
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path_factory.mktemp("secured")
     prefix = f"obstest_e2e_{os.getpid()}"
+    # A Redis call that times out lets its request through (rate_limit.fail_open, as designed): on
+    # a loaded machine the default 0.25 s socket timeout (bounded at 1 s per call) did, and 81
+    # requests passed a limit of 30. A 5 s timeout (20 s per call) keeps every request counted;
+    # the limit checked is the same.
     (workdir / "api-config.yml").write_text(
-        f"redis:\n  key_prefix: {prefix}\nrate_limit:\n  roles:\n    developer: {LIMIT}\n"
+        f"redis:\n  key_prefix: {prefix}\n  socket_timeout_seconds: 5\nrate_limit:\n  roles:\n    developer: {LIMIT}\n"
     )
     env = {
         "REDIS_URL": TEST_REDIS_URL,
@@ -50,10 +54,12 @@ def test_the_printed_demo_key_works_and_exactly_n_requests_pass_across_two_worke
 
     async def burst() -> list[int]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-        async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             responses = await asyncio.gather(*(client.get(f"{base}/api/v1/models", headers=key) for _ in range(150)))
         return [r.status_code for r in responses]
 
     statuses = asyncio.run(burst())
-    assert statuses.count(200) == LIMIT - 1, statuses
+    # A request let through because Redis timed out is logged: it names the cause of a miscount.
+    fail_open = [line for line in log_path.read_text().splitlines() if "redis unavailable" in line]
+    assert statuses.count(200) == LIMIT - 1, (statuses, fail_open)
     assert statuses.count(429) == 150 - (LIMIT - 1)

@@ -4,7 +4,7 @@ Instrumentations patch global state (the OpenAI client, the global tracer provid
 runs in a fresh process: `run_instrumentation(name, ...)` starts
 `python -m tests.instrumentations.harness NAME ...`, which sets the package up as its users do
 (exporting OTLP/HTTP protobuf to `<endpoint>/v1/traces` and `/v1/logs` with an `x-api-key`
-header, as the README's OTLP ingest section says), runs the scenario under one root span that
+header, as docs/ingest.md says), runs the scenario under one root span that
 carries a user and a session the way that package's users set them, flushes and prints a JSON
 summary on its last line.
 

@@ -1,10 +1,8 @@
 """The committed captures (what each instrumentation package really exported) replayed into the
 real app on both backends, and read back over REST, against the fake server's own log.
 
-Tests of what works today assert plainly. What issue 13 asks for and the app does not do yet is
-asserted too, marked `xfail(strict=True)` per instrumentation with the reason: when the mapping
-is fixed they pass, and a strict xfail that passes fails the run, so the mark gets removed.
-The packages themselves are not needed here; `test_live_harness.py` runs them.
+Every capture is held to the same answers: what the server's log says was asked, answered, billed
+and by whom. The packages themselves are not needed here; `test_live_harness.py` runs them.
 """
 
 from __future__ import annotations
@@ -32,16 +30,6 @@ from tests.instrumentations.replay import expected_totals as totals_of
 # instrumentation itself): a span may last this much longer than the server's answer.
 CLIENT_OVERHEAD_MS = 120.0
 MODEL_CALL_KINDS = ("llm", "embedding")
-
-
-def issue13(reasons: dict[str, str]) -> list[Any]:
-    """One param per capture; those named in `reasons` are strict xfails of issue 13."""
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"issue 13: {reasons[name]}"))
-        if name in reasons
-        else name
-        for name in NAMES
-    ]
 
 
 @dataclass
@@ -119,7 +107,7 @@ def _group(series: list[dict[str, Any]], key: str) -> dict[str | None, dict[str,
     return {item["group"][key]: item["totals"] for item in series}
 
 
-# --------------------------------------------------------------------------- what works today
+# --------------------------------------------------------------------------- storage
 
 
 @pytest.mark.parametrize("replayed", NAMES, indirect=True)
@@ -149,12 +137,7 @@ def test_one_model_call_per_answer_of_the_server(replayed: Replayed) -> None:
 
 @pytest.mark.parametrize(
     "replayed",
-    issue13(
-        {
-            "openlit": "openlit estimates usage (ceil(characters/2)) for a stream whose answer carried none; "
-            "the app stores the estimate as if the server had counted it",
-        }
-    ),
+    NAMES,
     indirect=True,
 )
 def test_token_totals_equal_the_usage_the_server_sent(replayed: Replayed) -> None:
@@ -164,7 +147,7 @@ def test_token_totals_equal_the_usage_the_server_sent(replayed: Replayed) -> Non
     assert sum(call["output_tokens"] or 0 for call in calls) == expected["output_tokens"]
 
 
-# --------------------------------------------------------------------------- issue 13
+# --------------------------------------------------------------------------- answers
 
 
 @pytest.mark.parametrize("replayed", NAMES, indirect=True)
@@ -178,13 +161,7 @@ def test_calls_are_counted_under_the_model_asked_for(replayed: Replayed) -> None
     assert found == {model: (item.requests, item.errors) for model, item in expected.items()}
 
 
-OPENLIT_ESTIMATE = (
-    "the cost is openlit's own gen_ai.usage.cost, which prices its estimate for the stream without usage "
-    "(3.015e-05 USD the server never reported)"
-)
-
-
-@pytest.mark.parametrize("replayed", issue13({"openlit": OPENLIT_ESTIMATE}), indirect=True)
+@pytest.mark.parametrize("replayed", NAMES, indirect=True)
 def test_cost_per_model_is_the_list_price_of_the_usage_sent(replayed: Replayed) -> None:
     expected = replayed.expected()
     answer = replayed.metrics({"id": "cost_usd", "aggregation": "sum"}, group_by=["model"])
@@ -220,11 +197,7 @@ def test_every_model_call_carries_the_user_and_the_session(replayed: Replayed) -
 
 @pytest.mark.parametrize(
     "replayed",
-    issue13(
-        {
-            "openlit": OPENLIT_ESTIMATE,
-        }
-    ),
+    NAMES,
     indirect=True,
 )
 def test_requests_and_tokens_per_user_and_session(replayed: Replayed) -> None:
@@ -262,7 +235,7 @@ def test_requests_and_tokens_per_user_and_session(replayed: Replayed) -> None:
 
 @pytest.mark.parametrize(
     "replayed",
-    issue13({"openlit": OPENLIT_ESTIMATE}),
+    NAMES,
     indirect=True,
 )
 def test_cost_per_user_and_session_totals(replayed: Replayed) -> None:
@@ -334,7 +307,7 @@ def test_openlit_time_to_first_token_is_stored_in_milliseconds(replayed: Replaye
 
 @pytest.mark.parametrize(
     "replayed",
-    issue13({"openlit": "openlit sends estimated usage and its own cost for the stream without usage"}),
+    NAMES,
     indirect=True,
 )
 def test_calls_answered_without_usage_are_unpriced_not_free(replayed: Replayed) -> None:

@@ -209,5 +209,5 @@ def test_migrate_names_a_missing_role_or_database_in_one_line(tmp_path: Path) ->
         assert result.returncode == 1, result.stderr
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("observatory-api: cannot connect to PostgreSQL at 127.0.0.1:5432")
-        assert reason in line and "README" in line
+        assert reason in line and "docs/configuration.md#running-against-postgresql-and-redis" in line
         assert "secret" not in line

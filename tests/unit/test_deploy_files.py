@@ -5,8 +5,12 @@ No Docker engine is needed: the files are parsed and cross-checked against each 
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,7 @@ DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-# The metric names the service documents (README, Monitoring), as a scrape shows them: a counter
+# The metric names the service documents (docs/monitoring.md), as a scrape shows them: a counter
 # is exposed with `_total` (rate_limit_requests_allowed too), a histogram as its base name here.
 DOCUMENTED_METRICS = frozenset(
     {
@@ -293,15 +297,9 @@ def test_compose_bind_mounts_exist_and_named_volumes_are_declared(compose: dict[
 def test_api_can_scale_and_is_hardened(compose: dict[str, Any]) -> None:
     api = services(compose)["api"]
     assert "container_name" not in api, "a fixed container name breaks --scale api=N"
-    host_ports = {}
-    for mapping in api["ports"]:
-        host, _, container = str(mapping).rpartition(":")
-        host_ports[container] = host.rsplit(":", 1)[-1]  # drop an optional host IP
-    assert set(host_ports) == {"8080", "9090"}
-    for container, host in host_ports.items():
-        first, sep, last = host.partition("-")
-        assert sep, f"port {container} must publish a host port range so replicas do not collide"
-        assert int(last) - int(first) >= 2, f"the range for {container} holds fewer than 3 replicas"
+    # Replicas publish nothing on the host (they would collide): clients go through `proxy`.
+    assert "ports" not in api
+    assert str(api["deploy"]["replicas"]) == "${API_REPLICAS:-2}"
     assert api["read_only"] is True
     assert any(str(mount).split(":")[0] == "/tmp" for mount in api["tmpfs"])
     assert "no-new-privileges:true" in api["security_opt"]
@@ -745,3 +743,34 @@ def test_api_overview_covers_traffic_errors_limits_cache_and_database() -> None:
     latency = [expr for expr in expressions if "http_request_duration_seconds_bucket" in expr]
     quantiles = {q for expr in latency for q in re.findall(r"histogram_quantile\((0\.\d+)", expr)}
     assert {"0.5", "0.95", "0.99"} <= quantiles
+
+
+def test_the_proxy_balances_the_api_replicas_with_the_tested_settings(compose: dict[str, Any], tmp_path: Path) -> None:
+    proxy = services(compose)["proxy"]
+    assert host_ports(proxy) == {"8080": "8080"}
+    mounts = {str(volume).split(":")[1]: str(volume).split(":")[0] for volume in proxy["volumes"]}
+    assert mounts == {
+        "/etc/nginx/nginx.conf": "./deploy/nginx/nginx.conf",
+        "/etc/nginx/observatory-proxy.conf": "./deploy/nginx/observatory-proxy.conf",
+    }
+    # The API believes X-Forwarded-For from the proxy's fixed address only.
+    address = proxy["networks"]["default"]["ipv4_address"]
+    assert environment(services(compose)["api"])["API_TRUSTED_PROXIES"] == f"{address}/32"
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    config = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    # The same proxy settings the many-instances tests run (tests/e2e/nginx.py includes the file).
+    assert "include /etc/nginx/observatory-proxy.conf;" in config
+    assert "proxy_pass $api_instances;" in config and "http://api:8080" in config
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; CI needs it to check deploy/nginx")
+        pytest.skip("nginx is not installed")
+    shutil.copy(ROOT / "deploy" / "nginx" / "observatory-proxy.conf", tmp_path)
+    local = config.replace("/etc/nginx/observatory-proxy.conf", str(tmp_path / "observatory-proxy.conf"))
+    (tmp_path / "nginx.conf").write_text(local)
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr

@@ -22,7 +22,10 @@ from observatory_api.secret_rules import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = [ROOT / name for name in ("README.md", ".env.example", "api-config.yml", "compose.yml")]
+DOCUMENTS = [
+    *(ROOT / name for name in ("README.md", ".env.example", "api-config.yml", "compose.yml")),
+    *sorted((ROOT / "docs").glob("*.md")),
+]
 
 
 @pytest.mark.parametrize(
@@ -43,7 +46,7 @@ def test_random_secrets_always_pass(name: str, generate, samples: int) -> None: 
 def test_the_openssl_command_the_readme_gives_passes() -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("openssl is needed for this test (the README tells users to run it)")
+        pytest.fail("openssl is needed for this test (docs/security.md tells users to run it)")
     for _ in range(5):
         secret = subprocess.run([openssl, "rand", "-base64", "48"], capture_output=True, text=True, check=True)
         assert secret_weakness(secret.stdout.strip()) is None

@@ -135,7 +135,7 @@ def test_masking_hides_every_secret() -> None:
 
 
 def test_self_tracing_has_its_own_variable_and_ignores_the_sdk_one() -> None:
-    # The README's ingest examples export OTEL_EXPORTER_OTLP_* in a shell that may start the server.
+    # The ingest examples (README, docs/ingest.md) export OTEL_EXPORTER_OTLP_* in a shell that may start the server.
     sdk = load_settings(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:8080"})
     assert sdk.observability.otlp_endpoint is None
     own = load_settings(environ={"TRACING_OTLP_ENDPOINT": "http://collector:4318"})

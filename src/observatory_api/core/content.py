@@ -24,7 +24,7 @@ LOG_CONTENT_COLUMNS = ("body",)
 EVENTS_KEY = "events"
 
 # Attribute namespaces holding prompt or completion text, tool arguments and results, retrieved
-# documents, templates and their variables, per vocabulary (the README prints this table).
+# documents, templates and their variables, per vocabulary (docs/security.md prints this table).
 CONTENT_ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
     "OpenTelemetry GenAI": (
         "gen_ai.input.messages",

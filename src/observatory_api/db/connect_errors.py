@@ -10,7 +10,9 @@ import asyncpg
 
 from observatory_api.settings import DatabaseSettings
 
-_CREATE_HINT = "README, 'Running against PostgreSQL and Redis', shows how to create the role and the database"
+_CREATE_HINT = (
+    "docs/configuration.md#running-against-postgresql-and-redis shows how to create the role and the database"
+)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Column, Row, Select, bindparam, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.errors import InvalidInput
 from observatory_api.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
@@ -50,12 +51,40 @@ class Keyset:
 
         A row-value comparison `(a, b) < (x, y)` uses a multi-column index on PostgreSQL and SQLite.
         """
-        if self._after is not None:
-            key = tuple_(*(bindparam(None, v, type_=c.type) for c, v in zip(self.columns, self._after, strict=True)))
-            position = tuple_(*self.columns)
-            stmt = stmt.where(position < key if self.descending else position > key)
         ordering = [column.desc() if self.descending else column.asc() for column in self.columns]
-        return stmt.order_by(*ordering).limit(self.limit + 1)
+        return self._continued(stmt).order_by(*ordering).limit(self.limit + 1)
+
+    async def fetch(
+        self, conn: AsyncConnection, stmt: Select[Any], *, time_column: Column[Any], narrow: bool | None = None
+    ) -> Sequence[Row[Any]]:
+        """The rows of `apply(stmt)`. Narrowed first (by default on TimescaleDB only) when the walk's
+        first column is the hypertable's `time_column`.
+
+        On compressed chunks a page sorted by time and its tie-breakers decompresses every row of
+        the chunks in the window and sorts them (TimescaleDB does not merge its batches for an
+        order with columns it does not compress by). Narrowed, the time of the page's last row is
+        read first (one column: cheap, vectorised), and the page is then read from that time on:
+        only the batches from there are decompressed (the 1-day spans page: 64-110 ms -> 12 ms
+        on 33,000 compressed spans a day). Every row of the page is at or after that time, so the
+        page is the same.
+        """
+        first = self.columns[0]
+        if narrow is None:
+            narrow = bool(conn.dialect.__dict__.get("observatory_timescaledb"))
+        if narrow and first is time_column:
+            order = first.desc() if self.descending else first.asc()
+            last_time = self._continued(stmt).with_only_columns(first).order_by(order).offset(self.limit).limit(1)
+            bound = (await conn.execute(last_time)).scalar_one_or_none()
+            if bound is not None:
+                stmt = stmt.where(first >= bound if self.descending else first <= bound)
+        return (await conn.execute(self.apply(stmt))).all()
+
+    def _continued(self, stmt: Select[Any]) -> Select[Any]:
+        if self._after is None:
+            return stmt
+        key = tuple_(*(bindparam(None, v, type_=c.type) for c, v in zip(self.columns, self._after, strict=True)))
+        position = tuple_(*self.columns)
+        return stmt.where(position < key if self.descending else position > key)
 
     def page(self, rows: Sequence[Row[Any]]) -> tuple[Sequence[Row[Any]], str | None, bool]:
         """The rows of this page, the cursor of the next one (or None), and whether there is more."""

@@ -4,7 +4,7 @@ GenAI semantic conventions (current and deprecated names), OpenInference, OpenLL
 its association properties and indexed prompt attributes), OpenLIT, Langfuse's OTel attributes
 (current and older spellings) and the Vercel AI SDK's telemetry metadata. The first key present
 wins; every attribute not used for a column is kept in `attributes`, and resource attributes other
-than service and environment under `attributes["resource"]`. The README's attribute mapping table
+than service and environment under `attributes["resource"]`. The attribute mapping table of docs/ingest.md
 lists these keys per instrumentation (a test keeps the two in step). A user, session, environment
 or tags missing on a span is taken from its nearest ancestor by the writer (`storage.context`).
 """
@@ -227,6 +227,27 @@ def _invoked_model(attributes: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) and model.strip() else None
 
 
+# The columns of a usage the provider reported (and its price); see _estimated_usage.
+_USAGE_COLUMNS = frozenset({"input_tokens", "output_tokens", "total_tokens", "cost_usd"})
+
+
+def _estimated_usage(span: OtlpSpan) -> bool:
+    """Whether the span's usage is OpenLIT's estimate rather than what the provider reported.
+
+    OpenLIT's OpenAI instrumentation counts tokens itself (a characters rule) and prices them when
+    a streamed answer carried no usage (no `stream_options.include_usage`), and only then leaves out
+    the cache token attributes it otherwise always sets from the answer's usage
+    (openlit/instrumentation/openai/utils.py). The provider billed something else: the estimate and
+    its cost stay in `attributes`, the columns stay empty, and the call counts as unpriced.
+    """
+    attributes = span.attributes
+    return (
+        (span.scope or "").startswith("openlit.instrumentation.openai")
+        and attributes.get("gen_ai.request.stream") is True
+        and "gen_ai.usage.cache_read.input_tokens" not in attributes
+    )
+
+
 def _kind(raw: Any, model: str | None) -> str:
     if isinstance(raw, str) and raw.lower() in KIND_VALUES:
         return KIND_VALUES[raw.lower()]
@@ -269,7 +290,11 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     if span.end_ns < span.start_ns:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
     attributes, used = span.attributes, set()
-    values = {column: _first(attributes, keys, used) for column, keys in SPAN_ATTRIBUTES.items()}
+    skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
+    values = {
+        column: None if column in skipped else _first(attributes, keys, used)
+        for column, keys in SPAN_ATTRIBUTES.items()
+    }
     resource_used: set[str] = set()
     resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
     for column, prefix in OPENLLMETRY_INDEXED.items():

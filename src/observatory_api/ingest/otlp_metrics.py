@@ -23,7 +23,7 @@ from observatory_api.observability.metrics import ingest_metric_points_discarded
 
 NOT_STORED = (
     "metrics are accepted but not stored: observatory derives LLM metrics (tokens, cost, latency, "
-    "time to first token) from the spans; see the README, 'Metrics exports'"
+    "time to first token) from the spans; see docs/ingest.md#sending-telemetry"
 )
 _POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram", "summary")
 

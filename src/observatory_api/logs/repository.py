@@ -68,7 +68,7 @@ class LogRepository:
             conditions.append(_l.c.body.ilike(f"%{escaped}%", escape="\\"))
         async with self._engine.connect() as conn:
             stmt = select(*log_columns(allow_content=allow_content)).where(and_(*conditions))
-            rows = (await conn.execute(keyset.apply(stmt))).all()
+            rows = await keyset.fetch(conn, stmt, time_column=_l.c.time)
         page, next_cursor, has_more = keyset.page(rows)
         entries = [log_from_row(row, allow_content=allow_content) for row in page]
         return LogPage(data=entries, next_cursor=next_cursor, has_more=has_more)

@@ -57,7 +57,7 @@ class SpanRepository:
             condition = and_(condition, compile_span_filter(filter_node, allow_content=allow_content))
         async with self._engine.connect() as conn:
             stmt = select(*span_columns(allow_content=allow_content)).where(condition)
-            rows = (await conn.execute(keyset.apply(stmt))).all()
+            rows = await keyset.fetch(conn, stmt, time_column=_s.c.start_time)
         page, next_cursor, has_more = keyset.page(rows)
         spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in page]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)

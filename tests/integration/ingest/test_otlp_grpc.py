@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+import redis
 from google.rpc import error_details_pb2
 from litestar.testing import TestClient
 from opentelemetry._logs import SeverityNumber
@@ -39,7 +40,7 @@ from observatory_api.settings import (
 from tests.conftest import make_settings
 from tests.integration.ingest.helpers import counter, stored_logs, stored_spans
 from tests.integration.ingest.payloads import new_trace_id, span, trace_request
-from tests.integration.security.conftest import create_key
+from tests.integration.security.conftest import TEST_REDIS_URL, create_key, redis_settings  # noqa: F401 (the fixture)
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -153,11 +154,19 @@ def test_refusals_are_status_codes_the_exporters_act_on(served: Served) -> None:
     assert code == grpc.StatusCode.OK and not answer.HasField("partial_success")
 
 
-def test_rate_limits_and_size_limits_apply_as_on_http(migrated_database: DatabaseSettings) -> None:
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_rate_limits_and_size_limits_apply_as_on_http(
+    migrated_database: DatabaseSettings, store: str, request: pytest.FixtureRequest
+) -> None:
+    # Both stores: in-process (the embedded default) and Redis, which several workers share.
+    sections: dict[str, Any] = {}
+    if store == "redis":
+        sections["redis"] = request.getfixturevalue("redis_settings")
     settings = grpc_settings(
         migrated_database,
         rate_limit=RateLimitSettings(roles={"ingest": 2}),
         ingest=IngestSettings(max_decompressed_bytes=4096),
+        **sections,
     )
     key = create_key(settings, role="ingest")
     with TestClient(create_app(settings)) as client:
@@ -180,6 +189,10 @@ def test_rate_limits_and_size_limits_apply_as_on_http(migrated_database: Databas
             headers={"x-api-key": key, "content-type": "application/x-protobuf", "content-encoding": "gzip"},
         )
         assert http.status_code == 429
+    if store == "redis":  # the counts were kept in Redis, where other workers see them
+        prefix = settings.redis.key_prefix
+        with redis.Redis.from_url(TEST_REDIS_URL) as shared:
+            assert any(b"limit" in key.lower() for key in shared.scan_iter(match=f"{prefix}:*")), prefix
 
 
 async def test_busy_write_slots_answer_unavailable_with_retry_info_and_drain_at_shutdown(pg_template: str) -> None:

@@ -1,4 +1,4 @@
-"""The content classification: where namespaces begin and end, events, filter paths, the README."""
+"""The content classification: where namespaces begin and end, events, filter paths, its table in docs/security.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from observatory_api.core.content import (
     without_content,
 )
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+SECURITY_DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_without_content_keeps_the_rest_and_trims_events() -> None:
     assert "secret" in str(attributes)  # a copy: the row read is not changed
 
 
-def test_the_readme_lists_every_content_namespace() -> None:
-    readme = README.read_text()
-    missing = [name for names in CONTENT_ATTRIBUTES.values() for name in names if f"`{name}`" not in readme]
-    assert missing == [], "README's content table misses these namespaces"
+def test_the_security_page_lists_every_content_namespace() -> None:
+    page = SECURITY_DOC.read_text()
+    missing = [name for names in CONTENT_ATTRIBUTES.values() for name in names if f"`{name}`" not in page]
+    assert missing == [], "the content table of docs/security.md misses these namespaces"

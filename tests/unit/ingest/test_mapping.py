@@ -109,3 +109,42 @@ def test_langfuse_environment_on_the_resource() -> None:
     span = otlp_span({})
     span.resource = {"service.name": "svc", "langfuse.environment": "staging"}
     assert to_span_record(span, IngestReport("spans")).environment == "staging"
+
+
+OPENLIT_STREAM = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.request.stream": True,
+    "gen_ai.usage.input_tokens": 57,
+    "gen_ai.usage.output_tokens": 36,
+    "gen_ai.usage.cost": 3.015e-05,
+}
+
+
+@pytest.mark.parametrize(
+    ("scope", "extra", "estimated"),
+    [
+        # A stream with no usage in the answer: OpenLIT counted the tokens itself.
+        ("openlit.instrumentation.openai", {}, True),
+        # The answer's usage: OpenLIT then always sets the cache token attributes (0 included).
+        ("openlit.instrumentation.openai", {"gen_ai.usage.cache_read.input_tokens": 0}, False),
+        ("openlit.instrumentation.openai", {"gen_ai.request.stream": False}, False),
+        # Other instrumentations report the provider's usage only.
+        ("opentelemetry.instrumentation.openai_v2", {}, False),
+    ],
+)
+def test_openlit_s_estimated_stream_usage_is_not_stored_as_billed(
+    scope: str, extra: dict[str, object], estimated: bool
+) -> None:
+    span = otlp_span({**OPENLIT_STREAM, **extra})
+    span.scope = scope
+    record = to_span_record(span, IngestReport("spans"))
+    columns = (record.input_tokens, record.output_tokens, record.total_tokens, record.cost_usd)
+    if estimated:
+        assert columns == (None, None, None, None)
+        # What OpenLIT sent is kept as sent, beside the other unmapped attributes.
+        assert record.attributes["gen_ai.usage.input_tokens"] == 57
+        assert record.attributes["gen_ai.usage.cost"] == 3.015e-05
+    else:
+        assert columns == (57, 36, 93, 3.015e-05)
+        assert "gen_ai.usage.input_tokens" not in record.attributes

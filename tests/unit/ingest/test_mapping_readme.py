@@ -1,4 +1,4 @@
-"""The README's attribute mapping table names exactly the keys the mapping reads, column by column."""
+"""The attribute mapping table of docs/ingest.md names exactly the keys the mapping reads, column by column."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 from observatory_api.ingest.mapping import OPENLLMETRY_INDEXED, RESOURCE_ATTRIBUTES, SPAN_ATTRIBUTES
 from observatory_api.ingest.span_events import COMPLETION_START_KEYS, FIRST_TOKEN_EVENTS, SECOND_KEYS
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+INGEST_DOC = Path(__file__).resolve().parents[3] / "docs" / "ingest.md"
 HEADER = "| column | OpenInference | GenAI | OpenLLMetry (Traceloop) | OpenLIT | Langfuse | other |"
 
 
 def readme_table() -> dict[str, set[str]]:
     """Column -> the keys (in backticks) the table names for it, over every instrumentation."""
-    lines = README.read_text().splitlines()
+    lines = INGEST_DOC.read_text().splitlines()
     start = lines.index(HEADER) + 2
     table: dict[str, set[str]] = {}
     for line in lines[start:]:
@@ -40,9 +40,9 @@ def expected() -> dict[str, set[str]]:
 
 def test_the_readme_table_names_every_key_read_and_no_other() -> None:
     found, wanted = readme_table(), expected()
-    assert set(found) == set(wanted), "a column is missing from, or extra in, the README's mapping table"
+    assert set(found) == set(wanted), "a column is missing from, or extra in, the mapping table of docs/ingest.md"
     for column, keys in wanted.items():
         assert found[column] == keys, (
-            f"{column}: missing from the README {sorted(keys - found[column])}, "
+            f"{column}: missing from docs/ingest.md {sorted(keys - found[column])}, "
             f"not read by the mapping {sorted(found[column] - keys)}"
         )
