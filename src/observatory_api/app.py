@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
@@ -24,10 +25,12 @@ from observatory_api.logs.controller import LogController
 from observatory_api.metric_series import create_known_series
 from observatory_api.metrics.controller import MetricController
 from observatory_api.models.controller import ModelController
+from observatory_api.observability import metrics
 from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
 from observatory_api.openapi_docs import AUTHENTICATED, ClosedStructSchemaPlugin, security_schemes
+from observatory_api.read_fallback import ReplicaFallbackMiddleware
 from observatory_api.request import ApiRequest
 from observatory_api.security.cors import install_cors
 from observatory_api.security.permissions import requires
@@ -71,7 +74,9 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"settings": settings, **security.state}),
         # gRPC last: it needs the security store, and stops (draining) before the engines close.
         lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
-        middleware=security.middleware,
+        # Innermost: a read a replica failed is answered again from the primary, inside the
+        # authentication and rate limits that already counted it once.
+        middleware=[*security.middleware, *_replica_fallback(settings)],
         stores=security.stores,
         response_cache_config=security.response_cache_config,
         dependencies=dependencies(settings),
@@ -91,6 +96,12 @@ def create_app(settings: Settings) -> Litestar:
     install_observability(app, settings, api_prefix=API_PREFIX)
     create_known_series()
     return app
+
+
+def _replica_fallback(settings: Settings) -> list[DefineMiddleware]:
+    if not settings.database.replica_urls:
+        return []
+    return [DefineMiddleware(ReplicaFallbackMiddleware, on_retry=metrics.db_replica_read_retries_total.inc)]
 
 
 def create_app_from_environment() -> Litestar:

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.db.replicas import ReadRouter
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
@@ -31,28 +33,35 @@ SpanStatus = Literal["ok", "error", "unset"]
 Severity = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 
-def provide_trace_repository(state: State) -> TraceRepository:
-    return TraceRepository(state.read_engine)
+def provide_read_engine(state: State) -> AsyncEngine:
+    """The engine of this request's reads, chosen once per request: a healthy replica in turn, else
+    the primary (db/replicas.py)."""
+    router: ReadRouter = state.read_router
+    return router.engine()
 
 
-def provide_span_repository(state: State) -> SpanRepository:
-    return SpanRepository(state.read_engine)
+def provide_trace_repository(read_engine: NamedDependency[AsyncEngine]) -> TraceRepository:
+    return TraceRepository(read_engine)
 
 
-def provide_session_repository(state: State) -> SessionRepository:
-    return SessionRepository(state.read_engine)
+def provide_span_repository(read_engine: NamedDependency[AsyncEngine]) -> SpanRepository:
+    return SpanRepository(read_engine)
 
 
-def provide_log_repository(state: State) -> LogRepository:
-    return LogRepository(state.read_engine)
+def provide_session_repository(read_engine: NamedDependency[AsyncEngine]) -> SessionRepository:
+    return SessionRepository(read_engine)
 
 
-def provide_model_repository(state: State) -> ModelRepository:
-    return ModelRepository(state.read_engine)
+def provide_log_repository(read_engine: NamedDependency[AsyncEngine]) -> LogRepository:
+    return LogRepository(read_engine)
 
 
-def provide_metric_repository(state: State) -> MetricRepository:
-    return MetricRepository(state.read_engine)
+def provide_model_repository(read_engine: NamedDependency[AsyncEngine]) -> ModelRepository:
+    return ModelRepository(read_engine)
+
+
+def provide_metric_repository(read_engine: NamedDependency[AsyncEngine]) -> MetricRepository:
+    return MetricRepository(read_engine)
 
 
 TIME_FROM = QueryParameter(
@@ -145,6 +154,7 @@ def provide_log_query(
 def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
     return {
         "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+        "read_engine": Provide(provide_read_engine, sync_to_thread=False),
         "traces": Provide(provide_trace_repository, sync_to_thread=False),
         "spans": Provide(provide_span_repository, sync_to_thread=False),
         "sessions": Provide(provide_session_repository, sync_to_thread=False),

@@ -9,18 +9,22 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
 from observatory_api.db.migrate import head_revision, upgrade
+from observatory_api.db.replicas import ReadRouter, build_read_router
 from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
+from observatory_api.observability.replicas import forget_replica, publish_replica
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
 
@@ -46,6 +50,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     # Metrics read TimescaleDB's continuous aggregates when it reports them, else the rollup tables.
     state.continuous_aggregates = await find_continuous_aggregates(state.read_engine, timescaledb=state.timescaledb)
     mark_continuous_aggregates(state.read_engine.dialect, state.continuous_aggregates)
+    # REST and GraphQL reads go through the router (replicas when configured); keys, tokens and
+    # the health of the schema keep `read_engine`, the primary.
+    state.read_router = _read_router(
+        settings, state.read_engine, timescaledb=state.timescaledb, aggregates=state.continuous_aggregates
+    )
     state.redis = _redis_client(settings)
     state.write_engine = None
     if settings.ingest_enabled:
@@ -77,8 +86,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         },
     )
     try:
-        yield
+        async with state.read_router.running():
+            yield
     finally:
+        await state.read_router.dispose()
+        for replica in state.read_router.replicas:
+            forget_replica(replica)
         await state.read_engine.dispose()
         if state.write_engine is not None:
             await state.write_engine.dispose()
@@ -98,6 +111,28 @@ async def _has_timescaledb(engine: AsyncEngine) -> bool:
     except Exception:
         logger.warning("could not check for TimescaleDB; assuming plain PostgreSQL")
         return False
+
+
+def _read_router(settings: Settings, primary: AsyncEngine, *, timescaledb: bool, aggregates: bool) -> ReadRouter:
+    database = settings.database
+
+    def make_engine(url: URL, *, pool_size: int | None = None, max_overflow: int | None = None) -> AsyncEngine:
+        return create_engine(database, url, readonly=True, pool_size=pool_size, max_overflow=max_overflow)
+
+    def configure(engine: AsyncEngine) -> None:
+        mark_timescaledb(engine.dialect, timescaledb)
+        mark_continuous_aggregates(engine.dialect, aggregates)
+
+    return build_read_router(
+        primary,
+        [database_url(msgspec.structs.replace(database, url=url)) for url in database.replica_urls],
+        make_engine,
+        primary_url=readonly_url(database),
+        max_lag_seconds=database.max_replica_lag_seconds,
+        check_interval_seconds=database.replica_check_interval_seconds,
+        on_change=publish_replica,
+        configure=configure,
+    )
 
 
 def _redis_client(settings: Settings) -> Redis | None:

@@ -49,6 +49,11 @@ class DatabaseSettings(_Section):
     max_overflow: int = 5
     pool_timeout_seconds: float = 5.0
     statement_timeout_ms: int = 15_000
+    # Streaming replicas that serve the read path (docs/replicas.md); writes stay on `url`.
+    replica_urls: tuple[str, ...] = ()
+    # A replica further behind the primary than this is taken out of the read rotation.
+    max_replica_lag_seconds: float = 10.0
+    replica_check_interval_seconds: float = 2.0
     # TimescaleDB policies, applied by the migration only when the extension is present.
     compress_after_days: int = 7
     retention_days: int = 90
@@ -214,6 +219,7 @@ ENV_KEYS: dict[str, str] = {
     "DATABASE_URL": "database.url",
     "DB_READONLY_USER": "database.readonly_user",
     "DB_READONLY_PASSWORD": "database.readonly_password",
+    "DB_REPLICA_URLS": "database.replica_urls",
     "REDIS_URL": "redis.url",
     "REDIS_PASSWORD": "redis.password",
     "JWT_SECRET": "auth.jwt_secret",
@@ -242,7 +248,15 @@ ENV_KEYS: dict[str, str] = {
     "INGEST_WARM_UP": "ingest.warm_up",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
-SECRET_ENV = ("DATABASE_URL", "DB_READONLY_PASSWORD", "REDIS_URL", "REDIS_PASSWORD", "JWT_SECRET", "SECRET_KEY")
+SECRET_ENV = (
+    "DATABASE_URL",
+    "DB_READONLY_PASSWORD",
+    "DB_REPLICA_URLS",
+    "REDIS_URL",
+    "REDIS_PASSWORD",
+    "JWT_SECRET",
+    "SECRET_KEY",
+)
 SECRET_KEYS = frozenset(
     {
         "database.readonly_password",
@@ -253,7 +267,8 @@ SECRET_KEYS = frozenset(
     }
 )
 URL_KEYS = frozenset({"database.url", "redis.url"})
-_LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies"})
+URL_LIST_KEYS = frozenset({"database.replica_urls"})
+_LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies", "database.replica_urls"})
 # Keys that no longer exist, with what to do instead: named at start-up rather than ignored.
 REMOVED_KEYS = {
     "auth.revocation_fail_open": (
@@ -425,8 +440,25 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     url = settings.database.url
     if url is not None and not url.startswith(("postgresql", "postgres://", "sqlite")):
         problems.append(("database.url (DATABASE_URL)", "must be a postgresql:// or sqlite:// URL"))
+    problems.extend(_replica_problems(settings.database))
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
+    return problems
+
+
+def _replica_problems(database: DatabaseSettings) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    key = "database.replica_urls (DB_REPLICA_URLS)"
+    for index, url in enumerate(database.replica_urls):
+        if not url.startswith(("postgresql", "postgres://")):
+            # The URL may hold a password: name its position, never its text.
+            problems.append((f"{key}[{index}]", "must be a postgresql:// URL"))
+    if database.replica_urls and (database.url is None or not database.url.startswith("postgres")):
+        problems.append((key, "replicas need a PostgreSQL primary in database.url (DATABASE_URL)"))
+    for name in ("max_replica_lag_seconds", "replica_check_interval_seconds"):
+        value = getattr(database, name)
+        if not value > 0:
+            problems.append((f"database.{name}", f"must be positive, got {value}"))
     return problems
 
 
@@ -464,6 +496,9 @@ def masked(settings: Settings) -> dict[str, Any]:
         section, leaf = key.split(".")
         if data[section].get(leaf):
             data[section][leaf] = mask_url(data[section][leaf])
+    for key in URL_LIST_KEYS:
+        section, leaf = key.split(".")
+        data[section][leaf] = [mask_url(url) for url in data[section][leaf]]
     return data
 
 

@@ -58,6 +58,10 @@ NOT_RUN = {
         "PostgreSQL are tested in tests/integration/test_cli.py and tests/e2e"
     ),
     ".ci/run ": "the test suite itself",
+    "pg_basebackup -h db-primary": (
+        "needs a second database host; tests/replica.py runs the same pg_basebackup -R -X stream -C -S "
+        "and pg_ctl against the test PostgreSQL for tests/integration/replicas"
+    ),
 }
 
 

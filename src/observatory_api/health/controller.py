@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from observatory_api import __version__
+from observatory_api.db.replicas import ReadRouter, ReplicaState
 from observatory_api.health.checks import ComponentState, check_database, check_redis
 from observatory_api.openapi_docs import OPEN, OPTIONAL, problems
 from observatory_api.security.permissions import principal_of
@@ -22,9 +23,12 @@ class Alive(msgspec.Struct):
     status: Literal["alive"]
 
 
-class Readiness(msgspec.Struct):
+class Readiness(msgspec.Struct, omit_defaults=True):
     ready: bool
     components: dict[str, ComponentState]
+    # Each read replica (docs/replicas.md), when any is configured. They do not decide `ready`:
+    # with none in rotation, reads go to the primary.
+    replicas: list[ReplicaState] | None = None
 
 
 class Health(msgspec.Struct, omit_defaults=True):
@@ -61,10 +65,16 @@ class HealthController(Controller):
         security=OPEN,
     )
     async def ready(self, state: State) -> Response[Readiness]:
-        """200 when the database answers with its schema at head and Redis (if configured) answers; 503 otherwise."""
+        """200 when the database answers with its schema at head and Redis (if configured) answers; 503 otherwise.
+
+        With read replicas configured, `replicas` shows each one (`host:port`), its state at the last
+        check (`ok`, `lagging`, `down`) and its lag in seconds.
+        """
         components = await _components(state)
         ready = all(c.status == "ok" for c in components.values())
-        return Response(Readiness(ready=ready, components=components), status_code=200 if ready else 503)
+        router: ReadRouter = state.read_router
+        body = Readiness(ready=ready, components=components, replicas=router.states() or None)
+        return Response(body, status_code=200 if ready else 503)
 
     @get(
         "/health",

@@ -81,6 +81,25 @@ db_pool_connections = Gauge(
     ["state"],
     multiprocess_mode="livesum",
 )
+# Read replicas (docs/replicas.md), labelled `host:port` (a fixed set, from the configuration).
+# Each worker checks for itself: a replica is up only if every live worker has it in rotation,
+# and its lag is the largest any worker measured.
+db_replica_up = Gauge(
+    "db_replica_up",
+    "1 while the replica serves reads (reachable, a standby, within database.max_replica_lag_seconds), else 0.",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
+db_replica_lag_seconds = Gauge(
+    "db_replica_lag_seconds",
+    "How far the replica is behind the primary at the last check that could measure it (an upper bound).",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+db_replica_read_retries_total = Counter(
+    "db_replica_read_retries_total",
+    "Requests whose reads a replica failed (connection lost or refused) and that were answered again from the primary.",
+)
 db_query_duration_seconds = Histogram(
     "db_query_duration_seconds",
     "Time spent in repository operations, by operation.",

@@ -1,0 +1,243 @@
+"""A real streaming replica of the test PostgreSQL (127.0.0.1:5432), for tests/integration/replicas.
+
+`pg_basebackup -R -X stream` copies the running cluster into a temporary folder (with its own
+replication slot, so WAL the replica still needs is kept while it is stopped or paused), and the
+system's `pg_ctl` starts it as a hot standby on a free port. As root, PostgreSQL refuses to run:
+then everything runs as the `postgres` OS user, in a folder it owns. The primary's pg_hba.conf must
+allow `host replication postgres 127.0.0.1/32 trust` (`.ci/run` adds it). Anything missing fails
+the tests with what to do; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PRIMARY_HOST, PRIMARY_PORT = "127.0.0.1", 5432
+PG_BIN = Path(os.environ.get("OBSERVATORY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+SLOT_PREFIX = "observatory_test_replica_"
+# Settings a hot standby must hold at least as high as its primary, or it refuses to start.
+_AT_LEAST_PRIMARY = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+_HBA_HINT = (
+    "the primary's pg_hba.conf needs `host replication postgres 127.0.0.1/32 trust` "
+    "(.ci/run adds it; then `pg_ctlcluster --skip-systemctl-redirect 15 main reload`)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_postgres() -> list[str]:
+    """PostgreSQL will not run as root: its commands then run as the `postgres` OS user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def _run(command: list[str], what: str, *, timeout: float = 120) -> None:
+    try:
+        done = subprocess.run([*_as_postgres(), *command], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"{what}: {exc}", pytrace=False)
+    if done.returncode != 0:
+        hint = f"; {_HBA_HINT}" if "pg_hba.conf" in done.stderr else ""
+        pytest.fail(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}{hint}", pytrace=False)
+
+
+async def primary_connection(database: str = "postgres") -> asyncpg.Connection:
+    return await asyncpg.connect(host=PRIMARY_HOST, port=PRIMARY_PORT, user="postgres", database=database, timeout=5)
+
+
+class StreamingReplica:
+    """A standby of the test PostgreSQL on `port`; `stop()` kills it (immediate shutdown), `start()`
+    brings it back, `pause_replay()` / `resume_replay()` make it lag, `caught_up()` waits for it."""
+
+    def __init__(self, root: Path, port: int, slot: str) -> None:
+        self.root, self.port, self.slot = root, port, slot
+        self.data = root / "data"
+
+    @property
+    def name(self) -> str:
+        """As the service names it: host:port."""
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        _run(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "start"],
+            "starting the replica",
+        )
+
+    def stop(self) -> None:
+        """Immediate shutdown: connections are cut as if the server died."""
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"], "stopping the replica")
+
+    def is_running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    async def connection(self, database: str = "postgres") -> asyncpg.Connection:
+        return await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database=database, timeout=5)
+
+    async def pause_replay(self) -> None:
+        connection = await self.connection()
+        try:
+            await connection.execute("SELECT pg_wal_replay_pause()")
+        finally:
+            await connection.close()
+
+    async def resume_replay(self) -> None:
+        connection = await self.connection()
+        try:
+            await connection.execute("SELECT pg_wal_replay_resume()")
+        finally:
+            await connection.close()
+
+    async def caught_up(self, timeout: float = 60) -> None:
+        """Wait until the replica has replayed everything the primary has written so far."""
+        primary = await primary_connection()
+        try:
+            target = await primary.fetchval("SELECT pg_current_wal_flush_lsn()::text")
+        finally:
+            await primary.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                connection = await self.connection()
+                try:
+                    behind = await connection.fetchval(
+                        "SELECT pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn()) > 0", target
+                    )
+                finally:
+                    await connection.close()
+                if not behind:
+                    return
+            except (OSError, asyncpg.CannotConnectNowError):
+                pass  # starting up
+            if time.monotonic() > deadline:
+                pytest.fail(f"the replica did not replay up to {target} within {timeout} s", pytrace=False)
+            await asyncio.sleep(0.1)
+
+
+async def _primary_settings() -> dict[str, str]:
+    try:
+        connection = await primary_connection()
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required at {PRIMARY_HOST}:{PRIMARY_PORT}: {exc}", pytrace=False)
+    try:
+        rows = await connection.fetch(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", _AT_LEAST_PRIMARY
+        )
+        # Slots of earlier runs that died before dropping theirs would keep WAL on the primary
+        # forever; a slot whose test process still runs (its replica merely stopped) is kept.
+        stale = await connection.fetch(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active", f"{SLOT_PREFIX}%"
+        )
+        for row in stale:
+            if not _process_alive(row["slot_name"].removeprefix(SLOT_PREFIX).split("_")[0]):
+                await connection.execute("SELECT pg_drop_replication_slot($1)", row["slot_name"])
+    finally:
+        await connection.close()
+    return {row["name"]: row["setting"] for row in rows}
+
+
+def _process_alive(pid: str) -> bool:
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
+async def _drop_slot(slot: str) -> None:
+    connection = await primary_connection()
+    try:
+        await connection.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot
+        )
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def streaming_replica() -> AsyncIterator[StreamingReplica]:
+    """A running standby of the test PostgreSQL; stopped, its slot dropped and its files removed on exit."""
+    for tool in ("pg_basebackup", "pg_ctl"):
+        if not (PG_BIN / tool).is_file() and shutil.which(tool) is None:
+            pytest.fail(f"{tool} is required for the replica tests (PostgreSQL 15's server package)", pytrace=False)
+    settings = await _primary_settings()
+    root = Path(tempfile.mkdtemp(prefix="observatory-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    root.chmod(0o700)
+    replica = StreamingReplica(root, _free_port(), f"{SLOT_PREFIX}{os.getpid()}_{root.name[-8:].lower()}")
+    basebackup = str(PG_BIN / "pg_basebackup") if (PG_BIN / "pg_basebackup").is_file() else "pg_basebackup"
+    try:
+        _run(
+            [
+                basebackup,
+                "-h",
+                PRIMARY_HOST,
+                "-p",
+                str(PRIMARY_PORT),
+                "-U",
+                "postgres",
+                "-D",
+                str(replica.data),
+                "-R",
+                "-X",
+                "stream",
+                "-C",
+                "-S",
+                replica.slot,
+            ],
+            "pg_basebackup from the test PostgreSQL",
+            timeout=300,
+        )
+        _write_config(replica, settings)
+        replica.start()
+        yield replica
+    finally:
+        if replica.is_running():
+            with contextlib.suppress(BaseException):
+                replica.stop()
+        with contextlib.suppress(Exception):
+            await _drop_slot(replica.slot)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_config(replica: StreamingReplica, primary: dict[str, str]) -> None:
+    """Debian keeps the cluster's configuration in /etc: the copy gets its own, as the postgres user
+    owns it. `-R` wrote primary_conninfo and standby.signal already."""
+    lines = [
+        f"port = {replica.port}",
+        "listen_addresses = '127.0.0.1'",
+        f"unix_socket_directories = '{replica.root}'",
+        "hot_standby = on",
+        "hot_standby_feedback = on",
+        "fsync = off",
+        "shared_buffers = 32MB",
+        "logging_collector = off",
+        *(f"{name} = {value}" for name, value in primary.items()),
+    ]
+    hba = ["local all all trust", "host all all 127.0.0.1/32 trust"]
+    for name, text in (("postgresql.conf", lines), ("pg_hba.conf", hba), ("pg_ident.conf", [])):
+        path = replica.data / name
+        path.write_text("\n".join(text) + "\n", encoding="utf-8")
+        if os.geteuid() == 0:
+            shutil.chown(path, "postgres", "postgres")
