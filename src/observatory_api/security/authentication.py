@@ -190,6 +190,7 @@ def presented_credential(headers: Mapping[str, str]) -> Credential | None:
         raise AuthFailure("ambiguous", "send either Authorization or X-API-Key, not both")
     if api_key is not None:
         return Credential("api_key", api_key.strip())
+    assert authorization is not None  # one of the two is set, and it is not the API key
     scheme, _, value = authorization.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "basic" and value:
