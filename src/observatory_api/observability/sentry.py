@@ -80,7 +80,7 @@ def _init(sentry_sdk: Any, integrations: list[Any], dsn: str, settings: Settings
         send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
-        before_send=scrub_event,  # type: ignore[arg-type]
+        before_send=scrub_event,
         # Errors only: no performance tracing (OpenTelemetry does that). No default or automatic
         # integrations: they patch Litestar, http.client and subprocess process-wide (and change
         # how Litestar answers errors); each unhandled error reaches Sentry once, via its log line.
