@@ -289,7 +289,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     _check_time(span.end_ns, "endTimeUnixNano")
     if span.end_ns < span.start_ns:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
-    attributes, used = span.attributes, set()
+    attributes, used = span.attributes, set[str]()
     skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
     values = {
         column: None if column in skipped else _first(attributes, keys, used)
@@ -347,7 +347,12 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         input=_as_text(values["input"]),
         output=_as_text(values["output"]),
         attributes=kept,
-        **tokens,
+        input_tokens=tokens["input_tokens"],
+        output_tokens=tokens["output_tokens"],
+        total_tokens=tokens["total_tokens"],
+        cache_read_input_tokens=tokens["cache_read_input_tokens"],
+        cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
+        reasoning_output_tokens=tokens["reasoning_output_tokens"],
     )
 
 
