@@ -50,7 +50,7 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
         graphql_ide=None,  # served at PLAYGROUND_PATH instead, when enabled
     )
 
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
+    class GraphQLController(base):  # type: ignore[valid-type,misc]  # a base class made at run time
         guards = [requires("read")]
         before_request = _accept_graphql_params
         include_in_schema = False
