@@ -20,7 +20,9 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
     {
         frozenset({"deps", "logs", "metrics", "models", "sessions", "spans", "storage", "traces"}),
-        frozenset({"db", "errors", "pagination", "query"}),
+        # observability joined with the read replicas (observability.replicas -> db.replicas, while
+        # errors -> observability.request_id).
+        frozenset({"db", "errors", "observability", "pagination", "query"}),
         frozenset({"auth", "security"}),
         frozenset({"settings", "settings_checks"}),
     }
