@@ -52,6 +52,9 @@ _ATTRIBUTE_PATH_REASON = (
     'digits or _-:@$, a quoted key 1 to 100 characters other than " and control characters'
 )
 
+GroupKind = Literal["and", "or", "not"]
+GROUP_KINDS: tuple[GroupKind, ...] = ("and", "or", "not")
+
 
 @dataclass(frozen=True, slots=True)
 class Condition:
@@ -64,7 +67,7 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    kind: Literal["and", "or", "not"]
+    kind: GroupKind
     items: tuple[Node, ...]
 
 
@@ -85,7 +88,7 @@ def _parse(raw: Any, where: str, depth: int, counter: list[int], max_nodes: int)
         raise InvalidInput.field(where, f"the filter may nest at most {MAX_DEPTH} levels", "body")
     if not isinstance(raw, dict):
         raise InvalidInput.field(where, "must be an object", "body")
-    groups = [key for key in ("and", "or", "not") if key in raw]
+    groups: list[GroupKind] = [key for key in GROUP_KINDS if key in raw]
     if groups:
         if len(raw) != 1:
             raise InvalidInput.field(where, f"`{groups[0]}` must be the only key of its object", "body")
@@ -98,7 +101,7 @@ def _parse(raw: Any, where: str, depth: int, counter: list[int], max_nodes: int)
         parsed = tuple(
             _parse(item, f"{where}.{key}[{i}]", depth + 1, counter, max_nodes) for i, item in enumerate(items)
         )
-        return Group(key, parsed)  # type: ignore[arg-type]
+        return Group(key, parsed)
     unknown = set(raw) - {"field", "op", "value"}
     if unknown:
         raise InvalidInput.field(
@@ -297,7 +300,9 @@ def _in_values(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _single(column: Any, spec: FieldSpec, path: list[str], op: str, value: Any, where: str) -> ColumnElement[bool]:
+def _single(
+    column: ColumnElement[Any], spec: FieldSpec, path: list[str], op: str, value: Any, where: str
+) -> ColumnElement[bool]:
     if op == "exists":
         if not isinstance(value, bool):
             raise InvalidInput.field(where, "`exists` takes true or false", "body")
@@ -328,7 +333,7 @@ def _canonical(model: str) -> str:
     return canonical_model(None, model).model_id or model
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _compare(column: ColumnElement[Any], op: str, value: object) -> ColumnElement[bool]:
     match op:
         case "eq":
             return column == value

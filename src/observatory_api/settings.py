@@ -26,7 +26,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class ServerSettings(_Section):
+class ServerSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -39,7 +39,7 @@ class ServerSettings(_Section):
     stream_timeout_seconds: float = 3600.0
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(_Section, frozen=True):
     # None selects the embedded SQLite default at `sqlite_path`.
     url: str | None = None
     sqlite_path: str = "observatory.db"
@@ -59,7 +59,7 @@ class DatabaseSettings(_Section):
     retention_days: int = 90
 
 
-class RedisSettings(_Section):
+class RedisSettings(_Section, frozen=True):
     # None selects Litestar's in-process memory stores.
     url: str | None = None
     password: str | None = None
@@ -67,7 +67,7 @@ class RedisSettings(_Section):
     key_prefix: str = "observatory"
 
 
-class AuthSettings(_Section):
+class AuthSettings(_Section, frozen=True):
     jwt_secret: str | None = None
     secret_key: str | None = None
     algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"
@@ -88,7 +88,7 @@ class AuthSettings(_Section):
     revocation_max_staleness_seconds: float = 10.0
 
 
-class RateLimitSettings(_Section):
+class RateLimitSettings(_Section, frozen=True):
     enabled: bool = True
     # The default limit and its window, for any caller a more specific rule does not cover.
     requests: int = 1000
@@ -100,31 +100,31 @@ class RateLimitSettings(_Section):
     fail_open: bool = True
 
 
-class CorsSettings(_Section):
+class CorsSettings(_Section, frozen=True):
     origins: tuple[str, ...] = ("*",)
     allow_credentials: bool = False
     max_age: int = 600
 
 
-class CacheSettings(_Section):
+class CacheSettings(_Section, frozen=True):
     enabled: bool = True
     default_ttl_seconds: int = 30
     endpoints: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(_Section, frozen=True):
     level: LogLevel = "INFO"
     format: Literal["json", "console"] = "json"
     modules: dict[str, LogLevel] = msgspec.field(default_factory=dict)
 
 
-class SecurityHeadersSettings(_Section):
+class SecurityHeadersSettings(_Section, frozen=True):
     enabled: bool = True
     hsts_max_age: int = 31_536_000
     referrer_policy: str = "no-referrer"
 
 
-class GraphQLSettings(_Section):
+class GraphQLSettings(_Section, frozen=True):
     enabled: bool = True
     playground: bool = False
     # Off by default: production refuses it (the schema is in the docs); turn it on in development.
@@ -137,7 +137,7 @@ class GraphQLSettings(_Section):
     max_rows: int = 10_000
 
 
-class QuerySettings(_Section):
+class QuerySettings(_Section, frozen=True):
     default_page_size: int = 50
     max_page_size: int = 1000
     default_range_hours: int = 24
@@ -145,14 +145,14 @@ class QuerySettings(_Section):
     max_filter_nodes: int = 50
 
 
-class FeatureSettings(_Section):
+class FeatureSettings(_Section, frozen=True):
     # OTLP ingest. None (the default) = on in development (the embedded default, `serve --demo`),
     # off in test, staging and production until set to true: `Settings.ingest_enabled` decides.
     ingest: bool | None = None
     docs: bool = True
 
 
-class IngestSettings(_Section):
+class IngestSettings(_Section, frozen=True):
     # Concurrent OTLP batches written per worker; more wait briefly, then get 503 + Retry-After.
     max_concurrent_writes: int = 4
     # Bounds on the work of decoding one OTLP request (more is 413): the body after gzip (None:
@@ -170,12 +170,12 @@ class IngestSettings(_Section):
     warm_up: bool = True
 
 
-class ObservabilitySettings(_Section):
+class ObservabilitySettings(_Section, frozen=True):
     sentry_dsn: str | None = None
     otlp_endpoint: str | None = None
 
 
-class Settings(_Section):
+class Settings(_Section, frozen=True):
     environment: Environment = "development"
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)

@@ -26,7 +26,8 @@ async def reject_unknown_query_params(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
     allowed = _allowed.get(id(handler))
     if allowed is None:
-        model = handler.create_kwargs_model(path_parameters=dict.fromkeys(request.path_params))
+        # Litestar reads only the names of the path parameters (their definitions are the route's).
+        model = handler.create_kwargs_model(path_parameters=dict.fromkeys(request.path_params))  # type: ignore[arg-type]
         allowed = _allowed[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:

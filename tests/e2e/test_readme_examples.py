@@ -62,6 +62,10 @@ NOT_RUN = {
         "needs a second database host; tests/replica.py runs the same pg_basebackup -R -X stream -C -S "
         "and pg_ctl against the test PostgreSQL for tests/integration/replicas"
     ),
+    "# the checks of .ci/run, before its tests": "what .ci/run runs before the tests: CI is their test",
+    ".venv/bin/pre-commit install": (
+        "installs a git hook; tests/unit/test_pre_commit_config.py checks the hooks run what .ci/run runs"
+    ),
 }
 
 

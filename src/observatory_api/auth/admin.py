@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 
@@ -30,7 +32,7 @@ class AdminController(Controller):
         status_code=200,
         responses=api_responses(),
     )
-    async def purge_cache(self, request: Request) -> CachePurged:  # type: ignore[type-arg]
+    async def purge_cache(self, request: Request[Any, Any, Any]) -> CachePurged:
         """Drops every cached response (all roles, all routes)."""
         await request.app.stores.get(STORE_NAME).delete_all()
         return CachePurged(purged=True)

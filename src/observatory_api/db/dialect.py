@@ -102,7 +102,7 @@ class json_path_condition(FunctionElement[bool]):
         if op not in JSON_PATH_OPS:
             raise ValueError(f"unknown JSON path operator {op!r}")
         self.path = path
-        self.op = op
+        self.path_op = op  # not `op`: that is the expression method ColumnElement.op()
         self.value = value
         super().__init__(column)
 
@@ -126,14 +126,14 @@ def _json_path_condition_pg(element: json_path_condition, compiler: SQLCompiler,
     col = compiler.process(column, **kw)
     path = compiler.process(bindparam(None, list(element.path), type_=postgresql.ARRAY(Text())), **kw)
     at_path = f"({col} #> {path})"
-    if element.op == "exists":
+    if element.path_op == "exists":
         return f"({at_path} IS NOT NULL)"
-    if element.op == "contains":
+    if element.path_op == "contains":
         pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
         return f"(({col} #>> {path}) ILIKE {pattern})"
     value = compiler.process(bindparam(None, json.dumps(element.value), type_=Text()), **kw)
-    comparison = f"({at_path} {_SQL_OPS[element.op]} CAST({value} AS JSONB))"
-    if element.op in ("eq", "ne"):
+    comparison = f"({at_path} {_SQL_OPS[element.path_op]} CAST({value} AS JSONB))"
+    if element.path_op in ("eq", "ne"):
         return comparison
     return f"(jsonb_typeof({at_path}) = '{_json_type_of(element.value)}' AND {comparison})"
 
@@ -158,10 +158,10 @@ def _json_path_condition_sqlite(element: json_path_condition, compiler: SQLCompi
     (column,) = list(element.clauses)
     col = compiler.process(column, **kw)
     path = compiler.process(bindparam(None, _sqlite_json_path(element.path), type_=Text()), **kw)
-    if element.op == "exists":
+    if element.path_op == "exists":
         return f"(json_type({col}, {path}) IS NOT NULL)"
     extracted = f"json_extract({col}, {path})"
-    if element.op == "contains":
+    if element.path_op == "contains":
         pattern = compiler.process(bindparam(None, _like_pattern(str(element.value)), type_=Text()), **kw)
         return f"({extracted} LIKE {pattern} ESCAPE '\\')"
     raw = element.value
@@ -171,7 +171,7 @@ def _json_path_condition_sqlite(element: json_path_condition, compiler: SQLCompi
         raw = float(raw)  # SQLite binds 64-bit integers only; JSON numbers compare as numbers anyway
     value = compiler.process(bindparam(None, raw), **kw)
     json_types = _SQLITE_TYPES[_json_type_of(raw)]
-    return f"(json_type({col}, {path}) IN {json_types} AND {extracted} {_SQL_OPS[element.op]} {value})"
+    return f"(json_type({col}, {path}) IN {json_types} AND {extracted} {_SQL_OPS[element.path_op]} {value})"
 
 
 # Buckets start at 2000-01-03 (a Monday), as TimescaleDB's time_bucket does, so weeks start on Mondays.
@@ -429,8 +429,10 @@ async def _copy_if_all_new_pg(
 async def _copy_pg(conn: AsyncConnection, target: str, table: Table, rows: Sequence[Sequence[Any]]) -> None:
     """Binary COPY of `rows` (in `table`'s column order) into `target`, in the open transaction."""
     raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None  # an open connection has its asyncpg connection
     try:
-        await raw.driver_connection.copy_records_to_table(
+        await driver.copy_records_to_table(
             target, records=_copy_records(table, rows), columns=[c.name for c in table.columns]
         )
     except asyncpg.PostgresError as error:

@@ -77,7 +77,8 @@ class Keyset:
             bound = (await conn.execute(last_time)).scalar_one_or_none()
             if bound is not None:
                 stmt = stmt.where(first >= bound if self.descending else first <= bound)
-        return (await conn.execute(self.apply(stmt))).all()
+        rows: Sequence[Row[Any]] = (await conn.execute(self.apply(stmt))).all()
+        return rows
 
     def _continued(self, stmt: Select[Any]) -> Select[Any]:
         if self._after is None:

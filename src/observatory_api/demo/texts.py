@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "chat-api": "You are a helpful assistant. Answer concisely and cite sources when you can.",
@@ -128,7 +129,9 @@ def tool_result(rng: random.Random, tool: str) -> str:
 
 
 def retrieved_documents(rng: random.Random) -> str:
-    documents = [{"id": f"doc-{rng.randint(1, 5000)}", "score": round(rng.uniform(0.55, 0.95), 3)} for _ in range(4)]
+    documents: list[dict[str, Any]] = [
+        {"id": f"doc-{rng.randint(1, 5000)}", "score": round(rng.uniform(0.55, 0.95), 3)} for _ in range(4)
+    ]
     documents.sort(key=lambda document: -document["score"])
     return json.dumps(documents)
 

@@ -50,11 +50,11 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
         graphql_ide=None,  # served at PLAYGROUND_PATH instead, when enabled
     )
 
-    class GraphQLController(base):  # type: ignore[valid-type,misc]
+    class GraphQLController(base):  # type: ignore[valid-type,misc]  # a base class made at run time
         guards = [requires("read")]
         before_request = _accept_graphql_params
         include_in_schema = False
-        dependencies: ClassVar[dict[str, Provide]] = {  # type: ignore[misc]
+        dependencies: ClassVar[dict[str, Provide]] = {
             "context": Provide(graphql_context),
             "root_value": Provide(_no_root_value, sync_to_thread=False),
             "response": Provide(_sub_response, sync_to_thread=False),
@@ -79,7 +79,8 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
             self, request: Request[Any, Any, Any], context: Any, root_value: Any
         ) -> Response[Any]:
             try:
-                return await self.run(request, context=context, root_value=root_value)
+                response: Response[Any] = await self.run(request, context=context, root_value=root_value)
+                return response
             except StrawberryHTTPError as error:
                 # Strawberry (through cross_web) answers these in plain text: use the app's problem+json.
                 raise _http_problem(request, error) from None

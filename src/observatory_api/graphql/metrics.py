@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from observatory_api.errors import NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus
+from observatory_api.graphql.resolver import resolver
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.schemas import MetricDefinition as MetricDefinitionStruct
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
@@ -166,7 +167,7 @@ class MetricValue:
 
 @strawberry.type
 class MetricQueries:
-    @strawberry.field(description="The metric catalogue.")
+    @resolver(description="The metric catalogue.")
     def metrics(self) -> MetricCatalogue:
         found = catalogue()
         return MetricCatalogue(
@@ -175,7 +176,7 @@ class MetricQueries:
             top_n_dimensions=list(found.top_n_dimensions),
         )
 
-    @strawberry.field(description="Aggregate metrics by group and time bucket, as `POST /api/v1/metrics/query`.")
+    @resolver(description="Aggregate metrics by group and time bucket, as `POST /api/v1/metrics/query`.")
     async def metric_query(self, info: GraphQLInfo, input: MetricQueryInput) -> MetricQueryResult:
         ctx = info.context
         query = MetricQuery(
@@ -184,13 +185,14 @@ class MetricQueries:
                 for m in input.metrics
             ],
             group_by=list(input.group_by),
-            filter=input.filter,
+            # parse_filter answers a filter that is not an object with a 400 naming `filter`.
+            filter=cast("dict[str, Any] | None", input.filter),
             from_=input.from_,
             to=input.to,
             interval=input.interval.value if input.interval else None,
             order_by=input.order_by,
             limit=input.limit,
-            source=input.source.value,  # type: ignore[arg-type]
+            source=input.source.value,
         )
         plan = plan_query(query, ctx.settings.query, allow_content=ctx.allow_content)
         ctx.budget.check()
@@ -204,18 +206,18 @@ class MetricQueries:
             source=result.source,
             series=[
                 MetricSeries(
-                    group=s.group,
-                    points=[MetricPoint(time=p.time, values=p.values) for p in s.points]
+                    group=JSON(s.group),
+                    points=[MetricPoint(time=p.time, values=JSON(p.values)) for p in s.points]
                     if s.points is not None
                     else None,
-                    totals=s.totals,
+                    totals=JSON(s.totals),
                 )
                 for s in result.series
             ],
-            totals=result.totals,
+            totals=JSON(result.totals),
         )
 
-    @strawberry.field(
+    @resolver(
         description="One metric over the range against the equally long period just before, as "
         "`GET /api/v1/metrics/{id}`; null when the catalogue has no metric `id`."
     )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 import strawberry
 
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import UsageKey
+from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.usage import ModelUsage, compared_usage
 from observatory_api.metrics.usage_batch import UsageRequest
 from observatory_api.models.schemas import ModelInfo
@@ -53,22 +55,22 @@ class Model:
             pricing=ModelPricing(**strawberry_fields(model.pricing)),
         )
 
-    @strawberry.field(description="When a span first used the model; null when none has.")
+    @resolver(description="When a span first used the model; null when none has.")
     async def first_seen(self, info: GraphQLInfo) -> datetime | None:
         return (await info.context.loaders.model_seen.load((self.provider, self.name)))[0]
 
-    @strawberry.field(description="When a span last used the model; null when none has.")
+    @resolver(description="When a span last used the model; null when none has.")
     async def last_seen(self, info: GraphQLInfo) -> datetime | None:
         return (await info.context.loaders.model_seen.load((self.provider, self.name)))[1]
 
-    @strawberry.field(
+    @resolver(
         description="The model names as sent seen under this model (dated snapshots, the name asked "
         "for, prefixed names), as `snapshots` of `GET /api/v1/models/{id}`."
     )
     async def snapshots(self, info: GraphQLInfo) -> list[str]:
         return await info.context.loaders.model_snapshots.load(f"{self.provider}/{self.name}")
 
-    @strawberry.field(
+    @resolver(
         description="Requests, tokens, cost, errors and latency of this model over the range, as "
         "`GET /api/v1/models/{id}/usage`. Loaded for all the listed models at once (except with `compareWith`)."
     )
@@ -86,7 +88,7 @@ class Model:
             raise InvalidInput.field("topUsers", f"must be between 1 and {MAX_TOP_USERS}", "argument")
         request = UsageRequest(
             window=resolve_window(from_, to, ctx.settings.query, now=ctx.now),
-            interval=interval.value if interval else None,  # type: ignore[arg-type]
+            interval=interval.value if interval else None,
             top_users=top_users,
         )
         if compare_with is not None:
@@ -95,13 +97,13 @@ class Model:
         return ModelUsage.of(usage)
 
 
-def strawberry_fields(struct: object) -> dict[str, object]:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}  # type: ignore[attr-defined]
+def strawberry_fields(struct: msgspec.Struct) -> dict[str, Any]:
+    return {name: getattr(struct, name) for name in struct.__struct_fields__}
 
 
 @strawberry.type
 class ModelQueries:
-    @strawberry.field(description="The model catalogue, optionally of one provider.")
+    @resolver(description="The model catalogue, optionally of one provider.")
     async def models(self, info: GraphQLInfo, provider: str | None = None) -> list[Model]:
         check_plain(provider, "provider", "argument")
         info.context.budget.check()
@@ -109,7 +111,7 @@ class ModelQueries:
         info.context.budget.read_and_returned(len(found))
         return [Model.of(m) for m in found]
 
-    @strawberry.field(description="One model by id `provider/name`; null when not in the catalogue.")
+    @resolver(description="One model by id `provider/name`; null when not in the catalogue.")
     async def model(self, info: GraphQLInfo, id: str) -> Model | None:
         check_plain(id, "id", "argument")
         provider, _, name = id.partition("/")

@@ -11,6 +11,7 @@ from observatory_api.errors import NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import SessionSort, SpanSort, TraceSort
 from observatory_api.graphql.inputs import LogFilter, SpanFilter, TraceFilter, list_filters, log_filters
+from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.types import (
     Log,
     LogPage,
@@ -58,7 +59,7 @@ async def _span_page(
         window=filters.window,
         filter_node=filters_to_node(filters),
         filter_fields=filters.fingerprint_fields(),
-        sort=sort.value,  # type: ignore[arg-type]
+        sort=sort.value,
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
         allow_content=ctx.allow_content,
@@ -85,7 +86,7 @@ async def _log_page(info: GraphQLInfo, filter: LogFilter | None, limit: int | No
 
 @strawberry.type
 class TraceQueries:
-    @strawberry.field(description="Trace summaries, newest first by default. Page with `after` (see `tracesPage`).")
+    @resolver(description="Trace summaries, newest first by default. Page with `after` (see `tracesPage`).")
     async def traces(
         self,
         info: GraphQLInfo,
@@ -96,7 +97,7 @@ class TraceQueries:
     ) -> list[Trace]:
         return (await _trace_page(info, filter, limit, after, sort)).items
 
-    @strawberry.field(description="One page of `traces` with the cursor of the next one.")
+    @resolver(description="One page of `traces` with the cursor of the next one.")
     async def traces_page(
         self,
         info: GraphQLInfo,
@@ -107,7 +108,7 @@ class TraceQueries:
     ) -> TracePage:
         return await _trace_page(info, filter, limit, after, sort)
 
-    @strawberry.field(description="One trace; null when there is none with this id.")
+    @resolver(description="One trace; null when there is none with this id.")
     async def trace(self, info: GraphQLInfo, id: str) -> Trace | None:
         summary = await info.context.loaders.trace.load(check_trace_id(id, "id", "argument"))
         if summary is None:
@@ -115,7 +116,7 @@ class TraceQueries:
         info.context.budget.returns(1)
         return Trace.of(summary)
 
-    @strawberry.field(description="Spans across traces, newest first by default.")
+    @resolver(description="Spans across traces, newest first by default.")
     async def spans(
         self,
         info: GraphQLInfo,
@@ -126,7 +127,7 @@ class TraceQueries:
     ) -> list[Span]:
         return (await _span_page(info, filter, limit, after, sort)).items
 
-    @strawberry.field(description="One page of `spans` with the cursor of the next one.")
+    @resolver(description="One page of `spans` with the cursor of the next one.")
     async def spans_page(
         self,
         info: GraphQLInfo,
@@ -137,7 +138,7 @@ class TraceQueries:
     ) -> SpanPage:
         return await _span_page(info, filter, limit, after, sort)
 
-    @strawberry.field(description="Logs, newest first.")
+    @resolver(description="Logs, newest first.")
     async def logs(
         self,
         info: GraphQLInfo,
@@ -147,7 +148,7 @@ class TraceQueries:
     ) -> list[Log]:
         return (await _log_page(info, filter, limit, after)).items
 
-    @strawberry.field(description="One page of `logs` with the cursor of the next one.")
+    @resolver(description="One page of `logs` with the cursor of the next one.")
     async def logs_page(
         self,
         info: GraphQLInfo,
@@ -176,7 +177,7 @@ async def _session_page(
         window=resolve_window(from_, to, ctx.settings.query),
         user_id=user_id,
         environment=environment,
-        sort=sort.value,  # type: ignore[arg-type]
+        sort=sort.value,
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
     )
@@ -189,7 +190,7 @@ FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hour
 
 @strawberry.type
 class SessionQueries:
-    @strawberry.field(description="Sessions active in the range, most recently active first by default.")
+    @resolver(description="Sessions active in the range, most recently active first by default.")
     async def sessions(
         self,
         info: GraphQLInfo,
@@ -203,7 +204,7 @@ class SessionQueries:
     ) -> list[Session]:
         return (await _session_page(info, from_, to, user_id, environment, sort, limit, after)).items
 
-    @strawberry.field(description="One page of `sessions` with the cursor of the next one.")
+    @resolver(description="One page of `sessions` with the cursor of the next one.")
     async def sessions_page(
         self,
         info: GraphQLInfo,
@@ -217,7 +218,7 @@ class SessionQueries:
     ) -> SessionPage:
         return await _session_page(info, from_, to, user_id, environment, sort, limit, after)
 
-    @strawberry.field(description="One session with a page of its traces, oldest first; null when absent.")
+    @resolver(description="One session with a page of its traces, oldest first; null when absent.")
     async def session(
         self,
         info: GraphQLInfo,

@@ -49,7 +49,7 @@ def build_schema(settings: GraphQLSettings, query: QuerySettings) -> strawberry.
         extensions.append(DisableIntrospection)
     schema = ObservatorySchema(
         query=Query,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         # Suggestions ("Did you mean ...?") would reveal the schema that disabled introspection hides.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection),
     )

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import TraceSort
+from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.types import Trace, TracePage
 from observatory_api.traces.schemas import TraceSearch
 from observatory_api.traces.search import search_traces
@@ -27,7 +28,7 @@ FILTER = (
 
 @strawberry.type
 class SearchQueries:
-    @strawberry.field(
+    @resolver(
         description="Traces matching a boolean filter, as `POST /api/v1/traces/search`; newest first by default. "
         "`nextCursor` continues with the same arguments (or in the REST body's `cursor`)."
     )

@@ -12,6 +12,7 @@ from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.graphql.loaders import SessionTracesKey, spans_read
+from observatory_api.graphql.resolver import resolver
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.sessions.schemas import SessionSummary
 from observatory_api.spans.schemas import Span as SpanStruct
@@ -45,7 +46,7 @@ class Log:
             service=log.service_name,
             severity=Severity(log.severity),
             body=log.body,
-            attributes=log.attributes,
+            attributes=JSON(log.attributes),
             content_redacted=log.content_redacted,
         )
 
@@ -124,18 +125,18 @@ class Span:
             tags=list(span.tags),
             input=span.input,
             output=span.output,
-            attributes=span.attributes,
+            attributes=JSON(span.attributes),
             content_redacted=span.content_redacted,
         )
 
-    @strawberry.field(description="The spans whose parent is this span, in start order.")
+    @resolver(description="The spans whose parent is this span, in start order.")
     async def children(self, info: GraphQLInfo) -> list[Span]:
         spans = await info.context.loaders.spans_of_trace.load(self.trace_id)
         children = [Span.of(s) for s in spans if s.parent_span_id == self.id and s.span_id != self.id]
         info.context.budget.returns(len(children))
         return children
 
-    @strawberry.field(description="The parent span; null for a root (or when the parent is missing).")
+    @resolver(description="The parent span; null for a root (or when the parent is missing).")
     async def parent(self, info: GraphQLInfo) -> Span | None:
         if self.parent_id is None:
             return None
@@ -144,7 +145,7 @@ class Span:
         info.context.budget.returns(int(parent is not None))
         return parent
 
-    @strawberry.field(description="The trace this span belongs to.")
+    @resolver(description="The trace this span belongs to.")
     async def trace(self, info: GraphQLInfo) -> Trace | None:
         summary = await info.context.loaders.trace.load(self.trace_id)
         if summary is None:
@@ -206,16 +207,16 @@ class Trace:
             model=summary.model,
             models=list(summary.models),
             tags=list(summary.tags),
-            metadata=_metadata(summary),
+            metadata=JSON(_metadata(summary)),
         )
 
-    @strawberry.field(description="Every span of the trace, flat, in start order.")
+    @resolver(description="Every span of the trace, flat, in start order.")
     async def spans(self, info: GraphQLInfo) -> list[Span]:
         spans = await self._spans(info)
         info.context.budget.returns(len(spans))
         return [Span.of(s) for s in spans]
 
-    @strawberry.field(description="The root spans (no parent in the trace); walk down with `children`.")
+    @resolver(description="The root spans (no parent in the trace); walk down with `children`.")
     async def root_spans(self, info: GraphQLInfo) -> list[Span]:
         spans = await self._spans(info)
         ids = {s.span_id for s in spans}
@@ -223,7 +224,7 @@ class Trace:
         info.context.budget.returns(len(roots))
         return roots
 
-    @strawberry.field(description="The trace's logs in time order.")
+    @resolver(description="The trace's logs in time order.")
     async def logs(self, info: GraphQLInfo) -> list[Log]:
         logs = await info.context.loaders.logs_of_trace.load(self.id)
         info.context.budget.returns(len(logs))
@@ -281,7 +282,7 @@ class Session:
             unpriced_calls=session.unpriced_calls,
         )
 
-    @strawberry.field(
+    @resolver(
         description=f"The session's first `limit` traces, oldest first (default {SESSION_TRACES}, at most "
         f"{MAX_SESSION_TRACES}); `session(id)` pages through all of them. Loaded for all listed sessions at once."
     )
@@ -295,7 +296,10 @@ class Session:
 
 @strawberry.type(description="A session with one page of its traces, oldest first.")
 class SessionDetail(Session):
-    traces: list[Trace] = strawberry.field(description="This page of the traces (`limit` and `after` of `session`).")
+    # A stored page replaces Session's `traces` resolver: Strawberry allows it, mypy sees a method overridden.
+    traces: list[Trace] = strawberry.field(  # type: ignore[assignment]
+        description="This page of the traces (`limit` and `after` of `session`)."
+    )
     next_cursor: str | None
     has_more: bool
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -65,7 +65,9 @@ _CODES: dict[type[DomainError], grpc.StatusCode] = {
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
-Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+# Requests and answers stay bytes: the handlers have no (de)serializers.
+Context: TypeAlias = "grpc.aio.ServicerContext[bytes, bytes]"
+Handler = Callable[[bytes, Context], Awaitable[bytes]]
 
 
 class Refusal(Exception):
@@ -114,7 +116,7 @@ class OtlpGrpcIngest:
         self._app = app
         self._state: State = app.state
 
-    async def _call(self, signal: Signal, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _call(self, signal: Signal, body: bytes, context: Context) -> bytes:
         code = grpc.StatusCode.OK
         try:
             try:
@@ -147,13 +149,13 @@ class OtlpGrpcIngest:
         result = await export(self._state, signal, body, otlp.PROTOBUF)
         return response_message(signal, result).SerializeToString()
 
-    async def _authenticate(self, signal: Signal, context: grpc.aio.ServicerContext) -> Principal:
+    async def _authenticate(self, signal: Signal, context: Context) -> Principal:
         metadata = {key.lower(): value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         try:
             credential = presented_credential(metadata)
             if credential is None:
                 raise AuthFailure("missing", f"a credential is required in the metadata: {ACCEPTED_FORMS}")
-            principal = await self._state.authenticator.principal_for(credential, self._state)
+            principal: Principal = await self._state.authenticator.principal_for(credential, self._state)
         except AuthFailure as failure:
             api_auth_failures_total.labels(failure.reason).inc()
             limiter: RateLimiter | None = self._limiter()
@@ -165,7 +167,7 @@ class OtlpGrpcIngest:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, f"the {principal.role} role may not write spans or logs")
         return principal
 
-    async def _rate_limit(self, signal: Signal, context: grpc.aio.ServicerContext, principal: Principal) -> None:
+    async def _rate_limit(self, signal: Signal, context: Context, principal: Principal) -> None:
         limiter = self._limiter()
         if limiter is not None:
             await self._check(limiter, self._scope(signal, context), principal)
@@ -181,14 +183,14 @@ class OtlpGrpcIngest:
         except DomainError as error:
             raise refusal_of(error) from None
 
-    def _scope(self, signal: Signal, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+    def _scope(self, signal: Signal, context: Context) -> dict[str, Any]:
         """What the rate limiter reads of a request: the HTTP twin's path, and the peer address."""
         path = HTTP_PATHS[signal]
         return {"path": path, "path_template": path, "client": (peer_host(context.peer()), 0), "headers": []}
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        def method(signal: Signal) -> grpc.RpcMethodHandler:
-            async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        def method(signal: Signal) -> grpc.RpcMethodHandler[bytes, bytes]:
+            async def handle(body: bytes, context: Context) -> bytes:
                 return await self._call(signal, body, context)
 
             # No (de)serializers: the request arrives as bytes, the answer leaves as bytes.

@@ -22,7 +22,7 @@ from observatory_api.ingest.limits import EARLIEST, EARLIEST_NS, LATEST, LATEST_
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.span_events import first_token_ms, stored_events
-from observatory_api.storage.records import LogRecord, SpanRecord
+from observatory_api.storage.records import LogRecord, LogSeverity, SpanKind, SpanRecord, SpanStatus
 
 # column -> attribute keys, in priority order
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -94,7 +94,7 @@ RESOURCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "environment": ("deployment.environment.name", "deployment.environment", "langfuse.environment"),
 }
 # Values of the kind attributes -> our span kinds.
-KIND_VALUES: dict[str, str] = {
+KIND_VALUES: dict[str, SpanKind] = {
     "llm": "llm",
     "chat": "llm",
     "text_completion": "llm",
@@ -248,7 +248,7 @@ def _estimated_usage(span: OtlpSpan) -> bool:
     )
 
 
-def _kind(raw: Any, model: str | None) -> str:
+def _kind(raw: Any, model: str | None) -> SpanKind:
     if isinstance(raw, str) and raw.lower() in KIND_VALUES:
         return KIND_VALUES[raw.lower()]
     return "llm" if model else "other"
@@ -289,7 +289,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     _check_time(span.end_ns, "endTimeUnixNano")
     if span.end_ns < span.start_ns:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
-    attributes, used = span.attributes, set()
+    attributes, used = span.attributes, set[str]()
     skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
     values = {
         column: None if column in skipped else _first(attributes, keys, used)
@@ -329,7 +329,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         parent_span_id=span.parent_span_id,
         service_name=service_name_of(span.resource),
         name=(span.name or "unnamed")[:MAX_NAME],
-        kind=_kind(values["kind"], model),  # type: ignore[arg-type]
+        kind=_kind(values["kind"], model),
         start_time=start,
         end_time=end,
         duration_ms=(span.end_ns - span.start_ns) / 1e6,
@@ -337,7 +337,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         model=model,
         cost_usd=_as_float(values["cost_usd"], "cost_usd", drop),
         time_to_first_token_ms=first_token,
-        status={1: "ok", 2: "error"}.get(span.status_code, "unset"),  # type: ignore[arg-type]
+        status=_STATUSES.get(span.status_code, "unset"),
         status_message=span.status_message,
         finish_reason=None if finish is None else str(finish)[:64],
         user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
@@ -347,21 +347,34 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         input=_as_text(values["input"]),
         output=_as_text(values["output"]),
         attributes=kept,
-        **tokens,
+        input_tokens=tokens["input_tokens"],
+        output_tokens=tokens["output_tokens"],
+        total_tokens=tokens["total_tokens"],
+        cache_read_input_tokens=tokens["cache_read_input_tokens"],
+        cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
+        reasoning_output_tokens=tokens["reasoning_output_tokens"],
     )
 
 
-_SEVERITIES = ((21, "FATAL"), (17, "ERROR"), (13, "WARN"), (9, "INFO"), (5, "DEBUG"), (1, "TRACE"))
+_STATUSES: dict[int, SpanStatus] = {1: "ok", 2: "error"}  # OTLP status codes
+_SEVERITIES: tuple[tuple[int, LogSeverity], ...] = (
+    (21, "FATAL"),
+    (17, "ERROR"),
+    (13, "WARN"),
+    (9, "INFO"),
+    (5, "DEBUG"),
+    (1, "TRACE"),
+)
+_SEVERITY_NAMES: dict[str, LogSeverity] = {name: name for _, name in _SEVERITIES}
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL", "ERR": "ERROR"}
 
 
-def _severity(number: int, text: str | None) -> str:
+def _severity(number: int, text: str | None) -> LogSeverity:
     for threshold, name in _SEVERITIES:
         if number >= threshold:
             return name
     upper = (text or "").upper()
-    upper = _SEVERITY_TEXT.get(upper, upper)
-    return upper if upper in {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"} else "INFO"
+    return _SEVERITY_NAMES.get(_SEVERITY_TEXT.get(upper, upper), "INFO")
 
 
 def to_log_record(log: OtlpLog, report: IngestReport) -> LogRecord:
@@ -387,7 +400,7 @@ def to_log_record(log: OtlpLog, report: IngestReport) -> LogRecord:
         trace_id=log.trace_id,
         span_id=log.span_id,
         service_name=service,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         body=body,
         attributes=attributes,
     )

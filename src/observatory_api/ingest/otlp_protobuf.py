@@ -9,7 +9,7 @@ attributes, which are then parsed one by one: only what cannot be read is lost, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -34,6 +34,7 @@ _LOG_PARTS: dict[int, tuple[type[Message], str, bool]] = {
     6: (KeyValue, "attributes", True),
 }
 _RESOURCE_PARTS: dict[int, tuple[type[Message], str, bool]] = {1: (KeyValue, "attributes", True)}
+M = TypeVar("M", bound=Message)
 
 
 class _Values(ValueReader):
@@ -241,8 +242,8 @@ def _parse_record(
 
 
 def _parse_apart(
-    message_type: type[Message], data: bytes, parts: dict[int, tuple[type[Message], str, bool]], report: IngestReport
-) -> Any:
+    message_type: type[M], data: bytes, parts: dict[int, tuple[type[Message], str, bool]], report: IngestReport
+) -> M | None:
     """`data` parsed as `message_type`; failing that, parsed without its `parts`, which are then
     added one by one (each one the parser refuses is noted as dropped). None when even the rest fails."""
     try:

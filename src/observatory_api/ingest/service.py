@@ -6,7 +6,7 @@ import asyncio
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from observatory_api.ingest import otlp
 from observatory_api.ingest.limits import CancelFlag, DecodeLimits, DecodingCancelled, RejectedRecord
@@ -110,7 +110,7 @@ async def _decode_in_thread(
         raise
 
 
-def _count_cancelled(signal: Signal, decoding: asyncio.Future[object]) -> None:
+def _count_cancelled(signal: Signal, decoding: asyncio.Future[Any]) -> None:
     if not decoding.cancelled() and isinstance(decoding.exception(), DecodingCancelled):
         count_refusal(signal, "cancelled")
 

@@ -22,7 +22,7 @@ from typing import Any, cast
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -85,7 +85,12 @@ def warmup_bodies(index: int) -> tuple[bytes, bytes]:
     spans = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=[root, call])])]
     )
-    line = LogRecord(time_unix_nano=now, severity_number=9, body=AnyValue(string_value="warmup"), trace_id=trace_id)
+    line = LogRecord(
+        time_unix_nano=now,
+        severity_number=SeverityNumber.SEVERITY_NUMBER_INFO,
+        body=AnyValue(string_value="warmup"),
+        trace_id=trace_id,
+    )
     logs = ExportLogsServiceRequest(
         resource_logs=[ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=[line])])]
     )

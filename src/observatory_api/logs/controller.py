@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
@@ -23,7 +23,7 @@ class LogController(Controller):
     @get("/", operation_id="list_logs", summary="List logs", responses=api_responses(), cache=True)
     async def list_logs(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         logs: NamedDependency[LogRepository],
         settings: NamedDependency[Settings],
         log_query: NamedDependency[LogQuery],

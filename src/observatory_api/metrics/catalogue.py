@@ -45,7 +45,8 @@ ALIAS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
 def model_call(t: Any) -> ColumnElement[bool]:
-    return t.c.kind.in_(MODEL_CALL_KINDS)
+    kind: ColumnElement[str] = t.c.kind
+    return kind.in_(MODEL_CALL_KINDS)
 
 
 def failed_model_call(t: Any) -> ColumnElement[bool]:

@@ -32,7 +32,10 @@ from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
 
 States = dict[str, Any]
-Level = dict[tuple, States]
+GroupKey = tuple[Any, ...]  # group key values, then the bucket start when bucketed
+Level = dict[GroupKey, States]
+# Exact percentiles: level ("totals", "series", "points") -> group key -> metric id -> fraction -> value.
+Percentiles = dict[str, dict[GroupKey, dict[str, dict[float, float | None]]]]
 
 
 class MetricRepository:
@@ -52,7 +55,7 @@ class _Execution:
         self.dialect = conn.dialect.name
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
-        self.groups: list[tuple] | None = None
+        self.groups: list[GroupKey] | None = None
 
     async def run(self) -> MetricQueryResult:
         plan = self.plan
@@ -73,7 +76,7 @@ class _Execution:
             totals = await self._raw_states(with_bucket=False, with_keys=False)
         else:
             totals = _merge_up(series, 0)
-        exact: dict[str, dict[tuple, dict[str, dict[float, float | None]]]] = {}
+        exact: Percentiles = {}
         if plan.grain is None and any(s.percentile is not None for s in plan.selections):
             exact = await self._exact_percentiles()
         return self._assemble(points, series, totals, exact)
@@ -111,7 +114,7 @@ class _Execution:
         """Fill the histogram states of a raw edge from its values, as the writer would."""
         source = raw_source(self.plan, self.dialect, edge, groups=self.groups)
         for selection in _histogram_selections(self.plan):
-            values: dict[tuple, list[float]] = defaultdict(list)
+            values: dict[GroupKey, list[float]] = defaultdict(list)
             statement = edge_values(self.plan, source, selection, with_bucket=self.bucketed)
             for row in await self.conn.execute(statement):
                 values[tuple(row[:-1])].append(float(row[-1]))
@@ -123,7 +126,7 @@ class _Execution:
         decode = _decoder(list(result.keys())[nkeys:])
         return {tuple(row[:nkeys]): decode(row[nkeys:]) for row in result}
 
-    async def _exact_percentiles(self) -> dict[str, dict[tuple, dict[str, dict[float, float | None]]]]:
+    async def _exact_percentiles(self) -> Percentiles:
         plan = self.plan
         # Without groups the series and the totals are the same level: read it once.
         levels: dict[str, tuple[bool, bool]] = {"totals": (False, False)}
@@ -131,7 +134,7 @@ class _Execution:
             levels["series"] = (False, True)
         if self.bucketed:
             levels["points"] = (True, True)
-        found: dict[str, dict[tuple, dict[str, dict[float, float | None]]]] = {}
+        found: Percentiles = {}
         by_metric: dict[str, list[float]] = defaultdict(list)
         metrics = {}
         for selection in plan.selections:
@@ -143,10 +146,14 @@ class _Execution:
             source = raw_source(sub_plan, self.dialect, plan.window, groups=self.groups if with_keys else None)
             keys = list(source.keys)
             if with_bucket:
+                assert plan.interval_seconds is not None
                 keys.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
             level = found.setdefault(level_name, {})
             for metric_id, fractions in by_metric.items():
                 metric = metrics[metric_id]
+                # Percentiles are of measures: a condition and a value.
+                assert metric.condition is not None
+                assert metric.value is not None
                 value = case((metric.condition(source.table), metric.value(source.table)))
                 statement = grouped_percentiles(
                     self.dialect,
@@ -166,7 +173,7 @@ class _Execution:
 
     # ------------------------------------------------------------------ the answer
 
-    def _assemble(self, points: Level, series: Level, totals: Level, exact: dict) -> MetricQueryResult:
+    def _assemble(self, points: Level, series: Level, totals: Level, exact: Percentiles) -> MetricQueryResult:
         plan = self.plan
         if not self.nkeys and "totals" in exact:
             exact["series"] = exact["totals"]
@@ -248,7 +255,7 @@ def _merge_levels(a: Level, b: Level) -> Level:
 
 def _merge_up(level: Level, nkeys: int) -> Level:
     """`level` merged up to its first `nkeys` key values (a series' totals from its points, ...)."""
-    members: dict[tuple, list[States]] = defaultdict(list)
+    members: dict[GroupKey, list[States]] = defaultdict(list)
     for key, states in level.items():
         members[key[:nkeys]].append(states)
     return {short: _merge_all(group) for short, group in members.items()}
@@ -277,7 +284,7 @@ def _merge_all(group: list[States]) -> States:
     return merged
 
 
-def _exact_at(exact: dict, level: str, key: tuple) -> dict[str, dict[float, float | None]]:
+def _exact_at(exact: Percentiles, level: str, key: GroupKey) -> dict[str, dict[float, float | None]]:
     return exact.get(level, {}).get(key, {})
 
 
@@ -324,12 +331,12 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _group_order(key: tuple) -> tuple:
+def _group_order(key: GroupKey) -> tuple[tuple[bool, str], ...]:
     return tuple((value is None, "" if value is None else str(value)) for value in key)
 
 
 def _ordered(series: list[MetricSeries], key: str, descending: bool) -> list[MetricSeries]:
-    present = [s for s in series if s.totals.get(key) is not None]
+    present = [(value, s) for s in series if (value := s.totals.get(key)) is not None]
     missing = [s for s in series if s.totals.get(key) is None]
-    present.sort(key=lambda s: s.totals[key], reverse=descending)  # stable: ties keep group order
-    return present + missing
+    present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep group order
+    return [s for _, s in present] + missing

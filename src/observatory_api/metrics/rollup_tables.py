@@ -10,6 +10,7 @@ token also have a log-spaced histogram (see `metrics.histogram`) in fixed column
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Double, PrimaryKeyConstraint, String, Table
 
@@ -83,7 +84,7 @@ _LENGTHS = {
 
 
 def _rollup_table(name: str, dimension_columns: tuple[str, ...]) -> Table:
-    columns: list[Column] = [
+    columns: list[Column[Any]] = [
         Column("bucket", UTCDateTime, nullable=False),
         Column("dims_key", String(32), nullable=False),
         *(

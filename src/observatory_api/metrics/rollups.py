@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Table, case, func, literal_column, tuple_
+from sqlalchemy import ColumnElement, Table, case, func, literal_column, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.dialect import upsert_via_staging
@@ -182,7 +182,7 @@ def additive_updates(table: Table, new: Any) -> dict[str, Any]:
         updates[high.name] = case(
             (high.is_(None), new_high), (new_high.is_(None), high), (new_high > high, new_high), else_=high
         )
-    zero = literal_column("0")
+    zero: ColumnElement[Any] = literal_column("0")
     for columns in _HISTOGRAM_COLUMNS.values():
         for name in columns:
             updates[name] = case(
@@ -246,8 +246,9 @@ def _moved_rows(removed: Sequence[Contribution], added: Sequence[Contribution], 
             deltas[key] = negated
             continue
         for at in range(layout.span_count, len(row)):
-            if at not in bounds and negated[at] is not None:
-                other[at] = (other[at] or 0) + negated[at]
+            change = negated[at]
+            if at not in bounds and change is not None:
+                other[at] = (other[at] or 0) + change
     return [
         row
         for key, row in sorted(deltas.items())

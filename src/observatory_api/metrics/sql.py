@@ -9,6 +9,7 @@ bins) under the same names, so one merge code serves both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -59,9 +60,11 @@ class Source:
         return self.table.c.span_count if self.rollup else literal(1)
 
 
-def raw_source(plan: Plan, dialect_name: str, window: TimeWindow, *, groups: list[tuple] | None = None) -> Source:
+def raw_source(
+    plan: Plan, dialect_name: str, window: TimeWindow, *, groups: list[tuple[Any, ...]] | None = None
+) -> Source:
     from_obj: Any = _s
-    tag = None
+    tag: Any = None  # the unnested tags, when grouped by tag
     if "tag" in plan.group_by:
         tag = json_array_elements(dialect_name, _s.c.tags, "tag")
         from_obj = _s.outerjoin(tag, true())
@@ -108,10 +111,11 @@ def rebind(expression: ColumnElement[Any], table: Table) -> ColumnElement[Any]:
             return table.c[element.name]
         return None
 
-    return visitors.replacement_traverse(expression, {}, replace)
+    rebound: ColumnElement[Any] = visitors.replacement_traverse(expression, {}, replace)
+    return rebound
 
 
-def groups_condition(keys: list[Any], groups: list[tuple]) -> ColumnElement[bool]:
+def groups_condition(keys: list[Any], groups: list[tuple[Any, ...]]) -> ColumnElement[bool]:
     """Rows of one of `groups` (tuples of key values, None for NULL)."""
     if not groups:
         return false()
@@ -155,6 +159,7 @@ def state_columns(plan: Plan, source: Source) -> list[Any]:
             columns[f"{name}:num"] = _int_sum(_when(plan, metric.condition, t, weight, 0))
             columns[f"{name}:den"] = _int_sum(_when(plan, metric.denominator, t, weight, 0))
         elif metric.kind == "distinct":
+            assert metric.column is not None  # every distinct count names its column
             columns[f"{name}:d"] = func.count(func.distinct(t.c[metric.column]))
         else:
             columns.update(_measure_states(selection, source, plan))
@@ -179,6 +184,7 @@ def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[st
         if percentile:
             states.update(_bin_sums(name, measure, t, _condition_left(plan, metric.condition)))
         return states
+    assert metric.value is not None  # every measure has one
     value = _when(plan, metric.condition, t, metric.value(t))
     # A percentile counts its values too: exact percentiles are read by their own statements,
     # and without a state a percentile-only query without groups or buckets was `SELECT FROM`.
@@ -214,6 +220,7 @@ def _bucket(plan: Plan, source: Source) -> Any:
     # date_bin per row and lets the database read the rows in key order.
     if source.grain_seconds == plan.interval_seconds:
         return source.time_column.label("bucket")
+    assert plan.interval_seconds is not None  # only bucketed plans are bucketed
     return time_bucket(plan.interval_seconds, source.time_column).label("bucket")
 
 
@@ -230,7 +237,11 @@ def edge_values(plan: Plan, source: Source, selection: Selection, *, with_bucket
     metric = selection.metric
     group = list(source.keys)
     if with_bucket:
+        assert plan.interval_seconds is not None
         group.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+    # Histogram metrics are measures: a condition and a value.
+    assert metric.value is not None
+    assert metric.condition is not None
     value = metric.value(source.table)
     condition = and_(source.where, metric.condition(source.table), value.is_not(None))
     return select(*group, value.label("v")).select_from(source.from_obj).where(condition)
@@ -241,18 +252,30 @@ def top_groups_statement(plan: Plan, source: Source) -> Select[Any]:
     selection = plan.order_selection
     assert selection is not None
     metric, t = selection.metric, source.table
+    # Count, ratio and measure metrics have a condition; ratios a denominator, measures a value.
     if metric.kind == "count":
+        assert metric.condition is not None
         order: Any = func.sum(case((metric.condition(t), 1), else_=0))
     elif metric.kind == "ratio":
+        assert metric.condition is not None
+        assert metric.denominator is not None
         numerator = func.sum(case((metric.condition(t), 1.0), else_=0.0))
         order = numerator / func.nullif(func.sum(case((metric.denominator(t), 1), else_=0)), 0)
     elif metric.kind == "distinct":
+        assert metric.column is not None
         order = func.count(func.distinct(t.c[metric.column]))
     else:
+        assert metric.condition is not None
+        assert metric.value is not None
         value = case((metric.condition(t), cast(metric.value(t), Double)))
-        order = {"count": func.count, "sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}[
-            selection.aggregation
-        ](value)
+        aggregates: dict[str, Callable[[Any], Any]] = {
+            "count": func.count,
+            "sum": func.sum,
+            "avg": func.avg,
+            "min": func.min,
+            "max": func.max,
+        }
+        order = aggregates[selection.aggregation](value)
     direction = nulls_last(order.desc() if plan.descending else order.asc())
     return (
         select(*source.keys)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
+from typing import TypedDict, Unpack
 
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
@@ -61,6 +62,15 @@ class ComparedModels:
 Run = Callable[..., Awaitable[MetricQueryResult]]
 
 
+class _QueryOptions(TypedDict, total=False):
+    """What a usage query sets of a MetricQuery besides its metrics, filter and range."""
+
+    interval: str | None
+    group_by: list[str]
+    order_by: str | None
+    limit: int | None
+
+
 async def model_usage(
     metrics: MetricRepository,
     info: ModelInfo,
@@ -76,7 +86,10 @@ async def model_usage(
     used = _eq("model", info.id)
 
     async def run(
-        selections: list[MetricSelection], start: datetime | None = None, end: datetime | None = None, **extra: object
+        selections: list[MetricSelection],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        **extra: Unpack[_QueryOptions],
     ) -> MetricQueryResult:
         body = MetricQuery(
             metrics=selections,
@@ -145,7 +158,15 @@ def optional_float(value: Value) -> float | None:
     return None if value is None else float(value)
 
 
-def usage_counts(values: dict[str, Value]) -> dict[str, int | float]:
+class UsageCounts(TypedDict):
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+def usage_counts(values: dict[str, Value]) -> UsageCounts:
     return {
         "requests": int(values["requests"] or 0),
         "errors": int(values["errors"] or 0),
@@ -156,7 +177,7 @@ def usage_counts(values: dict[str, Value]) -> dict[str, int | float]:
 
 
 def usage_breakdown(key: str | None, values: dict[str, Value]) -> UsageBreakdown:
-    return UsageBreakdown(key=key, **usage_counts(values))  # type: ignore[arg-type]
+    return UsageBreakdown(key=key, **usage_counts(values))
 
 
 async def _comparison(

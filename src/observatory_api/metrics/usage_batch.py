@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from observatory_api.filters import MAX_IN_VALUES
-from observatory_api.metrics.plan import INTERVALS, MAX_POINTS, MAX_TOP_N, Plan, bucket_starts, plan_query
+from observatory_api.metrics.catalogue import INTERVALS, MAX_TOP_N
+from observatory_api.metrics.plan import MAX_POINTS, Plan, bucket_starts, plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
 

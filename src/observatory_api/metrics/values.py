@@ -7,8 +7,8 @@ from datetime import datetime
 
 from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.errors import InvalidInput, NotFound
-from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, METRICS, Metric
-from observatory_api.metrics.plan import INTERVALS, plan_query
+from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, INTERVALS, METRICS, Metric
+from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import (
     Change,

@@ -35,7 +35,7 @@ PRICE_FLAGS = {
 _OPTIONAL = ("cache-read", "cache-write", "reasoning")
 
 
-def add_model_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     models = commands.add_parser("models", help="record model price changes (needs the owner DATABASE_URL)")
     model_commands = models.add_subparsers(title="models commands")
     set_price = model_commands.add_parser(

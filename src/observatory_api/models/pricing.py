@@ -29,9 +29,10 @@ class ModelPrices(msgspec.Struct, frozen=True, kw_only=True):
     reasoning_price_per_mtok: float | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ModelPrices:
+    def from_row(cls, row: Mapping[Any, Any]) -> ModelPrices:
         """Prices from a `model_prices` row or a catalogue entry (extra keys are ignored)."""
-        return cls(**{name: row.get(name) for name in cls.__struct_fields__})
+        prices: dict[str, Any] = {name: row.get(name) for name in cls.__struct_fields__}
+        return cls(**prices)
 
 
 class PricePeriod(msgspec.Struct, frozen=True, kw_only=True):

@@ -105,7 +105,7 @@ def logging_config(settings: LoggingSettings) -> LoggingConfig:
     Litestar log too would print each 500 twice and every 401/404/429 with a traceback.
     """
     formatter = "json" if settings.format == "json" else "console"
-    handlers = {
+    handlers: dict[str, dict[str, Any]] = {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ def reap_dead_workers(path: Path, is_alive: Callable[[int], bool] | None = None)
         }
     )
     for pid in dead:
-        multiprocess.mark_process_dead(pid, str(path))
+        multiprocess.mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]  # unannotated upstream
     return dead
 
 
@@ -115,7 +116,8 @@ class WorkerProcessCollector:
         starts: list[float] = []
         workers = _children(self.root_pid)
         for pid in (self.root_pid, *workers):
-            collector = ProcessCollector(namespace="", pid=lambda pid=pid: pid, registry=None)
+            # `pid` is a callable returning the process id; partial binds this iteration's.
+            collector = ProcessCollector(namespace="", pid=partial(int, pid), registry=None)
             for family in collector.collect():
                 for sample in family.samples:
                     if sample.name == "process_start_time_seconds":
@@ -171,7 +173,7 @@ def multiprocess_registry(path: Path) -> Any:
     from prometheus_client import CollectorRegistry, multiprocess
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(path))
+    multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]  # unannotated upstream
     registry.register(WorkerProcessCollector())
     return registry
 
@@ -191,7 +193,8 @@ def metrics_wsgi_app(registry: Any, *, before_scrape: Callable[[], object] | Non
                 before_scrape()
             except Exception:  # a failed cleanup must not cost the scrape
                 logger.exception("could not reap the metric files of exited workers")
-        return serve(environ, start_response)
+        body: Iterable[bytes] = serve(environ, start_response)
+        return body
 
     return app
 

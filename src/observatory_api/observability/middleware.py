@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from observatory_api.observability import metrics
 from observatory_api.observability.log_config import RequestContext, request_context
@@ -86,7 +87,7 @@ class ObservabilityMiddleware:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope)
@@ -121,7 +122,7 @@ class ObservabilityMiddleware:
             self._record(scope, rid, status or 500, self.clock() - started)
             request_context.reset(token)
 
-    def _record(self, scope: Scope, rid: str, status: int, seconds: float) -> None:
+    def _record(self, scope: HTTPScope, rid: str, status: int, seconds: float) -> None:
         method = _method(scope)
         route = route_template(scope)
         role = role_of(scope, self.known_roles)
@@ -152,7 +153,7 @@ class ObservabilityMiddleware:
         )
 
 
-def _method(scope: Scope) -> str:
+def _method(scope: HTTPScope) -> str:
     method = scope.get("method", "GET").upper()
     return method if method in METHODS else "OTHER"
 

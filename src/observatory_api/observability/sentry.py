@@ -13,8 +13,9 @@ import warnings
 from typing import Any
 
 from observatory_api import __version__
+from observatory_api.config_errors import ConfigError
 from observatory_api.observability.log_config import request_context
-from observatory_api.settings import ConfigError, Settings
+from observatory_api.settings import Settings
 
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"})
 FILTERED = "[Filtered]"
@@ -79,7 +80,7 @@ def _init(sentry_sdk: Any, integrations: list[Any], dsn: str, settings: Settings
         send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
-        before_send=scrub_event,  # type: ignore[arg-type]
+        before_send=scrub_event,
         # Errors only: no performance tracing (OpenTelemetry does that). No default or automatic
         # integrations: they patch Litestar, http.client and subprocess process-wide (and change
         # how Litestar answers errors); each unhandled error reaches Sentry once, via its log line.

@@ -55,4 +55,4 @@ async def observability_lifespan(app: Litestar) -> AsyncIterator[None]:
 
             # This worker's live gauges (in flight, pool) stop counting; the launcher also reaps
             # the files of workers that died without getting here.
-            multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # unannotated upstream

@@ -14,14 +14,16 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.config_errors import ConfigError
 from observatory_api.db import tables
 from observatory_api.secret_rules import DEVELOPMENT_SECRET_KEY
-from observatory_api.settings import ConfigError, Settings
+from observatory_api.settings import Settings
 
 KEY_PREFIX = "obs_"
 _KEY_RE = re.compile(r"^obs_(?P<prefix>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
@@ -89,13 +91,13 @@ def secret_key_of(settings: Settings) -> str:
     return DEVELOPMENT_SECRET_KEY
 
 
-def _record(row: object) -> ApiKeyRecord:
-    mapping = row._mapping  # type: ignore[attr-defined]
+def _record(row: Row[Any]) -> ApiKeyRecord:
+    mapping = row._mapping
     return ApiKeyRecord(**{name: mapping[name] for name in ApiKeyRecord.__struct_fields__})
 
 
-def _info_of_row(row: object, now: datetime) -> ApiKeyInfo:
-    return _info(_record(row), now, last_used_at=row._mapping["last_used_at"])  # type: ignore[attr-defined]
+def _info_of_row(row: Row[Any], now: datetime) -> ApiKeyInfo:
+    return _info(_record(row), now, last_used_at=row._mapping["last_used_at"])
 
 
 class ApiKeyRepository:

@@ -33,7 +33,7 @@ from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.permissions import Principal
 from observatory_api.security.revocation import Revocations
 from observatory_api.security.store import SecurityStore, StoreUnavailable
-from observatory_api.security.tokens import TokenClaims, TokenError, TokenService
+from observatory_api.security.tokens import TokenClaims, TokenError, TokenService, TokenType
 
 logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
@@ -96,9 +96,9 @@ class Authenticator:
         claims = self.decode(credential.value, "access")
         return await self.from_access_claims(claims, state)
 
-    def decode(self, token: str, expected: str) -> TokenClaims:
+    def decode(self, token: str, expected: TokenType) -> TokenClaims:
         try:
-            return self.tokens.decode(token, expected_type=expected)  # type: ignore[arg-type]
+            return self.tokens.decode(token, expected_type=expected)
         except TokenError as exc:
             raise AuthFailure(exc.reason, exc.detail) from None
 
@@ -190,6 +190,7 @@ def presented_credential(headers: Mapping[str, str]) -> Credential | None:
         raise AuthFailure("ambiguous", "send either Authorization or X-API-Key, not both")
     if api_key is not None:
         return Credential("api_key", api_key.strip())
+    assert authorization is not None  # one of the two is set, and it is not the API key
     scheme, _, value = authorization.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "basic" and value:

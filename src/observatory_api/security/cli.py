@@ -28,7 +28,7 @@ _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-def add_security_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_security_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="create, list and revoke API keys (needs the owner DATABASE_URL)")
     key_commands = keys.add_subparsers(title="keys commands")
     create = key_commands.add_parser("create", help="create a key and print it once")

@@ -33,7 +33,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.routes import HTTPRoute
 from litestar.stores.base import Store
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from observatory_api.compression import negotiate
@@ -201,7 +201,7 @@ class ConditionalGetMiddleware(ASGIMiddleware):
         route = scope.get("path_template") or scope["path"]
         request_headers = dict(scope.get("headers", ()))
         if_none_match = request_headers.get(b"if-none-match", b"").decode("latin-1")
-        start: Message | None = None
+        start: HTTPResponseStartEvent | None = None
         chunks: list[bytes] = []
 
         async def buffered(message: Message) -> None:
@@ -221,7 +221,7 @@ class ConditionalGetMiddleware(ASGIMiddleware):
 
     @staticmethod
     async def _finish(
-        scope: Scope, start: Message, body: bytes, route: str, ttl: int, if_none_match: str, send: Send
+        scope: Scope, start: HTTPResponseStartEvent, body: bytes, route: str, ttl: int, if_none_match: str, send: Send
     ) -> None:
         headers = MutableScopeHeaders.from_message(start)
         if start["status"] == 200:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from litestar.stores.memory import MemoryStore
@@ -156,7 +157,7 @@ class RedisSecurityStore(SecurityStore):
         self._timeouts_in_a_row = 0
         self._hit = redis.register_script(_HIT_SCRIPT)
 
-    async def _call(self, operation: str, coroutine_factory):  # type: ignore[no-untyped-def]
+    async def _call(self, operation: str, coroutine_factory: Callable[[], Awaitable[Any]]) -> Any:
         probe = self._current_cooldown > 0
         if time.monotonic() < self._down_until or (probe and self._probing):
             raise StoreUnavailable("redis was unreachable moments ago")
@@ -205,7 +206,8 @@ class RedisSecurityStore(SecurityStore):
         try:
             async with asyncio.timeout(max(self._timeout, 2.0)):
                 for _ in range(WARM_CONNECTIONS):
-                    connections.append(await pool.get_connection())
+                    # redis-py's asyncio ConnectionPool.get_connection has no annotations.
+                    connections.append(await pool.get_connection())  # type: ignore[no-untyped-call]
                 await self._redis.script_load(_HIT_SCRIPT)
         except (RedisError, OSError) as exc:
             logger.warning("redis not ready at start-up", extra={"error": exc.__class__.__name__})
@@ -214,7 +216,8 @@ class RedisSecurityStore(SecurityStore):
                 await pool.release(connection)
 
     async def get(self, key: str) -> bytes | None:
-        return await self._call("get", lambda: self._redis.get(key))
+        value: bytes | None = await self._call("get", lambda: self._redis.get(key))
+        return value
 
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         await self._call("set", lambda: self._redis.set(key, value, ex=max(1, ttl)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
@@ -38,7 +38,7 @@ class SpanController(Controller):
     )
     async def list_spans(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         spans: NamedDependency[SpanRepository],
         settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],

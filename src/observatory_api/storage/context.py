@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, Update, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.dialect import in_bound_list, is_empty_json_array
@@ -193,7 +193,7 @@ def context_bits(dialect_name: str, columns: Any) -> Any:
     """The `traces.context_bits` aggregate over the spans `columns` of one trace: bit 4 + i when
     some span names CONTEXT_COLUMNS[i], bit i when some span with a parent misses it. Kept by the
     trace refresh, it tells the next write of the trace which look-ups can find anything."""
-    terms = []
+    terms: list[ColumnElement[Any]] = []
     for at, name in enumerate(CONTEXT_COLUMNS):
         column = columns[name]
         missing = is_empty_json_array(dialect_name, column) if name == "tags" else column.is_(None)

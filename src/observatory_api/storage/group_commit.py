@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 B = TypeVar("B")
 R = TypeVar("R")
@@ -50,7 +50,7 @@ class GroupCommit(Generic[B, R]):
     async def submit(self, batch: B, *, size: int) -> R:
         """Store `batch` of `size` items (in a group); returns what it newly stored, or raises its
         own error."""
-        pending = _Pending(batch, size, asyncio.get_running_loop().create_future())
+        pending: _Pending[B, R] = _Pending(batch, size, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         try:
             async with self._turn:
@@ -103,6 +103,6 @@ class GroupCommit(Generic[B, R]):
             pending.answer.set_result(count)
 
 
-def _log_unread_failure(answer: asyncio.Future[object]) -> None:
+def _log_unread_failure(answer: asyncio.Future[Any]) -> None:
     if not answer.cancelled() and (error := answer.exception()) is not None:
         logger.warning("a batch whose caller went away failed to commit", exc_info=error)

@@ -152,7 +152,7 @@ def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnEl
     # would otherwise search the kind index (every LLM span ever stored) instead of the trace's.
     llm = spans.alias("llm_span")
     llm_model = case((llm.c.kind == "llm", llm.c.model_id)).label("model")
-    llm_models = (
+    models_of_trace = (
         select(llm_model)
         .distinct()
         .where(llm.c.trace_id == r.trace_id)
@@ -160,7 +160,7 @@ def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnEl
         .correlate(ranked)
         .subquery("llm_models")
     )
-    return root_tags, sorted_json_array(dialect_name, llm_models)
+    return root_tags, sorted_json_array(dialect_name, models_of_trace)
 
 
 # What a session summary adds up from each of its traces, in `TraceTotals` order.

@@ -300,7 +300,7 @@ async def _inherit_across_writes(
     if not traces:
         return NOTHING_INHERITED
     new = [
-        NewSpan(_key_of(row), row[_PARENT_SPAN_ID], tuple(row[at] for at in _CONTEXT_AT))  # type: ignore[arg-type]
+        NewSpan(_key_of(row), row[_PARENT_SPAN_ID], tuple(row[at] for at in _CONTEXT_AT))
         for row in new_rows
         if row[_TRACE_ID] in traces
     ]

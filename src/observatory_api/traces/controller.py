@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -37,7 +37,7 @@ class TraceController(Controller):
     )
     async def list_traces(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         traces: NamedDependency[TraceRepository],
         settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
@@ -73,7 +73,7 @@ class TraceController(Controller):
     )
     async def get_trace(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         traces: NamedDependency[TraceRepository],
         trace_id: Annotated[str, PathParameter(schema_extra={"pattern": HEX_TRACE_ID.pattern})],
     ) -> TraceDetail:
@@ -96,7 +96,7 @@ class TraceController(Controller):
     )
     async def search_traces(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: Request[Any, Any, Any],
         traces: NamedDependency[TraceRepository],
         settings: NamedDependency[Settings],
         data: JSONBody[TraceSearch],
