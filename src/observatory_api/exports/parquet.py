@@ -34,16 +34,15 @@ def _arrow_type(pa: Any, info: msgspec.inspect.Type) -> tuple[Any, bool]:
     if isinstance(info, msgspec.inspect.UnionType):
         inner = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
         return _arrow_type(pa, inner[0]) if len(inner) == 1 else (pa.string(), True)
-    simple = {
+    simple: dict[type[msgspec.inspect.Type], Any] = {
         msgspec.inspect.StrType: pa.string(),
         msgspec.inspect.IntType: pa.int64(),
         msgspec.inspect.FloatType: pa.float64(),
         msgspec.inspect.BoolType: pa.bool_(),
         msgspec.inspect.DateTimeType: pa.timestamp("us", tz="UTC"),
     }
-    for kind, arrow in simple.items():
-        if isinstance(info, kind):
-            return arrow, False
+    if type(info) in simple:
+        return simple[type(info)], False
     if isinstance(info, msgspec.inspect.ListType) and isinstance(info.item_type, msgspec.inspect.StrType):
         return pa.list_(pa.string()), False
     return pa.string(), True
