@@ -50,8 +50,12 @@ NOT_RUN = {
         "applications with these variables"
     ),
     "opentelemetry-instrument python app.py": (
-        "opentelemetry-distro does not install here; the instrumentation itself is tested in "
-        "tests/instrumentations (otel-genai, otel-genai-latest)"
+        "a quickstart: tests/instrumentations/test_quickstarts.py runs it (otel-genai) in a fresh "
+        "virtual environment made from its own pip line"
+    ),
+    ".venv/bin/python bench/read_ceiling.py": (
+        "a benchmark of several minutes; bench/RESULTS.md holds its figures and the tests of what it "
+        "measures are tests/integration/security/test_response_encoding.py"
     ),
     'sudo -u postgres psql -c "CREATE ROLE observatory': (
         "needs a PostgreSQL superuser and starts a long-running server; migrate, seed and serve on "
