@@ -1,7 +1,8 @@
 """Export throughput and the server's memory while it streams: a real `serve` (one granian worker)
 over a database seeded with the demo generator, exporting every span of the last 30 days.
 
-    .venv/bin/python bench/export_throughput.py [--traces 25000] [--database postgresql://...] [--formats ndjson csv]
+    .venv/bin/python bench/export_throughput.py [--traces 25000] [--database postgresql://...]
+        [--formats ndjson csv otlp-json parquet] [--encodings identity gzip zstd]
 
 Seeds `--traces` demo traces (about 3.9 spans each) with `observatory-api seed` into a temporary
 SQLite file, or into `--database` (a PostgreSQL URL; created data is kept, `seed` is idempotent),
@@ -16,6 +17,7 @@ import argparse
 import csv
 import gzip
 import io
+import json
 import os
 import re
 import subprocess
@@ -27,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
+import zstandard
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -93,11 +97,24 @@ def export_once(base: str, key: str, fmt: str, group: int, encoding: str) -> tup
         sampler.join()
     elapsed = time.perf_counter() - started
     body = b"".join(parts)
-    text = gzip.decompress(body) if encoding == "gzip" else body
+    text = decoded(body, answer.headers.get("content-encoding", "identity"))
     return count_rows(text, fmt), len(body), elapsed, peak[0] - before
 
 
+def decoded(body: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    return body
+
+
 def count_rows(text: bytes, fmt: str) -> int:
+    if fmt == "parquet":
+        return int(pq.ParquetFile(io.BytesIO(text)).metadata.num_rows)
+    if fmt == "otlp-json":  # a request per page: count its spans
+        requests = [json.loads(line) for line in text.splitlines()]
+        return sum(len(sc["spans"]) for r in requests for rs in r["resourceSpans"] for sc in rs["scopeSpans"])
     if fmt == "csv":  # quoted fields hold newlines: count records, less the header
         return sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1
     return text.count(b"\n")
@@ -133,6 +150,8 @@ if __name__ == "__main__":
     parser.add_argument("--database", help="a PostgreSQL URL; default a SQLite file in a temporary folder")
     parser.add_argument("--workdir", help="keep the SQLite file and config here (default a temporary folder)")
     parser.add_argument("--skip-seed", action="store_true", help="the database already holds the data")
-    parser.add_argument("--encodings", nargs="+", default=["identity", "gzip"], choices=["identity", "gzip"])
-    parser.add_argument("--formats", nargs="+", default=["ndjson", "csv"], choices=["ndjson", "csv"])
+    parser.add_argument("--encodings", nargs="+", default=["identity", "gzip"], choices=["identity", "gzip", "zstd"])
+    parser.add_argument(
+        "--formats", nargs="+", default=["ndjson", "csv"], choices=["ndjson", "csv", "otlp-json", "parquet"]
+    )
     main(parser.parse_args())

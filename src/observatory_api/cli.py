@@ -19,6 +19,7 @@ from observatory_api.security.cli import DEMO_INGEST_KEY_NAME, add_security_comm
 from observatory_api.settings import Settings, load_settings, masked
 
 if TYPE_CHECKING:
+    from litestar import Litestar
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 DEFAULT_DEMO_TRACES = 5000
@@ -107,8 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_config_check)
     add_security_commands(commands)
     add_model_commands(commands)
-    add_export_commands(commands)
+    add_export_commands(commands, make_app=_make_app)
     return parser
+
+
+def _make_app(settings: Settings) -> Litestar:
+    """The app of `export --direct` (imported late, as for serve: see main)."""
+    from observatory_api.app import create_app
+
+    return create_app(settings)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

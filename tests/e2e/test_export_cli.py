@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.server import RunningServer, free_port, start_server
@@ -134,6 +135,54 @@ def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
     try:
         resumed = tmp_path / "resumed.ndjson"
         done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert proxy.connections == 2
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_parquet_and_otlp_json_files_from_a_server(server: tuple[RunningServer, str], tmp_path: Path) -> None:
+    running, key = server
+    args = window()
+    expected = listed(running, key, {"from": args[1], "to": args[3], "sort": "start_time"})
+    table_file = tmp_path / "spans.parquet"
+    done = run_export(running.base, key, "spans", *args, "--format", "parquet", "--output", str(table_file))
+    assert done.returncode == 0, done.stderr
+    assert "bytes of Parquet" in done.stderr
+    table = pq.read_table(table_file)
+    assert table.column("span_id").to_pylist() == [row["span_id"] for row in expected]
+
+    otlp_file = tmp_path / "spans.otlp.ndjson"
+    done = run_export(running.base, key, "spans", *args, "--format", "otlp-json", "--output", str(otlp_file))
+    assert done.returncode == 0, done.stderr
+    requests = [json.loads(line) for line in otlp_file.read_text().splitlines()]
+    assert f"exported {len(requests):,} OTLP/JSON requests" in done.stderr
+    spans = [s for r in requests for rs in r["resourceSpans"] for sc in rs["scopeSpans"] for s in sc["spans"]]
+    assert sorted(s["spanId"] for s in spans) == sorted(row["span_id"] for row in expected)
+
+
+def test_a_dropped_otlp_json_export_is_resumed_after_its_last_complete_request(
+    server: tuple[RunningServer, str], tmp_path: Path
+) -> None:
+    running, key = server
+    args = window()
+    whole = tmp_path / "whole.otlp.ndjson"
+    assert (
+        run_export(running.base, key, "spans", *args, "--format", "otlp-json", "--output", str(whole)).returncode == 0
+    )
+    lines = whole.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 2  # a request per 1,000 spans
+    # Cut in the middle of the second request: the first is complete, the rest is asked again.
+    cut = len(lines[0]) + len(lines[1]) // 2
+    assert len(lines[1]) // 2 > 10_000  # far more than the answer's headers and chunk sizes
+    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
+    try:
+        resumed = tmp_path / "resumed.otlp.ndjson"
+        done = run_export(
+            f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--format", "otlp-json", "--output", str(resumed)
+        )
     finally:
         proxy.close()
     assert done.returncode == 0, done.stderr

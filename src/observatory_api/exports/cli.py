@@ -1,13 +1,17 @@
-"""`observatory-api export spans|traces|logs`: a whole export from a running service into a file.
+"""`observatory-api export spans|traces|logs`: a whole export into a file.
 
-It asks the service (`--url`, a key in `--key` or `OBSERVATORY_API_KEY`), so filters, limits and
-what the key's role may see are the service's. An NDJSON export cut by a dropped connection is
-resumed after the last complete line (`after=`), up to RESUMES times.
+It asks a running service (`--url`, a key in `--key` or `OBSERVATORY_API_KEY`), so filters, limits
+and what the key's role may see are the service's. An NDJSON export cut by a dropped connection
+(or an OTLP/JSON one of spans or traces) is resumed after the last complete line (`after=`), up
+to RESUMES times. `--direct` runs the service's export in this process against the configured
+database instead (`exports.in_process`).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import http.client
 import json
 import os
@@ -16,24 +20,36 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, Any, get_args
 
 from observatory_api.exports.formats import ExportFormat
+from observatory_api.exports.in_process import DirectExportFailed, export_direct
 
 RESUMES = 5
 CHUNK = 64 * 1024
 
 
-def add_export_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    export = commands.add_parser("export", help="export spans, traces or logs from a running service to a file")
+def add_export_commands(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    *,
+    make_app: Callable[[Any], Any],
+) -> None:
+    """`make_app(settings)` builds the app that `--direct` drives (the wiring's create_app)."""
+    export = commands.add_parser("export", help="export spans, traces or logs to a file")
     export.add_argument("resource", choices=["spans", "traces", "logs"])
+    export.add_argument(
+        "--direct",
+        action="store_true",
+        help="read the configured database in this process (no server, no key: as an admin)",
+    )
     export.add_argument("--url", default="http://127.0.0.1:8080", help="the service (default http://127.0.0.1:8080)")
     export.add_argument("--key", help="an API key (default $OBSERVATORY_API_KEY)")
     export.add_argument(
         "--from", dest="from_", metavar="TIME", help="RFC 3339 start (default: the service's, the last 24 hours)"
     )
     export.add_argument("--to", metavar="TIME", help="RFC 3339 end, exclusive (default now)")
-    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--format", choices=list(get_args(ExportFormat)), default="ndjson")
     export.add_argument("--output", "-o", help="file to write (default standard output)")
     export.add_argument(
         "--filter",
@@ -42,10 +58,12 @@ def add_export_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         metavar="NAME=VALUE",
         help="a filter of the list endpoint, e.g. kind=llm or model=gpt-4o (repeatable)",
     )
-    export.set_defaults(run=_export)
+    export.set_defaults(run=functools.partial(_export, make_app=make_app))
 
 
-def _export(args: argparse.Namespace, _settings: Any) -> int:
+def _export(args: argparse.Namespace, settings: Any, *, make_app: Callable[[Any], Any]) -> int:
+    if args.direct:
+        return _export_direct(args, settings, make_app)
     if urllib.parse.urlsplit(args.url).scheme not in ("http", "https"):
         print(f"observatory-api: --url must be http:// or https://, not {args.url!r}", file=sys.stderr)
         return 2
@@ -53,17 +71,9 @@ def _export(args: argparse.Namespace, _settings: Any) -> int:
     if not key:
         print("observatory-api: export needs an API key: --key or OBSERVATORY_API_KEY", file=sys.stderr)
         return 2
-    params: dict[str, str] = {"format": args.format}
-    for item in args.filter:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"observatory-api: --filter {item!r} is not NAME=VALUE", file=sys.stderr)
-            return 2
-        params[name] = value
-    if args.from_:
-        params["from"] = args.from_
-    if args.to:
-        params["to"] = args.to
+    params = _params(args)
+    if params is None:
+        return 2
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
         url = f"{args.url.rstrip('/')}/api/v1/{args.resource}/export"
@@ -74,22 +84,90 @@ def _export(args: argparse.Namespace, _settings: Any) -> int:
     finally:
         if args.output:
             out.close()
-    target = args.output or "standard output"
-    what = f"{rows:,} {args.resource}" if args.format == "ndjson" else f"{rows:,} lines of CSV"
-    print(f"observatory-api: exported {what} to {target}", file=sys.stderr)
+    _report(args, rows)
     return 0
+
+
+def _params(args: argparse.Namespace) -> dict[str, str] | None:
+    """The export's query: format, filters and window; None (said why) when a filter is malformed."""
+    params: dict[str, str] = {"format": args.format}
+    for item in args.filter:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"observatory-api: --filter {item!r} is not NAME=VALUE", file=sys.stderr)
+            return None
+        params[name] = value
+    if args.from_:
+        params["from"] = args.from_
+    if args.to:
+        params["to"] = args.to
+    return params
+
+
+def _report(args: argparse.Namespace, count: int) -> None:
+    what = {
+        "ndjson": f"{count:,} {args.resource}",
+        "csv": f"{count:,} lines of CSV",
+        "otlp-json": f"{count:,} OTLP/JSON requests",
+        "parquet": f"{count:,} bytes of Parquet",
+    }[args.format]
+    print(f"observatory-api: exported {what} to {args.output or 'standard output'}", file=sys.stderr)
+
+
+def _export_direct(args: argparse.Namespace, settings: Any, make_app: Callable[[Any], Any]) -> int:
+    params = _params(args)
+    if params is None:
+        return 2
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    counted = _Counting(out, lines=args.format != "parquet")
+    try:
+        written = asyncio.run(export_direct(make_app, settings, f"/api/v1/{args.resource}/export", params, counted))
+    except DirectExportFailed as exc:
+        print(f"observatory-api: export failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        counted.progress.done()
+        if args.output:
+            out.close()
+    _report(args, counted.progress.rows if args.format != "parquet" else written)
+    return 0
+
+
+class _Counting:
+    """Writes through to `out`, counting lines for the progress line."""
+
+    def __init__(self, out: IO[bytes], *, lines: bool) -> None:
+        self._out = out
+        self._lines = lines
+        self.progress = _Progress()
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        if self._lines:
+            self.progress.add(data.count(b"\n"))
+        return len(data)
 
 
 class ExportFailed(Exception):
     pass
 
 
-def after_of(resource: str, line: bytes) -> str:
-    """The `after=` that resumes an NDJSON export after `line`."""
-    record = json.loads(line)
+def after_of(resource: str, line: bytes, fmt: ExportFormat = "ndjson") -> str:
+    """The `after=` that resumes an export after `line`: an NDJSON record, or an OTLP/JSON request
+    of spans (its last span is its page's last: `exports.otlp`)."""
+    if fmt == "otlp-json":
+        span = json.loads(line)["resourceSpans"][-1]["scopeSpans"][-1]["spans"][-1]
+        record = {"trace_id": span["traceId"], "span_id": span["spanId"]}
+    else:
+        record = json.loads(line)
     if resource == "spans":
         return f"{record['trace_id']}:{record['span_id']}"
     return str(record["trace_id"] if resource == "traces" else record["log_id"])
+
+
+def resumable(resource: str, fmt: ExportFormat) -> bool:
+    """NDJSON; OTLP/JSON of spans and traces (a log record carries no log_id to resume after)."""
+    return fmt == "ndjson" or (fmt == "otlp-json" and resource != "logs")
 
 
 def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
@@ -98,7 +176,7 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
     for attempt in range(RESUMES + 1):
         query = dict(params)
         if last_line is not None:
-            query["after"] = after_of(resource, last_line)
+            query["after"] = after_of(resource, last_line, fmt)
         # http(s) only: the scheme of --url is checked before this.
         request = urllib.request.Request(  # noqa: S310
             f"{url}?{urllib.parse.urlencode(query)}", headers={"X-API-Key": key, "Accept-Encoding": "identity"}
@@ -120,7 +198,7 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
         except urllib.error.HTTPError as exc:
             raise ExportFailed(_problem(exc)) from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            if fmt != "ndjson" or last_line is None or attempt == RESUMES:
+            if not resumable(resource, fmt) or last_line is None or attempt == RESUMES:
                 raise ExportFailed(f"{exc.__class__.__name__}: {exc}; run it again") from None
             print(f"observatory-api: connection lost ({exc.__class__.__name__}); resuming", file=sys.stderr)
     raise ExportFailed("unreachable")  # pragma: no cover

@@ -18,8 +18,18 @@ from litestar.response import Stream
 
 from observatory_api.deps import TRACE_ID
 from observatory_api.errors import InvalidInput
-from observatory_api.exports.formats import MEDIA_TYPES, ExportFormat, Writer, attachment_name, choose_format
-from observatory_api.exports.paging import Page, resume_cursor, stream_pages
+from observatory_api.exports.formats import (
+    MEDIA_TYPES,
+    ExportFormat,
+    OtlpWriter,
+    PageWriter,
+    RowWriter,
+    attachment_name,
+    choose_format,
+)
+from observatory_api.exports.otlp import logs_request, trace_request
+from observatory_api.exports.paging import DerivedPage, Fetch, Page, resume_cursor, stream_pages
+from observatory_api.exports.parquet import ParquetPageWriter
 from observatory_api.exports.repository import ExportKeyRepository
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogQuery, LogRepository
@@ -36,7 +46,11 @@ from observatory_api.traces.schemas import TraceSearch, TraceSort, TraceSummary
 from observatory_api.traces.search import search_traces
 
 FORMAT = QueryParameter(
-    name="format", required=False, description="`ndjson` or `csv`; default from `Accept` (`text/csv`), else NDJSON."
+    name="format",
+    required=False,
+    description="`ndjson`, `csv`, `otlp-json` (OTLP/JSON export requests, one per line, that "
+    "`/v1/traces` or `/v1/logs` take back) or `parquet` (with the server's `[parquet]` extra); "
+    "default from `Accept` (`text/csv`, `application/vnd.apache.parquet`), else NDJSON.",
 )
 _SORT_KEYS = {"start_time": "start_time", "duration": "duration_ms", "cost": "cost_usd"}
 
@@ -48,8 +62,11 @@ def _after(description: str) -> Any:
 def _documented(record: str) -> Any:
     return streamed(
         {
-            MEDIA_TYPES["ndjson"]: f"One JSON object per line: a {record}, as its list endpoint returns it.",
+            MEDIA_TYPES["ndjson"]: f"One JSON object per line: a {record}, as its list endpoint returns it "
+            "(with `format=otlp-json`: one OTLP/JSON export request per line).",
             MEDIA_TYPES["csv"]: f"A header row, then one row per {record}; objects and lists as JSON text.",
+            MEDIA_TYPES["parquet"]: f"A Parquet file, one row per {record}, a row group per 1,000 rows; "
+            "objects as JSON text.",
         }
     )
 
@@ -109,7 +126,7 @@ class ExportController(Controller):
                 allow_content=allow_content,
             )
 
-        return await _stream(request, "spans", fetch, cursor, format_, Span)
+        return await _stream(request, "spans", fetch, cursor, format_, Span, OtlpWriter(trace_request))
 
     @get(
         "/traces/export",
@@ -150,7 +167,7 @@ class ExportController(Controller):
                 allow_content=allow_content,
             )
 
-        return await _stream(request, "traces", fetch, cursor, format_, TraceSummary)
+        return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
 
     @post(
         "/traces/export",
@@ -186,7 +203,7 @@ class ExportController(Controller):
             page = msgspec.structs.replace(search, cursor=next_cursor, limit=settings.query.max_page_size)
             return await search_traces(traces, page, limits=settings.query, allow_content=allow_content)
 
-        return await _stream(request, "traces", fetch, cursor, format_, TraceSummary)
+        return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
 
     @get(
         "/logs/export",
@@ -225,7 +242,7 @@ class ExportController(Controller):
                 allow_content=allow_content,
             )
 
-        return await _stream(request, "logs", fetch, cursor, format_, LogEntry)
+        return await _stream(request, "logs", fetch, cursor, format_, LogEntry, OtlpWriter(logs_request))
 
 
 def _resume(key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window: Any, filters: dict[str, Any]) -> str:
@@ -235,18 +252,49 @@ def _resume(key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window:
     return resume_cursor(sort=sort, key_names=(first, *ids), key=key, window=window, filters=filters)
 
 
+async def _stream_traces(
+    request: Request,  # type: ignore[type-arg]
+    traces: TraceRepository,
+    fetch: Fetch,
+    cursor: str | None,
+    asked: ExportFormat | None,
+    allow_content: bool,
+) -> Stream:
+    """Trace summaries; in OTLP/JSON, the spans of each page of traces (a trace is its spans)."""
+    if choose_format(asked, request.headers.get("accept")) != "otlp-json":
+        return await _stream(request, "traces", fetch, cursor, asked, TraceSummary, None)
+
+    async def fetch_spans(next_cursor: str | None) -> Page[Span]:
+        page = await fetch(next_cursor)
+        by_trace = await traces.spans_of_traces([t.trace_id for t in page.data], allow_content=allow_content)
+        spans = [span for trace in page.data for span in by_trace.get(trace.trace_id, [])]
+        return DerivedPage(data=spans, next_cursor=page.next_cursor, has_more=page.has_more)
+
+    return await _stream(request, "traces", fetch_spans, cursor, asked, Span, OtlpWriter(trace_request))
+
+
 async def _stream(
     request: Request,  # type: ignore[type-arg]
     resource: str,
-    fetch: Any,
+    fetch: Fetch,
     cursor: str | None,
     asked: ExportFormat | None,
     record: type[msgspec.Struct],
+    otlp: OtlpWriter | None,
 ) -> Stream:
     fmt = choose_format(asked, request.headers.get("accept"))
+    writer: PageWriter
+    if fmt == "otlp-json":
+        if otlp is None:  # pragma: no cover - every resource has an OTLP form
+            raise InvalidInput.field("format", f"{resource} have no OTLP form", "query")
+        writer = otlp
+    elif fmt == "parquet":
+        writer = ParquetPageWriter(record)
+    else:
+        writer = RowWriter(fmt, record.__struct_fields__)
     # The first page is read before the answer starts: a bad filter or cursor is still a 400.
     first = await fetch(cursor)
-    writer = Writer(fmt, record.__struct_fields__)
+    # Compressed (zstd or gzip, page by page) by the app's compression middleware: compression.py.
     return Stream(
         stream_pages(first, fetch, writer),
         media_type=MEDIA_TYPES[fmt],

@@ -5,16 +5,15 @@ that goes away leaves no transaction open."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-import msgspec
-
-from observatory_api.exports.formats import Writer
+from observatory_api.exports.formats import PageWriter
 from observatory_api.pagination import Cursor, encode_cursor, fingerprint
 from observatory_api.query import TimeWindow
 
-R = TypeVar("R", bound=msgspec.Struct, covariant=True)
+R = TypeVar("R", covariant=True)
 
 
 class Page(Protocol, Generic[R]):
@@ -24,6 +23,18 @@ class Page(Protocol, Generic[R]):
     def next_cursor(self) -> str | None: ...
     @property
     def has_more(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedPage(Generic[R]):
+    """A page of other records (the spans of a page of traces) that continues where its source does."""
+
+    data: Sequence[R]
+    next_cursor: str | None
+    has_more: bool
+
+
+Fetch = Callable[[str | None], Awaitable[Page[Any]]]
 
 
 def resume_cursor(
@@ -37,17 +48,15 @@ def resume_cursor(
     return encode_cursor(cursor)
 
 
-async def stream_pages(
-    first: Page[msgspec.Struct],
-    fetch: Callable[[str], Awaitable[Page[msgspec.Struct]]],
-    writer: Writer,
-) -> AsyncIterator[bytes]:
+async def stream_pages(first: Page[Any], fetch: Fetch, writer: PageWriter) -> AsyncIterator[bytes]:
     """`first` (read before the answer starts, so a bad request is still a 400), then each next page."""
     page = first
-    if not page.data:
-        yield writer.empty()
-    while page.data:
-        yield writer.page(page.data)
+    while True:
+        if page.data:
+            yield writer.page(page.data)
         if not page.has_more or page.next_cursor is None:
-            return
+            break
         page = await fetch(page.next_cursor)
+    tail = writer.finish()
+    if tail:
+        yield tail

@@ -393,6 +393,8 @@ def rest_reads(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:
             if any(p["name"] == "limit" for p in params):
                 query["limit"] = 1000
             calls.append((template, path, query))
+            if template.endswith("/export"):  # every text format of an export, not only NDJSON
+                calls.extend((template, path, {**query, "format": fmt}) for fmt in ("csv", "otlp-json"))
             narrowed = {
                 p["name"]: NARROWING[p["name"]] for p in params if p["in"] == "query" and p["name"] in NARROWING
             }
