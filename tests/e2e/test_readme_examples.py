@@ -53,6 +53,10 @@ NOT_RUN = {
         "a quickstart: tests/instrumentations/test_quickstarts.py runs it (otel-genai) in a fresh "
         "virtual environment made from its own pip line"
     ),
+    "http://other-host:8080/v1/traces": (
+        "posts to a second service; tests/integration/exports/test_otlp_export.py exports, ingests the "
+        "lines into an empty database and compares"
+    ),
     ".venv/bin/python bench/read_ceiling.py": (
         "a benchmark of several minutes; bench/RESULTS.md holds its figures and the tests of what it "
         "measures are tests/integration/security/test_response_encoding.py"
