@@ -4,9 +4,10 @@ test PostgreSQL on 127.0.0.1:5432 and `host replication postgres 127.0.0.1/32 tr
 
     .venv/bin/python bench/replica_reads.py [--seconds 10] [--clients 8] [--traces 200]
 
-For each setup, `--clients` clients read trace details (`GET /api/v1/traces/{id}`) for `--seconds`:
-requests/s, p50 and p95. Then, with the replica in rotation, it is killed (immediate shutdown)
-halfway through a run: the answers that were not 200, and how long until `db_replica_up` said 0.
+For each setup (the primary alone, one replica, two replicas, in one run), `--clients` clients read
+trace details (`GET /api/v1/traces/{id}`) for `--seconds`: requests/s, p50 and p95. Then, with
+the replica in rotation, it is killed (immediate shutdown) halfway through a run: the answers that
+were not 200, and how long until `db_replica_up` said 0.
 """
 
 from __future__ import annotations
@@ -113,10 +114,11 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--traces", type=int, default=200)
     args = parser.parse_args()
-    async with streaming_replica() as replica:
+    async with streaming_replica() as replica, streaming_replica() as second:
         name = await _database(args.traces)
         try:
             await replica.caught_up()
+            await second.caught_up()
             # Rate limits off: the figure is the read path's, not the limiter's.
             primary_env = {
                 "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
@@ -129,6 +131,15 @@ async def main() -> None:
                 ids = await _trace_ids(server)
                 await _load(server, ids, 2, args.clients)  # warm-up
                 _report("primary only", *await _load(server, ids, args.seconds, args.clients), args.seconds)
+            both_env = {**primary_env, "DB_REPLICA_URLS": f"{replica.url(name)},{second.url(name)}"}
+            with (
+                tempfile.TemporaryDirectory() as folder,
+                start_server(Path(folder), workers=1, env=both_env) as server,
+            ):
+                await _wait_for_up(server, replica, 1.0)
+                await _wait_for_up(server, second, 1.0)
+                await _load(server, ids, 2, args.clients)
+                _report("two replicas", *await _load(server, ids, args.seconds, args.clients), args.seconds)
             replica_env = {**primary_env, "DB_REPLICA_URLS": replica.url(name)}
             with (
                 tempfile.TemporaryDirectory() as folder,
