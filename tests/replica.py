@@ -23,9 +23,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
-PRIMARY_HOST, PRIMARY_PORT = "127.0.0.1", 5432
-PG_BIN = Path(os.environ.get("OBSERVATORY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from tests.conftest import ADMIN_URL
+
+# The server of the PostgreSQL-backed tests: the plain PostgreSQL, or TimescaleDB in its CI pass.
+_PRIMARY = make_url(ADMIN_URL)
+PRIMARY_HOST, PRIMARY_PORT = _PRIMARY.host or "127.0.0.1", _PRIMARY.port or 5432
 SLOT_PREFIX = "observatory_test_replica_"
 # Settings a hot standby must hold at least as high as its primary, or it refuses to start.
 _AT_LEAST_PRIMARY = (
@@ -35,6 +39,8 @@ _AT_LEAST_PRIMARY = (
     "max_prepared_transactions",
     "max_locks_per_transaction",
 )
+# ...and what the primary loads: a TimescaleDB standby needs the extension preloaded too.
+_AS_PRIMARY = ("shared_preload_libraries", "timescaledb.max_background_workers", "timescaledb.telemetry_level")
 _HBA_HINT = (
     "the primary's pg_hba.conf needs `host replication postgres 127.0.0.1/32 trust` "
     "(.ci/run adds it; then `pg_ctlcluster --skip-systemctl-redirect 15 main reload`)"
@@ -70,8 +76,8 @@ class StreamingReplica:
     """A standby of the test PostgreSQL on `port`; `stop()` kills it (immediate shutdown), `start()`
     brings it back, `pause_replay()` / `resume_replay()` make it lag, `caught_up()` waits for it."""
 
-    def __init__(self, root: Path, port: int, slot: str) -> None:
-        self.root, self.port, self.slot = root, port, slot
+    def __init__(self, root: Path, port: int, slot: str, bin_dir: Path) -> None:
+        self.root, self.port, self.slot, self.bin_dir = root, port, slot, bin_dir
         self.data = root / "data"
 
     @property
@@ -84,13 +90,26 @@ class StreamingReplica:
 
     def start(self) -> None:
         _run(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "start"],
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             "starting the replica",
         )
 
     def stop(self) -> None:
         """Immediate shutdown: connections are cut as if the server died."""
-        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"], "stopping the replica")
+        _run(
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            "stopping the replica",
+        )
 
     def is_running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
@@ -145,8 +164,9 @@ async def _primary_settings() -> dict[str, str]:
         pytest.fail(f"PostgreSQL is required at {PRIMARY_HOST}:{PRIMARY_PORT}: {exc}", pytrace=False)
     try:
         rows = await connection.fetch(
-            "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", _AT_LEAST_PRIMARY
+            "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", [*_AT_LEAST_PRIMARY, *_AS_PRIMARY]
         )
+        data_directory = await connection.fetchval("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
         # Slots of earlier runs that died before dropping theirs would keep WAL on the primary
         # forever; a slot whose test process still runs (its replica merely stopped) is kept.
         stale = await connection.fetch(
@@ -157,7 +177,20 @@ async def _primary_settings() -> dict[str, str]:
                 await connection.execute("SELECT pg_drop_replication_slot($1)", row["slot_name"])
     finally:
         await connection.close()
-    return {row["name"]: row["setting"] for row in rows}
+    return {row["name"]: row["setting"] for row in rows} | {"data_directory": data_directory}
+
+
+def _server_binaries(data_directory: str) -> Path:
+    """The folder of the primary's own binaries (its postmaster's executable), so that a standby of
+    the TimescaleDB server runs with the PostgreSQL tree that has the extension;
+    OBSERVATORY_TEST_PG_BIN overrides."""
+    if "OBSERVATORY_TEST_PG_BIN" in os.environ:
+        return Path(os.environ["OBSERVATORY_TEST_PG_BIN"])
+    try:
+        pid = (Path(data_directory) / "postmaster.pid").read_text().split()[0]
+        return Path(os.readlink(f"/proc/{pid}/exe")).parent
+    except (OSError, IndexError):
+        return Path("/usr/lib/postgresql/15/bin")
 
 
 def _process_alive(pid: str) -> bool:
@@ -177,16 +210,17 @@ async def _drop_slot(slot: str) -> None:
 @contextlib.asynccontextmanager
 async def streaming_replica() -> AsyncIterator[StreamingReplica]:
     """A running standby of the test PostgreSQL; stopped, its slot dropped and its files removed on exit."""
-    for tool in ("pg_basebackup", "pg_ctl"):
-        if not (PG_BIN / tool).is_file() and shutil.which(tool) is None:
-            pytest.fail(f"{tool} is required for the replica tests (PostgreSQL 15's server package)", pytrace=False)
     settings = await _primary_settings()
+    pg_bin = _server_binaries(settings.pop("data_directory"))
+    for tool in ("pg_basebackup", "pg_ctl"):
+        if not (pg_bin / tool).is_file():
+            pytest.fail(f"{pg_bin / tool} is required for the replica tests (the server's own package)", pytrace=False)
     root = Path(tempfile.mkdtemp(prefix="observatory-replica-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     root.chmod(0o700)
-    replica = StreamingReplica(root, _free_port(), f"{SLOT_PREFIX}{os.getpid()}_{root.name[-8:].lower()}")
-    basebackup = str(PG_BIN / "pg_basebackup") if (PG_BIN / "pg_basebackup").is_file() else "pg_basebackup"
+    replica = StreamingReplica(root, _free_port(), f"{SLOT_PREFIX}{os.getpid()}_{root.name[-8:].lower()}", pg_bin)
+    basebackup = str(pg_bin / "pg_basebackup")
     try:
         _run(
             [
@@ -233,7 +267,7 @@ def _write_config(replica: StreamingReplica, primary: dict[str, str]) -> None:
         "fsync = off",
         "shared_buffers = 32MB",
         "logging_collector = off",
-        *(f"{name} = {value}" for name, value in primary.items()),
+        *(f"{name} = '{value}'" for name, value in primary.items()),
     ]
     hba = ["local all all trust", "host all all 127.0.0.1/32 trust"]
     for name, text in (("postgresql.conf", lines), ("pg_hba.conf", hba), ("pg_ident.conf", [])):

@@ -23,6 +23,7 @@ from observatory_api.settings import DatabaseSettings, RateLimitSettings, Settin
 from observatory_api.storage.writer import TelemetryWriter
 from tests.conftest import _pg_url, auth_headers, make_settings
 from tests.replica import StreamingReplica
+from tests.timescaledb import ON_TIMESCALEDB
 
 UNLIMITED = RateLimitSettings(roles={"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000})
 
@@ -222,3 +223,33 @@ async def test_killing_the_replica_under_load_gives_no_5xx_and_it_comes_back(
     assert before_kill > 0 and after_kill > before_kill
     assert set(statuses) == {200}, {status: statuses.count(status) for status in set(statuses)}
     assert down["status"] == "down"
+
+
+async def test_the_standby_is_of_the_tests_own_server(replicated_database: str, standby: StreamingReplica) -> None:
+    """In CI's TimescaleDB pass the standby is TimescaleDB's: the extension preloaded, the hypertables
+    and continuous aggregates replicated, and the metric answers read from them on the standby."""
+    connection = await standby.connection(replicated_database)
+    try:
+        assert await connection.fetchval("SELECT pg_is_in_recovery()")
+        preloaded = await connection.fetchval("SELECT current_setting('shared_preload_libraries')")
+        hypertables = await connection.fetchval(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        ) and await connection.fetchval("SELECT count(*) FROM timescaledb_information.hypertables")
+    finally:
+        await connection.close()
+    if ON_TIMESCALEDB:
+        assert "timescaledb" in preloaded and hypertables == 2  # spans and logs
+    else:
+        assert "timescaledb" not in preloaded and not hypertables
+    with _client(_settings(replicated_database, standby)) as client:
+        await _in_rotation(client)
+        body = {
+            "metrics": [{"id": "request_count"}],
+            "group_by": ["model"],
+            "from": "2026-11-18T00:00:00Z",
+            "to": "2026-11-20T00:00:00Z",
+        }
+        answer = client.post("/api/v1/metrics/query", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["series"]
+        assert await _connections_on(standby, replicated_database) >= 1
