@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +20,7 @@ from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
+from observatory_api.redis_client import open_redis
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
 
@@ -46,7 +46,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     # Metrics read TimescaleDB's continuous aggregates when it reports them, else the rollup tables.
     state.continuous_aggregates = await find_continuous_aggregates(state.read_engine, timescaledb=state.timescaledb)
     mark_continuous_aggregates(state.read_engine.dialect, state.continuous_aggregates)
-    state.redis = _redis_client(settings)
+    # /ready and tracing use this client; the security store opens its own (security/setup.py).
+    state.redis_connection = open_redis(settings.redis, timeout=settings.redis.socket_timeout_seconds)
+    state.redis = state.redis_connection.client if state.redis_connection is not None else None
     state.write_engine = None
     if settings.ingest_enabled:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
@@ -82,8 +84,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await state.read_engine.dispose()
         if state.write_engine is not None:
             await state.write_engine.dispose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        if state.redis_connection is not None:
+            await state.redis_connection.aclose()
         # Graceful shutdown reached its end: the pools are closed (tests/e2e/test_shutdown.py).
         logger.info("stopped: database pools and Redis client closed")
 
@@ -98,14 +100,3 @@ async def _has_timescaledb(engine: AsyncEngine) -> bool:
     except Exception:
         logger.warning("could not check for TimescaleDB; assuming plain PostgreSQL")
         return False
-
-
-def _redis_client(settings: Settings) -> Redis | None:
-    if settings.redis.url is None:
-        return None
-    return Redis.from_url(
-        settings.redis.url,
-        password=settings.redis.password,
-        socket_timeout=settings.redis.socket_timeout_seconds,
-        socket_connect_timeout=settings.redis.socket_timeout_seconds,
-    )

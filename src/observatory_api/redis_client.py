@@ -1,0 +1,101 @@
+"""The one place a Redis client is made: from `redis.url`, or through Sentinel (`redis.sentinel`).
+
+Every user goes through `open_redis`: the lifespan's client (/ready, tracing), the security
+store (rate limits, API-key lookups, key-usage claims, the response cache) and the CLI (dropping
+cached lookups on revoke). With Sentinel the client asks the Sentinels for the primary whenever it
+opens a connection, and drops a connection to a primary that was demoted (its writes answer
+READONLY): after a failover the next connection goes to the new primary. Cluster is not
+supported (docs/redis.md says why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from observatory_api.redis_settings_checks import sentinel_address
+from observatory_api.settings import RedisSettings
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """A bounded pool that waits (up to the client's timeout) for a free connection, instead of
+    opening one per concurrent command; idle connections are PINGed after `health_check_seconds`."""
+
+    max_connections: int
+    health_check_seconds: float
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (the primary's address asked of the Sentinels) with BlockingConnectionPool's
+    bound: redis-py offers each alone."""
+
+
+class RedisConnection:
+    """A client and, with Sentinel, the Sentinel clients it asks: `aclose` closes both."""
+
+    def __init__(self, client: Redis, sentinel: Sentinel | None = None) -> None:
+        self.client = client
+        self._sentinel = sentinel
+
+    @property
+    def via_sentinel(self) -> bool:
+        return self._sentinel is not None
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.aclose()
+        finally:
+            if self._sentinel is not None:
+                await self._sentinel.aclose()
+
+
+def open_redis(settings: RedisSettings, *, timeout: float, pool: PoolLimits | None = None) -> RedisConnection | None:
+    """A client for `settings` (None when Redis is not configured); no connection is opened yet.
+
+    Every socket operation is bounded by `timeout`. With `pool`, the pool is bounded and a
+    connection that a restart or a failover closed is replaced and the command sent again once,
+    at once, on a new socket (a pool built by hand gets no retries from redis-py otherwise).
+    """
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if pool is not None:
+        options.update(
+            max_connections=pool.max_connections,
+            timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            health_check_interval=pool.health_check_seconds,
+        )
+    if settings.sentinel.hosts:
+        return _through_sentinel(settings, options, blocking=pool is not None)
+    if settings.url is None:
+        return None
+    if pool is not None:
+        return RedisConnection(
+            Redis(connection_pool=BlockingConnectionPool.from_url(settings.url, password=settings.password, **options))
+        )
+    return RedisConnection(Redis.from_url(settings.url, password=settings.password, **options))
+
+
+def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, blocking: bool) -> RedisConnection:
+    sentinel_settings = settings.sentinel
+    assert sentinel_settings.master_name is not None  # settings validation requires it with hosts
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        [sentinel_address(host) for host in sentinel_settings.hosts],
+        # The Sentinels' own connections: the same deadlines, their own password.
+        sentinel_kwargs={
+            "socket_timeout": options["socket_timeout"],
+            "socket_connect_timeout": options["socket_connect_timeout"],
+            "password": sentinel_settings.password,
+        },
+    )
+    pool_class = BlockingSentinelConnectionPool if blocking else SentinelConnectionPool
+    client = sentinel.master_for(
+        sentinel_settings.master_name, connection_pool_class=pool_class, password=settings.password, **options
+    )
+    return RedisConnection(client, sentinel)
