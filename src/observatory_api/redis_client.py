@@ -10,6 +10,8 @@ supported (docs/redis.md says why).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +20,14 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from observatory_api.redis_settings_checks import sentinel_address
 from observatory_api.settings import RedisSettings
+
+logger = logging.getLogger("observatory_api.redis")
+# How often a worker asks the Sentinels whether the primary changed (security/setup.py).
+PRIMARY_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +47,48 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionP
 class RedisConnection:
     """A client and, with Sentinel, the Sentinel clients it asks: `aclose` closes both."""
 
-    def __init__(self, client: Redis, sentinel: Sentinel | None = None) -> None:
+    def __init__(self, client: Redis, sentinel: Sentinel | None = None, master_name: str | None = None) -> None:
         self.client = client
         self._sentinel = sentinel
+        self._master_name = master_name
 
     @property
     def via_sentinel(self) -> bool:
         return self._sentinel is not None
+
+    async def check_primary(self, within: float) -> bool:
+        """Ask the Sentinels for the primary; when they name another one than the pool's
+        connections lead to, close every connection (in use too: a command in flight is sent
+        again once on a new socket, to the new primary). True when it switched.
+
+        redis-py re-asks the Sentinels only when it opens a connection or a write answers READONLY.
+        After a planned failover (`SENTINEL FAILOVER`) the old primary keeps accepting writes until
+        the Sentinels demote it (11 s measured here): without this, the pool's open connections
+        would go on counting there, and every count would be lost when it resyncs.
+        """
+        if self._sentinel is None or self._master_name is None:
+            return False
+        pool = self.client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        known = pool.master_address
+        try:
+            async with asyncio.timeout(within):
+                address = await self._sentinel.discover_master(self._master_name)
+        except (RedisError, OSError, TimeoutError):
+            return False  # no Sentinel answers: the connections stay where they are
+        if known is None or address == known:
+            return False
+        pool.master_address = address
+        await pool.disconnect(inuse_connections=True)
+        logger.warning("redis primary changed", extra={"primary": f"{address[0]}:{address[1]}"})
+        return True
+
+    async def follow_primary(self, interval: float, within: float) -> None:
+        """`check_primary` (each bounded by `within` seconds) every `interval` seconds, until
+        cancelled (a lifespan task)."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.check_primary(within)
 
     async def aclose(self) -> None:
         try:
@@ -98,4 +140,4 @@ def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, block
     client = sentinel.master_for(
         sentinel_settings.master_name, connection_pool_class=pool_class, password=settings.password, **options
     )
-    return RedisConnection(client, sentinel)
+    return RedisConnection(client, sentinel, sentinel_settings.master_name)

@@ -18,7 +18,7 @@ from litestar.stores.redis import RedisStore
 
 from observatory_api.auth.admin import AdminController
 from observatory_api.auth.controller import AuthController
-from observatory_api.redis_client import open_redis
+from observatory_api.redis_client import PRIMARY_CHECK_SECONDS, open_redis
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
 from observatory_api.security.headers import SendHook, security_headers_hook
@@ -125,13 +125,17 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
     app.stores.register(STORE_NAME, cache, allow_override=True)
     apply_cache_ttls(app, settings.cache)
     _warn_about_development_secrets(settings)
-    housekeeping = asyncio.create_task(_housekeeping(store, cache))
+    tasks = [asyncio.create_task(_housekeeping(store, cache))]
+    if connection is not None and connection.via_sentinel:
+        # Off the old primary as soon as the Sentinels name a new one (redis_client.check_primary).
+        tasks.append(asyncio.create_task(connection.follow_primary(PRIMARY_CHECK_SECONDS, timeout)))
     try:
         yield
     finally:
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # Before the main lifespan disposes of the write engine.
         await key_usage.drain()
         if connection is not None:
