@@ -128,6 +128,7 @@ class SentinelGroup:
 
     def _sees_everything(self, node: Node) -> bool:
         state = self.sentinel_client(node).sentinel_master(MASTER_NAME)
+        assert isinstance(state, dict)
         return int(state["num-other-sentinels"]) == 2 and int(state["num-slaves"]) == 1
 
     @staticmethod
@@ -154,6 +155,7 @@ class SentinelGroup:
             if node.alive():
                 with contextlib.suppress(redis.RedisError):
                     address = self.sentinel_client(node).sentinel_get_master_addr_by_name(MASTER_NAME)
+                    assert isinstance(address, list | tuple), address
                     return int(address[1])
         raise AssertionError("no Sentinel answers")
 
@@ -163,7 +165,8 @@ class SentinelGroup:
 
     def failover(self) -> None:
         """`SENTINEL FAILOVER`: the replica promoted without waiting for the primary to be found down."""
-        assert self.sentinel_client(self.sentinels[0]).execute_command("SENTINEL FAILOVER", MASTER_NAME)
+        client = self.sentinel_client(self.sentinels[0])
+        assert client.execute_command("SENTINEL FAILOVER", MASTER_NAME)  # type: ignore[no-untyped-call]
 
     def wait_for_new_primary(self, old: Node, seconds: float = START_SECONDS) -> Node:
         """Until the Sentinels name another primary and it accepts writes; returns it."""

@@ -16,11 +16,13 @@ import httpx
 import pytest
 
 from tests.e2e.server import AUTH, start_server
-from tests.sentinel_group import sentinel_group
+from tests.sentinel_group import REDIS_PASSWORD, SENTINEL_PASSWORD, sentinel_group
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = 4
+CONFIG = "rate_limit:\n  window: 600\n  roles:\n    developer: 1000000\n"
+COUNTER = "observatory:ratelimit:caller:jwt:test-developer"
 # After the kill: the loop goes on this long after the limits resumed, and never longer than MAX.
 AFTER_RESUME_SECONDS = 2.0
 MAX_SECONDS = 30.0
@@ -79,7 +81,8 @@ async def drive(base: str, kill: object, promoted: object) -> Run:
             while time.monotonic() - killed_at < MAX_SECONDS:
                 await asyncio.sleep(0.1)
                 counted = [a.at for a in answers if a.count is not None and a.at > promoted_at]
-                if counted and time.monotonic() - killed_at - _resumed_at(answers) > AFTER_RESUME_SECONDS:
+                settled = max(promoted_at, _resumed_at(answers))
+                if counted and time.monotonic() - killed_at - settled > AFTER_RESUME_SECONDS:
                     break
         finally:
             done.set()
@@ -93,7 +96,7 @@ def _resumed_at(answers: list[Answer]) -> float:
 
 
 def test_killing_the_primary_under_requests_every_request_is_answered_and_limits_resume(tmp_path: Path) -> None:
-    (tmp_path / "api-config.yml").write_text("rate_limit:\n  window: 600\n  roles:\n    developer: 1000000\n")
+    (tmp_path / "api-config.yml").write_text(CONFIG)
     with sentinel_group(tmp_path) as group:
         old = group.current_primary()
         with start_server(tmp_path, workers=2, demo_traces=20, env=group.environment()) as server:
@@ -114,6 +117,8 @@ def test_killing_the_primary_under_requests_every_request_is_answered_and_limits
         f"{min(ready_503, default=0):.2f} s until {max(ready_503, default=0):.2f} s"
     )
     assert new is not old
+    log = (tmp_path / "server.log").read_text()
+    assert SENTINEL_PASSWORD not in log and REDIS_PASSWORD not in log
     # Every request answered, all of them 200: no 5xx, no 429 while Redis changed hands.
     assert set(statuses) == {200}, statuses
     # Rate limits failed open while no primary answered, then resumed on the new primary...
@@ -127,3 +132,31 @@ def test_killing_the_primary_under_requests_every_request_is_answered_and_limits
     assert ready_503 and run.ready[-1][1] == 200
     # Until the replica is promoted at most: the limits fail open no longer than it takes to find it.
     assert resumed_at < run.promoted_at + 4.0, (resumed_at, run.promoted_at)
+
+
+def test_a_planned_failover_under_requests_counts_every_request_on_one_primary_or_the_other(tmp_path: Path) -> None:
+    (tmp_path / "api-config.yml").write_text(CONFIG)
+    with sentinel_group(tmp_path) as group:
+        old = group.current_primary()
+        with start_server(tmp_path, workers=2, demo_traces=20, env=group.environment()) as server:
+            run = asyncio.run(drive(server.base, kill=group.failover, promoted=lambda: group.wait_for_new_primary(old)))
+        new = group.current_primary()
+        stored = int(group.data_client(new).get(COUNTER) or 0)
+    answers = run.answers
+    statuses = Counter(a.status for a in answers)
+    counted = [a for a in answers if a.count is not None]
+    lost = len(counted) - stored
+    print(
+        f"\nsentinel planned failover: {len(answers)} answers {dict(statuses)}; new primary named at "
+        f"{run.promoted_at:.2f} s; {len(answers) - len(counted)} served without counting; {len(counted)} counted, "
+        f"{stored} of them on the new primary at the end ({lost} counted on the old primary after the promotion, lost)"
+    )
+    assert new is not old
+    assert set(statuses) == {200}, statuses
+    # Counted after the switch, on the new primary...
+    assert [a for a in counted if a.at > run.promoted_at + 1.0]
+    # ...never twice: the new primary holds no more increments than answers were counted...
+    assert 0 <= lost < len(counted), (lost, len(counted))
+    # ...and the last requests were counted there, not on the old primary the Sentinels had not yet
+    # demoted: the highest of their counts is the new primary's counter.
+    assert max(a.count for a in counted[-CLIENTS:] if a.count is not None) == stored

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from observatory_api.config_errors import ConfigErrors
+from observatory_api.config_errors import ConfigError, ConfigErrors
 from observatory_api.redis_client import BlockingSentinelConnectionPool, PoolLimits, open_redis
 from observatory_api.redis_settings_checks import sentinel_address
-from observatory_api.settings import ConfigError, RedisSettings, load_settings, masked
+from observatory_api.settings import RedisSettings, load_settings, masked
 from tests.unit.test_settings import REPO_CONFIG, production
 
 SENTINELS = {

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -83,7 +84,7 @@ class Answer:
     count: int | None  # the rate-limit count of this request; None when served without counting
 
 
-def request_loop(client: TestClient, headers: dict[str, str], stop: threading.Event, out: list[Answer]) -> None:
+def request_loop(client: TestClient[Any], headers: dict[str, str], stop: threading.Event, out: list[Answer]) -> None:
     """Sequential requests until `stop` (bounded by LOOP_SECONDS): one caller, one request at a time."""
     deadline = time.monotonic() + LOOP_SECONDS
     while not stop.is_set() and time.monotonic() < deadline:
@@ -112,7 +113,7 @@ def test_a_failover_under_requests_is_ridden_out_and_limits_resume_on_the_new_pr
                 time.sleep(0.02)
             old = group.current_primary()
             # Everything counted so far is on the replica before the switch (replication is async).
-            group.data_client(old).execute_command("WAIT", 1, 2000)
+            group.data_client(old).execute_command("WAIT", 1, 2000)  # type: ignore[no-untyped-call]
             switched_at = time.monotonic()
             group.failover()
             new = group.wait_for_new_primary(old)
