@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -44,6 +44,42 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionP
     bound: redis-py offers each alone."""
 
 
+class NewestSentinel(Sentinel):
+    """Names the primary of the newest configuration any Sentinel reports (the highest
+    `config-epoch`), asking them all at once; redis-py takes the first Sentinel that answers.
+
+    After a failover the Sentinels learn the new configuration from each other over a few seconds;
+    meanwhile one that has not yet would name the old primary, which (after a planned failover)
+    still accepts writes, and the pool would reconnect there.
+    """
+
+    # The newest (config-epoch, primary) seen so far.
+    _newest: tuple[int, tuple[str, int]] | None = None
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        async def ask(sentinel: Redis) -> Any:
+            try:
+                return await sentinel.sentinel_masters()
+            except (RedisError, OSError):
+                return None
+
+        newest: tuple[int, tuple[str, int]] | None = None
+        for masters in await asyncio.gather(*(ask(sentinel) for sentinel in self.sentinels)):
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if state and self.check_master_state(state, service_name):
+                epoch = int(state.get("config-epoch", 0))
+                if newest is None or epoch > newest[0]:
+                    newest = (epoch, (state["ip"], int(state["port"])))
+        # Never back to an older configuration: when the Sentinels that know the newest one do
+        # not answer, the others would name the primary of before the failover.
+        if newest is None or (self._newest is not None and newest[0] < self._newest[0]):
+            if self._newest is None:
+                raise MasterNotFoundError(f"No master found for {service_name!r}")
+            return self._newest[1]
+        self._newest = newest
+        return newest[1]
+
+
 class RedisConnection:
     """A client and, with Sentinel, the Sentinel clients it asks: `aclose` closes both."""
 
@@ -51,31 +87,35 @@ class RedisConnection:
         self.client = client
         self._sentinel = sentinel
         self._master_name = master_name
+        self._primary: tuple[str, int] | None = None  # as the Sentinels named it at the last check
 
     @property
     def via_sentinel(self) -> bool:
         return self._sentinel is not None
 
     async def check_primary(self, within: float) -> bool:
-        """Ask the Sentinels for the primary; when they name another one than the pool's
-        connections lead to, close every connection (in use too: a command in flight is sent
-        again once on a new socket, to the new primary). True when it switched.
+        """Ask the Sentinels for the primary; when they name another one than at the last check,
+        close every connection (in use too: a command in flight is sent again once on a new
+        socket, to the new primary). True when it switched.
 
-        redis-py re-asks the Sentinels only when it opens a connection or a write answers READONLY.
-        After a planned failover (`SENTINEL FAILOVER`) the old primary keeps accepting writes until
-        the Sentinels demote it (11 s measured here): without this, the pool's open connections
-        would go on counting there, and every count would be lost when it resyncs.
+        redis-py re-asks the Sentinels only when it opens a connection or a write answers READONLY,
+        and then closes only the idle connections to the old primary: the ones in use at that
+        moment go back to the pool and on to the old primary. After a planned failover
+        (`SENTINEL FAILOVER`) the old primary keeps accepting writes until the Sentinels demote it
+        (11 s measured here): without this, counts would go on there, lost when it resyncs.
         """
         if self._sentinel is None or self._master_name is None:
             return False
         pool = self.client.connection_pool
         assert isinstance(pool, SentinelConnectionPool)
-        known = pool.master_address
         try:
             async with asyncio.timeout(within):
                 address = await self._sentinel.discover_master(self._master_name)
         except (RedisError, OSError, TimeoutError):
             return False  # no Sentinel answers: the connections stay where they are
+        # The first check compares with the primary the pool connected to, if it has connected.
+        known = self._primary or pool.master_address
+        self._primary = address
         if known is None or address == known:
             return False
         pool.master_address = address
@@ -127,7 +167,7 @@ def open_redis(settings: RedisSettings, *, timeout: float, pool: PoolLimits | No
 def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, blocking: bool) -> RedisConnection:
     sentinel_settings = settings.sentinel
     assert sentinel_settings.master_name is not None  # settings validation requires it with hosts
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    sentinel = NewestSentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         [sentinel_address(host) for host in sentinel_settings.hosts],
         # The Sentinels' own connections: the same deadlines, their own password.
         sentinel_kwargs={
