@@ -66,7 +66,8 @@ class NewestSentinel(Sentinel):
         newest: tuple[int, tuple[str, int]] | None = None
         for masters in await asyncio.gather(*(ask(sentinel) for sentinel in self.sentinels)):
             state = masters.get(service_name) if isinstance(masters, dict) else None
-            if state and self.check_master_state(state, service_name):
+            # A Sentinel in the middle of a failover still names the primary being replaced.
+            if state and self.check_master_state(state, service_name) and "failover_in_progress" not in state["flags"]:
                 epoch = int(state.get("config-epoch", 0))
                 if newest is None or epoch > newest[0]:
                     newest = (epoch, (state["ip"], int(state["port"])))
@@ -113,10 +114,12 @@ class RedisConnection:
                 address = await self._sentinel.discover_master(self._master_name)
         except (RedisError, OSError, TimeoutError):
             return False  # no Sentinel answers: the connections stay where they are
-        # The first check compares with the primary the pool connected to, if it has connected.
-        known = self._primary or pool.master_address
+        # Both what the last check found (connections in use when redis-py re-asked stayed where
+        # they were) and where the pool's last connection went (a reconnect may have been told of
+        # the old primary by a Sentinel that had not yet learnt the failover).
+        known = {self._primary, pool.master_address} - {None}
         self._primary = address
-        if known is None or address == known:
+        if not known or known == {address}:
             return False
         pool.master_address = address
         await pool.disconnect(inuse_connections=True)
