@@ -48,11 +48,12 @@ def conversion_problems(
     return [_config_error_from(error, target, sources) for error in found or [first]]
 
 
-def _single_values(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _single_values(data: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    # Sections and their subsections (redis.sentinel) are split down to single values.
     parts: list[dict[str, Any]] = []
     for name, value in data.items():
-        if isinstance(value, dict) and value:
-            parts += [{name: {leaf: leaf_value}} for leaf, leaf_value in value.items()]
+        if isinstance(value, dict) and value and depth < 2:
+            parts += [{name: part} for part in _single_values(value, depth + 1)]
         else:
             parts.append({name: value})
     return parts

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 import msgspec
 from litestar import Litestar
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +24,7 @@ from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
 from observatory_api.observability.replicas import forget_replica, publish_replica
+from observatory_api.redis_client import open_redis
 from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
 
@@ -55,7 +55,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state.read_router = _read_router(
         settings, state.read_engine, timescaledb=state.timescaledb, aggregates=state.continuous_aggregates
     )
-    state.redis = _redis_client(settings)
+    # /ready and tracing use this client; the security store opens its own (security/setup.py).
+    state.redis_connection = open_redis(settings.redis, timeout=settings.redis.socket_timeout_seconds)
+    state.redis = state.redis_connection.client if state.redis_connection is not None else None
     state.write_engine = None
     if settings.ingest_enabled:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
@@ -95,8 +97,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await state.read_engine.dispose()
         if state.write_engine is not None:
             await state.write_engine.dispose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        if state.redis_connection is not None:
+            await state.redis_connection.aclose()
         # Graceful shutdown reached its end: the pools are closed (tests/e2e/test_shutdown.py).
         logger.info("stopped: database pools and Redis client closed")
 
@@ -132,15 +134,4 @@ def _read_router(settings: Settings, primary: AsyncEngine, *, timescaledb: bool,
         check_interval_seconds=database.replica_check_interval_seconds,
         on_change=publish_replica,
         configure=configure,
-    )
-
-
-def _redis_client(settings: Settings) -> Redis | None:
-    if settings.redis.url is None:
-        return None
-    return Redis.from_url(
-        settings.redis.url,
-        password=settings.redis.password,
-        socket_timeout=settings.redis.socket_timeout_seconds,
-        socket_connect_timeout=settings.redis.socket_timeout_seconds,
     )

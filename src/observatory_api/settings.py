@@ -16,6 +16,7 @@ import msgspec
 import yaml
 
 from observatory_api.config_errors import ConfigError, config_error, conversion_problems
+from observatory_api.redis_settings_checks import sentinel_problems
 from observatory_api.settings_checks import environment_problems
 
 Environment = Literal["development", "test", "staging", "production"]
@@ -59,12 +60,26 @@ class DatabaseSettings(_Section, frozen=True):
     retention_days: int = 90
 
 
+class RedisSentinelSettings(_Section, frozen=True):
+    # host:port of each Sentinel; empty means no Sentinel (redis.url, or the in-process stores).
+    hosts: tuple[str, ...] = ()
+    master_name: str | None = None
+    # The Sentinels' own password (their `requirepass`); redis.password is the primary's.
+    password: str | None = None
+
+
 class RedisSettings(_Section, frozen=True):
-    # None selects Litestar's in-process memory stores.
+    # None (and no redis.sentinel.hosts) selects Litestar's in-process memory stores.
     url: str | None = None
     password: str | None = None
     socket_timeout_seconds: float = 0.25
     key_prefix: str = "observatory"
+    sentinel: RedisSentinelSettings = msgspec.field(default_factory=RedisSentinelSettings)
+
+    @property
+    def configured(self) -> bool:
+        """Redis is used: through `url`, or through the primary the Sentinels name."""
+        return self.url is not None or bool(self.sentinel.hosts)
 
 
 class AuthSettings(_Section, frozen=True):
@@ -222,6 +237,9 @@ ENV_KEYS: dict[str, str] = {
     "DB_REPLICA_URLS": "database.replica_urls",
     "REDIS_URL": "redis.url",
     "REDIS_PASSWORD": "redis.password",
+    "REDIS_SENTINELS": "redis.sentinel.hosts",
+    "REDIS_SENTINEL_MASTER": "redis.sentinel.master_name",
+    "REDIS_SENTINEL_PASSWORD": "redis.sentinel.password",
     "JWT_SECRET": "auth.jwt_secret",
     "SECRET_KEY": "auth.secret_key",
     "CORS_ORIGINS": "cors.origins",
@@ -254,6 +272,7 @@ SECRET_ENV = (
     "DB_REPLICA_URLS",
     "REDIS_URL",
     "REDIS_PASSWORD",
+    "REDIS_SENTINEL_PASSWORD",
     "JWT_SECRET",
     "SECRET_KEY",
 )
@@ -261,6 +280,7 @@ SECRET_KEYS = frozenset(
     {
         "database.readonly_password",
         "redis.password",
+        "redis.sentinel.password",
         "auth.jwt_secret",
         "auth.secret_key",
         "observability.sentry_dsn",
@@ -268,7 +288,7 @@ SECRET_KEYS = frozenset(
 )
 URL_KEYS = frozenset({"database.url", "redis.url"})
 URL_LIST_KEYS = frozenset({"database.replica_urls"})
-_LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies", "database.replica_urls"})
+_LIST_KEYS = frozenset({"cors.origins", "server.trusted_proxies", "database.replica_urls", "redis.sentinel.hosts"})
 # Keys that no longer exist, with what to do instead: named at start-up rather than ignored.
 REMOVED_KEYS = {
     "auth.revocation_fail_open": (
@@ -443,6 +463,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     problems.extend(_replica_problems(settings.database))
     if settings.redis.url is not None and not settings.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url (REDIS_URL)", "must be a redis://, rediss:// or unix:// URL"))
+    problems.extend(sentinel_problems(settings.redis))
     return problems
 
 
@@ -489,16 +510,19 @@ def masked(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data with every secret masked, for `config check`."""
     data: dict[str, Any] = msgspec.to_builtins(settings)
     for key in SECRET_KEYS:
-        section, leaf = key.split(".")
-        if data[section].get(leaf):
-            data[section][leaf] = "***"
+        *parents, leaf = key.split(".")
+        section = data
+        for part in parents:
+            section = section[part]
+        if section.get(leaf):
+            section[leaf] = "***"
     for key in URL_KEYS:
-        section, leaf = key.split(".")
-        if data[section].get(leaf):
-            data[section][leaf] = mask_url(data[section][leaf])
+        name, leaf = key.split(".")
+        if data[name].get(leaf):
+            data[name][leaf] = mask_url(data[name][leaf])
     for key in URL_LIST_KEYS:
-        section, leaf = key.split(".")
-        data[section][leaf] = [mask_url(url) for url in data[section][leaf]]
+        name, leaf = key.split(".")
+        data[name][leaf] = [mask_url(url) for url in data[name][leaf]]
     return data
 
 

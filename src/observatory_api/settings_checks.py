@@ -102,6 +102,7 @@ def password_problems(settings: Settings) -> list[Problem]:
         ("database.readonly_password (DB_READONLY_PASSWORD)", settings.database.readonly_password),
         ("redis.url (REDIS_URL)", _url_password(settings.redis.url)),
         ("redis.password (REDIS_PASSWORD)", settings.redis.password),
+        ("redis.sentinel.password (REDIS_SENTINEL_PASSWORD)", settings.redis.sentinel.password),
     ]
     return [
         (key, "holds a sample password (such as .env.example's `changeme`); set the real one")
@@ -155,13 +156,13 @@ def production_problems(settings: Settings) -> list[Problem]:
         problems.append(("rate_limit.enabled (RATE_LIMIT_ENABLED)", "must be true in production"))
     if settings.database.url is None:
         problems.append(("database.url (DATABASE_URL)", "production needs PostgreSQL, not the embedded SQLite file"))
-    if settings.server.workers > 1 and settings.redis.url is None:
+    if settings.server.workers > 1 and not settings.redis.configured:
         problems.append(
             (
                 WORKERS_KEY,
                 f"{settings.server.workers} workers need REDIS_URL in production: without it each worker "
                 "counts its own rate limits and caches API-key lookups on its own (a revoked key lingers); "
-                "set REDIS_URL or run one worker",
+                "set REDIS_URL (or REDIS_SENTINELS) or run one worker",
             )
         )
     return problems

@@ -135,7 +135,7 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"observatory-api: no API key with id or prefix {args.key!r}", file=sys.stderr)
         return 1
     print(f"observatory-api: revoked API key {info.id} (prefix {info.prefix}, {info.name})")
-    if settings.redis.url is None:
+    if not settings.redis.configured:
         # The server's cached lookup is out of this command's reach: say so, not "at once".
         ttl = settings.auth.api_key_cache_ttl_seconds
         print(
@@ -166,16 +166,17 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def drop_cached_keys(settings: Settings, prefixes: list[str]) -> None:
     """Forget cached lookups in Redis, so that a revocation takes effect at once."""
-    if settings.redis.url is None or not prefixes:
+    if not prefixes:
         return
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    redis = Redis.from_url(
-        settings.redis.url, password=settings.redis.password, socket_timeout=2, socket_connect_timeout=2
-    )
+    from observatory_api.redis_client import open_redis
+
+    connection = open_redis(settings.redis, timeout=2)
+    if connection is None:
+        return
     try:
-        await redis.delete(*(f"{settings.redis.key_prefix}:auth:apikey:{prefix}" for prefix in prefixes))
+        await connection.client.delete(*(f"{settings.redis.key_prefix}:auth:apikey:{prefix}" for prefix in prefixes))
     except (RedisError, OSError) as exc:
         print(
             f"observatory-api: warning: could not reach Redis ({exc.__class__.__name__}); cached lookups expire "
@@ -183,7 +184,7 @@ async def drop_cached_keys(settings: Settings, prefixes: list[str]) -> None:
             file=sys.stderr,
         )
     finally:
-        await redis.aclose()
+        await connection.aclose()
 
 
 DEMO_INGEST_KEY_NAME = "demo-ingest"

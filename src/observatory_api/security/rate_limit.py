@@ -176,6 +176,10 @@ class RateLimiter:
         return (await self.check(store, self.buckets(store, scope, None))).headers
 
 
+# A scope key the middleware sets on every request it handled.
+_SEEN_BY_MIDDLEWARE = "observatory_rate_limit_seen"
+
+
 class AtomicRateLimitMiddleware(RateLimitMiddleware):
     """Litestar's middleware and headers; the counting is RateLimiter's atomic store update."""
 
@@ -191,6 +195,9 @@ class AtomicRateLimitMiddleware(RateLimitMiddleware):
         user = scope.get("user")
         principal = user if isinstance(user, Principal) else None
         decision = await self.limiter.check(store, self.limiter.buckets(store, scope, principal))
+        # Seen here, counted or served without counting (the store down, failing open): never
+        # counted again by the hook against the client IP's anonymous limit.
+        scope[_SEEN_BY_MIDDLEWARE] = True  # type: ignore[literal-required]
         if decision.headers:
             send = _with_headers(send, decision.headers)
         await self.app(scope, receive, send)
@@ -215,7 +222,7 @@ def unrouted_rate_limit_hook(limiter: RateLimiter) -> SendHook:
         if message["type"] != "http.response.start" or scope.get("method") == "OPTIONS":
             return
         headers = MutableScopeHeaders.from_message(message)
-        if "ratelimit-limit" in headers or exempt.match(scope.get("path", "")):
+        if "ratelimit-limit" in headers or exempt.match(scope.get("path", "")) or scope.get(_SEEN_BY_MIDDLEWARE):
             return
         store: SecurityStore | None = getattr(scope["litestar_app"].state, "security_store", None)
         if store is None:

@@ -18,6 +18,7 @@ from litestar.stores.redis import RedisStore
 
 from observatory_api.auth.admin import AdminController
 from observatory_api.auth.controller import AuthController
+from observatory_api.redis_client import PRIMARY_CHECK_SECONDS, open_redis
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
 from observatory_api.security.headers import SendHook, security_headers_hook
@@ -37,7 +38,7 @@ from observatory_api.security.response_cache import (
     response_cache_config,
 )
 from observatory_api.security.revocation import revocation_lifespan
-from observatory_api.security.store import MemorySecurityStore, RedisSecurityStore, SecurityStore, store_redis_client
+from observatory_api.security.store import STORE_POOL, MemorySecurityStore, RedisSecurityStore, SecurityStore
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import Settings
 
@@ -99,16 +100,15 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     prefix = settings.redis.key_prefix
     store: SecurityStore
-    redis = None
-    if settings.redis.url is not None:
-        # Its own client: a bounded pool, and a budget that a burst on a busy event loop does not
-        # exceed (redis.socket_timeout_seconds x 4, at least 1 s); never an unbounded wait.
-        timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
-        redis = store_redis_client(settings.redis.url, settings.redis.password, timeout)
-        store = RedisSecurityStore(redis, prefix, timeout=timeout)
+    # Its own client: a bounded pool, and a budget that a burst on a busy event loop does not
+    # exceed (redis.socket_timeout_seconds x 4, at least 1 s); never an unbounded wait.
+    timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
+    connection = open_redis(settings.redis, timeout=timeout, pool=STORE_POOL)
+    if connection is not None:
+        store = RedisSecurityStore(connection.client, prefix, timeout=timeout)
         # Connected, with the rate-limit script loaded, before the worker serves its first burst.
         await store.prepare()
-        cache = ResilientCacheStore(RedisStore(redis, namespace=f"{prefix}:cache"))
+        cache = ResilientCacheStore(RedisStore(connection.client, namespace=f"{prefix}:cache"))
     else:
         store = MemorySecurityStore(prefix)
         cache = ResilientCacheStore(MemoryStore())
@@ -125,17 +125,21 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
     app.stores.register(STORE_NAME, cache, allow_override=True)
     apply_cache_ttls(app, settings.cache)
     _warn_about_development_secrets(settings)
-    housekeeping = asyncio.create_task(_housekeeping(store, cache))
+    tasks = [asyncio.create_task(_housekeeping(store, cache))]
+    if connection is not None and connection.via_sentinel:
+        # Off the old primary as soon as the Sentinels name a new one (redis_client.check_primary).
+        tasks.append(asyncio.create_task(connection.follow_primary(PRIMARY_CHECK_SECONDS, timeout)))
     try:
         yield
     finally:
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # Before the main lifespan disposes of the write engine.
         await key_usage.drain()
-        if redis is not None:
-            await redis.aclose()
+        if connection is not None:
+            await connection.aclose()
 
 
 async def _housekeeping(store: SecurityStore, cache: ResilientCacheStore) -> None:

@@ -20,12 +20,12 @@ from typing import Any
 
 import anyio
 from litestar.stores.memory import MemoryStore
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from observatory_api.redis_client import PoolLimits
 
 logger = logging.getLogger("observatory_api.security.store")
 
@@ -65,25 +65,9 @@ WARM_CONNECTIONS = 8
 HEALTH_CHECK_SECONDS = 10
 
 
-def store_redis_client(url: str, password: str | None, timeout: float) -> Redis:
-    """The security store's own client: a bounded pool that waits for a free connection (a burst
-    reuses connections instead of opening hundreds), every wait bounded by `timeout`.
-
-    A pool built by hand gets no retries from redis-py: a connection closed by a Redis restart
-    passed the pool's check and failed its next command. One retry on connection errors only,
-    at once: redis-py drops the socket and sends the command again on a new one.
-    """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        password=password,
-        max_connections=MAX_CONNECTIONS,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        health_check_interval=HEALTH_CHECK_SECONDS,
-    )
-    return Redis(connection_pool=pool)
+# The security store's pool (redis_client.open_redis): a burst reuses connections instead of
+# opening hundreds, every wait bounded by the store's timeout.
+STORE_POOL = PoolLimits(max_connections=MAX_CONNECTIONS, health_check_seconds=HEALTH_CHECK_SECONDS)
 
 
 class StoreUnavailable(Exception):

@@ -8,16 +8,27 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
+from observatory_api.redis_client import open_redis
 from observatory_api.security.store import (
     _HIT_SCRIPT,
     _TIMEOUTS_BEFORE_COOLDOWN,
+    STORE_POOL,
     WARM_CONNECTIONS,
     RedisSecurityStore,
     StoreUnavailable,
-    store_redis_client,
 )
+from observatory_api.settings import RedisSettings
 from tests.integration.security.conftest import PrivateRedis
+
+
+def store_redis_client(url: str, timeout: float) -> Redis:
+    """The security store's client, as security/setup.py opens it (no Sentinel: closing it is enough)."""
+    connection = open_redis(RedisSettings(url=url), timeout=timeout, pool=STORE_POOL)
+    assert connection is not None
+    return connection.client
+
 
 LIMIT = 1000
 
@@ -25,7 +36,7 @@ LIMIT = 1000
 @pytest_asyncio.fixture
 async def store(private_redis: PrivateRedis) -> AsyncIterator[RedisSecurityStore]:
     # Cooldowns long enough that "skipped" and "tried" cannot be confused on a slow machine.
-    redis = store_redis_client(private_redis.url, None, timeout=2.0)
+    redis = store_redis_client(private_redis.url, timeout=2.0)
     yield RedisSecurityStore(redis, "failures", timeout=2.0, cooldown=60.0, first_cooldown=60.0)
     await redis.aclose()
 
@@ -73,7 +84,7 @@ async def test_a_refused_connection_skips_redis_until_the_cooldown_ends(
 
 
 async def test_after_a_short_cooldown_one_call_finds_out_whether_redis_is_back(private_redis: PrivateRedis) -> None:
-    redis = store_redis_client(private_redis.url, None, timeout=2.0)
+    redis = store_redis_client(private_redis.url, timeout=2.0)
     store = RedisSecurityStore(redis, "failures", timeout=2.0, cooldown=0.4, first_cooldown=0.05)
     try:
         private_redis.kill()
@@ -109,7 +120,7 @@ async def test_an_error_answer_is_a_failed_call_not_a_down_redis(
 async def test_a_slow_redis_fails_single_calls_and_is_skipped_only_after_five_timeouts_in_a_row(
     private_redis: PrivateRedis,
 ) -> None:
-    redis = store_redis_client(private_redis.url, None, timeout=0.2)
+    redis = store_redis_client(private_redis.url, timeout=0.2)
     store = RedisSecurityStore(redis, "failures", timeout=0.2, cooldown=60.0, first_cooldown=60.0)
     admin = private_redis.client()
     try:
@@ -129,7 +140,7 @@ async def test_a_slow_redis_fails_single_calls_and_is_skipped_only_after_five_ti
 
 
 async def test_one_slow_answer_between_fast_ones_never_starts_a_cooldown(private_redis: PrivateRedis) -> None:
-    redis = store_redis_client(private_redis.url, None, timeout=0.2)
+    redis = store_redis_client(private_redis.url, timeout=0.2)
     store = RedisSecurityStore(redis, "failures", timeout=0.2, cooldown=60.0, first_cooldown=60.0)
     admin = private_redis.client()
     try:
