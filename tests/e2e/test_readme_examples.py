@@ -53,6 +53,12 @@ NOT_RUN = {
         "a quickstart: tests/instrumentations/test_quickstarts.py runs it (otel-genai) in a fresh "
         "virtual environment made from its own pip line"
     ),
+    "export REDIS_SENTINELS=10.0.0.11:26379": (
+        "the environment of a deployment with three Sentinels; tests/sentinel_group.py runs a primary, a "
+        "replica and three Sentinels for tests/integration/security/test_redis_sentinel.py"
+    ),
+    ".venv/bin/python -m pytest tests/e2e/test_redis_sentinel.py -q -s": "runs a test of the suite itself",
+    ".venv/bin/python -m pytest tests/unit/test_redis_sentinel_settings.py": "runs tests of the suite itself",
     "http://other-host:8080/v1/traces": (
         "posts to a second service; tests/integration/exports/test_otlp_export.py exports, ingests the "
         "lines into an empty database and compares"
