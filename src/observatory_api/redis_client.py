@@ -130,7 +130,8 @@ class RedisConnection:
     async def check_primary(self, within: float) -> bool:
         """Ask the Sentinels for the primary; when they name another one than at the last check,
         close every connection (in use too: a command in flight is sent again once on a new
-        socket, to the new primary). True when it switched.
+        socket, to the new primary, FollowingConnection asking the Sentinels for it). True when
+        it switched.
 
         redis-py re-asks the Sentinels only when it opens a connection or a write answers READONLY,
         and then closes only the idle connections to the old primary: the ones in use at that
