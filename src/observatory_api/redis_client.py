@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -39,7 +40,39 @@ class PoolLimits:
     health_check_seconds: float
 
 
-class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+class FollowingConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that asks the pool for the primary whenever it reconnects.
+
+    redis-py asks only when a connection is taken from the pool (`connect`): a connection closed
+    while in use (a command in flight when `check_primary` switched) reconnects inside
+    `send_packed_command`, through the base class's `connect_check_health`, to the address it
+    had, the old primary. Its command's retry and every command after it then went there: after a
+    planned failover the old primary accepts them until it is demoted, and they were lost.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:
+            await self.connect()  # type: ignore[no-untyped-call]  # the Sentinels' primary, not the last address
+        await super().send_packed_command(command, check_health)
+
+
+class FollowingSentinelConnectionPool(SentinelConnectionPool):
+    """Sentinel's pool with FollowingConnection, and never a connection to another address than
+    the primary's handed out: one left connected to the old primary is closed and reopened."""
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        kwargs.setdefault("connection_class", FollowingConnection)
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        address = self.master_address
+        at = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self.is_master and address is not None and connection.is_connected and at != address:
+            await connection.disconnect()
+        await super().ensure_connection(connection)
+
+
+class BlockingSentinelConnectionPool(FollowingSentinelConnectionPool, BlockingConnectionPool):
     """Sentinel's pool (the primary's address asked of the Sentinels) with BlockingConnectionPool's
     bound: redis-py offers each alone."""
 
@@ -97,7 +130,8 @@ class RedisConnection:
     async def check_primary(self, within: float) -> bool:
         """Ask the Sentinels for the primary; when they name another one than at the last check,
         close every connection (in use too: a command in flight is sent again once on a new
-        socket, to the new primary). True when it switched.
+        socket, to the new primary, FollowingConnection asking the Sentinels for it). True when
+        it switched.
 
         redis-py re-asks the Sentinels only when it opens a connection or a write answers READONLY,
         and then closes only the idle connections to the old primary: the ones in use at that
@@ -179,7 +213,7 @@ def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, block
             "password": sentinel_settings.password,
         },
     )
-    pool_class = BlockingSentinelConnectionPool if blocking else SentinelConnectionPool
+    pool_class = BlockingSentinelConnectionPool if blocking else FollowingSentinelConnectionPool
     client = sentinel.master_for(
         sentinel_settings.master_name, connection_pool_class=pool_class, password=settings.password, **options
     )

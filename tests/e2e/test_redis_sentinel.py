@@ -165,3 +165,13 @@ def test_a_planned_failover_under_requests_counts_every_request_on_one_primary_o
     assert [a for a in counted if a.at > run.promoted_at + 1.0]
     # ...never twice: the new primary holds no more increments than answers were counted.
     assert 0 <= lost < len(counted), (lost, len(counted))
+    # Once both workers have switched, everything is counted on the new primary, on one counter:
+    # the counts answered in the last second are distinct and the newest of them run without a
+    # gap up to the new primary's counter. (A worker left on the old primary, as the connection in
+    # use at the switch once was, answers from a second counter that the new primary never holds.)
+    end = max(a.at for a in answers)
+    late = sorted(a.count for a in counted if a.at > end - 1.0 and a.count is not None)
+    assert late and run.promoted_at + 1.0 < end - 1.0, (run.promoted_at, end)
+    assert len(set(late)) == len(late), late
+    newest = late[len(late) // 2 :]
+    assert newest == list(range(stored - len(newest) + 1, stored + 1)), (stored, newest[-5:])

@@ -10,7 +10,13 @@ import pytest
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from observatory_api.config_errors import ConfigError, ConfigErrors
-from observatory_api.redis_client import BlockingSentinelConnectionPool, PoolLimits, open_redis
+from observatory_api.redis_client import (
+    BlockingSentinelConnectionPool,
+    FollowingConnection,
+    FollowingSentinelConnectionPool,
+    PoolLimits,
+    open_redis,
+)
 from observatory_api.redis_settings_checks import sentinel_address
 from observatory_api.settings import RedisSettings, load_settings, masked
 from tests.unit.test_settings import REPO_CONFIG, production
@@ -106,11 +112,15 @@ def test_the_factory_builds_a_sentinel_client_with_the_pool_asked_for() -> None:
         assert plain is not None and pooled is not None
         assert plain.via_sentinel and pooled.via_sentinel
         plain_pool = plain.client.connection_pool
-        assert type(plain_pool) is SentinelConnectionPool
+        # Sentinel's pool whose connections reconnect through the Sentinels (redis_client.py).
+        assert type(plain_pool) is FollowingSentinelConnectionPool
+        assert isinstance(plain_pool, SentinelConnectionPool)
+        assert plain_pool.connection_class is FollowingConnection
         assert plain_pool.service_name == "observatory"
         assert plain_pool.connection_kwargs["socket_timeout"] == 0.5
         bounded = pooled.client.connection_pool
         assert isinstance(bounded, BlockingSentinelConnectionPool)
+        assert bounded.connection_class is FollowingConnection
         assert bounded.max_connections == 7 and bounded.timeout == 1.5
         assert bounded.connection_kwargs["retry"].get_retries() == 1
         assert bounded.connection_kwargs["health_check_interval"] == 10
