@@ -16,12 +16,14 @@ import http.client
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import IO, Any, get_args
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from observatory_api.exports.formats import ExportFormat
 from observatory_api.exports.in_process import DirectExportFailed, export_direct
@@ -213,20 +215,32 @@ def _problem(exc: urllib.error.HTTPError) -> str:
 
 
 class _Progress:
-    """Lines so far on standard error, at most twice a second, when it is a terminal."""
+    """A progress display on standard error when it is a terminal (rich): lines so far and the time.
+    A stream's size is not known before its end, so the bar pulses instead of filling."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.rows = 0
-        self._shown = 0.0
-        self._live = sys.stderr.isatty()
+        self._display: Progress | None = None
+        if console is None and sys.stderr.isatty():
+            console = Console(file=sys.stderr)
+        if console is not None:
+            columns = (
+                TextColumn("exporting"),
+                BarColumn(),
+                TextColumn("{task.completed:,} lines"),
+                TimeElapsedColumn(),
+            )
+            self._display = Progress(*columns, console=console, transient=False)
+            self._task = self._display.add_task("export", total=None)
+            self._display.start()
 
     def add(self, rows: int) -> None:
         self.rows += rows
-        if self._live and time.monotonic() - self._shown > 0.5:
-            self._shown = time.monotonic()
-            print(f"\r{self.rows:,} lines", end="", file=sys.stderr, flush=True)
+        if self._display is not None:
+            self._display.update(self._task, completed=self.rows)
 
     def done(self) -> int:
-        if self._live:
-            print(file=sys.stderr)
+        if self._display is not None:
+            self._display.update(self._task, completed=self.rows)
+            self._display.stop()
         return self.rows
