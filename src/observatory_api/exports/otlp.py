@@ -20,24 +20,10 @@ from observatory_api.spans.schemas import Span
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATUS = {"ok": "STATUS_CODE_OK", "error": "STATUS_CODE_ERROR"}
 _SEVERITY_NUMBERS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
-# Span columns written back as attributes (kind, tags and finish reason need a shape of their own).
-_PLAIN_COLUMNS = (
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
-    "cost_usd",
-    "time_to_first_token_ms",
-    "session_id",
-    "user_id",
-    "environment",
-    "input",
-    "output",
-)
+# Span columns written back as attributes: every column ingest maps, but kind, tags and finish
+# reason, which need a shape of their own (a column ingest learns to read is exported with it).
+_SHAPED_COLUMNS = frozenset({"kind", "tags", "finish_reason"})
+_PLAIN_COLUMNS = tuple(column for column in SPAN_ATTRIBUTES if column not in _SHAPED_COLUMNS)
 _MOVED_ASIDE = ("resource", "otel.scope.name", "events")
 
 
