@@ -34,9 +34,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import TEST_AUTH, _create_database, _drop_database, _pg_url, auth_headers, make_settings  # noqa: E402
+from tests.conftest import _create_database, _drop_database, _pg_url, auth_headers, make_settings  # noqa: E402
+from tests.e2e.fleet import fleet_env, instance_workdirs, running_instances  # noqa: E402
 from tests.e2e.nginx import load_balancer  # noqa: E402
-from tests.e2e.server import UNSET, free_port, start_server  # noqa: E402
 
 from observatory_api.settings import DatabaseSettings  # noqa: E402
 
@@ -80,26 +80,14 @@ def main() -> None:
     database = f"observatory_bench_scaling_{uuid.uuid4().hex[:6]}"
     asyncio.run(_create_database(database))
     prefix = f"obsbench_scaling_{os.getpid()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in UNSET},
-        "DATABASE_URL": _pg_url(database),
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
-        "JWT_SECRET": TEST_AUTH.jwt_secret or "",
-        "SECRET_KEY": TEST_AUTH.secret_key or "",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = fleet_env(_pg_url(database), "redis://127.0.0.1:6379/15", LOG_LEVEL="WARNING")
     config = (
         f"redis:\n  key_prefix: {prefix}\nrate_limit:\n  enabled: false\nserver:\n  trusted_proxies: ['127.0.0.1/32']\n"
     )
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: asyncio.run(_drop_database(database)))
         tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-scaling-{os.getpid()}"
-        workdirs = []
-        for index in range(3):
-            workdir = tmp / f"instance{index}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            (workdir / "api-config.yml").write_text(config)
-            workdirs.append(workdir)
+        workdirs = instance_workdirs(tmp, 3, config)
         for command in (["migrate"], ["seed", "--traces", str(args.traces)]):
             done = subprocess.run(
                 [sys.executable, "-m", "observatory_api", *command],
@@ -110,11 +98,8 @@ def main() -> None:
             )
             if done.returncode != 0:
                 raise SystemExit(done.stderr[-2000:])
-        ports = [free_port() for _ in range(3)]
-        instances = [
-            stack.enter_context(start_server(w, workers=1, env=env, port=p))
-            for w, p in zip(workdirs, ports, strict=True)
-        ]
+        running = stack.enter_context(running_instances(workdirs, env))
+        instances, ports = running.servers, running.ports
         setups = {"direct, 1 instance": instances[0].base}
         for count in (1, 2, 3):
             balancer = stack.enter_context(load_balancer(tmp / f"nginx{count}", ports[:count]))

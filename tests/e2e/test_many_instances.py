@@ -15,7 +15,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,9 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from observatory_api.settings import DatabaseSettings
-from tests.conftest import RUN_ID, TEST_AUTH, _create_database, _drop_database, _pg_url, auth_headers, make_settings
+from tests.conftest import RUN_ID, _create_database, _drop_database, _pg_url, auth_headers, make_settings
+from tests.e2e.fleet import Instances, fleet_env, instance_workdirs, running_instances
 from tests.e2e.nginx import LoadBalancer, load_balancer
-from tests.e2e.server import UNSET, RunningServer, free_port, start_server
+from tests.e2e.server import RunningServer
 from tests.integration.ingest.payloads import new_trace_id, span, trace_request
 from tests.integration.security.conftest import TEST_REDIS_URL, flush_prefix
 
@@ -40,20 +40,19 @@ SPANS_PER_EXPORT = 5
 @dataclass
 class Fleet:
     database_url: str
-    workdirs: list[Path]
-    env: dict[str, str]
     balancer: LoadBalancer
-    instances: list[RunningServer]
-    ports: list[int]
-    stack: contextlib.ExitStack
-    contexts: list[contextlib.ExitStack] = field(default_factory=list)
+    running: Instances
+
+    @property
+    def instances(self) -> list[RunningServer]:
+        return self.running.servers
 
     def cli(self, *args: str) -> str:
         """The CLI with the instances' own configuration (same database, Redis and key prefix)."""
         done = subprocess.run(
             [sys.executable, "-m", "observatory_api", *args],
-            cwd=self.workdirs[0],
-            env=self.env,
+            cwd=self.running.workdirs[0],
+            env=self.running.env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -62,13 +61,7 @@ class Fleet:
         return done.stdout.strip()
 
     def restart(self, index: int) -> None:
-        """SIGTERM to one instance (it drains), then the same instance again on the same port."""
-        self.contexts[index].close()
-        context = contextlib.ExitStack()
-        self.instances[index] = context.enter_context(
-            start_server(self.workdirs[index], workers=1, env=self.env, port=self.ports[index])
-        )
-        self.contexts[index] = context
+        self.running.restart(index)
 
 
 @pytest.fixture(scope="module")
@@ -84,35 +77,14 @@ def fleet(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         # nginx is the proxy: the client's address comes from its X-Forwarded-For.
         "server:\n  trusted_proxies: ['127.0.0.1/32']\n"
     )
-    env = {
-        **{name: value for name, value in os.environ.items() if name not in UNSET},
-        "DATABASE_URL": _pg_url(database),
-        "REDIS_URL": TEST_REDIS_URL,
-        "INGEST_ENABLED": "true",
-        # The instances and the CLI share the secrets the tests sign with.
-        "JWT_SECRET": TEST_AUTH.jwt_secret or "",
-        "SECRET_KEY": TEST_AUTH.secret_key or "",
-    }
-    workdirs = []
-    for index in range(INSTANCES):
-        workdir = tmp_path_factory.mktemp(f"instance{index}")
-        (workdir / "api-config.yml").write_text(config)
-        workdirs.append(workdir)
-    ports = [free_port() for _ in range(INSTANCES)]
+    env = fleet_env(_pg_url(database), TEST_REDIS_URL, INGEST_ENABLED="true")
+    workdirs = instance_workdirs(tmp_path_factory.mktemp("fleet"), INSTANCES, config)
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: asyncio.run(_drop_database(database)))
         stack.callback(flush_prefix, prefix)
-        contexts, instances = [], []
-        for workdir, port in zip(workdirs, ports, strict=True):
-            context = contextlib.ExitStack()
-            instances.append(context.enter_context(start_server(workdir, workers=1, env=env, port=port)))
-            contexts.append(context)
-            stack.callback(lambda c=context: c.close())  # type: ignore[misc]
-        balancer = stack.enter_context(load_balancer(tmp_path_factory.mktemp("nginx"), ports))
-        fleet = Fleet(_pg_url(database), workdirs, env, balancer, instances, ports, stack, contexts)
-        # Restarted instances replace their context; close whichever is current at the end.
-        stack.callback(lambda: [c.close() for c in fleet.contexts])
-        yield fleet
+        running = stack.enter_context(running_instances(workdirs, env))
+        balancer = stack.enter_context(load_balancer(tmp_path_factory.mktemp("nginx"), running.ports))
+        yield Fleet(_pg_url(database), balancer, running)
 
 
 def _requests_counted(instance: RunningServer, route: str) -> float:
