@@ -122,6 +122,21 @@ class CuttingProxy:
         self._listener.close()
 
 
+def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path, *args: str) -> None:
+    """The same export through a proxy that drops the connection after `cut` bytes: the CLI resumes
+    once and writes the same file as the uncut export `whole`."""
+    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
+    try:
+        resumed = whole.with_name(f"resumed-{whole.name}")
+        done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert proxy.connections == 2
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
 def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
     server: tuple[RunningServer, str], tmp_path: Path
 ) -> None:
@@ -131,16 +146,7 @@ def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
     assert run_export(running.base, key, "spans", *args, "--output", str(whole)).returncode == 0
     size = whole.stat().st_size
     assert size > 300_000
-    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=size // 3)
-    try:
-        resumed = tmp_path / "resumed.ndjson"
-        done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
-    finally:
-        proxy.close()
-    assert done.returncode == 0, done.stderr
-    assert "resuming" in done.stderr
-    assert proxy.connections == 2
-    assert resumed.read_bytes() == whole.read_bytes()
+    assert_resumed_equal(running, key, size // 3, whole, *args)
 
 
 def test_parquet_and_otlp_json_files_from_a_server(server: tuple[RunningServer, str], tmp_path: Path) -> None:
@@ -177,15 +183,4 @@ def test_a_dropped_otlp_json_export_is_resumed_after_its_last_complete_request(
     # Cut in the middle of the second request: the first is complete, the rest is asked again.
     cut = len(lines[0]) + len(lines[1]) // 2
     assert len(lines[1]) // 2 > 10_000  # far more than the answer's headers and chunk sizes
-    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
-    try:
-        resumed = tmp_path / "resumed.otlp.ndjson"
-        done = run_export(
-            f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--format", "otlp-json", "--output", str(resumed)
-        )
-    finally:
-        proxy.close()
-    assert done.returncode == 0, done.stderr
-    assert "resuming" in done.stderr
-    assert proxy.connections == 2
-    assert resumed.read_bytes() == whole.read_bytes()
+    assert_resumed_equal(running, key, cut, whole, *args, "--format", "otlp-json")

@@ -5,12 +5,14 @@ Redis on 6379 is never touched. The figures of a continuous run are in bench/red
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.server import AUTH, start_server
+from tests.e2e.server import AUTH, RunningServer, start_server
 from tests.integration.security.conftest import PrivateRedis
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +25,19 @@ def configure(workdir: Path, limit: int) -> None:
     (workdir / "api-config.yml").write_text(
         f"redis:\n  socket_timeout_seconds: 5\nrate_limit:\n  roles:\n    developer: {limit}\n"
     )
+
+
+@contextlib.contextmanager
+def limited_server(workdir: Path, limit: int) -> Iterator[tuple[RunningServer, PrivateRedis]]:
+    """Two workers with `limit` requests a window for developers, on a redis-server of their own."""
+    configure(workdir, limit)
+    redis = PrivateRedis(workdir)
+    redis.start()
+    try:
+        with start_server(workdir, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
+            yield server, redis
+    finally:
+        redis.kill()
 
 
 def burst(base: str, count: int) -> list[httpx.Response]:
@@ -46,33 +61,21 @@ def assert_exactly(responses: list[httpx.Response], limit: int) -> None:
 
 def test_after_a_redis_restart_the_limit_holds_in_the_new_window(tmp_path: Path) -> None:
     limit = 20
-    configure(tmp_path, limit)
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        with start_server(tmp_path, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
-            # Both workers' pools now hold connections to the server about to go away.
-            assert_exactly(burst(server.base, 60), limit)
-            redis.restart()
-            # Without persistence the restart forgot the window's count: a new window begins,
-            # and it holds. The stale connections were replaced, not taken for a dead Redis.
-            assert_exactly(burst(server.base, 60), limit)
-            assert [r.status_code for r in burst(server.base, 30)] == [429] * 30
-    finally:
-        redis.kill()
+    with limited_server(tmp_path, limit) as (server, redis):
+        # Both workers' pools now hold connections to the server about to go away.
+        assert_exactly(burst(server.base, 60), limit)
+        redis.restart()
+        # Without persistence the restart forgot the window's count: a new window begins,
+        # and it holds. The stale connections were replaced, not taken for a dead Redis.
+        assert_exactly(burst(server.base, 60), limit)
+        assert [r.status_code for r in burst(server.base, 30)] == [429] * 30
 
 
 def test_on_a_cold_start_exactly_the_limit_passes(tmp_path: Path) -> None:
     limit = 15
-    configure(tmp_path, limit)
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        with start_server(tmp_path, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
-            # The moment the server is ready: one worker has answered /ready, the other nothing yet.
-            assert_exactly(burst(server.base, 45), limit)
-    finally:
-        redis.kill()
+    with limited_server(tmp_path, limit) as (server, _):
+        # The moment the server is ready: one worker has answered /ready, the other nothing yet.
+        assert_exactly(burst(server.base, 45), limit)
 
 
 def test_a_redis_stall_shorter_than_the_socket_timeout_lets_nothing_through(tmp_path: Path) -> None:
@@ -81,12 +84,6 @@ def test_a_redis_stall_shorter_than_the_socket_timeout_lets_nothing_through(tmp_
     the default 0.25 s all 45 passed (fail-open), which is how test_security_workers once saw 81
     requests pass a limit of 30."""
     limit = 15
-    configure(tmp_path, limit)
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        with start_server(tmp_path, workers=2, demo_traces=20, env={"REDIS_URL": redis.url}) as server:
-            redis.client().client_pause(1500, all=True)
-            assert_exactly(burst(server.base, 45), limit)
-    finally:
-        redis.kill()
+    with limited_server(tmp_path, limit) as (server, redis):
+        redis.client().client_pause(1500, all=True)
+        assert_exactly(burst(server.base, 45), limit)
