@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from observatory_api.config_errors import ConfigError
 from observatory_api.exports.cli import add_export_commands
 from observatory_api.models.cli import add_model_commands
 from observatory_api.security.cli import DEMO_INGEST_KEY_NAME, add_security_commands, create_demo_key
 from observatory_api.settings import Settings, load_settings, masked
+from observatory_api.settings.errors import ConfigError
 
 if TYPE_CHECKING:
     from litestar import Litestar

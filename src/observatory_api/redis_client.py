@@ -23,8 +23,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from observatory_api.redis_settings_checks import sentinel_address
 from observatory_api.settings import RedisSettings
+from observatory_api.settings.redis_checks import sentinel_address
 
 logger = logging.getLogger("observatory_api.redis")
 # How often a worker asks the Sentinels whether the primary changed (security/setup.py).

@@ -413,7 +413,7 @@ def test_api_dev_is_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
 
 
 def test_api_dev_gets_real_secrets_because_it_listens_on_all_addresses(compose: dict[str, Any]) -> None:
-    # Development refuses the public placeholders on a non-loopback address (settings_checks.py).
+    # Development refuses the public placeholders on a non-loopback address (settings/environment_checks.py).
     (stage,) = dockerfile_stages(DOCKERFILE_DEV)
     command = json.loads(values_of(stage, "CMD")[-1])
     assert command[command.index("--host") + 1] == "0.0.0.0"

@@ -24,7 +24,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
         # errors -> observability.request_id).
         frozenset({"db", "errors", "observability", "pagination", "query"}),
         frozenset({"auth", "security"}),
-        frozenset({"settings", "settings_checks"}),
     }
 )
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from observatory_api.config_errors import ConfigError, ConfigErrors
 from observatory_api.redis_client import (
     BlockingSentinelConnectionPool,
     FollowingConnection,
@@ -17,8 +16,9 @@ from observatory_api.redis_client import (
     PoolLimits,
     open_redis,
 )
-from observatory_api.redis_settings_checks import sentinel_address
 from observatory_api.settings import RedisSettings, load_settings, masked
+from observatory_api.settings.errors import ConfigError, ConfigErrors
+from observatory_api.settings.redis_checks import sentinel_address
 from tests.unit.test_settings import REPO_CONFIG, production
 
 SENTINELS = {

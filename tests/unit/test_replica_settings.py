@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from observatory_api.config_errors import ConfigError
 from observatory_api.settings import load_settings, masked
+from observatory_api.settings.errors import ConfigError
 
 PRIMARY = "postgresql://owner:owner-secret@db.internal:5432/observatory"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from observatory_api.secret_rules import (
+from observatory_api.settings.secret_rules import (
     DEVELOPMENT_JWT_SECRET,
     DEVELOPMENT_SECRET_KEY,
     MIN_GUESSES_LOG10,

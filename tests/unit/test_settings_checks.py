@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from observatory_api.config_errors import ConfigErrors
-from observatory_api.secret_rules import DEVELOPMENT_JWT_SECRET, DEVELOPMENT_SECRET_KEY
 from observatory_api.settings import ConfigError, load_settings
+from observatory_api.settings.errors import ConfigErrors
+from observatory_api.settings.secret_rules import DEVELOPMENT_JWT_SECRET, DEVELOPMENT_SECRET_KEY
 from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "api-config.yml"

@@ -13,9 +13,9 @@ import warnings
 from typing import Any
 
 from observatory_api import __version__
-from observatory_api.config_errors import ConfigError
 from observatory_api.observability.log_config import request_context
 from observatory_api.settings import Settings
+from observatory_api.settings.errors import ConfigError
 
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"})
 FILTERED = "[Filtered]"

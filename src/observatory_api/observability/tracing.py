@@ -15,8 +15,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from observatory_api import __version__
-from observatory_api.config_errors import ConfigError
 from observatory_api.settings import Settings
+from observatory_api.settings.errors import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -20,10 +20,10 @@ import msgspec
 from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.config_errors import ConfigError
 from observatory_api.db import tables
-from observatory_api.secret_rules import DEVELOPMENT_SECRET_KEY
 from observatory_api.settings import Settings
+from observatory_api.settings.errors import ConfigError
+from observatory_api.settings.secret_rules import DEVELOPMENT_SECRET_KEY
 
 KEY_PREFIX = "obs_"
 _KEY_RE = re.compile(r"^obs_(?P<prefix>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")

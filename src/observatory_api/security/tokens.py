@@ -18,10 +18,10 @@ import msgspec
 from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JWSError, JWTClaimsError, JWTError
 
-from observatory_api.config_errors import ConfigError
-from observatory_api.secret_rules import DEVELOPMENT_JWT_SECRET
 from observatory_api.security.permissions import ROLES
 from observatory_api.settings import AuthSettings, Settings
+from observatory_api.settings.errors import ConfigError
+from observatory_api.settings.secret_rules import DEVELOPMENT_JWT_SECRET
 
 TokenType = Literal["access", "refresh"]
 # Checked here rather than by python-jose, which reports a missing claim as a generic JWTError

@@ -1,7 +1,7 @@
 """The checks on settings that depend on where the service runs: secrets, CORS origins, workers.
 
 Each function returns every problem it finds as (key, reason), so that start-up and
-`config check` report them all at once; `settings.validate_settings` raises them together.
+`config check` report them all at once; `checks.validate_settings` raises them together.
 
 - Secrets (`JWT_SECRET`, `SECRET_KEY`, see secret_rules.py) are held to the rule in staging and
   production, with `config check --production`, and in development or test too when the server
@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from observatory_api.secret_rules import is_sample, secret_weakness
-
-if TYPE_CHECKING:
-    from observatory_api.settings import Settings
+from observatory_api.settings.secret_rules import is_sample, secret_weakness
+from observatory_api.settings.sections import Settings
 
 Problem = tuple[str, str]
 SIGNING_KEY_NAME = "auth.jwt_secret (JWT_SECRET)"

@@ -1,31 +1,12 @@
 """Checks on the Redis Sentinel settings, and the one parser of a Sentinel's `host:port`.
 
 Every problem is returned as (key, reason), so that start-up and `config check` report them all
-at once, like the rest of the configuration (settings.settings_problems).
+at once, like the rest of the configuration (checks.settings_problems).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-
-# What the checks read of settings.RedisSettings, described here so that this module, which
-# settings imports, does not import settings back.
-class _SentinelFields(Protocol):
-    @property
-    def hosts(self) -> tuple[str, ...]: ...
-    @property
-    def master_name(self) -> str | None: ...
-    @property
-    def password(self) -> str | None: ...
-
-
-class _RedisFields(Protocol):
-    @property
-    def url(self) -> str | None: ...
-    @property
-    def sentinel(self) -> _SentinelFields: ...
-
+from observatory_api.settings.sections import RedisSettings
 
 HOSTS_KEY = "redis.sentinel.hosts (REDIS_SENTINELS)"
 MASTER_KEY = "redis.sentinel.master_name (REDIS_SENTINEL_MASTER)"
@@ -43,7 +24,7 @@ def sentinel_address(host: str) -> tuple[str, int]:
     return name, port
 
 
-def sentinel_problems(redis: _RedisFields) -> list[tuple[str, str]]:
+def sentinel_problems(redis: RedisSettings) -> list[tuple[str, str]]:
     sentinel = redis.sentinel
     problems: list[tuple[str, str]] = []
     for host in sentinel.hosts:
