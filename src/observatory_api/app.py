@@ -9,6 +9,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
 from observatory_api import __version__
+from observatory_api.auth.admin import AdminController
+from observatory_api.auth.controller import AuthController
 from observatory_api.compression import compression_config
 from observatory_api.deps import dependencies
 from observatory_api.docs_pages.assets import asset_routers
@@ -68,7 +70,7 @@ def create_app(settings: Settings) -> Litestar:
             api,
             ingest if settings.ingest_enabled else IngestDisabledController,
             *graphql_route_handlers(settings),
-            *security.route_handlers,
+            Router(path=API_PREFIX, route_handlers=[AuthController, AdminController]),
             *(asset_routers() if settings.features.docs or settings.graphql.playground else []),
         ],
         state=State({"settings": settings, **security.state}),

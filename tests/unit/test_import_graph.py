@@ -23,7 +23,6 @@ ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset(
         # observability joined with the read replicas (observability.replicas -> db.replicas, while
         # errors -> observability.request_id).
         frozenset({"db", "errors", "observability", "pagination", "query"}),
-        frozenset({"auth", "security"}),
     }
 )
 

@@ -1,4 +1,7 @@
-"""Everything security adds to the app, built from the settings; `create_app` only passes it on."""
+"""Everything security adds to the app, built from the settings; `create_app` only passes it on.
+
+The routes that issue tokens and manage keys are the `auth` feature's, mounted by `create_app`:
+auth imports security, never the other way round."""
 
 from __future__ import annotations
 
@@ -10,14 +13,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.middleware.base import DefineMiddleware
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
-from observatory_api.auth.admin import AdminController
-from observatory_api.auth.controller import AuthController
 from observatory_api.redis_client import PRIMARY_CHECK_SECONDS, open_redis
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
@@ -55,7 +56,6 @@ class Security:
     before_send: list[SendHook]
     lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]]
     response_cache_config: ResponseCacheConfig
-    route_handlers: list[Any] = field(default_factory=list)
     stores: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +88,6 @@ def build_security(settings: Settings) -> Security:
         ],
         lifespan=[security_lifespan, revocation_lifespan],
         response_cache_config=response_cache_config(settings.cache),
-        route_handlers=[Router(path="/api/v1", route_handlers=[AuthController, AdminController])],
         # Replaced by the lifespan (Redis when configured); present so the name always resolves.
         stores={STORE_NAME: ResilientCacheStore(MemoryStore())},
     )
