@@ -1,4 +1,4 @@
-"""The one table from OpenTelemetry attributes to span columns.
+"""The one table from OpenTelemetry attributes to span columns, and the mapping of OTLP spans by it.
 
 GenAI semantic conventions (current and deprecated names), OpenInference, OpenLLMetry (Traceloop:
 its association properties and indexed prompt attributes), OpenLIT, Langfuse's OTel attributes
@@ -7,22 +7,21 @@ wins; every attribute not used for a column is kept in `attributes`, and resourc
 than service and environment under `attributes["resource"]`. The attribute mapping table of docs/ingest.md
 lists these keys per instrumentation (a test keeps the two in step). A user, session, environment
 or tags missing on a span is taken from its nearest ancestor by the writer (`storage.context`).
+Log records are mapped in log_mapping.py; the value checks both use are in values.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from observatory_api.ingest.limits import EARLIEST, EARLIEST_NS, LATEST, LATEST_NS, RejectedRecord
-from observatory_api.ingest.otlp import OtlpLog, OtlpSpan
+from observatory_api.ingest.limits import RejectedRecord
+from observatory_api.ingest.otlp import OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.span_events import first_token_ms, stored_events
-from observatory_api.storage.records import LogRecord, LogSeverity, SpanKind, SpanRecord, SpanStatus
+from observatory_api.ingest.values import as_float, as_int, as_text, check_time, timestamp_of
+from observatory_api.storage.records import SpanKind, SpanRecord, SpanStatus
 
 # column -> attribute keys, in priority order
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -122,10 +121,7 @@ _INTEGER_COLUMNS = {
     "reasoning_output_tokens",
 }
 OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
-MAX_TEXT = 1_000_000
 MAX_NAME = 500
-MAX_INT32 = 2**31 - 1
-_TIME_RANGE = f"{EARLIEST:%Y-%m-%d}..{LATEST:%Y-%m-%d}"
 
 
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
@@ -137,46 +133,6 @@ def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str])
             used.add(key)
             return value
     return None
-
-
-def _as_int(value: Any, column: str, drop: Callable[[str, str], None]) -> int | None:
-    """A token count, or None (the value dropped and noted) when it is not one."""
-    if value is None:
-        return None
-    if type(value) is int and 0 <= value <= MAX_INT32:  # the common case, checked cheaply
-        return value
-    number = None
-    if not isinstance(value, bool) and isinstance(value, int | float | str):
-        try:
-            floating = float(value)
-        except (ValueError, OverflowError):  # "abc"; an int too large for a float
-            floating = math.nan
-        if math.isfinite(floating):
-            number = int(value) if isinstance(value, int) else int(floating)
-    if number is None or not 0 <= number <= MAX_INT32:
-        drop(column, f"{column} must be a whole number from 0 to {MAX_INT32}")
-        return None
-    return number
-
-
-def _as_float(value: Any, column: str, drop: Callable[[str, str], None]) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:  # NaN, infinity or negative
-        drop(column, f"{column} must be a finite non-negative number")
-        return None
-    return number
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text[:MAX_TEXT]
 
 
 def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]) -> str | None:
@@ -254,16 +210,6 @@ def _kind(raw: Any, model: str | None) -> SpanKind:
     return "llm" if model else "other"
 
 
-def _timestamp(nanoseconds: int) -> datetime:
-    return datetime.fromtimestamp(nanoseconds / 1e9, tz=UTC)
-
-
-def _check_time(nanoseconds: int, name: str) -> None:
-    if not EARLIEST_NS <= nanoseconds < LATEST_NS:
-        shown = str(nanoseconds) if len(str(nanoseconds)) <= 40 else f"{str(nanoseconds)[:20]}..."
-        raise RejectedRecord("invalid_timestamp", f"{name} {shown} is outside {_TIME_RANGE}")
-
-
 def _dropper(attributes: Mapping[str, Any], used: set[str], report: IngestReport) -> Callable[[str, str], None]:
     def drop(column: str, detail: str) -> None:
         keys = SPAN_ATTRIBUTES[column]
@@ -285,8 +231,8 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         raise RejectedRecord("invalid_id", "spanId must be 8 non-zero bytes")
     if span.parent_span_id is not None and len(span.parent_span_id) != 16:
         raise RejectedRecord("invalid_id", "parentSpanId must be 8 bytes")
-    _check_time(span.start_ns, "startTimeUnixNano")
-    _check_time(span.end_ns, "endTimeUnixNano")
+    check_time(span.start_ns, "startTimeUnixNano")
+    check_time(span.end_ns, "endTimeUnixNano")
     if span.end_ns < span.start_ns:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
     attributes, used = span.attributes, set[str]()
@@ -301,14 +247,14 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
     drop = _dropper(attributes, used, report)
-    tokens = {column: _as_int(values[column], column, drop) for column in _INTEGER_COLUMNS}
+    tokens = {column: as_int(values[column], column, drop) for column in _INTEGER_COLUMNS}
     if tokens["total_tokens"] is None and (tokens["input_tokens"] is not None or tokens["output_tokens"] is not None):
         tokens["total_tokens"] = (tokens["input_tokens"] or 0) + (tokens["output_tokens"] or 0)
     finish = values["finish_reason"]
     if isinstance(finish, list):
         finish = finish[0] if finish else None
     tags = _tag_list(values["tags"])
-    first_token = _as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
+    first_token = as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
     if values["time_to_first_token_ms"] is None:
         first_token = first_token_ms(attributes, span.events, span.start_ns, used)
     kept = {key: value for key, value in attributes.items() if key not in used}
@@ -322,7 +268,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     if values["model"] is None:
         values["model"] = _invoked_model(attributes)
     model = None if values["model"] is None else str(values["model"])[:200]
-    start, end = _timestamp(span.start_ns), _timestamp(span.end_ns)
+    start, end = timestamp_of(span.start_ns), timestamp_of(span.end_ns)
     return SpanRecord(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -335,7 +281,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         duration_ms=(span.end_ns - span.start_ns) / 1e6,
         provider=None if values["provider"] is None else str(values["provider"]).lower()[:100],
         model=model,
-        cost_usd=_as_float(values["cost_usd"], "cost_usd", drop),
+        cost_usd=as_float(values["cost_usd"], "cost_usd", drop),
         time_to_first_token_ms=first_token,
         status=_STATUSES.get(span.status_code, "unset"),
         status_message=span.status_message,
@@ -344,8 +290,8 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
         environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
         tags=[str(tag)[:200] for tag in tags],
-        input=_as_text(values["input"]),
-        output=_as_text(values["output"]),
+        input=as_text(values["input"]),
+        output=as_text(values["output"]),
         attributes=kept,
         input_tokens=tokens["input_tokens"],
         output_tokens=tokens["output_tokens"],
@@ -357,60 +303,3 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
 
 
 _STATUSES: dict[int, SpanStatus] = {1: "ok", 2: "error"}  # OTLP status codes
-_SEVERITIES: tuple[tuple[int, LogSeverity], ...] = (
-    (21, "FATAL"),
-    (17, "ERROR"),
-    (13, "WARN"),
-    (9, "INFO"),
-    (5, "DEBUG"),
-    (1, "TRACE"),
-)
-_SEVERITY_NAMES: dict[str, LogSeverity] = {name: name for _, name in _SEVERITIES}
-_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL", "ERR": "ERROR"}
-
-
-def _severity(number: int, text: str | None) -> LogSeverity:
-    for threshold, name in _SEVERITIES:
-        if number >= threshold:
-            return name
-    upper = (text or "").upper()
-    return _SEVERITY_NAMES.get(_SEVERITY_TEXT.get(upper, upper), "INFO")
-
-
-def to_log_record(log: OtlpLog, report: IngestReport) -> LogRecord:
-    """Map one OTLP log record; raises RejectedRecord with the reason when it cannot be stored."""
-    if log.time_ns == 0:
-        raise RejectedRecord("invalid_timestamp", "timeUnixNano or observedTimeUnixNano is required")
-    _check_time(log.time_ns, "timeUnixNano")
-    if log.trace_id is not None and len(log.trace_id) != 32:
-        raise RejectedRecord("invalid_id", "traceId must be 16 bytes")
-    if log.span_id is not None and len(log.span_id) != 16:
-        raise RejectedRecord("invalid_id", "spanId must be 8 bytes")
-    resource = dict(log.resource)
-    service = service_name_of(resource)
-    resource.pop("service.name", None)
-    attributes = dict(log.attributes)
-    if resource:
-        attributes["resource"] = resource
-    body = _as_text(log.body) or ""
-    severity = _severity(log.severity_number, log.severity_text)
-    return LogRecord(
-        time=_timestamp(log.time_ns),
-        log_id=_log_id(log, severity, body),
-        trace_id=log.trace_id,
-        span_id=log.span_id,
-        service_name=service,
-        severity=severity,
-        body=body,
-        attributes=attributes,
-    )
-
-
-def _log_id(log: OtlpLog, severity: str, body: str) -> str:
-    """Derived from the content, so a retried export stores each log line once."""
-    identity = json.dumps(
-        [log.time_ns, log.trace_id, log.span_id, severity, body, log.attributes, log.resource],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()

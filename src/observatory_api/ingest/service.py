@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from observatory_api.ingest import otlp
 from observatory_api.ingest.limits import CancelFlag, DecodeLimits, DecodingCancelled, RejectedRecord
-from observatory_api.ingest.mapping import to_log_record, to_span_record
+from observatory_api.ingest.log_mapping import to_log_record
+from observatory_api.ingest.mapping import to_span_record
 from observatory_api.ingest.otlp_json import logs_from_json, spans_from_json
 from observatory_api.ingest.otlp_protobuf import logs_from_protobuf, spans_from_protobuf
 from observatory_api.ingest.report import IngestReport, Signal, count_refusal
