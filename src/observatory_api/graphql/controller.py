@@ -85,9 +85,7 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
                 # Strawberry (through cross_web) answers these in plain text: use the app's problem+json.
                 raise _http_problem(request, error) from None
 
-        # Strawberry's handlers, with their dependencies named as Litestar 2.23+ asks.
-        @get(raises=[ValidationException, NotFoundException])
-        async def handle_http_get(
+        async def _handle(
             self,
             request: Request[Any, Any, Any],
             context: NamedDependency[Any],
@@ -97,16 +95,10 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
             self.temporal_response = response
             return await self.execute_request(request=request, context=context, root_value=root_value)
 
-        @post(status_code=HTTP_200_OK)
-        async def handle_http_post(
-            self,
-            request: Request[Any, Any, Any],
-            context: NamedDependency[Any],
-            root_value: NamedDependency[Any],
-            response: NamedDependency[Response[Any]],
-        ) -> Response[Any]:
-            self.temporal_response = response
-            return await self.execute_request(request=request, context=context, root_value=root_value)
+        # Strawberry's two handlers, replaced by one function whose dependencies are named as
+        # Litestar 2.23+ asks; the decorators are Strawberry's own.
+        handle_http_get = get(raises=[ValidationException, NotFoundException])(_handle)
+        handle_http_post = post(status_code=HTTP_200_OK)(_handle)
 
     handlers: list[Any] = [GraphQLController]
     if settings.graphql.playground:

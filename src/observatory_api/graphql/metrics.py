@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from observatory_api.errors import NotFound
 from observatory_api.graphql.context import GraphQLInfo
+from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus
 from observatory_api.graphql.resolver import resolver
 from observatory_api.metrics.plan import plan_query
@@ -35,10 +36,9 @@ class MetricDefinition:
 
     @classmethod
     def of(cls, m: MetricDefinitionStruct) -> MetricDefinition:
-        return cls(
-            id=m.id,
-            description=m.description,
-            unit=m.unit,
+        return from_struct(
+            cls,
+            m,
             aggregations=[Aggregation(a) for a in m.aggregations],
             default_aggregation=Aggregation(m.default_aggregation),
             dimensions=list(m.dimensions),

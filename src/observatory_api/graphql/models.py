@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 import strawberry
 
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.graphql.context import GraphQLInfo
+from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import UsageKey
 from observatory_api.graphql.resolver import resolver
@@ -46,14 +46,7 @@ class Model:
 
     @classmethod
     def of(cls, model: ModelInfo) -> Model:
-        return cls(
-            id=model.id,
-            provider=model.provider,
-            name=model.name,
-            display_name=model.display_name,
-            context_window=model.context_window,
-            pricing=ModelPricing(**strawberry_fields(model.pricing)),
-        )
+        return from_struct(cls, model, pricing=from_struct(ModelPricing, model.pricing))
 
     @resolver(description="When a span first used the model; null when none has.")
     async def first_seen(self, info: GraphQLInfo) -> datetime | None:
@@ -95,10 +88,6 @@ class Model:
             return ModelUsage.of(await compared_usage(info, self.provider, self.name, request, compare_with))
         usage = await ctx.loaders.model_usage.load(UsageKey(self.id, self.provider, self.name, request))
         return ModelUsage.of(usage)
-
-
-def strawberry_fields(struct: msgspec.Struct) -> dict[str, Any]:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}
 
 
 @strawberry.type

@@ -1,4 +1,5 @@
-"""`@resolver(description=...)`: Strawberry's `@strawberry.field(...)` with the resolver's type kept.
+"""`@resolver(description=...)`: Strawberry's `@strawberry.field(...)` with the resolver's type kept;
+`list_and_page`: the list and page fields of one listing from one resolver.
 
 Strawberry types the called form of `strawberry.field` as `Any` (strawberry-graphql/strawberry#1929,
 open), so under `mypy --strict` every resolver it decorates becomes untyped. This is the same call
@@ -7,8 +8,11 @@ at run time; for the checker the decorated resolver keeps its own signature.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from types import GenericAlias
+from typing import Any, Protocol, TypeVar
 
 import strawberry
 
@@ -18,3 +22,31 @@ R = TypeVar("R", bound=Callable[..., object])
 def resolver(*, description: str) -> Callable[[R], R]:
     field: Callable[[R], R] = strawberry.field(description=description)
     return field
+
+
+class _Page(Protocol):
+    @property
+    def items(self) -> Sequence[object]: ...
+
+
+def list_and_page(
+    page: Callable[..., Awaitable[_Page]], *, item: type, list_description: str, page_description: str
+) -> tuple[Any, Any]:
+    """Two fields from one page resolver: `things` (the items of one page) and `thingsPage` (the page).
+
+    Both take the page resolver's arguments, written once; the list field is the same call with
+    the return type `[item]`.
+    """
+
+    @functools.wraps(page)
+    async def items(*args: Any, **kwargs: Any) -> Sequence[object]:
+        return (await page(*args, **kwargs)).items
+
+    returned = GenericAlias(list, (item,))  # list[item]
+    # Strawberry reads the arguments and the return type from these two.
+    items.__signature__ = inspect.signature(page).replace(return_annotation=returned)  # type: ignore[attr-defined]
+    items.__annotations__ = {**page.__annotations__, "return": returned}
+    return (
+        strawberry.field(resolver=items, description=list_description),
+        strawberry.field(resolver=page, description=page_description),
+    )

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
+from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.graphql.loaders import SessionTracesKey, spans_read
 from observatory_api.graphql.resolver import resolver
@@ -38,16 +39,14 @@ class Log:
 
     @classmethod
     def of(cls, log: LogEntry) -> Log:
-        return cls(
+        return from_struct(
+            cls,
+            log,
             id=log.log_id,
             timestamp=log.time,
-            trace_id=log.trace_id,
-            span_id=log.span_id,
             service=log.service_name,
             severity=Severity(log.severity),
-            body=log.body,
             attributes=JSON(log.attributes),
-            content_redacted=log.content_redacted,
         )
 
 
@@ -94,39 +93,21 @@ class Span:
 
     @classmethod
     def of(cls, span: SpanStruct) -> Span:
-        return cls(
+        return from_struct(
+            cls,
+            span,
             id=span.span_id,
-            trace_id=span.trace_id,
             parent_id=span.parent_span_id,
             service=span.service_name,
-            name=span.name,
             kind=SpanKind(span.kind),
             timestamp=span.start_time,
-            end_time=span.end_time,
             duration=span.duration_ms,
-            provider=span.provider,
-            model=span.model,
-            model_id=span.model_id,
-            input_tokens=span.input_tokens,
-            output_tokens=span.output_tokens,
             token_count=span.total_tokens,
-            cache_read_input_tokens=span.cache_read_input_tokens,
-            cache_creation_input_tokens=span.cache_creation_input_tokens,
-            reasoning_output_tokens=span.reasoning_output_tokens,
             cost=span.cost_usd,
-            cost_source=span.cost_source,
             time_to_first_token=span.time_to_first_token_ms,
             status=SpanStatus(span.status),
-            status_message=span.status_message,
-            finish_reason=span.finish_reason,
-            user_id=span.user_id,
-            session_id=span.session_id,
-            environment=span.environment,
             tags=list(span.tags),
-            input=span.input,
-            output=span.output,
             attributes=JSON(span.attributes),
-            content_redacted=span.content_redacted,
         )
 
     @resolver(description="The spans whose parent is this span, in start order.")
@@ -184,27 +165,16 @@ class Trace:
 
     @classmethod
     def of(cls, summary: TraceSummary) -> Trace:
-        return cls(
+        return from_struct(
+            cls,
+            summary,
             id=summary.trace_id,
-            name=summary.name,
             service=summary.service_name,
             timestamp=summary.start_time,
-            end_time=summary.end_time,
             duration=summary.duration_ms,
-            span_count=summary.span_count,
-            llm_call_count=summary.llm_call_count,
-            error_count=summary.error_count,
-            input_tokens=summary.input_tokens,
-            output_tokens=summary.output_tokens,
             token_count=summary.total_tokens,
             cost=summary.cost_usd,
-            unpriced_calls=summary.unpriced_calls,
             status=SpanStatus(summary.status),
-            user_id=summary.user_id,
-            session_id=summary.session_id,
-            environment=summary.environment,
-            provider=summary.provider,
-            model=summary.model,
             models=list(summary.models),
             tags=list(summary.tags),
             metadata=JSON(_metadata(summary)),
@@ -267,20 +237,7 @@ class Session:
 
     @classmethod
     def of(cls, session: SessionSummary) -> Session:
-        return cls(
-            id=session.session_id,
-            user_id=session.user_id,
-            environment=session.environment,
-            first_seen=session.first_seen,
-            last_seen=session.last_seen,
-            trace_count=session.trace_count,
-            error_count=session.error_count,
-            input_tokens=session.input_tokens,
-            output_tokens=session.output_tokens,
-            token_count=session.total_tokens,
-            cost=session.cost_usd,
-            unpriced_calls=session.unpriced_calls,
-        )
+        return from_struct(cls, session, id=session.session_id, token_count=session.total_tokens, cost=session.cost_usd)
 
     @resolver(
         description=f"The session's first `limit` traces, oldest first (default {SESSION_TRACES}, at most "

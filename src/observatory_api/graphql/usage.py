@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from observatory_api.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
+from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import ComparedUsageKey
 from observatory_api.metrics.usage_batch import UsageRequest
@@ -36,13 +37,12 @@ class UsageComparison:
 
     @classmethod
     def of(cls, comparison: UsageComparisonStruct) -> UsageComparison:
-        return cls(
-            model_id=comparison.model_id,
+        return from_struct(
+            cls,
+            comparison,
             cost=comparison.cost_usd,
             current_model_list_cost=comparison.current_model_list_cost_usd,
             difference=comparison.difference_usd,
-            ratio=comparison.ratio,
-            pricing=comparison.pricing,
         )
 
 
@@ -67,16 +67,10 @@ class ModelUsage:
 
     @classmethod
     def of(cls, usage: ModelUsageStruct) -> ModelUsage:
-        return cls(
-            model_id=usage.model_id,
-            from_=usage.from_,
-            to=usage.to,
+        return from_struct(
+            cls,
+            usage,
             interval=Interval(usage.interval) if usage.interval else None,
-            requests=usage.requests,
-            errors=usage.errors,
-            error_rate=usage.error_rate,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
             token_count=usage.total_tokens,
             cost=usage.cost_usd,
             latency=to_builtins(usage.latency_ms),
