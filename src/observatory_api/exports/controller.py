@@ -7,6 +7,7 @@ export resumes with `after=` naming the last row received.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -105,27 +106,14 @@ class ExportController(Controller):
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        fields, node = filters.fingerprint_fields(), filters_to_node(filters)
-        allow_content = content_allowed(request)
+        fetch = _listing(spans.list_spans, filters, sort, settings, allow_content=content_allowed(request))
         cursor = None
         if after is not None:
             ids = after.split(":")
             if len(ids) != 2 or not HEX_TRACE_ID.fullmatch(ids[0]) or not HEX_SPAN_ID.fullmatch(ids[1]):
                 raise InvalidInput.field("after", "must be trace_id:span_id (32 and 16 hex characters)", "query")
             key = await export_keys.span_key(ids[0], ids[1], filters.window)
-            cursor = _resume(key, sort, ("trace_id", "span_id"), filters.window, fields)
-
-        async def fetch(next_cursor: str | None) -> Page[Span]:
-            return await spans.list_spans(
-                window=filters.window,
-                filter_node=node,
-                filter_fields=fields,
-                sort=sort,
-                limit=settings.query.max_page_size,
-                cursor=next_cursor,
-                allow_content=allow_content,
-            )
-
+            cursor = _resume(key, sort, ("trace_id", "span_id"), filters.window, filters.fingerprint_fields())
         return await _stream(request, "spans", fetch, cursor, format_, Span, OtlpWriter(trace_request))
 
     @get(
@@ -148,25 +136,9 @@ class ExportController(Controller):
     ) -> Stream:
         """Every trace summary `GET /traces` would list for these filters, oldest first by default,
         streamed as NDJSON or CSV. For spans and logs of the traces, export those."""
-        fields, node = list_filters.fingerprint_fields(), filters_to_node(list_filters)
         allow_content = content_allowed(request)
-        cursor = None
-        if after is not None:
-            check_trace_id(after, field="after", source="query")
-            key = await export_keys.trace_key(after)
-            cursor = _resume(key, sort, ("trace_id",), list_filters.window, fields)
-
-        async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
-            return await traces.list_traces(
-                window=list_filters.window,
-                filter_node=node,
-                filter_fields=fields,
-                sort=sort,
-                limit=settings.query.max_page_size,
-                cursor=next_cursor,
-                allow_content=allow_content,
-            )
-
+        fetch = _listing(traces.list_traces, list_filters, sort, settings, allow_content=allow_content)
+        cursor = await _trace_cursor(export_keys, after, sort, list_filters.window, list_filters.fingerprint_fields())
         return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
 
     @post(
@@ -192,11 +164,7 @@ class ExportController(Controller):
         window = resolve_window(data.from_, data.to, settings.query, source="body")
         # One window for every page, so a resumed export continues the same walk.
         search = msgspec.structs.replace(data, from_=window.start, to=window.end, cursor=None)
-        cursor = None
-        if after is not None:
-            check_trace_id(after, field="after", source="query")
-            key = await export_keys.trace_key(after)
-            cursor = _resume(key, search.sort, ("trace_id",), window, {"filter": search.filter})
+        cursor = await _trace_cursor(export_keys, after, search.sort, window, {"filter": search.filter})
         allow_content = content_allowed(request)
 
         async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
@@ -243,6 +211,42 @@ class ExportController(Controller):
             )
 
         return await _stream(request, "logs", fetch, cursor, format_, LogEntry, OtlpWriter(logs_request))
+
+
+def _listing(
+    list_page: Callable[..., Awaitable[Page[Any]]],
+    filters: ListFilters,
+    sort: str,
+    settings: Settings,
+    *,
+    allow_content: bool,
+) -> Fetch:
+    """The pages of a list endpoint's repository method (spans, traces) for these filters and sort."""
+    fields, node = filters.fingerprint_fields(), filters_to_node(filters)
+
+    async def fetch(next_cursor: str | None) -> Page[Any]:
+        return await list_page(
+            window=filters.window,
+            filter_node=node,
+            filter_fields=fields,
+            sort=sort,
+            limit=settings.query.max_page_size,
+            cursor=next_cursor,
+            allow_content=allow_content,
+        )
+
+    return fetch
+
+
+async def _trace_cursor(
+    export_keys: ExportKeyRepository, after: str | None, sort: str, window: Any, filters: dict[str, Any]
+) -> str | None:
+    """The cursor that resumes a trace export after the trace `after` names (None: from the start)."""
+    if after is None:
+        return None
+    check_trace_id(after, field="after", source="query")
+    key = await export_keys.trace_key(after)
+    return _resume(key, sort, ("trace_id",), window, filters)
 
 
 def _resume(key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window: Any, filters: dict[str, Any]) -> str:
