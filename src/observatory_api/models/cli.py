@@ -14,13 +14,16 @@ import argparse
 import asyncio
 import math
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from observatory_api.errors import DomainError
 from observatory_api.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from observatory_api.models.prices import RecordedPrice
     from observatory_api.models.pricing import ModelPrices, PriceHistory
 
@@ -33,6 +36,7 @@ PRICE_FLAGS = {
     "reasoning": "reasoning_price_per_mtok",
 }
 _OPTIONAL = ("cache-read", "cache-write", "reasoning")
+T = TypeVar("T")
 
 
 def add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,8 +98,19 @@ def _split(model: str) -> tuple[str, str]:
     return provider, name
 
 
-def _set_price(args: argparse.Namespace, settings: Settings) -> int:
+async def _on_owner_database(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
+    """`work` on one connection of the migrated owner database (in a transaction when it writes)."""
     from observatory_api.db.engine import migrated_owner_engine
+
+    engine = await migrated_owner_engine(settings.database)
+    try:
+        async with engine.begin() if write else engine.connect() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
+def _set_price(args: argparse.Namespace, settings: Settings) -> int:
     from observatory_api.models.prices import record_price
 
     try:
@@ -106,24 +121,19 @@ def _set_price(args: argparse.Namespace, settings: Settings) -> int:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> RecordedPrice:
-        engine = await migrated_owner_engine(settings.database)
-        try:
-            async with engine.begin() as conn:
-                return await record_price(
-                    conn,
-                    provider=provider,
-                    name=name,
-                    effective_from=effective_from,
-                    changes=changes,
-                    display_name=args.display_name,
-                    context_window=args.context_window,
-                )
-        finally:
-            await engine.dispose()
+    async def record(conn: AsyncConnection) -> RecordedPrice:
+        return await record_price(
+            conn,
+            provider=provider,
+            name=name,
+            effective_from=effective_from,
+            changes=changes,
+            display_name=args.display_name,
+            context_window=args.context_window,
+        )
 
     try:
-        recorded = asyncio.run(run())
+        recorded = asyncio.run(_on_owner_database(settings, record, write=True))
     except DomainError as exc:
         print(f"observatory-api: {exc.detail}", file=sys.stderr)
         return 1
@@ -135,7 +145,6 @@ def _set_price(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _prices(args: argparse.Namespace, settings: Settings) -> int:
-    from observatory_api.db.engine import migrated_owner_engine
     from observatory_api.models.prices import load_price_history
 
     try:
@@ -144,15 +153,10 @@ def _prices(args: argparse.Namespace, settings: Settings) -> int:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> PriceHistory:
-        engine = await migrated_owner_engine(settings.database)
-        try:
-            async with engine.connect() as conn:
-                return await load_price_history(conn, provider=provider, name=name)
-        finally:
-            await engine.dispose()
+    async def history(conn: AsyncConnection) -> PriceHistory:
+        return await load_price_history(conn, provider=provider, name=name)
 
-    periods = asyncio.run(run()).periods((provider, name))
+    periods = asyncio.run(_on_owner_database(settings, history, write=False)).periods((provider, name))
     if not periods:
         print(f"observatory-api: no model {provider}/{name} in the catalogue", file=sys.stderr)
         return 1
