@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -19,6 +19,8 @@ from observatory_api.ingest.limits import CancelFlag, DecodeLimits, MalformedExp
 from observatory_api.ingest.otlp import OtlpLog, OtlpSpan, Unusable, ValueReader, finite_or_name, hex_id
 from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.span_events import EVENT_TIME
+
+R = TypeVar("R")
 
 _SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
@@ -210,24 +212,46 @@ def _resource(entry: dict[str, Any], values: _Values) -> dict[str, Any]:
     return resource
 
 
-def spans_from_json(body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag) -> Iterator[OtlpSpan]:
+def _records(
+    body: bytes,
+    limits: DecodeLimits,
+    report: IngestReport,
+    cancel: CancelFlag,
+    *,
+    names: tuple[str, str, str],
+    signal: str,
+    scope_of: Callable[[dict[str, Any], _Values], str | None] | None,
+    convert: Callable[[dict[str, Any], dict[str, Any], str | None, _Values], R],
+) -> Iterator[R]:
+    """Each record of an export request, converted; a rejected one is reported and skipped, and a
+    document of the wrong shape is a MalformedExport naming the `signal` (trace, logs)."""
     document = _load(body)
     values = _Values(report, limits.max_values_per_record)
+    _, scopes_key, records_key = names
     try:
-        for entry in _entries(document, ("resourceSpans", "scopeSpans", "spans"), limits):
+        for entry in _entries(document, names, limits):
             resource = _resource(entry, values)
-            for scope_entry in entry.get("scopeSpans") or []:
-                scope = values.optional_text((scope_entry.get("scope") or {}).get("name"), "scope.name")
-                for span in scope_entry.get("spans") or []:
+            for scope_entry in entry.get(scopes_key) or []:
+                scope = scope_of(scope_entry, values) if scope_of is not None else None
+                for record in scope_entry.get(records_key) or []:
                     cancel.check()
                     try:
-                        yield _span(span, resource, scope, values)
+                        yield convert(record, resource, scope, values)
                     except RejectedRecord as rejected:
                         report.reject(rejected.reason, rejected.detail)
     except _STRUCTURE_ERRORS as exc:
         if isinstance(exc, MalformedExport):
             raise
-        raise MalformedExport(f"not an OTLP trace export ({exc.__class__.__name__}: {exc})") from None
+        raise MalformedExport(f"not an OTLP {signal} export ({exc.__class__.__name__}: {exc})") from None
+
+
+def _scope_name(scope_entry: dict[str, Any], values: _Values) -> str | None:
+    return values.optional_text((scope_entry.get("scope") or {}).get("name"), "scope.name")
+
+
+def spans_from_json(body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag) -> Iterator[OtlpSpan]:
+    names = ("resourceSpans", "scopeSpans", "spans")
+    yield from _records(body, limits, report, cancel, names=names, signal="trace", scope_of=_scope_name, convert=_span)
 
 
 def _span(span: dict[str, Any], resource: dict[str, Any], scope: str | None, values: _Values) -> OtlpSpan:
@@ -268,25 +292,12 @@ def _span(span: dict[str, Any], resource: dict[str, Any], scope: str | None, val
 
 
 def logs_from_json(body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag) -> Iterator[OtlpLog]:
-    document = _load(body)
-    values = _Values(report, limits.max_values_per_record)
-    try:
-        for entry in _entries(document, ("resourceLogs", "scopeLogs", "logRecords"), limits):
-            resource = _resource(entry, values)
-            for scope_entry in entry.get("scopeLogs") or []:
-                for record in scope_entry.get("logRecords") or []:
-                    cancel.check()
-                    try:
-                        yield _log(record, resource, values)
-                    except RejectedRecord as rejected:
-                        report.reject(rejected.reason, rejected.detail)
-    except _STRUCTURE_ERRORS as exc:
-        if isinstance(exc, MalformedExport):
-            raise
-        raise MalformedExport(f"not an OTLP logs export ({exc.__class__.__name__}: {exc})") from None
+    names = ("resourceLogs", "scopeLogs", "logRecords")
+    # Logs keep no scope name: it is not read.
+    yield from _records(body, limits, report, cancel, names=names, signal="logs", scope_of=None, convert=_log)
 
 
-def _log(record: dict[str, Any], resource: dict[str, Any], values: _Values) -> OtlpLog:
+def _log(record: dict[str, Any], resource: dict[str, Any], _scope: str | None, values: _Values) -> OtlpLog:
     values.start_record()
     try:
         body = values.any(record.get("body"), 0)

@@ -8,8 +8,9 @@ attributes, which are then parsed one by one: only what cannot be read is lost, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -91,31 +92,69 @@ class _Values(ValueReader):
         return {self.text(pair.key): self.any(pair.value, depth) for pair in pairs}
 
 
-def spans_from_protobuf(
-    body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag
-) -> Iterator[OtlpSpan]:
+Entries = Iterable[tuple[Any, Iterable[tuple[str | None, Iterable[Any]]]]]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class _Signal(Generic[R]):
+    """How to read one kind of export request: traces or logs."""
+
+    request: Callable[[], Message]
+    entries_of: Callable[[Any], Entries]
+    parts: dict[int, tuple[type[Message], str, bool]]
+    record_type: type[Message]
+    convert: Callable[[Any, dict[str, Any], str | None, _Values], R]
+
+
+def _records(
+    body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag, signal: _Signal[R]
+) -> Iterator[R]:
+    """Each span or log record of an export request, converted with its resource and scope name:
+    parsed whole, or entry by entry (`_tolerant_entries`) when the request as a whole does not parse."""
     wire.check_entries(body, limits)
     values = _Values(report, limits.max_values_per_record)
-    request = ExportTraceServiceRequest()
+    request = signal.request()
     try:
         request.ParseFromString(body)
     except DecodeError:
-        entries: Iterable[tuple[Any, Iterable[tuple[str | None, Iterable[Any]]]]] = _tolerant_entries(
-            body, _SPAN_PARTS, Span, report
-        )
+        entries: Entries = _tolerant_entries(body, signal.parts, signal.record_type, report)
     else:
-        entries = (
-            (entry.resource, ((scope.scope.name, scope.spans) for scope in entry.scope_spans))
-            for entry in request.resource_spans
-        )
+        entries = signal.entries_of(request)
     for resource_message, scopes in entries:
         resource = _resource(resource_message, values)
         for scope_name, records in scopes:
             scope = values.text(scope_name) if scope_name else None
-            for span in records:
+            for record in records:
                 cancel.check()
-                if span is not None:
-                    yield _span(span, resource, scope, values)
+                if record is not None:
+                    yield signal.convert(record, resource, scope, values)
+
+
+def _span_entries(request: ExportTraceServiceRequest) -> Entries:
+    return (
+        (entry.resource, ((scope.scope.name, scope.spans) for scope in entry.scope_spans))
+        for entry in request.resource_spans
+    )
+
+
+def _log_entries(request: ExportLogsServiceRequest) -> Entries:
+    # Logs keep no scope name.
+    return (
+        (entry.resource, ((None, scope.log_records) for scope in entry.scope_logs)) for entry in request.resource_logs
+    )
+
+
+def spans_from_protobuf(
+    body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag
+) -> Iterator[OtlpSpan]:
+    return _records(body, limits, report, cancel, _TRACES)
+
+
+def logs_from_protobuf(
+    body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag
+) -> Iterator[OtlpLog]:
+    return _records(body, limits, report, cancel, _LOGS)
 
 
 def _span(span: Span, resource: dict[str, Any], scope: str | None, values: _Values) -> OtlpSpan:
@@ -149,33 +188,7 @@ def _span(span: Span, resource: dict[str, Any], scope: str | None, values: _Valu
     )
 
 
-def logs_from_protobuf(
-    body: bytes, limits: DecodeLimits, report: IngestReport, cancel: CancelFlag
-) -> Iterator[OtlpLog]:
-    wire.check_entries(body, limits)
-    values = _Values(report, limits.max_values_per_record)
-    request = ExportLogsServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except DecodeError:
-        entries: Iterable[tuple[Any, Iterable[tuple[str | None, Iterable[Any]]]]] = _tolerant_entries(
-            body, _LOG_PARTS, LogRecord, report
-        )
-    else:
-        entries = (
-            (entry.resource, ((None, scope.log_records) for scope in entry.scope_logs))
-            for entry in request.resource_logs
-        )
-    for resource_message, scopes in entries:
-        resource = _resource(resource_message, values)
-        for _, records in scopes:
-            for record in records:
-                cancel.check()
-                if record is not None:
-                    yield _log(record, resource, values)
-
-
-def _log(record: LogRecord, resource: dict[str, Any], values: _Values) -> OtlpLog:
+def _log(record: LogRecord, resource: dict[str, Any], _scope: str | None, values: _Values) -> OtlpLog:
     values.start_record()
     try:
         body = values.any(record.body, 0)
@@ -279,3 +292,7 @@ def _detail(error: DecodeError) -> str:
     if "MaxDepth" in str(error):
         return "nested deeper than the protobuf parser allows"
     return "not valid protobuf: a string that is not UTF-8, or a broken field"
+
+
+_TRACES = _Signal(ExportTraceServiceRequest, _span_entries, _SPAN_PARTS, Span, _span)
+_LOGS = _Signal(ExportLogsServiceRequest, _log_entries, _LOG_PARTS, LogRecord, _log)

@@ -78,32 +78,28 @@ def check_entries(body: bytes, limits: DecodeLimits) -> None:
     Raises TooMuchWork at the first entry past its limit, before anything is parsed: the cost is
     about a microsecond per entry counted, and stops at the limit.
     """
-    resources = scopes = records = other = 0
+    scopes = records = other = 0
     max_other = _OTHER_FIELDS_PER_ENTRY * (limits.max_resources + limits.max_scopes)
-    for number, wire_type, start, end in fields(body, 0, len(body)):
-        if number != ENTRIES or wire_type != _LEN:
-            other += 1
-            if other > max_other:
-                raise _too_many_other(max_other)
-            continue
-        resources += 1
-        if resources > limits.max_resources:
-            raise TooMuchWork("resource entries", limits.max_resources, "max_resources_per_request")
-        for number2, wire_type2, start2, end2 in fields(body, start, end):
-            if number2 != SCOPES or wire_type2 != _LEN:
+
+    def entries(wanted: int, start: int, end: int) -> Iterator[tuple[int, int]]:
+        # The embedded messages numbered `wanted` in body[start:end]; every other field is counted.
+        nonlocal other
+        for number, wire_type, entry_start, entry_end in fields(body, start, end):
+            if number == wanted and wire_type == _LEN:
+                yield entry_start, entry_end
+            else:
                 other += 1
                 if other > max_other:
                     raise _too_many_other(max_other)
-                continue
+
+    for resources, (resource_start, resource_end) in enumerate(entries(ENTRIES, 0, len(body)), start=1):
+        if resources > limits.max_resources:
+            raise TooMuchWork("resource entries", limits.max_resources, "max_resources_per_request")
+        for scope_start, scope_end in entries(SCOPES, resource_start, resource_end):
             scopes += 1
             if scopes > limits.max_scopes:
                 raise TooMuchWork("scope entries", limits.max_scopes, "max_scopes_per_request")
-            for number3, wire_type3, _, _ in fields(body, start2, end2):
-                if number3 != RECORDS or wire_type3 != _LEN:
-                    other += 1
-                    if other > max_other:
-                        raise _too_many_other(max_other)
-                    continue
+            for _ in entries(RECORDS, scope_start, scope_end):
                 records += 1
                 if records > limits.max_records:
                     raise TooMuchWork("spans or log records", limits.max_records, "max_records_per_request")
@@ -129,23 +125,26 @@ class ResourceSlices:
     scopes: list[ScopeSlices] = field(default_factory=list)
 
 
+def _messages(body: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """The embedded messages (length-delimited fields) of body[start:end]: number, start, end."""
+    for number, wire_type, message_start, message_end in fields(body, start, end):
+        if wire_type == _LEN:
+            yield number, message_start, message_end
+
+
 def export_slices(body: bytes) -> list[ResourceSlices]:
     """The entries of an export request as bytes, each record apart (check_entries came first)."""
     resources = []
-    for number, wire_type, start, end in fields(body, 0, len(body)):
-        if number != ENTRIES or wire_type != _LEN:
+    for number, start, end in _messages(body, 0, len(body)):
+        if number != ENTRIES:
             continue
         resource = ResourceSlices()
-        for number2, wire_type2, start2, end2 in fields(body, start, end):
-            if wire_type2 != _LEN:
-                continue
+        for number2, start2, end2 in _messages(body, start, end):
             if number2 == DESCRIPTOR:
                 resource.descriptor.append(body[start2:end2])
             elif number2 == SCOPES:
                 scope = ScopeSlices()
-                for number3, wire_type3, start3, end3 in fields(body, start2, end2):
-                    if wire_type3 != _LEN:
-                        continue
+                for number3, start3, end3 in _messages(body, start2, end2):
                     if number3 == DESCRIPTOR:
                         scope.descriptor.append(body[start3:end3])
                     elif number3 == RECORDS:
