@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import case
@@ -18,15 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from observatory_api.db.dialect import grouped_percentiles, time_bucket
 from observatory_api.errors import InvalidInput
 from observatory_api.metrics import histogram
+from observatory_api.metrics.catalogue import Metric
+from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
 from observatory_api.metrics.rollup_tables import HISTOGRAMS
 from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries, Value
+from observatory_api.metrics.segment_cache import SegmentCache
 from observatory_api.metrics.sql import (
     edge_values,
+    memoized,
     raw_source,
     rollup_source,
     states_statement,
     top_groups_statement,
+    window_params,
 )
 from observatory_api.observability.db import timed
 from observatory_api.query import TimeWindow
@@ -39,29 +46,45 @@ Percentiles = dict[str, dict[GroupKey, dict[str, dict[float, float | None]]]]
 
 
 class MetricRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """`segments`, when given, keeps the states of closed rollup segments between queries
+    (`metrics.segment_cache`); the writer of this process must invalidate it."""
+
+    def __init__(self, engine: AsyncEngine, *, segments: SegmentCache | None = None) -> None:
         self._engine = engine
+        self._segments = segments
 
     @timed("metrics.query")
     async def query(self, plan: Plan) -> MetricQueryResult:
         async with self._engine.connect() as conn:
-            return await _Execution(conn, plan).run()
+            return await _Execution(conn, plan, self._segments).run()
 
 
 class _Execution:
-    def __init__(self, conn: AsyncConnection, plan: Plan) -> None:
+    def __init__(self, conn: AsyncConnection, plan: Plan, segments: SegmentCache | None = None) -> None:
         self.conn = conn
         self.plan = plan
+        self.segments = segments
         self.dialect = conn.dialect.name
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
         self.groups: list[GroupKey] | None = None
+        # Everything that shapes this query's statements but the window (bound at execution).
+        self.shape: tuple[Any, ...] = (
+            self.dialect,
+            has_continuous_aggregates(conn.dialect),
+            tuple((s.metric.id, s.aggregation) for s in plan.selections),
+            tuple(plan.group_by),
+            repr(plan.filter_node),
+            plan.allow_content,
+            plan.interval_seconds,
+        )
 
     async def run(self) -> MetricQueryResult:
         plan = self.plan
         if plan.top_n_in_sql:
-            statement = top_groups_statement(plan, raw_source(plan, self.dialect, plan.window))
-            self.groups = [tuple(row) for row in await self.conn.execute(statement)]
+            key = ("top", self.shape, plan.order_key, plan.descending, plan.limit)
+            statement = memoized(key, lambda: top_groups_statement(plan, raw_source(plan, self.dialect)))
+            self.groups = [tuple(row) for row in await self._execute(statement, plan.window)]
         finest = await self._finest_states()
         distinct = any(s.metric.kind == "distinct" for s in plan.selections)
         if self.bucketed:
@@ -81,6 +104,12 @@ class _Execution:
             exact = await self._exact_percentiles()
         return self._assemble(points, series, totals, exact)
 
+    async def _execute(self, statement: Any, window: TimeWindow) -> Any:
+        return await self.conn.execute(statement, window_params(window))
+
+    def _groups_key(self, with_keys: bool) -> tuple[GroupKey, ...] | None:
+        return tuple(self.groups) if with_keys and self.groups is not None else None
+
     # ------------------------------------------------------------------ reading states
 
     async def _finest_states(self) -> Level:
@@ -88,42 +117,67 @@ class _Execution:
         if plan.grain is None:
             return await self._raw_states(with_bucket=self.bucketed)
         level: Level = {}
-        nkeys = self.nkeys + self.bucketed
         for grain, part in segments(plan.window, usable_grains(plan.interval_seconds)):
             if grain is None:
                 part_level = await self._raw_states(with_bucket=self.bucketed, window=part)
                 await self._edge_histograms(part, part_level)
             else:
-                statement = states_statement(
-                    plan, rollup_source(plan, grain, part, self.conn.dialect), with_bucket=self.bucketed
-                )
-                part_level = await self._read(statement, nkeys)
+                part_level = await self._rollup_states(grain, part)
             level = _merge_levels(level, part_level)
         return level
+
+    async def _rollup_states(self, grain: str, part: TimeWindow) -> Level:
+        """The states of the whole `grain` buckets of `part`: kept when the segment is closed."""
+        plan, bucketed = self.plan, self.bucketed
+        key = ("rollup", self.shape, grain, bucketed)
+        statement = memoized(
+            key, lambda: states_statement(plan, rollup_source(plan, grain, self.conn.dialect), with_bucket=bucketed)
+        )
+        cache = self.segments
+        closed = cache is not None and part.end <= datetime.now(UTC)
+        if cache is None or not closed:
+            return await self._read(statement, part, self.nkeys + bucketed)
+        cache_key = (key, part.start, part.end)
+        found: Level | None = cache.get(cache_key)
+        if found is not None:
+            return found
+        generation = cache.generation
+        found = await self._read(statement, part, self.nkeys + bucketed)
+        cache.put(cache_key, start=part.start, end=part.end, states=found, generation=generation)
+        return found
 
     async def _raw_states(
         self, *, with_bucket: bool, with_keys: bool = True, window: TimeWindow | None = None
     ) -> Level:
-        plan = self.plan if with_keys else replace(self.plan, group_by=[])
-        groups = self.groups if with_keys else None
-        source = raw_source(plan, self.dialect, window or plan.window, groups=groups)
-        statement = states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
-        return await self._read(statement, (self.nkeys if with_keys else 0) + with_bucket)
+        key = ("raw", self.shape, with_bucket, with_keys, self._groups_key(with_keys))
+
+        def build() -> Any:
+            plan = self.plan if with_keys else replace(self.plan, group_by=[])
+            source = raw_source(plan, self.dialect, groups=self.groups if with_keys else None)
+            return states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
+
+        statement = memoized(key, build)
+        return await self._read(statement, window or self.plan.window, (self.nkeys if with_keys else 0) + with_bucket)
 
     async def _edge_histograms(self, edge: TimeWindow, level: Level) -> None:
         """Fill the histogram states of a raw edge from its values, as the writer would."""
-        source = raw_source(self.plan, self.dialect, edge, groups=self.groups)
-        for selection in _histogram_selections(self.plan):
-            values: dict[GroupKey, list[float]] = defaultdict(list)
-            statement = edge_values(self.plan, source, selection, with_bucket=self.bucketed)
-            for row in await self.conn.execute(statement):
-                values[tuple(row[:-1])].append(float(row[-1]))
-            for key, found in values.items():
-                level.setdefault(key, {})[f"{selection.metric.id}:h"] = histogram.histogram_of(found)
+        plan, bucketed = self.plan, self.bucketed
+        for selection in _histogram_selections(plan):
+            key = ("edge", self.shape, selection.metric.id, bucketed, self._groups_key(True))
 
-    async def _read(self, statement: Any, nkeys: int) -> Level:
-        result = await self.conn.execute(statement)
-        decode = _decoder(list(result.keys())[nkeys:])
+            def build(selection: Selection = selection) -> Any:
+                source = raw_source(plan, self.dialect, groups=self.groups)
+                return edge_values(plan, source, selection, with_bucket=bucketed)
+
+            values: dict[GroupKey, list[float]] = defaultdict(list)
+            for row in await self._execute(memoized(key, build), edge):
+                values[tuple(row[:-1])].append(float(row[-1]))
+            for group, found in values.items():
+                level.setdefault(group, {})[f"{selection.metric.id}:h"] = histogram.histogram_of(found)
+
+    async def _read(self, statement: Any, window: TimeWindow, nkeys: int) -> Level:
+        result = await self._execute(statement, window)
+        decode = _decoder(tuple(result.keys())[nkeys:])
         return {tuple(row[:nkeys]): decode(row[nkeys:]) for row in result}
 
     async def _exact_percentiles(self) -> Percentiles:
@@ -142,31 +196,40 @@ class _Execution:
                 by_metric[selection.metric.id].append(selection.percentile)
                 metrics[selection.metric.id] = selection.metric
         for level_name, (with_bucket, with_keys) in levels.items():
-            sub_plan = plan if with_keys else replace(plan, group_by=[])
-            source = raw_source(sub_plan, self.dialect, plan.window, groups=self.groups if with_keys else None)
-            keys = list(source.keys)
-            if with_bucket:
-                assert plan.interval_seconds is not None
-                keys.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
             level = found.setdefault(level_name, {})
             for metric_id, fractions in by_metric.items():
-                metric = metrics[metric_id]
-                # Percentiles are of measures: a condition and a value.
-                assert metric.condition is not None
-                assert metric.value is not None
-                value = case((metric.condition(source.table), metric.value(source.table)))
-                statement = grouped_percentiles(
-                    self.dialect,
-                    keys=keys,
-                    value=value,
-                    from_obj=source.from_obj,
-                    where=source.where,
-                    fractions=fractions,
-                )
-                for row in await self.conn.execute(statement):
-                    key = tuple(row[: len(keys)])
-                    results = row[len(keys) :]
-                    level.setdefault(key, {})[metric_id] = {
+                key = ("exact", self.shape, with_bucket, with_keys, self._groups_key(with_keys), metric_id)
+
+                def build(
+                    metric: Metric = metrics[metric_id],
+                    fractions: list[float] = fractions,
+                    with_bucket: bool = with_bucket,
+                    with_keys: bool = with_keys,
+                ) -> Any:
+                    sub_plan = plan if with_keys else replace(plan, group_by=[])
+                    source = raw_source(sub_plan, self.dialect, groups=self.groups if with_keys else None)
+                    keys = list(source.keys)
+                    if with_bucket:
+                        assert plan.interval_seconds is not None
+                        keys.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+                    # Percentiles are of measures: a condition and a value.
+                    assert metric.condition is not None
+                    assert metric.value is not None
+                    value = case((metric.condition(source.table), metric.value(source.table)))
+                    return grouped_percentiles(
+                        self.dialect,
+                        keys=keys,
+                        value=value,
+                        from_obj=source.from_obj,
+                        where=source.where,
+                        fractions=fractions,
+                    )
+
+                nkeys = (self.nkeys if with_keys else 0) + with_bucket
+                for row in await self._execute(memoized(key, build), plan.window):
+                    group = tuple(row[:nkeys])
+                    results = row[nkeys:]
+                    level.setdefault(group, {})[metric_id] = {
                         f: None if v is None else float(v) for f, v in zip(fractions, results, strict=True)
                     }
         return found
@@ -224,7 +287,8 @@ def _histogram_selections(plan: Plan) -> list[Selection]:
     return list(chosen.values())
 
 
-def _decoder(names: list[str]) -> Any:
+@lru_cache(maxsize=256)
+def _decoder(names: tuple[str, ...]) -> Any:
     """A function from a row of state columns to States; histogram bins become one list."""
     plain: list[tuple[int, str]] = []
     bins: dict[str, list[int]] = {}

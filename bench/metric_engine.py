@@ -1,0 +1,258 @@
+"""The metric engine's own cost: one engine call (plan, SQL, decode, assembly, JSON) per query shape.
+
+    .venv/bin/python bench/metric_engine.py seed                      # once: 20k traces over 7 days
+    .venv/bin/python bench/metric_engine.py run --repeat 30           # this tree
+    .venv/bin/python bench/metric_engine.py run --base /tmp/base/src  # before/after, alternated
+    .venv/bin/python bench/metric_engine.py run --profile hourly      # cProfile of one shape
+
+`--backend sqlite` (default, a file under `--workdir`) or `postgresql` (the database
+`observatory_bench_engine` on OBSERVATORY_BENCH_POSTGRES_URL); `--traces` sets the dataset size
+(the demo generator: ~3.9 spans a trace, LLM inputs and outputs of realistic sizes), spread over
+7 days ending at 2026-11-20. Every window ends at an unaligned "now" (7 min 13 s before the end),
+so rollup queries read raw edges too, as a dashboard's do.
+
+`run` times the engine in-process, as the controller calls it: `plan_query`, the repository's
+`query`, and the JSON encoding of the answer. With `--base SRC`, a second process runs the same
+queries with `SRC` (another checkout's `src/`) first on its path; the two are asked in turn,
+round by round, so the drift of a shared machine falls on both. The segment cache of closed
+buckets is off unless `--cached` (this tree only; then repeats read only the open edges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+END = datetime(2026, 11, 20, tzinfo=UTC)
+NOW = END - timedelta(minutes=7, seconds=13)
+POSTGRES = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = "observatory_bench_engine"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _week(**body: Any) -> dict[str, Any]:
+    return {"from": _iso(NOW - timedelta(days=7)), "to": _iso(NOW), **body}
+
+
+P = [{"id": "latency_ms", "aggregation": a} for a in ("p50", "p95", "p99")]
+TOKENS = [{"id": "input_tokens"}, {"id": "output_tokens"}, {"id": "cost_usd"}]
+# Every query shape of the README and docs/metrics.md, and the issue's questions.
+SHAPES: dict[str, dict[str, Any]] = {
+    "tokens_cost_percentiles_7d": _week(metrics=[*TOKENS, *P]),
+    "tokens_cost_by_model_7d": _week(metrics=[*TOKENS, {"id": "request_count"}], group_by=["model"]),
+    "hourly_7d": _week(metrics=[{"id": "request_count"}, {"id": "cost_usd"}, P[1]], interval="hour"),
+    "cost_by_provider_per_day_top2": {
+        **_week(metrics=[{"id": "cost_usd", "aggregation": "sum"}, {"id": "request_count"}]),
+        "from": _iso(NOW - timedelta(days=3)),
+        "group_by": ["provider"],
+        "interval": "day",
+        "order_by": "-cost_usd_sum",
+        "limit": 2,
+    },
+    "latency_error_rate_by_model_anthropic": _week(
+        metrics=[P[0], P[1], {"id": "error_rate"}],
+        group_by=["model"],
+        filter={"field": "provider", "op": "eq", "value": "anthropic"},
+    ),
+    "by_minute_24h": {
+        "metrics": [{"id": "request_count"}, {"id": "cost_usd", "aggregation": "sum"}, P[1]],
+        "interval": "minute",
+        "from": _iso(NOW - timedelta(hours=24)),
+        "to": _iso(NOW),
+    },
+}
+# The shapes only this tree knows (new metrics): asked when the tree under test has them.
+NEW_SHAPES: dict[str, dict[str, Any]] = {
+    "phoenix_7d_one_call": _week(
+        metrics=[{"id": "trace_latency_ms", "aggregation": a, "alias": f"trace_{a}"} for a in ("p50", "p95", "p99")]
+        + [{"id": "span_count"}, {"id": "input_tokens"}, {"id": "output_tokens"}, {"id": "cost_usd"}],
+    ),
+    "spans_by_kind_7d": _week(metrics=[{"id": "span_count"}], group_by=["kind"]),
+}
+
+
+def database_url(args: argparse.Namespace) -> str:
+    if args.backend == "sqlite":
+        return f"sqlite+aiosqlite:///{Path(args.workdir) / 'metric_engine.sqlite'}"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES).set(drivername="postgresql+asyncpg", database=DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+async def seed(args: argparse.Namespace) -> None:
+    from observatory_api.db.engine import migrated_owner_engine
+    from observatory_api.demo.seed import seed_demo, stored_traces
+    from observatory_api.settings import DatabaseSettings
+
+    if args.backend == "postgresql":
+        import asyncpg
+
+        admin = await asyncpg.connect(POSTGRES)
+        try:
+            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
+                await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+        finally:
+            await admin.close()
+    os.makedirs(args.workdir, exist_ok=True)
+    engine = await migrated_owner_engine(DatabaseSettings(url=database_url(args), statement_timeout_ms=600_000))
+    try:
+        if await stored_traces(engine):
+            print("already seeded")
+            return
+        started = time.perf_counter()
+        result = await seed_demo(engine, traces=args.traces, seed=42, end=END, days=7)
+        print(f"{result.traces:,} traces, {result.spans:,} spans in {time.perf_counter() - started:.0f} s")
+        if args.backend == "postgresql":
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("VACUUM ANALYZE")
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------------- one tree's worker
+
+
+async def worker(args: argparse.Namespace) -> None:
+    """Read round numbers on stdin; answer each with the timings (ms) of every shape as JSON."""
+    import msgspec
+
+    from observatory_api.db.engine import create_engine
+    from observatory_api.db.engine import database_url as engine_url
+    from observatory_api.metrics.plan import plan_query
+    from observatory_api.metrics.repository import MetricRepository
+    from observatory_api.metrics.schemas import MetricQuery
+    from observatory_api.settings import DatabaseSettings, QuerySettings
+
+    settings = DatabaseSettings(url=database_url(args))
+    engine = create_engine(settings, engine_url(settings))
+    if args.cached:  # this tree's segment cache, as a worker that ingests has it
+        from observatory_api.metrics.segment_cache import SegmentCache
+
+        repository = MetricRepository(engine, segments=SegmentCache())
+    else:
+        repository = MetricRepository(engine)
+    limits = QuerySettings(max_range_days=400)
+    from observatory_api.metrics.catalogue import METRICS
+
+    shapes = dict(SHAPES)
+    if "span_count" in METRICS:
+        shapes.update(NEW_SHAPES)
+
+    async def once(body: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        plan = plan_query(msgspec.convert(body, MetricQuery), limits, allow_content=True, now=END)
+        msgspec.json.encode(await repository.query(plan))
+        return (time.perf_counter() - started) * 1000
+
+    for body in shapes.values():  # warm: connections, statement caches, imports
+        await once(body)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.repeat):
+            await once(shapes[args.profile])
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
+        await engine.dispose()
+        return
+    print(json.dumps({"ready": list(shapes)}), flush=True)
+    for _line in sys.stdin:
+        timings = {name: [await once(body) for _ in range(args.per_round)] for name, body in shapes.items()}
+        print(json.dumps(timings), flush=True)
+    await engine.dispose()
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def start_worker(args: argparse.Namespace, src: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--backend", args.backend, "--workdir", args.workdir]
+    command += ["worker", "--per-round", str(args.per_round)] + (["--cached"] if args.cached else [])
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.profile:
+        asyncio.run(worker(args))
+        return
+    trees = {"after": ROOT / "src"}
+    if args.base:
+        trees = {"before": Path(args.base), **trees}
+    workers = {name: start_worker(args, src) for name, src in trees.items()}
+    shapes = {name: json.loads(w.stdout.readline())["ready"] for name, w in workers.items()}  # type: ignore[union-attr]
+    timings: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for _round in range(args.repeat):
+        for name, process in workers.items():  # in turn: drift falls on both
+            assert process.stdin is not None
+            assert process.stdout is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+            for shape, found in json.loads(process.stdout.readline()).items():
+                timings[name].setdefault(shape, []).extend(found)
+    for process in workers.values():
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=60)
+    print(
+        f"# {args.backend}, {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at end; "
+        f"{args.repeat} rounds x {args.per_round}; engine call + JSON, ms; cache {'on' if args.cached else 'bypassed'}"
+    )
+    names = list(trees)
+    print("| shape | " + " | ".join(f"{n} p50 | {n} p95" for n in names) + " |")
+    print("| --- |" + " --- | --- |" * len(names))
+    for shape in dict.fromkeys(s for n in names for s in shapes[n]):
+        cells = []
+        for name in names:
+            found = sorted(timings[name].get(shape, []))
+            if not found:
+                cells += ["-", "-"]
+                continue
+            cells += [f"{statistics.median(found):.1f}", f"{found[int(0.95 * (len(found) - 1))]:.1f}"]
+        print(f"| {shape} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workdir", default="/tmp/observatory-metric-engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    seed_parser = commands.add_parser("seed")
+    seed_parser.add_argument("--traces", type=int, default=20_000)
+    for name in ("run", "worker"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--repeat", type=int, default=20, help="rounds (profile: calls)")
+        sub.add_argument("--per-round", type=int, default=3)
+        sub.add_argument("--base", help="another checkout's src/: measured in turn with this tree")
+        sub.add_argument("--profile", help="a shape name: cProfile `--repeat` calls of it instead")
+        sub.add_argument("--cached", action="store_true", help="let the answer cache serve repeats")
+    args = parser.parse_args()
+    if args.command == "seed":
+        asyncio.run(seed(args))
+    elif args.command == "worker":
+        asyncio.run(worker(args))
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
