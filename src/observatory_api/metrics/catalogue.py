@@ -58,6 +58,12 @@ def unpriced_model_call(t: Any) -> ColumnElement[bool]:
     return and_(t.c.kind.in_(MODEL_CALL_KINDS), t.c.cost_source == "none", t.c.status != "error")
 
 
+def root_span(t: Any) -> ColumnElement[bool]:
+    """The span that started its trace: its duration is the trace's latency."""
+    parent: ColumnElement[str] = t.c.parent_span_id
+    return parent.is_(None)
+
+
 def _column(name: str) -> Callable[[Any], ColumnElement[Any]]:
     return lambda t: t.c[name]
 
@@ -86,11 +92,13 @@ class Metric:
     integer: bool = False
     # Dimensions `condition` reads besides kind and status: a rollup without them cannot answer.
     condition_dimensions: tuple[str, ...] = ()
+    # Spans of every kind contribute (`condition` then selects among them, or None: all spans).
+    all_spans: bool = False
 
     @property
     def model_calls_only(self) -> bool:
-        """Whether only model calls contribute (every metric but the distinct counts)."""
-        return self.kind != "distinct"
+        """Whether only model calls contribute (every metric but the distinct counts and `all_spans`)."""
+        return self.kind != "distinct" and not self.all_spans
 
     def rollup_answers(self, aggregation: str) -> bool:
         """Whether the rollups hold what this aggregation needs."""
@@ -98,7 +106,7 @@ class Metric:
 
         if self.kind in ("count", "ratio"):
             return True
-        if self.kind == "distinct":
+        if self.kind == "distinct" or (self.kind == "measure" and self.measure is None):
             return False
         return aggregation in ADDITIVE or self.measure in HISTOGRAMS
 
@@ -133,6 +141,27 @@ METRICS: dict[str, Metric] = {
             aggregations=("count",),
             default_aggregation="count",
             condition=model_call,
+        ),
+        Metric(
+            id="span_count",
+            description="Spans of every kind (group by `kind` for a count of each kind).",
+            unit="spans",
+            kind="count",
+            aggregations=("count",),
+            default_aggregation="count",
+            all_spans=True,
+        ),
+        Metric(
+            id="trace_latency_ms",
+            description="Duration of traces: of their root span (the span without a parent), of any "
+            "kind; a trace counts in the bucket where it started. Raw spans only.",
+            unit="ms",
+            kind="measure",
+            aggregations=_ALL,
+            default_aggregation="p95",
+            condition=root_span,
+            value=_column("duration_ms"),
+            all_spans=True,
         ),
         Metric(
             id="trace_count",

@@ -285,8 +285,7 @@ def top_groups_statement(plan: Plan, source: Source) -> Select[Any]:
     metric, t = selection.metric, source.table
     # Count, ratio and measure metrics have a condition; ratios a denominator, measures a value.
     if metric.kind == "count":
-        assert metric.condition is not None
-        order: Any = func.sum(case((metric.condition(t), 1), else_=0))
+        order: Any = func.count() if metric.condition is None else func.sum(case((metric.condition(t), 1), else_=0))
     elif metric.kind == "ratio":
         assert metric.condition is not None
         assert metric.denominator is not None

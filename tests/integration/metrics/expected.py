@@ -61,7 +61,12 @@ def value(metric: str, aggregation: str, spans: list[SpanRecord]) -> Any:
         return sum(s.status == "error" for s in calls) / len(calls) if calls else None
     if metric == "unpriced_calls":
         return sum(s.cost_source == "none" and s.status != "error" for s in calls)
-    values = [v for v in (_VALUES[metric](s) for s in calls) if v is not None]
+    if metric == "span_count":
+        return len(spans)
+    if metric == "trace_latency_ms":  # the root spans' durations, of any kind
+        values = [s.duration_ms for s in spans if s.parent_span_id is None]
+    else:
+        values = [v for v in (_VALUES[metric](s) for s in calls) if v is not None]
     if aggregation == "count":
         return len(values)
     if aggregation == "sum":
