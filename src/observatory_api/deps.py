@@ -60,8 +60,8 @@ def provide_model_repository(read_engine: NamedDependency[AsyncEngine]) -> Model
     return ModelRepository(read_engine)
 
 
-def provide_metric_repository(read_engine: NamedDependency[AsyncEngine]) -> MetricRepository:
-    return MetricRepository(read_engine)
+def provide_metric_repository(read_engine: NamedDependency[AsyncEngine], state: State) -> MetricRepository:
+    return MetricRepository(read_engine, segments=state.metric_segments)
 
 
 TIME_FROM = QueryParameter(

@@ -23,6 +23,7 @@ from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import find_continuous_aggregates, mark_continuous_aggregates
+from observatory_api.metrics.segment_cache import SegmentCache
 from observatory_api.observability.replicas import forget_replica, publish_replica
 from observatory_api.redis_client import open_redis
 from observatory_api.settings import Settings
@@ -59,12 +60,19 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     state.redis_connection = open_redis(settings.redis, timeout=settings.redis.socket_timeout_seconds)
     state.redis = state.redis_connection.client if state.redis_connection is not None else None
     state.write_engine = None
+    # Closed rollup segments are kept between metric queries only where every write that could
+    # change them is seen: this worker's own writer, reads on the primary (a replica may not yet
+    # hold a write when it is invalidated). Other processes' late writes: `ttl_seconds` at most.
+    state.metric_segments = SegmentCache() if settings.ingest_enabled and not settings.database.replica_urls else None
     if settings.ingest_enabled:
         # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
         state.write_engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
         mark_timescaledb(state.write_engine.dialect, state.timescaledb)
         mark_continuous_aggregates(state.write_engine.dialect, state.continuous_aggregates)
-        state.ingest_writer = TelemetryWriter(state.write_engine)
+        state.ingest_writer = TelemetryWriter(
+            state.write_engine,
+            on_stored=state.metric_segments.invalidate if state.metric_segments is not None else None,
+        )
         state.ingest_slots = asyncio.Semaphore(settings.ingest.max_concurrent_writes)
         state.ingest_warnings = IngestWarnings()
         if settings.ingest.warm_up:

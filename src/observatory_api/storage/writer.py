@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -118,9 +118,17 @@ class TelemetryWriter:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, group_max_spans: int = GROUP_MAX_SPANS, first_analyze: int = _FIRST_ANALYZE
+        self,
+        engine: AsyncEngine,
+        *,
+        group_max_spans: int = GROUP_MAX_SPANS,
+        first_analyze: int = _FIRST_ANALYZE,
+        on_stored: Callable[[datetime, datetime], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Told the first and last start time of the spans each commit stored or moved (the
+        # metric segment cache drops what they touch), after the commit and before returning.
+        self._on_stored = on_stored
         self._costs = CostFiller()
         self._stored_spans = 0
         self._first_analyze = first_analyze
@@ -224,6 +232,9 @@ class TelemetryWriter:
                         ]
                     await add_to_rollups(conn, new_parts)
                     await _move_stored_spans_in_rollups(conn, inherited)
+        if new and self._on_stored is not None:
+            touched = [rows[i][_START_TIME] for i in new] + [key[2] for key in inherited.before]
+            self._on_stored(min(touched), max(touched))
         stored = [0] * len(batches)
         for i in new:
             stored[owner[keys[i]]] += 1

@@ -1,0 +1,86 @@
+"""The segment cache through the real app: closed rollup segments are kept between queries, and a
+late span written through this process's ingest counts in the very next answer (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from observatory_api.app import create_app
+from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.settings import DatabaseSettings, FeatureSettings
+from tests.conftest import auth_headers, make_settings
+from tests.integration.ingest.payloads import encoded, key_values, new_trace_id, span, trace_request
+
+URL = "/api/v1/metrics/query"
+
+
+def llm_call(at: datetime, index: int) -> Any:
+    """A one-second chat call of gpt-4o that started at `at`."""
+    start = int(at.timestamp() * 1e9)
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+    return span(
+        new_trace_id(),
+        index,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + 1_000_000_000,
+        attributes=key_values({**attributes, "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}),
+    )
+
+
+async def test_a_late_span_in_a_closed_bucket_counts_at_once(migrated_database: DatabaseSettings) -> None:
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=True))
+    reader, writer = auth_headers(settings, "developer"), auth_headers(settings, "ingest")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Whole closed days and hours, read from the rollups: every segment is cacheable.
+    body = {
+        "from": (now - timedelta(days=3)).isoformat(),
+        "to": (now - timedelta(hours=1)).isoformat(),
+        "metrics": [{"id": "request_count"}, {"id": "span_count"}, {"id": "latency_ms", "aggregation": "p50"}],
+        "group_by": ["model"],
+        "source": "rollup",
+    }
+
+    async def ask(client: AsyncTestClient[Any]) -> dict[str, Any]:
+        response = await client.post(URL, json=body, headers=reader)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def send(client: AsyncTestClient[Any], at: datetime, index: int) -> None:
+        content, headers = encoded(trace_request([llm_call(at, index)]), "protobuf")
+        response = await client.post("/v1/traces", content=content, headers={**writer, **headers})
+        assert response.status_code == 200, response.text
+
+    async with AsyncTestClient(create_app(settings)) as client:
+        cache: SegmentCache = client.app.state.metric_segments
+        assert (await ask(client))["totals"]["request_count_count"] == 0
+        kept = len(cache)
+        assert kept > 0
+        assert (await ask(client))["totals"]["request_count_count"] == 0  # from the cache
+
+        await send(client, now - timedelta(days=2, minutes=-7), 0)  # late: two days back
+        first = await ask(client)
+        assert first["totals"]["request_count_count"] == 1
+        assert first["totals"]["span_count_count"] == 1
+        assert [s["group"]["model"] for s in first["series"]] == ["openai/gpt-4o"]
+
+        # A write outside the window leaves its segments alone; one inside drops only those.
+        before = len(cache)
+        await send(client, now - timedelta(days=10), 1)
+        assert len(cache) == before
+        await send(client, now - timedelta(days=1, hours=5), 2)
+        assert len(cache) < before
+        second = await ask(client)
+        assert second["totals"]["request_count_count"] == 2
+        raw = await client.post(URL, json={**body, "source": "raw"}, headers=reader)
+        assert raw.json()["totals"]["request_count_count"] == 2
+        assert second["totals"]["latency_ms_p50"] == raw.json()["totals"]["latency_ms_p50"]
+
+
+async def test_no_cache_without_ingest_in_the_process(migrated_database: DatabaseSettings) -> None:
+    """A reader that does not write cannot know when data changes: it keeps nothing."""
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=False))
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert client.app.state.metric_segments is None
