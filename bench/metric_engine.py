@@ -15,7 +15,8 @@ so rollup queries read raw edges too, as a dashboard's do.
 `query`, and the JSON encoding of the answer. With `--base SRC`, a second process runs the same
 queries with `SRC` (another checkout's `src/`) first on its path; the two are asked in turn,
 round by round, so the drift of a shared machine falls on both. The segment cache of closed
-buckets is off unless `--cached` (this tree only; then repeats read only the open edges).
+buckets is off, and `--cached` adds a third process: this tree with it on (repeats then read only
+the open edges from the database).
 """
 
 from __future__ import annotations
@@ -154,11 +155,12 @@ async def worker(args: argparse.Namespace) -> None:
     if "span_count" in METRICS:
         shapes.update(NEW_SHAPES)
 
-    async def once(body: dict[str, Any]) -> float:
-        started = time.perf_counter()
+    async def once(body: dict[str, Any]) -> tuple[float, float]:
+        """Wall and CPU (this process: not the database's) milliseconds of one call."""
+        started, cpu = time.perf_counter(), time.process_time()
         plan = plan_query(msgspec.convert(body, MetricQuery), limits, allow_content=True, now=END)
         msgspec.json.encode(await repository.query(plan))
-        return (time.perf_counter() - started) * 1000
+        return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 
     for body in shapes.values():  # warm: connections, statement caches, imports
         await once(body)
@@ -184,9 +186,9 @@ async def worker(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- the driver
 
 
-def start_worker(args: argparse.Namespace, src: Path) -> subprocess.Popen[str]:
+def start_worker(args: argparse.Namespace, src: Path, *, cached: bool) -> subprocess.Popen[str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--backend", args.backend, "--workdir", args.workdir]
-    command += ["worker", "--per-round", str(args.per_round)] + (["--cached"] if args.cached else [])
+    command += ["worker", "--per-round", str(args.per_round)] + (["--cached"] if cached else [])
     env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -195,12 +197,14 @@ def run(args: argparse.Namespace) -> None:
     if args.profile:
         asyncio.run(worker(args))
         return
-    trees = {"after": ROOT / "src"}
+    trees = {"after": (ROOT / "src", False)}
     if args.base:
-        trees = {"before": Path(args.base), **trees}
-    workers = {name: start_worker(args, src) for name, src in trees.items()}
+        trees = {"before": (Path(args.base), False), **trees}
+    if args.cached:
+        trees["after, cached"] = (ROOT / "src", True)
+    workers = {name: start_worker(args, src, cached=cached) for name, (src, cached) in trees.items()}
     shapes = {name: json.loads(w.stdout.readline())["ready"] for name, w in workers.items()}  # type: ignore[union-attr]
-    timings: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    timings: dict[str, dict[str, list[list[float]]]] = {name: {} for name in trees}
     for _round in range(args.repeat):
         for name, process in workers.items():  # in turn: drift falls on both
             assert process.stdin is not None
@@ -215,19 +219,21 @@ def run(args: argparse.Namespace) -> None:
         process.wait(timeout=60)
     print(
         f"# {args.backend}, {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at end; "
-        f"{args.repeat} rounds x {args.per_round}; engine call + JSON, ms; cache {'on' if args.cached else 'bypassed'}"
+        f"{args.repeat} rounds x {args.per_round}; engine call + JSON, ms (CPU: the engine's process only)"
     )
     names = list(trees)
-    print("| shape | " + " | ".join(f"{n} p50 | {n} p95" for n in names) + " |")
-    print("| --- |" + " --- | --- |" * len(names))
+    print("| shape | " + " | ".join(f"{n} p50 | {n} p95 | {n} CPU p50" for n in names) + " |")
+    print("| --- |" + " --- | --- | --- |" * len(names))
     for shape in dict.fromkeys(s for n in names for s in shapes[n]):
         cells = []
         for name in names:
-            found = sorted(timings[name].get(shape, []))
+            found = timings[name].get(shape, [])
             if not found:
-                cells += ["-", "-"]
+                cells += ["-", "-", "-"]
                 continue
-            cells += [f"{statistics.median(found):.1f}", f"{found[int(0.95 * (len(found) - 1))]:.1f}"]
+            wall = sorted(w for w, _ in found)
+            cpu = statistics.median(c for _, c in found)
+            cells += [f"{statistics.median(wall):.1f}", f"{wall[int(0.95 * (len(wall) - 1))]:.1f}", f"{cpu:.1f}"]
         print(f"| {shape} | " + " | ".join(cells) + " |")
 
 
@@ -244,7 +250,7 @@ def main() -> None:
         sub.add_argument("--per-round", type=int, default=3)
         sub.add_argument("--base", help="another checkout's src/: measured in turn with this tree")
         sub.add_argument("--profile", help="a shape name: cProfile `--repeat` calls of it instead")
-        sub.add_argument("--cached", action="store_true", help="let the answer cache serve repeats")
+        sub.add_argument("--cached", action="store_true", help="also this tree with the segment cache on")
     args = parser.parse_args()
     if args.command == "seed":
         asyncio.run(seed(args))

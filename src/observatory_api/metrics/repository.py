@@ -104,8 +104,8 @@ class _Execution:
             exact = await self._exact_percentiles()
         return self._assemble(points, series, totals, exact)
 
-    async def _execute(self, statement: Any, window: TimeWindow) -> Any:
-        return await self.conn.execute(statement, window_params(window))
+    async def _execute(self, statement: Any, *windows: TimeWindow) -> Any:
+        return await self.conn.execute(statement, window_params(*windows))
 
     def _groups_key(self, with_keys: bool) -> tuple[GroupKey, ...] | None:
         return tuple(self.groups) if with_keys and self.groups is not None else None
@@ -117,13 +117,16 @@ class _Execution:
         if plan.grain is None:
             return await self._raw_states(with_bucket=self.bucketed)
         level: Level = {}
+        edges: list[TimeWindow] = []
         for grain, part in segments(plan.window, usable_grains(plan.interval_seconds)):
             if grain is None:
-                part_level = await self._raw_states(with_bucket=self.bucketed, window=part)
-                await self._edge_histograms(part, part_level)
+                edges.append(part)
             else:
-                part_level = await self._rollup_states(grain, part)
-            level = _merge_levels(level, part_level)
+                level = _merge_levels(level, await self._rollup_states(grain, part))
+        if edges:  # read together: a bucket key keeps them apart, and without buckets they merge
+            edge_level = await self._raw_states(with_bucket=self.bucketed, windows=edges)
+            await self._edge_histograms(edges, edge_level)
+            level = _merge_levels(level, edge_level)
         return level
 
     async def _rollup_states(self, grain: str, part: TimeWindow) -> Level:
@@ -136,47 +139,48 @@ class _Execution:
         cache = self.segments
         closed = cache is not None and part.end <= datetime.now(UTC)
         if cache is None or not closed:
-            return await self._read(statement, part, self.nkeys + bucketed)
+            return await self._read(statement, [part], self.nkeys + bucketed)
         cache_key = (key, part.start, part.end)
         found: Level | None = cache.get(cache_key)
         if found is not None:
             return found
         generation = cache.generation
-        found = await self._read(statement, part, self.nkeys + bucketed)
+        found = await self._read(statement, [part], self.nkeys + bucketed)
         cache.put(cache_key, start=part.start, end=part.end, states=found, generation=generation)
         return found
 
     async def _raw_states(
-        self, *, with_bucket: bool, with_keys: bool = True, window: TimeWindow | None = None
+        self, *, with_bucket: bool, with_keys: bool = True, windows: list[TimeWindow] | None = None
     ) -> Level:
-        key = ("raw", self.shape, with_bucket, with_keys, self._groups_key(with_keys))
+        windows = windows or [self.plan.window]
+        key = ("raw", self.shape, with_bucket, with_keys, self._groups_key(with_keys), len(windows))
 
         def build() -> Any:
             plan = self.plan if with_keys else replace(self.plan, group_by=[])
-            source = raw_source(plan, self.dialect, groups=self.groups if with_keys else None)
+            source = raw_source(plan, self.dialect, groups=self.groups if with_keys else None, windows=len(windows))
             return states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
 
         statement = memoized(key, build)
-        return await self._read(statement, window or self.plan.window, (self.nkeys if with_keys else 0) + with_bucket)
+        return await self._read(statement, windows, (self.nkeys if with_keys else 0) + with_bucket)
 
-    async def _edge_histograms(self, edge: TimeWindow, level: Level) -> None:
-        """Fill the histogram states of a raw edge from its values, as the writer would."""
+    async def _edge_histograms(self, edges: list[TimeWindow], level: Level) -> None:
+        """Fill the histogram states of the raw edges from their values, as the writer would."""
         plan, bucketed = self.plan, self.bucketed
         for selection in _histogram_selections(plan):
-            key = ("edge", self.shape, selection.metric.id, bucketed, self._groups_key(True))
+            key = ("edge", self.shape, selection.metric.id, bucketed, self._groups_key(True), len(edges))
 
             def build(selection: Selection = selection) -> Any:
-                source = raw_source(plan, self.dialect, groups=self.groups)
+                source = raw_source(plan, self.dialect, groups=self.groups, windows=len(edges))
                 return edge_values(plan, source, selection, with_bucket=bucketed)
 
             values: dict[GroupKey, list[float]] = defaultdict(list)
-            for row in await self._execute(memoized(key, build), edge):
+            for row in await self._execute(memoized(key, build), *edges):
                 values[tuple(row[:-1])].append(float(row[-1]))
             for group, found in values.items():
                 level.setdefault(group, {})[f"{selection.metric.id}:h"] = histogram.histogram_of(found)
 
-    async def _read(self, statement: Any, window: TimeWindow, nkeys: int) -> Level:
-        result = await self._execute(statement, window)
+    async def _read(self, statement: Any, windows: list[TimeWindow], nkeys: int) -> Level:
+        result = await self._execute(statement, *windows)
         decode = _decoder(tuple(result.keys())[nkeys:])
         return {tuple(row[:nkeys]): decode(row[nkeys:]) for row in result}
 
