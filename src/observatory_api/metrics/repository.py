@@ -123,9 +123,11 @@ class _Execution:
                 edges.append(part)
             else:
                 level = _merge_levels(level, await self._rollup_states(grain, part))
-        if edges:  # read together: a bucket key keeps them apart, and without buckets they merge
-            edge_level = await self._raw_states(with_bucket=self.bucketed, windows=edges)
-            await self._edge_histograms(edges, edge_level)
+        # Edges read together save a round trip (a bucket key keeps them apart; unbucketed they
+        # merge anyway). SQLite has no round trip to save, and scans `spans` for an OR of ranges.
+        for together in [[edge] for edge in edges] if self.dialect == "sqlite" else [edges] if edges else []:
+            edge_level = await self._raw_states(with_bucket=self.bucketed, windows=together)
+            await self._edge_histograms(together, edge_level)
             level = _merge_levels(level, edge_level)
         return level
 
