@@ -23,6 +23,9 @@ from datetime import datetime
 from typing import Any
 
 DEFAULT_ENTRIES = 512
+# Rows (group and bucket keys) over all entries: a day by minute with a latency histogram is
+# ~1,440 rows of ~1.5 KB, so this keeps the cache near 75 MB at worst.
+DEFAULT_ROWS = 50_000
 DEFAULT_TTL_SECONDS = 60.0
 
 
@@ -32,20 +35,25 @@ class _Entry:
     start: datetime
     end: datetime
     states: Any
+    rows: int
 
 
 class SegmentCache:
-    """A bounded LRU of segment states (the repository's `Level`s), dropped by time range on write."""
+    """A bounded LRU of segment states (the repository's `Level`s: dicts of rows), dropped by time
+    range on write."""
 
     def __init__(
         self,
         *,
         max_entries: int = DEFAULT_ENTRIES,
+        max_rows: int = DEFAULT_ROWS,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._max_entries = max_entries
+        self._max_rows = max_rows
+        self._rows = 0
         self._ttl = ttl_seconds
         self._clock = clock
         self._generation = 0
@@ -63,7 +71,7 @@ class SegmentCache:
         if entry is None:
             return None
         if entry.expires <= self._clock():
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry.states
@@ -72,18 +80,27 @@ class SegmentCache:
         """Keep `states` of the segment [start, end), read when `generation` was current."""
         if generation != self._generation:  # a write landed while it was read: it may miss it
             return
-        self._entries[key] = _Entry(self._clock() + self._ttl, start, end, states)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        rows = len(states)
+        if rows > self._max_rows:
+            return
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = _Entry(self._clock() + self._ttl, start, end, states, rows)
+        self._rows += rows
+        while len(self._entries) > self._max_entries or self._rows > self._max_rows:
+            self._drop(next(iter(self._entries)))
 
     def invalidate(self, first: datetime, last: datetime) -> None:
         """Spans starting from `first` to `last` (both included) were stored or changed."""
         self._generation += 1
         stale = [key for key, entry in self._entries.items() if entry.start <= last and first < entry.end]
         for key in stale:
-            del self._entries[key]
+            self._drop(key)
 
     def clear(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self._rows = 0
+
+    def _drop(self, key: Hashable) -> None:
+        self._rows -= self._entries.pop(key).rows

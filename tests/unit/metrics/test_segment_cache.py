@@ -50,3 +50,14 @@ def test_entries_expire_and_the_oldest_used_goes_first() -> None:
     assert cache.get("b") is None and cache.get("a") is not None
     now[0] = 61
     assert cache.get("a") is None and cache.get("c") is None
+
+
+def test_the_rows_held_are_bounded() -> None:
+    cache = SegmentCache(max_rows=5)
+    start, end = day(0)
+    cache.put("big", start=start, end=end, states={i: {} for i in range(6)}, generation=cache.generation)
+    assert cache.get("big") is None  # larger than the whole budget: never kept
+    cache.put("three", start=start, end=end, states={i: {} for i in range(3)}, generation=cache.generation)
+    cache.put("two", start=start, end=end, states={i: {} for i in range(2)}, generation=cache.generation)
+    cache.put("one", start=start, end=end, states={0: {}}, generation=cache.generation)
+    assert cache.get("three") is None and cache.get("two") is not None and cache.get("one") is not None
