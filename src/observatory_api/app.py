@@ -12,6 +12,7 @@ from observatory_api import __version__
 from observatory_api.auth.admin import AdminController
 from observatory_api.auth.controller import AuthController
 from observatory_api.compression import compression_config
+from observatory_api.core.vocabulary import API_PREFIX
 from observatory_api.deps import dependencies
 from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
@@ -42,8 +43,6 @@ from observatory_api.settings import Settings, load_settings
 from observatory_api.spans.controller import SpanController
 from observatory_api.strict_query import check_request_parameters
 from observatory_api.traces.controller import TraceController
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.vocabulary import LogSeverity, SpanStatus
 from observatory_api.db.replicas import ReadRouter
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
@@ -28,9 +29,6 @@ from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository
 from observatory_api.traces.repository import TraceRepository
-
-SpanStatus = Literal["ok", "error", "unset"]
-Severity = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 
 def provide_read_engine(state: State) -> AsyncEngine:
@@ -133,7 +131,7 @@ def provide_log_query(
     settings: NamedDependency[Settings],
     from_: Annotated[datetime | None, TIME_FROM] = None,
     to: Annotated[datetime | None, TIME_TO] = None,
-    severity: Annotated[Severity | None, QueryParameter(required=False)] = None,
+    severity: Annotated[LogSeverity | None, QueryParameter(required=False)] = None,
     trace_id: Annotated[str | None, TRACE_ID] = None,
     span_id: Annotated[str | None, SPAN_ID] = None,
     service: Annotated[str | None, IDENT] = None,

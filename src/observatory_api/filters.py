@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, fals
 
 from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.content import path_reaches_content
+from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
@@ -140,8 +141,8 @@ SPAN_FIELDS: Mapping[str, FieldSpec] = {
     "parent_span_id": FieldSpec("str", "parent_span_id"),
     "service": FieldSpec("str", "service_name"),
     "name": FieldSpec("str", "name"),
-    "kind": FieldSpec("enum", "kind", tables.SPAN_KINDS),
-    "status": FieldSpec("enum", "status", tables.SPAN_STATUSES),
+    "kind": FieldSpec("enum", "kind", SPAN_KINDS),
+    "status": FieldSpec("enum", "status", SPAN_STATUSES),
     "status_message": FieldSpec("str", "status_message", content=True),
     "provider": FieldSpec("str", "provider"),
     "model": FieldSpec("str", "model_id", canonical_model=True),
@@ -173,7 +174,7 @@ TRACE_FIELDS: Mapping[str, FieldSpec] = {
     "trace_id": FieldSpec("str", "trace_id"),
     "name": FieldSpec("str", "name"),
     "service": FieldSpec("str", "service_name"),
-    "status": FieldSpec("enum", "status", tables.SPAN_STATUSES),
+    "status": FieldSpec("enum", "status", SPAN_STATUSES),
     "provider": FieldSpec("str", "provider"),
     "user_id": FieldSpec("str", "user_id"),
     "session_id": FieldSpec("str", "session_id"),

@@ -7,6 +7,7 @@ from litestar import get
 from litestar.datastructures import State
 
 from observatory_api import __version__
+from observatory_api.core.vocabulary import ALIVE_PATH, API_PREFIX, GRAPHIQL_PATH, GRAPHQL_PATH, HEALTH_PATH, READY_PATH
 from observatory_api.openapi_docs import OPEN, problems
 
 
@@ -43,20 +44,20 @@ def landing(state: State) -> Landing:
     """Links to the API docs, GraphQL, the health routes and the documentation's quickstarts; no data."""
     settings = state.settings
     docs = (
-        {"swagger": "/schema/swagger", "redoc": "/schema/redoc", "openapi": "/schema/openapi.json", "api": "/api/v1"}
+        {"swagger": "/schema/swagger", "redoc": "/schema/redoc", "openapi": "/schema/openapi.json", "api": API_PREFIX}
         if settings.features.docs
-        else {"api": "/api/v1"}
+        else {"api": API_PREFIX}
     )
     graphql = None
     if settings.graphql.enabled:
-        graphql = {"endpoint": "/graphql"}
+        graphql = {"endpoint": GRAPHQL_PATH}
         if settings.graphql.playground:
-            graphql["graphiql"] = "/graphql/playground"
+            graphql["graphiql"] = GRAPHIQL_PATH
     return Landing(
         name="observatory-api",
         version=__version__,
         docs=docs,
         graphql=graphql,
-        health={"alive": "/alive", "ready": "/ready", "health": "/health"},
+        health={"alive": ALIVE_PATH, "ready": READY_PATH, "health": HEALTH_PATH},
         readme=README_SECTIONS,
     )

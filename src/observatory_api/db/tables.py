@@ -33,10 +33,6 @@ metadata = MetaData(
     }
 )
 
-SPAN_KINDS = ("llm", "embedding", "chain", "agent", "tool", "retriever", "other")
-SPAN_STATUSES = ("ok", "error", "unset")
-LOG_SEVERITIES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-
 spans = Table(
     "spans",
     metadata,

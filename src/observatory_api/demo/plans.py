@@ -11,9 +11,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.demo import texts
 from observatory_api.demo.calls import Call, embedding_call, llm_call, lognormal_int
-from observatory_api.storage.records import SpanKind, SpanStatus
 
 TOOL_FAILURE_RATE = 0.025
 # Share of failures that escape to the caller (the rest are handled by a fallback).

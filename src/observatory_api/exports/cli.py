@@ -25,6 +25,7 @@ from typing import IO, Any, get_args
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from observatory_api.core.vocabulary import API_PREFIX
 from observatory_api.exports.formats import ExportFormat
 from observatory_api.exports.in_process import DirectExportFailed, export_direct
 
@@ -123,7 +124,9 @@ def _export_direct(args: argparse.Namespace, settings: Any, make_app: Callable[[
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     counted = _Counting(out, lines=args.format != "parquet")
     try:
-        written = asyncio.run(export_direct(make_app, settings, f"/api/v1/{args.resource}/export", params, counted))
+        written = asyncio.run(
+            export_direct(make_app, settings, f"{API_PREFIX}/{args.resource}/export", params, counted)
+        )
     except DirectExportFailed as exc:
         print(f"observatory-api: export failed: {exc}", file=sys.stderr)
         return 1

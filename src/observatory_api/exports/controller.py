@@ -17,6 +17,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from observatory_api.core.vocabulary import SpanKind
 from observatory_api.deps import TRACE_ID
 from observatory_api.errors import InvalidInput
 from observatory_api.exports.formats import (
@@ -39,7 +40,6 @@ from observatory_api.openapi_docs import api_responses, streamed
 from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
-from observatory_api.spans.controller import SpanKind
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import Span
 from observatory_api.traces.repository import TraceRepository

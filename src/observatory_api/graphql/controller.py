@@ -14,14 +14,13 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK
 from strawberry.litestar import make_graphql_controller
 
+from observatory_api.core.vocabulary import GRAPHIQL_PATH, GRAPHQL_PATH
 from observatory_api.docs_pages.pages import graphiql_page
 from observatory_api.graphql.context import graphql_context
 from observatory_api.graphql.schema import build_schema
 from observatory_api.security.permissions import requires
 from observatory_api.settings import Settings
 
-GRAPHQL_PATH = "/graphql"
-PLAYGROUND_PATH = "/graphql/playground"
 # A request body or `variables` nesting deeper is refused (400): the deepest valid one, a search
 # filter at its 8 levels inside `variables`, is about 20 levels deep.
 MAX_JSON_DEPTH = 64
@@ -47,7 +46,7 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
     base = make_graphql_controller(
         build_schema(settings.graphql, settings.query),
         path=GRAPHQL_PATH,
-        graphql_ide=None,  # served at PLAYGROUND_PATH instead, when enabled
+        graphql_ide=None,  # served at GRAPHIQL_PATH instead, when enabled
     )
 
     class GraphQLController(base):  # type: ignore[valid-type,misc]  # a base class made at run time
@@ -102,7 +101,7 @@ def graphql_route_handlers(settings: Settings) -> list[Any]:
 
     handlers: list[Any] = [GraphQLController]
     if settings.graphql.playground:
-        handlers.append(graphiql_page(PLAYGROUND_PATH, GRAPHQL_PATH))
+        handlers.append(graphiql_page(GRAPHIQL_PATH, GRAPHQL_PATH))
     return handlers
 
 

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING, cast
 
 import strawberry
 
-
-@strawberry.enum(description="Span status.")
-class SpanStatus(Enum):
-    OK = "ok"
-    ERROR = "error"
-    UNSET = "unset"
+from observatory_api.core.vocabulary import LOG_SEVERITIES, SPAN_KINDS, SPAN_STATUSES
 
 
-@strawberry.enum(description="What a span does; `LLM` for LLM calls.")
-class SpanKind(Enum):
-    LLM = "llm"
-    EMBEDDING = "embedding"
-    CHAIN = "chain"
-    AGENT = "agent"
-    TOOL = "tool"
-    RETRIEVER = "retriever"
-    OTHER = "other"
+def _vocabulary_enum(name: str, values: tuple[str, ...], description: str) -> type[Enum]:
+    """A GraphQL enum over `values` (core.vocabulary), each member named by its upper-cased value."""
+    python_enum = cast("type[Enum]", Enum(name, [(value.upper(), value) for value in values]))
+    return strawberry.enum(python_enum, description=description)
 
 
-@strawberry.enum(description="Log severity.")
-class Severity(Enum):
-    TRACE = "TRACE"
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARN = "WARN"
-    ERROR = "ERROR"
-    FATAL = "FATAL"
+# The members come from core.vocabulary; the type checker sees plain enums.
+if TYPE_CHECKING:
+    SpanStatus = Enum
+    SpanKind = Enum
+    Severity = Enum
+else:
+    SpanStatus = _vocabulary_enum("SpanStatus", SPAN_STATUSES, "Span status.")
+    SpanKind = _vocabulary_enum("SpanKind", SPAN_KINDS, "What a span does; `LLM` for LLM calls.")
+    Severity = _vocabulary_enum("Severity", LOG_SEVERITIES, "Log severity.")
 
 
 @strawberry.enum(description="Time bucket of a series.")

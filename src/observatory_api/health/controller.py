@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from observatory_api import __version__
+from observatory_api.core.vocabulary import ALIVE_PATH, HEALTH_PATH, READY_PATH
 from observatory_api.db.replicas import ReadRouter, ReplicaState
 from observatory_api.health.checks import ComponentState, check_database, check_redis
 from observatory_api.openapi_docs import OPEN, OPTIONAL, problems
@@ -45,7 +46,7 @@ class HealthController(Controller):
     include_in_schema = True
 
     @get(
-        "/alive",
+        ALIVE_PATH,
         operation_id="alive",
         summary="Liveness (no I/O)",
         responses=problems(400),
@@ -57,7 +58,7 @@ class HealthController(Controller):
         return Alive(status="alive")
 
     @get(
-        "/ready",
+        READY_PATH,
         operation_id="ready",
         summary="Readiness",
         responses={**problems(400), 503: ResponseSpec(Readiness, description="Not ready", generate_examples=False)},
@@ -77,7 +78,7 @@ class HealthController(Controller):
         return Response(body, status_code=200 if ready else 503)
 
     @get(
-        "/health",
+        HEALTH_PATH,
         operation_id="health",
         summary="Health with component detail",
         responses={

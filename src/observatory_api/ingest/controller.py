@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from observatory_api.core.vocabulary import OTLP_LOGS_PATH, OTLP_METRICS_PATH, OTLP_TRACES_PATH
 from observatory_api.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge
 from observatory_api.ingest import otlp, otlp_metrics
 from observatory_api.ingest.export import (
@@ -32,19 +33,19 @@ class UnsupportedMediaType(DomainError):
 class IngestController(Controller):
     tags = ["ingest"]
 
-    @post("/v1/traces", operation_id="ingest_traces", summary="OTLP/HTTP trace export", status_code=200)
+    @post(OTLP_TRACES_PATH, operation_id="ingest_traces", summary="OTLP/HTTP trace export", status_code=200)
     async def ingest_traces(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
         """An OpenTelemetry `ExportTraceServiceRequest` (protobuf or JSON, optionally gzip)."""
         kind, body = await _read(request, state, "spans")
         return _answer(kind, "spans", await export(state, "spans", body, kind))
 
-    @post("/v1/logs", operation_id="ingest_logs", summary="OTLP/HTTP log export", status_code=200)
+    @post(OTLP_LOGS_PATH, operation_id="ingest_logs", summary="OTLP/HTTP log export", status_code=200)
     async def ingest_logs(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
         """An OpenTelemetry `ExportLogsServiceRequest` (protobuf or JSON, optionally gzip)."""
         kind, body = await _read(request, state, "logs")
         return _answer(kind, "logs", await export(state, "logs", body, kind))
 
-    @post("/v1/metrics", operation_id="ingest_metrics", summary="OTLP/HTTP metric export", status_code=200)
+    @post(OTLP_METRICS_PATH, operation_id="ingest_metrics", summary="OTLP/HTTP metric export", status_code=200)
     async def ingest_metrics(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
         """An `ExportMetricsServiceRequest`: accepted and counted, not stored (LLM metrics come from
         the spans); the answer's `partial_success` says so, with nothing rejected."""
@@ -75,7 +76,7 @@ class IngestDisabledController(Controller):
     include_in_schema = False
     opt = {"no_credential": True}
 
-    @post(["/v1/traces", "/v1/logs", "/v1/metrics"], operation_id="ingest_disabled", status_code=404)
+    @post([OTLP_TRACES_PATH, OTLP_LOGS_PATH, OTLP_METRICS_PATH], operation_id="ingest_disabled", status_code=404)
     async def ingest_disabled(self) -> None:
         raise NotFound(INGEST_DISABLED)
 

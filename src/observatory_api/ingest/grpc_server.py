@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from observatory_api.core.vocabulary import OTLP_LOGS_PATH, OTLP_METRICS_PATH, OTLP_TRACES_PATH
 from observatory_api.errors import (
     DomainError,
     Forbidden,
@@ -55,7 +56,7 @@ logger = logging.getLogger("observatory_api.ingest.grpc")
 SHUTDOWN_GRACE_SECONDS = 10.0
 DATABASE_RETRY_SECONDS = 5
 # The HTTP path each signal shares its rate-limit buckets (and endpoint limits) with.
-HTTP_PATHS: dict[str, str] = {"spans": "/v1/traces", "logs": "/v1/logs", "metrics": "/v1/metrics"}
+HTTP_PATHS: dict[str, str] = {"spans": OTLP_TRACES_PATH, "logs": OTLP_LOGS_PATH, "metrics": OTLP_METRICS_PATH}
 _CODES: dict[type[DomainError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     PayloadTooLarge: grpc.StatusCode.INVALID_ARGUMENT,

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from observatory_api.db.tables import SPAN_KINDS, SPAN_STATUSES
+from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
 from observatory_api.metrics.catalogue import AGGREGATIONS, METRICS
 from observatory_api.metrics.plan import plan_query

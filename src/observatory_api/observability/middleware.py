@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from observatory_api.core.vocabulary import PROBE_PATHS
 from observatory_api.observability import metrics
 from observatory_api.observability.log_config import RequestContext, request_context
 from observatory_api.observability.request_id import request_id
@@ -29,7 +30,7 @@ from observatory_api.observability.request_id import request_id
 UNMATCHED = "unmatched"
 ANONYMOUS = "anonymous"
 OTHER_ROLE = "other"
-HEALTH_ROUTES = frozenset({"/alive", "/ready", "/health"})
+HEALTH_ROUTES = frozenset(PROBE_PATHS)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_LOGGED_PATH = 200
 # A client that went away before the answer (nginx's convention): not a server error.

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from observatory_api import __version__
+from observatory_api.core.vocabulary import OTLP_TRACES_PATH, PROBE_PATHS
 from observatory_api.settings import Settings
 from observatory_api.settings.errors import ConfigError
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-OTLP_TRACES_PATH = "/v1/traces"
 logger = logging.getLogger("observatory_api.tracing")
 
 
@@ -91,7 +91,7 @@ class Tracing:
             default_span_details=lambda scope: (scope.get("method", "HTTP"), {}),
             tracer_provider=self.provider,
             exclude_spans=["receive", "send"],
-            excluded_urls="/alive,/ready,/health",
+            excluded_urls=",".join(PROBE_PATHS),
         )
 
     def instrument(self, engine: AsyncEngine, redis: Redis | None) -> None:

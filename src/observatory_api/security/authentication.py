@@ -26,6 +26,7 @@ from litestar.enums import ScopeType
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from observatory_api.core.vocabulary import AUTH_PREFIX, GRAPHIQL_PATH, PROBE_PATHS, SCHEMA_PATH
 from observatory_api.errors import Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
@@ -38,10 +39,8 @@ from observatory_api.security.tokens import TokenClaims, TokenError, TokenServic
 logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
 # GraphiQL's page holds no data (development only); its requests to /graphql carry the credential.
-OPEN_ROUTES = frozenset(
-    {"/", "/alive", "/ready", "/health", "/api/v1/auth/token", "/api/v1/auth/refresh", "/graphql/playground"}
-)
-OPEN_PREFIXES = ("/schema",)
+OPEN_ROUTES = frozenset({"/", *PROBE_PATHS, f"{AUTH_PREFIX}/token", f"{AUTH_PREFIX}/refresh", GRAPHIQL_PATH})
+OPEN_PREFIXES = (SCHEMA_PATH,)
 REALM = 'Bearer realm="observatory"'
 _MISSING_KEY = b"-"
 ACCEPTED_FORMS = (

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from observatory_api.security.permissions import ROLES
+from observatory_api.core.vocabulary import ROLES
 from observatory_api.settings import Settings
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from observatory_api.core.vocabulary import GRAPHIQL_PATH
 from observatory_api.settings import SecurityHeadersSettings
 
 SERVER = "observatory-api"
@@ -29,7 +30,7 @@ DOCS_PAGE_CSP = {
     "/schema": SWAGGER_CSP,  # the first render plugin answers the bare schema path too
     "/schema/swagger": SWAGGER_CSP,
     "/schema/redoc": REDOC_CSP,
-    "/graphql/playground": GRAPHIQL_CSP,
+    GRAPHIQL_PATH: GRAPHIQL_CSP,
 }
 
 SendHook = Callable[[Message, Scope], Awaitable[None]]

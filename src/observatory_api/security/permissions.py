@@ -7,7 +7,7 @@ Every `/api/v1` route needs `read`; content (prompts, completions, log bodies) n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -16,9 +16,7 @@ from litestar.types import Guard
 
 from observatory_api.errors import Forbidden, Unauthorized
 
-Role = Literal["admin", "developer", "viewer", "ingest"]
 Permission = Literal["read", "read_content", "admin", "ingest"]
-ROLES: tuple[str, ...] = get_args(Role)
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset({"read", "read_content", "admin", "ingest"}),

@@ -31,6 +31,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from observatory_api.core.vocabulary import AUTH_PREFIX
 from observatory_api.errors import RateLimited, Unavailable
 from observatory_api.observability.metrics import (
     rate_limit_backend_errors_total,
@@ -43,7 +44,7 @@ from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.settings import RateLimitSettings
 
 logger = logging.getLogger("observatory_api.security.rate_limit")
-AUTH_PREFIX = "/api/v1/auth/"
+AUTH_ROUTES = f"{AUTH_PREFIX}/"
 # Probes must never be throttled.
 EXCLUDED = ["^/alive$", "^/ready$", "^/health$"]
 # One subscriber usually gets a whole /64 (RFC 6177): per-address IPv6 buckets are free to rotate past.
@@ -132,7 +133,7 @@ class RateLimiter:
         if template in settings.endpoints:
             endpoint_key = store.key("ratelimit", "endpoint", template, caller)
             buckets.append(Bucket("endpoint", endpoint_key, settings.endpoints[template]))
-        if template.startswith(AUTH_PREFIX):
+        if template.startswith(AUTH_ROUTES):
             buckets.append(Bucket("auth_ip", store.key("ratelimit", "auth-ip", ip), settings.auth_per_ip))
         return buckets
 

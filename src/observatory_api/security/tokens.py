@@ -18,7 +18,7 @@ import msgspec
 from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JWSError, JWTClaimsError, JWTError
 
-from observatory_api.security.permissions import ROLES
+from observatory_api.core.vocabulary import ROLES
 from observatory_api.settings import AuthSettings, Settings
 from observatory_api.settings.errors import ConfigError
 from observatory_api.settings.secret_rules import DEVELOPMENT_JWT_SECRET

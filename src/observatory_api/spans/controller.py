@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
+from observatory_api.core.vocabulary import SpanKind
 from observatory_api.deps import TRACE_ID
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
@@ -18,8 +19,6 @@ from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
 from observatory_api.traces.controller import CURSOR, LIMIT
-
-SpanKind = Literal["llm", "embedding", "chain", "agent", "tool", "retriever", "other"]
 
 
 class SpanController(Controller):

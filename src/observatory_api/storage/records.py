@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
+from observatory_api.core.vocabulary import LogSeverity, SpanKind, SpanStatus
+
 # Timestamps must carry a timezone: decoding rejects naive ones, the database layer refuses them.
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-
-SpanKind = Literal["llm", "embedding", "chain", "agent", "tool", "retriever", "other"]
-SpanStatus = Literal["ok", "error", "unset"]
-LogSeverity = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 
 def new_log_id() -> str:
