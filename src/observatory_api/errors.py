@@ -1,4 +1,4 @@
-"""Domain errors, and the one map from them (and from framework errors) to problem+json (RFC 9457)."""
+"""The one map from the domain errors (core/errors.py) and from framework errors to problem+json (RFC 9457)."""
 
 from __future__ import annotations
 
@@ -20,20 +20,13 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from observatory_api.core.errors import DomainError, FieldError
 from observatory_api.db.failures import database_failure
 from observatory_api.observability.request_id import request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://observatory-api.dev/problems/"
 logger = logging.getLogger("observatory_api.errors")
-
-
-class FieldError(msgspec.Struct, frozen=True):
-    """One invalid input: where it came from and why it was refused."""
-
-    field: str
-    reason: str
-    source: str | None = None
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -46,52 +39,6 @@ class Problem(msgspec.Struct, omit_defaults=True):
     instance: str | None = None
     errors: list[FieldError] | None = None
     request_id: str | None = None
-
-
-class DomainError(Exception):
-    """Base of the service's error vocabulary. `code` is shared with GraphQL's `extensions.code`."""
-
-    status_code = 500
-    code = "INTERNAL"
-    title = "Internal server error"
-
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = errors
-        self.headers = headers or {}
-
-
-class NotFound(DomainError):
-    status_code, code, title = 404, "NOT_FOUND", "Not found"
-
-
-class InvalidInput(DomainError):
-    status_code, code, title = 400, "INVALID_INPUT", "Invalid input"
-
-    @classmethod
-    def field(cls, field: str, reason: str, source: str | None = None) -> InvalidInput:
-        return cls(f"{field}: {reason}", errors=[FieldError(field=field, reason=reason, source=source)])
-
-
-class Unauthorized(DomainError):
-    status_code, code, title = 401, "UNAUTHORIZED", "Unauthorized"
-
-
-class Forbidden(DomainError):
-    status_code, code, title = 403, "FORBIDDEN", "Forbidden"
-
-
-class RateLimited(DomainError):
-    status_code, code, title = 429, "RATE_LIMITED", "Too many requests"
-
-
-class Unavailable(DomainError):
-    status_code, code, title = 503, "UNAVAILABLE", "Service unavailable"
-
-
-class PayloadTooLarge(DomainError):
-    status_code, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
 
 
 _HTTP_CODES: dict[int, tuple[str, str]] = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.query import check_time
 
 KeyValue = str | int | float | None

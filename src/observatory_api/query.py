@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.settings import QuerySettings
 
 # Used with fullmatch: `$` alone would let a trailing newline through. The patterns go into the

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body
 
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
-from observatory_api.errors import InvalidInput, Unauthorized
+from observatory_api.core.errors import InvalidInput, Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.openapi_docs import API_KEY_ONLY, AUTHENTICATED, OPEN, problems
 from observatory_api.security.api_keys import key_prefix_of

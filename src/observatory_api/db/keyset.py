@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import Column, Row, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
 from observatory_api.query import TimeWindow, check_text, check_time
 

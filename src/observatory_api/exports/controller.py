@@ -17,9 +17,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from observatory_api.core.errors import InvalidInput
 from observatory_api.core.vocabulary import SpanKind
 from observatory_api.deps import TRACE_ID
-from observatory_api.errors import InvalidInput
 from observatory_api.exports.formats import (
     MEDIA_TYPES,
     ExportFormat,

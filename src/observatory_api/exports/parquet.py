@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 
 INSTALL_HINT = "format=parquet needs pyarrow on the server: install observatory-api[parquet]"
 _encoder = msgspec.json.Encoder()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from observatory_api.errors import DomainError
+from observatory_api.core.errors import DomainError
 
 ROW_BUDGET_CODE = "ROW_BUDGET_EXCEEDED"
 

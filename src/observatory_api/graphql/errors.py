@@ -14,7 +14,8 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from observatory_api.errors import DomainError, database_problem
+from observatory_api.core.errors import DomainError
+from observatory_api.errors import database_problem
 from observatory_api.graphql.budget import ROW_BUDGET_CODE, RowBudget
 from observatory_api.graphql.names import SchemaNames, request_names
 from observatory_api.observability.metrics import api_graphql_queries_total

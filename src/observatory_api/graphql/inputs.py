@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters

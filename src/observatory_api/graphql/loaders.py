@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from observatory_api.errors import DomainError
+from observatory_api.core.errors import DomainError
 from observatory_api.graphql.budget import RowBudget
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.metrics.repository import MetricRepository

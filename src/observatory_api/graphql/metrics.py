@@ -9,7 +9,7 @@ from typing import Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from observatory_api.errors import NotFound
+from observatory_api.core.errors import NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus

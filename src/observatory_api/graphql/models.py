@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from observatory_api.errors import InvalidInput, NotFound
+from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval

@@ -8,7 +8,7 @@ from typing import Annotated, Protocol, TypeVar
 
 import strawberry
 
-from observatory_api.errors import NotFound
+from observatory_api.core.errors import NotFound
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import SessionSort, SpanSort, TraceSort
 from observatory_api.graphql.inputs import LogFilter, SpanFilter, TraceFilter, list_filters, log_filters

@@ -8,7 +8,7 @@ import strawberry
 from msgspec import to_builtins
 from strawberry.scalars import JSON
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval

@@ -9,8 +9,8 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from observatory_api.core.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge
 from observatory_api.core.vocabulary import OTLP_LOGS_PATH, OTLP_METRICS_PATH, OTLP_TRACES_PATH
-from observatory_api.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge
 from observatory_api.ingest import otlp, otlp_metrics
 from observatory_api.ingest.export import (
     RETRY_AFTER_SECONDS,

@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from observatory_api.errors import DomainError, FieldError, InvalidInput, PayloadTooLarge, Unavailable
+from observatory_api.core.errors import DomainError, FieldError, InvalidInput, PayloadTooLarge, Unavailable
 from observatory_api.ingest import otlp
 from observatory_api.ingest.limits import DecodeLimits, TooMuchWork
 from observatory_api.ingest.report import IngestWarnings, RefusalReason, Signal, count_refusal

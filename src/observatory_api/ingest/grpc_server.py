@@ -30,8 +30,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from observatory_api.core.vocabulary import OTLP_LOGS_PATH, OTLP_METRICS_PATH, OTLP_TRACES_PATH
-from observatory_api.errors import (
+from observatory_api.core.errors import (
     DomainError,
     Forbidden,
     InvalidInput,
@@ -39,8 +38,9 @@ from observatory_api.errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
-    database_problem,
 )
+from observatory_api.core.vocabulary import OTLP_LOGS_PATH, OTLP_METRICS_PATH, OTLP_TRACES_PATH
+from observatory_api.errors import database_problem
 from observatory_api.ingest import otlp, otlp_metrics
 from observatory_api.ingest.export import export, max_decompressed_bytes, refused, response_message
 from observatory_api.ingest.report import Signal

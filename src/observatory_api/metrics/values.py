@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
-from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, INTERVALS, METRICS, Metric
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository

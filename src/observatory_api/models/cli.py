@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from observatory_api.errors import DomainError
+from observatory_api.core.errors import DomainError
 from observatory_api.settings import Settings
 
 if TYPE_CHECKING:

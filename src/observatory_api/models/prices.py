@@ -9,8 +9,8 @@ import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.db import tables
-from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.models.pricing import ModelKey, ModelPrices, PriceHistory, PricePeriod
 
 _m = tables.models

@@ -11,9 +11,9 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.db import tables
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
-from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage import ComparedModels
 from observatory_api.metrics.usage import model_usage as usage_from_metrics

@@ -26,8 +26,8 @@ from litestar.enums import ScopeType
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from observatory_api.core.errors import Unauthorized
 from observatory_api.core.vocabulary import AUTH_PREFIX, GRAPHIQL_PATH, PROBE_PATHS, SCHEMA_PATH
-from observatory_api.errors import Unauthorized
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
 from observatory_api.security.key_usage import KeyUsageRecorder

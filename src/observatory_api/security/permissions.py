@@ -14,7 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from observatory_api.errors import Forbidden, Unauthorized
+from observatory_api.core.errors import Forbidden, Unauthorized
 
 Permission = Literal["read", "read_content", "admin", "ingest"]
 

@@ -31,8 +31,8 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from observatory_api.core.errors import RateLimited, Unavailable
 from observatory_api.core.vocabulary import AUTH_PREFIX
-from observatory_api.errors import RateLimited, Unavailable
 from observatory_api.observability.metrics import (
     rate_limit_backend_errors_total,
     rate_limit_exceeded_total,

@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from litestar import Litestar
 from sqlalchemy.exc import SQLAlchemyError
 
+from observatory_api.core.errors import Unavailable
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.errors import DATABASE_RETRY_AFTER, Unavailable
+from observatory_api.errors import DATABASE_RETRY_AFTER
 from observatory_api.observability.metrics import auth_revocation_refresh_failures_total
 from observatory_api.security.revocation_repository import (
     RefreshUse,

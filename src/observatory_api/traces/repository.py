@@ -10,9 +10,9 @@ import msgspec
 from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.errors import NotFound
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
-from observatory_api.errors import NotFound
 from observatory_api.filters import Node, compile_trace_filter
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.filters import Group, parse_filter
 from observatory_api.query import resolve_limit, resolve_window
 from observatory_api.settings import QuerySettings

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from observatory_api.errors import InvalidInput, RateLimited, Unavailable
+from observatory_api.core.errors import InvalidInput, RateLimited, Unavailable
 from observatory_api.ingest.grpc_server import SERVICES, peer_host, refusal_of, service_name
 
 

@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from observatory_api.errors import InvalidInput
+from observatory_api.core.errors import InvalidInput
 from observatory_api.metrics.plan import Plan, aligned, auto_interval, plan_query, rollup_for, segments
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
 from observatory_api.query import TimeWindow
