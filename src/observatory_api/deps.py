@@ -10,21 +10,19 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.params import IDENT, NON_NEGATIVE, SPAN_ID, TIME_FROM, TIME_TO, TRACE_ID
+from observatory_api.core.query import (
+    check_plain,
+    check_span_id,
+    check_trace_id,
+    resolve_window,
+)
 from observatory_api.core.vocabulary import LogSeverity, SpanStatus
 from observatory_api.db.replicas import ReadRouter
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
-from observatory_api.query import (
-    HEX_SPAN_ID,
-    HEX_TRACE_ID,
-    PLAIN_ID,
-    check_plain,
-    check_span_id,
-    check_trace_id,
-    resolve_window,
-)
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository
@@ -60,19 +58,6 @@ def provide_model_repository(read_engine: NamedDependency[AsyncEngine]) -> Model
 
 def provide_metric_repository(read_engine: NamedDependency[AsyncEngine], state: State) -> MetricRepository:
     return MetricRepository(read_engine, segments=state.metric_segments)
-
-
-TIME_FROM = QueryParameter(
-    name="from", required=False, description="Start of the range (RFC 3339); default: `to` minus 24 hours."
-)
-TIME_TO = QueryParameter(required=False, description="End of the range, exclusive (RFC 3339); default: now.")
-# The patterns document what the handlers check (check_plain, check_trace_id, check_span_id),
-# which answer with their own reasons; Litestar does not enforce `schema_extra`.
-IDENT = QueryParameter(required=False, max_length=200, schema_extra={"pattern": PLAIN_ID.pattern})
-TRACE_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_TRACE_ID.pattern})
-SPAN_ID = QueryParameter(required=False, schema_extra={"pattern": HEX_SPAN_ID.pattern})
-# Litestar leaves a bound of 0 out of the document (it is falsy): say it again.
-NON_NEGATIVE = QueryParameter(required=False, ge=0, schema_extra={"minimum": 0})
 
 
 def provide_list_filters(

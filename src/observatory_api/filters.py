@@ -21,10 +21,10 @@ from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, fals
 from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.content import path_reaches_content
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import check_text, check_time
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_contains, json_path_condition
-from observatory_api.query import check_text, check_time
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
 FieldKind = Literal["str", "enum", "num", "time", "text", "tags", "json"]

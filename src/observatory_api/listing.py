@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.filters import Condition, Group, Node
-from observatory_api.query import TimeWindow
 
 
 class ListFilters(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.query import TIME_PARAMETERS, check_rfc3339
+from observatory_api.core.query import TIME_PARAMETERS, check_rfc3339
 
 MAX_JSON_DEPTH = 64
 

@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.query import TIME_PARAMETERS, check_rfc3339, check_text
+from observatory_api.core.query import TIME_PARAMETERS, check_rfc3339, check_text
 
 _allowed: dict[int, frozenset[str]] = {}
 

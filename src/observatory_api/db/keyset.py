@@ -12,8 +12,8 @@ from sqlalchemy import Column, Row, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
-from observatory_api.query import TimeWindow, check_text, check_time
+from observatory_api.core.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
+from observatory_api.core.query import TimeWindow, check_text, check_time
 
 
 class Keyset:

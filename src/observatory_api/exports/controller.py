@@ -18,8 +18,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.params import TRACE_ID
+from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.core.vocabulary import SpanKind
-from observatory_api.deps import TRACE_ID
 from observatory_api.exports.formats import (
     MEDIA_TYPES,
     ExportFormat,
@@ -37,7 +38,6 @@ from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.openapi_docs import api_responses, streamed
-from observatory_api.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort

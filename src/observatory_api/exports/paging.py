@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from observatory_api.core.pagination import Cursor, encode_cursor, fingerprint
+from observatory_api.core.query import TimeWindow
 from observatory_api.exports.formats import PageWriter
-from observatory_api.pagination import Cursor, encode_cursor, fingerprint
-from observatory_api.query import TimeWindow
 
 R = TypeVar("R", covariant=True)
 

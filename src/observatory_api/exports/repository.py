@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
-from observatory_api.query import TimeWindow
 
 _s, _t, _l = tables.spans, tables.traces, tables.logs
 

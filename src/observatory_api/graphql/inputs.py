@@ -7,10 +7,10 @@ from datetime import datetime
 import strawberry
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import check_plain, check_span_id, check_trace_id, resolve_window
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters
-from observatory_api.query import check_plain, check_span_id, check_trace_id, resolve_window
 from observatory_api.settings import QuerySettings
 
 

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from observatory_api.core.errors import NotFound
+from observatory_api.core.query import check_plain
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus
@@ -19,7 +20,6 @@ from observatory_api.metrics.schemas import MetricDefinition as MetricDefinition
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
 from observatory_api.metrics.schemas import MetricValue as MetricValueStruct
 from observatory_api.metrics.values import catalogue, checked_metric_value
-from observatory_api.query import check_plain
 
 FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from observatory_api.core.errors import InvalidInput, NotFound
+from observatory_api.core.query import check_plain, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval
@@ -16,7 +17,6 @@ from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.usage import ModelUsage, compared_usage
 from observatory_api.metrics.usage_batch import UsageRequest
 from observatory_api.models.schemas import ModelInfo
-from observatory_api.query import check_plain, resolve_window
 
 FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
 MAX_TOP_USERS = 1000

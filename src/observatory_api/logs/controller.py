@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 
+from observatory_api.core.params import CURSOR, LIMIT
+from observatory_api.core.query import resolve_limit
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogPage
 from observatory_api.openapi_docs import api_responses
-from observatory_api.query import resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
-from observatory_api.traces.controller import CURSOR, LIMIT
 
 
 class LogController(Controller):

@@ -7,12 +7,12 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogPage
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow
 
 _l = tables.logs
 

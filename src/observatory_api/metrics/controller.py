@@ -9,8 +9,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from observatory_api.core.params import IDENT, TIME_FROM, TIME_TO
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
-from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
 from observatory_api.metrics.catalogue import AGGREGATIONS, METRICS
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import TimeWindow, resolve_window
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.filters import Condition, Group, Node, _split_field, compile_span_filter, parse_filter
 from observatory_api.metrics.catalogue import (
@@ -27,7 +28,6 @@ from observatory_api.metrics.catalogue import (
 )
 from observatory_api.metrics.rollup_tables import GRAINS, ROLLUP_DIMENSIONS, ROLLUPS, Rollup
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
-from observatory_api.query import TimeWindow, resolve_window
 from observatory_api.settings import QuerySettings
 
 AUTO_BUCKETS = 50

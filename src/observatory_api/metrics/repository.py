@@ -18,6 +18,7 @@ from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import TimeWindow
 from observatory_api.db.dialect import grouped_percentiles, time_bucket
 from observatory_api.metrics import histogram
 from observatory_api.metrics.catalogue import Metric
@@ -36,7 +37,6 @@ from observatory_api.metrics.sql import (
     window_params,
 )
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow
 
 States = dict[str, Any]
 GroupKey = tuple[Any, ...]  # group key values, then the bucket start when bucketed

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import visitors
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_elements, time_bucket
 from observatory_api.filters import compile_span_filter
@@ -44,7 +45,6 @@ from observatory_api.metrics.catalogue import DIMENSIONS, model_call
 from observatory_api.metrics.continuous_aggregates import aggregate_for, has_continuous_aggregates
 from observatory_api.metrics.plan import Plan, Selection, rollup_for
 from observatory_api.metrics.rollup_tables import GRAINS, HISTOGRAMS, hist_columns
-from observatory_api.query import TimeWindow
 
 _s = tables.spans
 T = TypeVar("T")

@@ -9,6 +9,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import TypedDict, Unpack
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
@@ -22,7 +23,6 @@ from observatory_api.models.schemas import (
     UsageInterval,
     UsagePoint,
 )
-from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
 USAGE_COUNTS = [

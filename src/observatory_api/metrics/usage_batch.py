@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.filters import MAX_IN_VALUES
 from observatory_api.metrics.catalogue import INTERVALS, MAX_TOP_N
 from observatory_api.metrics.plan import MAX_POINTS, Plan, bucket_starts, plan_query
@@ -18,7 +19,6 @@ from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, Metr
 # The selections and conversions of the single-model answer: both answers stay the same.
 from observatory_api.metrics.usage import USAGE_COUNTS, USAGE_TOTALS, usage_answer, usage_counts
 from observatory_api.models.schemas import ModelUsage, UsageInterval, UsagePoint
-from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
 ModelKey = tuple[str, str]  # (provider, name)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from observatory_api.core.errors import InvalidInput, NotFound
+from observatory_api.core.query import EARLIEST, check_plain, resolve_window
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY, INTERVALS, METRICS, Metric
 from observatory_api.metrics.plan import plan_query
@@ -20,7 +21,6 @@ from observatory_api.metrics.schemas import (
     PeriodValue,
     Value,
 )
-from observatory_api.query import EARLIEST, check_plain, resolve_window
 from observatory_api.settings import QuerySettings
 
 

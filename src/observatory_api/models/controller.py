@@ -9,11 +9,11 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
-from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.core.params import IDENT, TIME_FROM, TIME_TO
+from observatory_api.core.query import check_plain, resolve_window
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelDetail, ModelList, ModelUsage, UsageInterval
 from observatory_api.openapi_docs import api_responses, link, linked
-from observatory_api.query import check_plain, resolve_window
 from observatory_api.settings import Settings
 
 PROVIDER = PathParameter(max_length=100, description="Provider part of the model id, e.g. `openai`.")

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.core.errors import InvalidInput, NotFound
+from observatory_api.core.query import TimeWindow, utc
 from observatory_api.db import tables
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.metrics.repository import MetricRepository
@@ -28,7 +29,6 @@ from observatory_api.models.schemas import (
     UsageInterval,
 )
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow, utc
 from observatory_api.settings import QuerySettings
 
 _m = tables.models

@@ -9,13 +9,12 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter
 
-from observatory_api.deps import IDENT, TIME_FROM, TIME_TO
+from observatory_api.core.params import CURSOR, IDENT, LIMIT, TIME_FROM, TIME_TO
+from observatory_api.core.query import PLAIN_ID, check_plain, resolve_limit, resolve_window
 from observatory_api.openapi_docs import api_responses, link, linked
-from observatory_api.query import PLAIN_ID, check_plain, resolve_limit, resolve_window
 from observatory_api.sessions.repository import SessionRepository, SessionSort
 from observatory_api.sessions.schemas import SessionDetail, SessionPage
 from observatory_api.settings import Settings
-from observatory_api.traces.controller import CURSOR, LIMIT
 
 
 class SessionController(Controller):

@@ -10,10 +10,10 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import NotFound
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow
 from observatory_api.sessions.schemas import SessionDetail, SessionPage, SessionSummary
 from observatory_api.traces.repository import SUMMARY_COLUMNS, to_summary
 from observatory_api.traces.schemas import TraceSummary

@@ -9,16 +9,15 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
+from observatory_api.core.params import CURSOR, LIMIT, TRACE_ID
+from observatory_api.core.query import check_trace_id, resolve_limit
 from observatory_api.core.vocabulary import SpanKind
-from observatory_api.deps import TRACE_ID
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
-from observatory_api.query import check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
-from observatory_api.traces.controller import CURSOR, LIMIT
 
 
 class SpanController(Controller):

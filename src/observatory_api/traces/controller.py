@@ -6,19 +6,17 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter
 
+from observatory_api.core.params import CURSOR, LIMIT
+from observatory_api.core.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
-from observatory_api.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
 from observatory_api.traces.search import search_traces
-
-LIMIT = QueryParameter(required=False, ge=1, le=1000, description="Page size (default 50).")
-CURSOR = QueryParameter(required=False, max_length=2048, description="`next_cursor` of the previous page.")
 
 
 class TraceController(Controller):

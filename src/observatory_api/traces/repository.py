@@ -11,13 +11,13 @@ from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import NotFound
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.keyset import Keyset
 from observatory_api.filters import Node, compile_trace_filter
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.observability.db import timed
-from observatory_api.query import TimeWindow
 from observatory_api.spans.rows import span_columns, span_from_row
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSort, TraceSummary

@@ -13,7 +13,7 @@ import pytest
 from httpx import Response
 from litestar.testing import TestClient
 
-from observatory_api.pagination import fingerprint
+from observatory_api.core.pagination import fingerprint
 from tests import dataset
 
 SEARCH = "/api/v1/traces/search"

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.query import TimeWindow
 from observatory_api.db.keyset import Keyset
 from observatory_api.db.tables import spans as _s
-from observatory_api.query import TimeWindow
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from itertools import pairwise
 import pytest
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.query import TimeWindow
 from observatory_api.metrics.plan import Plan, aligned, auto_interval, plan_query, rollup_for, segments
 from observatory_api.metrics.schemas import MetricQuery, MetricSelection
-from observatory_api.query import TimeWindow
 from observatory_api.settings import QuerySettings
 
 END = datetime(2026, 11, 20, tzinfo=UTC)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import msgspec
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.settings import QuerySettings
 
 # Used with fullmatch: `$` alone would let a trailing newline through. The patterns go into the
 # OpenAPI document as they are (JSON Schema patterns have no such `$`).
@@ -23,6 +23,24 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 TIME_RANGE_REASON = "must be between 1970-01-01T00:00:00Z and 9999-01-01T00:00:00Z"
 NUL_REASON = "must not contain NUL characters"
+
+
+class WindowLimits(Protocol):
+    """What bounds a time window (settings' `query` section is one)."""
+
+    @property
+    def default_range_hours(self) -> int: ...
+    @property
+    def max_range_days(self) -> int: ...
+
+
+class PageLimits(Protocol):
+    """What bounds a page size (settings' `query` section is one)."""
+
+    @property
+    def default_page_size(self) -> int: ...
+    @property
+    def max_page_size(self) -> int: ...
 
 
 class TimeWindow(msgspec.Struct, frozen=True):
@@ -49,7 +67,7 @@ def check_time(value: datetime, field: str, source: str = "query") -> datetime:
 def resolve_window(
     start: datetime | None,
     end: datetime | None,
-    limits: QuerySettings,
+    limits: WindowLimits,
     *,
     now: datetime | None = None,
     source: str = "query",
@@ -66,7 +84,7 @@ def resolve_window(
     return TimeWindow(start=start, end=end)
 
 
-def resolve_limit(limit: int | None, limits: QuerySettings) -> int:
+def resolve_limit(limit: int | None, limits: PageLimits) -> int:
     if limit is None:
         return limits.default_page_size
     if not 1 <= limit <= limits.max_page_size:

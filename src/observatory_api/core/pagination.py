@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.query import check_time
+from observatory_api.core.query import check_time
 
 KeyValue = str | int | float | None
 
