@@ -10,6 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import IDENT, NON_NEGATIVE, SPAN_ID, TIME_FROM, TIME_TO, TRACE_ID
 from observatory_api.core.query import (
     check_plain,
@@ -19,7 +20,6 @@ from observatory_api.core.query import (
 )
 from observatory_api.core.vocabulary import LogSeverity, SpanStatus
 from observatory_api.db.replicas import ReadRouter
-from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.repository import ModelRepository
@@ -84,16 +84,6 @@ def provide_list_filters(
     ] = None,
 ) -> ListFilters:
     """The filters shared by `GET /traces` and `GET /spans`, with the time range checked."""
-    identifiers = {
-        "service": service,
-        "provider": provider,
-        "user_id": user_id,
-        "session_id": session_id,
-        "environment": environment,
-        "tag": tag,
-    }
-    for name, value in identifiers.items():
-        check_plain(value, name)
     return ListFilters(
         window=resolve_window(from_, to, settings.query),
         service=service,
@@ -109,7 +99,7 @@ def provide_list_filters(
         min_cost=min_cost,
         max_cost=max_cost,
         q=q,
-    )
+    ).checked("query")
 
 
 def provide_log_query(

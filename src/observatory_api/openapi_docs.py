@@ -23,8 +23,8 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from observatory_api.core.filters import ATTRIBUTE_FIELD, MAX_IN_VALUES, OPS_BY_KIND, field_names
 from observatory_api.errors import PROBLEM_MEDIA_TYPE, Problem
-from observatory_api.filters import ATTRIBUTE_FIELD, MAX_IN_VALUES, OPS_BY_KIND, field_names
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator

@@ -14,9 +14,9 @@ import pytest_asyncio
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.query import TimeWindow
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogFilters, LogRepository
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.spans.repository import SpanRepository

@@ -18,6 +18,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.params import TRACE_ID
 from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.core.vocabulary import SpanKind
@@ -34,7 +35,6 @@ from observatory_api.exports.otlp import logs_request, trace_request
 from observatory_api.exports.paging import DerivedPage, Fetch, Page, resume_cursor, stream_pages
 from observatory_api.exports.parquet import ParquetPageWriter
 from observatory_api.exports.repository import ExportKeyRepository
-from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.openapi_docs import api_responses, streamed

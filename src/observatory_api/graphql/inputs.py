@@ -7,9 +7,9 @@ from datetime import datetime
 import strawberry
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.query import check_plain, check_span_id, check_trace_id, resolve_window
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
-from observatory_api.listing import ListFilters
 from observatory_api.logs.repository import LogFilters
 from observatory_api.settings import QuerySettings
 
@@ -53,18 +53,8 @@ class LogFilter:
 
 
 def list_filters(given: TraceFilter | None, limits: QuerySettings) -> ListFilters:
-    """The same checks and defaults as the REST query parameters."""
+    """The same checks (`ListFilters.checked`) and defaults as the REST query parameters."""
     given = given or TraceFilter()
-    for name, value in (
-        ("service", given.service),
-        ("user_id", given.user_id),
-        ("session_id", given.session_id),
-        ("tag", given.tag),
-        ("model", given.model),
-        ("provider", given.provider),
-        ("environment", given.environment),
-    ):
-        check_plain(value, name, "filter")
     for name, bound in (
         ("minDuration", given.min_duration),
         ("maxDuration", given.max_duration),
@@ -95,7 +85,7 @@ def list_filters(given: TraceFilter | None, limits: QuerySettings) -> ListFilter
         q=given.text,
         kind=kind,
         trace_id=trace_id,
-    )
+    ).checked("filter")
 
 
 def log_filters(given: LogFilter | None) -> LogFilters:

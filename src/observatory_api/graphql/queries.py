@@ -9,6 +9,7 @@ from typing import Annotated, Protocol, TypeVar
 import strawberry
 
 from observatory_api.core.errors import NotFound
+from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.query import check_plain, check_trace_id, resolve_limit, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import SessionSort, SpanSort, TraceSort
@@ -25,7 +26,6 @@ from observatory_api.graphql.types import (
     Trace,
     TracePage,
 )
-from observatory_api.listing import ListFilters, filters_to_node
 
 Limit = Annotated[int | None, strawberry.argument(description="Page size (default 50, at most 1000).")]
 After = Annotated[

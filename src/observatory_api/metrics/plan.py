@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.filters import Condition, Group, Node, parse_filter, split_field
 from observatory_api.core.query import TimeWindow, resolve_window
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
-from observatory_api.filters import Condition, Group, Node, _split_field, compile_span_filter, parse_filter
+from observatory_api.db.filters import compile_span_filter
 from observatory_api.metrics.catalogue import (
     ALIAS_PATTERN,
     DIMENSIONS,
@@ -212,7 +213,7 @@ def rollup_blocker(plan: Plan) -> tuple[str, str] | None:
             return f"group_by[{i}]", f"{name} is not a rollup dimension"
     if plan.filter_node is not None:
         for condition in _conditions(plan.filter_node):
-            name, _ = _split_field(condition.field)
+            name, _ = split_field(condition.field)
             if name not in _ROLLUP_FILTER_FIELDS:
                 return f"{condition.where}.field", f"{condition.field} is not a rollup dimension"
     return None
@@ -225,7 +226,7 @@ def rollup_for(plan: Plan, grain: str) -> Rollup:
     needed = {"status", "kind", *plan.group_by}
     needed.update(d for s in plan.selections for d in s.metric.condition_dimensions)
     if plan.filter_node is not None:
-        needed.update(_split_field(c.field)[0] for c in _conditions(plan.filter_node))
+        needed.update(split_field(c.field)[0] for c in _conditions(plan.filter_node))
     candidates = [r for r in ROLLUPS if r.grain == grain and needed <= set(r.dimensions)]
     return min(candidates, key=lambda r: len(r.dimensions))
 

@@ -40,7 +40,7 @@ from sqlalchemy.sql import visitors
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.dialect import json_array_elements, time_bucket
-from observatory_api.filters import compile_span_filter
+from observatory_api.db.filters import compile_span_filter
 from observatory_api.metrics.catalogue import DIMENSIONS, model_call
 from observatory_api.metrics.continuous_aggregates import aggregate_for, has_continuous_aggregates
 from observatory_api.metrics.plan import Plan, Selection, rollup_for

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from observatory_api.core.filters import MAX_IN_VALUES
 from observatory_api.core.query import TimeWindow
-from observatory_api.filters import MAX_IN_VALUES
 from observatory_api.metrics.catalogue import INTERVALS, MAX_TOP_N
 from observatory_api.metrics.plan import MAX_POINTS, Plan, bucket_starts, plan_query
 from observatory_api.metrics.repository import MetricRepository

@@ -9,10 +9,11 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.filters import Node
 from observatory_api.core.query import TimeWindow, utc
 from observatory_api.db import tables
+from observatory_api.db.filters import compile_span_filter
 from observatory_api.db.keyset import Keyset
-from observatory_api.filters import Node, compile_span_filter
 from observatory_api.observability.db import timed
 from observatory_api.spans.rows import span_columns, span_from_row
 from observatory_api.spans.schemas import Span, SpanPage

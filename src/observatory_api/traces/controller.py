@@ -8,9 +8,9 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter
 
+from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import HEX_TRACE_ID, check_trace_id, resolve_limit
-from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.openapi_docs import api_responses, link, linked
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings

@@ -11,10 +11,11 @@ from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import NotFound
+from observatory_api.core.filters import Node
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
+from observatory_api.db.filters import compile_trace_filter
 from observatory_api.db.keyset import Keyset
-from observatory_api.filters import Node, compile_trace_filter
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.observability.db import timed

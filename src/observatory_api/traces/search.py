@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.filters import Group, parse_filter
 from observatory_api.core.query import resolve_limit, resolve_window
-from observatory_api.filters import Group, parse_filter
 from observatory_api.settings import QuerySettings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TracePage, TraceSearch

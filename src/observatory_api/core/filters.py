@@ -1,30 +1,22 @@
-"""The boolean filter language of `POST /traces/search` (and, later, metric queries).
+"""The boolean filter language of `POST /traces/search` and metric queries: its shape and fields.
 
 A filter is a tree of `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` and conditions
 `{"field": "model", "op": "eq", "value": "gpt-4o"}`. Fields are looked up in a whitelist per
-target (spans or traces); SQL is built from those columns and bound values only. Attributes are
-addressed by path: `attributes.customer.tier`, or `attributes["llm.temperature"]` for keys that
-hold dots.
+target (spans or traces). Attributes are addressed by path: `attributes.customer.tier`, or
+`attributes["llm.temperature"]` for keys that hold dots. db/filters.py compiles a checked tree
+to SQL over those columns and bound values only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
-import msgspec
-from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
-
-from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.content import path_reaches_content
 from observatory_api.core.errors import InvalidInput
-from observatory_api.core.query import check_text, check_time
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
-from observatory_api.db import tables
-from observatory_api.db.dialect import json_array_contains, json_path_condition
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
 FieldKind = Literal["str", "enum", "num", "time", "text", "tags", "json"]
@@ -46,7 +38,7 @@ _KEY = r"[A-Za-z0-9_\-:@$]{1,100}"
 # databases (a text[] parameter on PostgreSQL, a quoted JSON path label on SQLite), never parsed.
 _QUOTED_KEY = r'[^"\x00-\x1f\x7f]{1,100}'
 _ATTRIBUTE_SEGMENT = re.compile(rf'\.(?P<plain>{_KEY})|\["(?P<quoted>{_QUOTED_KEY})"\]')
-# A whole attribute field, for the OpenAPI document (`_split_field` parses it).
+# A whole attribute field, for the OpenAPI document (`split_field` parses it).
 ATTRIBUTE_FIELD = rf'^attributes(?:\.{_KEY}|\["{_QUOTED_KEY}"\]){{1,{MAX_DEPTH}}}$'
 _ATTRIBUTE_PATH_REASON = (
     'an attribute path is attributes.<key> or attributes["<key>"]: a plain key holds 1 to 100 letters, '
@@ -111,12 +103,33 @@ def _parse(raw: Any, where: str, depth: int, counter: list[int], max_nodes: int)
     field, op = raw.get("field"), raw.get("op")
     if not isinstance(field, str) or not field:
         raise InvalidInput.field(f"{where}.field", "is required and must be a string", "body")
-    _check_attribute_path(field, f"{where}.field")
+    check_attribute_path(field, f"{where}.field")
     if op not in OPS_BY_KIND["json"]:
         raise InvalidInput.field(f"{where}.op", f"unknown operator {op!r}", "body")
     if op != "exists" and "value" not in raw:
         raise InvalidInput.field(f"{where}.value", "is required", "body")
     return Condition(field=field, op=op, value=raw.get("value", True), where=where)
+
+
+def check_attribute_path(field: str, where: str) -> None:
+    """A field that starts an attribute path (`attributes.` or `attributes[`) must be a whole one."""
+    if field.startswith(("attributes.", "attributes[")) and not split_field(field)[1]:
+        raise InvalidInput.field(where, f"{_ATTRIBUTE_PATH_REASON}; got {field!r}", "body")
+
+
+def split_field(field: str) -> tuple[str, list[str]]:
+    """`attributes.a.b` -> ("attributes", ["a", "b"]); other fields have no path."""
+    if not field.startswith("attributes"):
+        return field, []
+    rest, path = field[len("attributes") :], []
+    position = 0
+    while position < len(rest):
+        match = _ATTRIBUTE_SEGMENT.match(rest, position)
+        if match is None:
+            return field, []
+        path.append(match.group("plain") or match.group("quoted"))
+        position = match.end()
+    return "attributes", path
 
 
 # --------------------------------------------------------------------------- fields
@@ -200,52 +213,8 @@ def field_names(target: Literal["spans", "traces"]) -> list[str]:
     return sorted(f"{name}.<path>" if spec.kind == "json" else name for name, spec in names.items())
 
 
-# --------------------------------------------------------------------------- compiling
-
-
-def compile_span_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:
-    """SQL over the `spans` table; without `allow_content`, a condition that could read content is a 400."""
-    return _compile(node, lambda c: _span_condition(c, allow_content))
-
-
-def compile_trace_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:
-    """SQL over the `traces` table; span-level fields become EXISTS over that trace's spans.
-    Without `allow_content`, a condition that could read content is a 400."""
-    return _compile(node, lambda c: _trace_condition(c, allow_content))
-
-
-def _compile(node: Node, leaf: Callable[[Condition], ColumnElement[bool]]) -> ColumnElement[bool]:
-    if isinstance(node, Condition):
-        return leaf(node)
-    parts = [_compile(item, leaf) for item in node.items]
-    if node.kind == "not":
-        return not_(parts[0])
-    return and_(*parts) if node.kind == "and" else or_(*parts)
-
-
-def _check_attribute_path(field: str, where: str) -> None:
-    """A field that starts an attribute path (`attributes.` or `attributes[`) must be a whole one."""
-    if field.startswith(("attributes.", "attributes[")) and not _split_field(field)[1]:
-        raise InvalidInput.field(where, f"{_ATTRIBUTE_PATH_REASON}; got {field!r}", "body")
-
-
-def _split_field(field: str) -> tuple[str, list[str]]:
-    """`attributes.a.b` -> ("attributes", ["a", "b"]); other fields have no path."""
-    if not field.startswith("attributes"):
-        return field, []
-    rest, path = field[len("attributes") :], []
-    position = 0
-    while position < len(rest):
-        match = _ATTRIBUTE_SEGMENT.match(rest, position)
-        if match is None:
-            return field, []
-        path.append(match.group("plain") or match.group("quoted"))
-        position = match.end()
-    return "attributes", path
-
-
-def _lookup(condition: Condition, fields: Mapping[str, FieldSpec], allow_content: bool) -> tuple[FieldSpec, list[str]]:
-    name, path = _split_field(condition.field)
+def lookup(condition: Condition, fields: Mapping[str, FieldSpec], allow_content: bool) -> tuple[FieldSpec, list[str]]:
+    name, path = split_field(condition.field)
     spec = fields.get(name)
     if spec is None or (spec.kind == "json") != bool(path):
         hint = "attributes needs a path, e.g. attributes.customer.tier" if name == "attributes" else "unknown field"
@@ -261,144 +230,3 @@ def _lookup(condition: Condition, fields: Mapping[str, FieldSpec], allow_content
             f"{condition.where}.op", f"{condition.op!r} does not apply to {name}; use {allowed}", "body"
         )
     return spec, path
-
-
-def _span_condition(condition: Condition, allow_content: bool) -> ColumnElement[bool]:
-    spec, path = _lookup(condition, SPAN_FIELDS, allow_content)
-    return _column_condition(tables.spans, spec, path, condition)
-
-
-def _trace_condition(condition: Condition, allow_content: bool) -> ColumnElement[bool]:
-    name, _ = _split_field(condition.field)
-    if name in TRACE_FIELDS:
-        spec, path = _lookup(condition, TRACE_FIELDS, allow_content)
-        return _column_condition(tables.traces, spec, path, condition)
-    spec, path = _lookup(condition, SPAN_FIELDS, allow_content)
-    spans = tables.spans
-    traces = tables.traces
-    # Bounded by the trace's time range: TimescaleDB then probes only the trace's chunks.
-    matching = and_(
-        spans.c.trace_id == traces.c.trace_id,
-        spans.c.start_time >= traces.c.start_time,
-        spans.c.start_time <= traces.c.end_time,
-        _column_condition(spans, spec, path, condition),
-    )
-    return exists(select(1).select_from(spans).where(matching))
-
-
-def _column_condition(table: Table, spec: FieldSpec, path: list[str], condition: Condition) -> ColumnElement[bool]:
-    column = table.c[spec.column]
-    op, value, where = condition.op, condition.value, f"{condition.where}.value"
-    if op == "in":
-        values = _in_values(value, where)
-        return or_(*(_single(column, spec, path, "eq", v, where) for v in values)) if values else false()
-    return _single(column, spec, path, op, value, where)
-
-
-def _in_values(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list) or len(value) > MAX_IN_VALUES:
-        raise InvalidInput.field(where, f"`in` takes a list of at most {MAX_IN_VALUES} values", "body")
-    return value
-
-
-def _single(
-    column: ColumnElement[Any], spec: FieldSpec, path: list[str], op: str, value: Any, where: str
-) -> ColumnElement[bool]:
-    if op == "exists":
-        if not isinstance(value, bool):
-            raise InvalidInput.field(where, "`exists` takes true or false", "body")
-        if spec.kind == "json":
-            present = json_path_condition(column, path, "exists")
-            return present if value else not_(present)
-        return column.is_not(None) if value else column.is_(None)
-    if spec.kind == "json":
-        _check_scalar(value, where)
-        return json_path_condition(column, path, op, value)
-    if spec.kind == "tags":
-        text = _check_string(value, where)
-        contains = json_array_contains(column, _canonical(text) if spec.canonical_model else text)
-        return not_(contains) if op == "ne" else contains
-    if spec.kind == "num":
-        return _compare(column, op, _number_operand(column, _check_number(value, where)))
-    if spec.kind == "time":
-        return _compare(column, op, _check_time(value, where))
-    text = _check_string(value, where)
-    if spec.kind == "enum" and text not in spec.choices:
-        raise InvalidInput.field(where, f"must be one of {', '.join(spec.choices)}", "body")
-    if op == "contains":
-        return column.ilike(_like(text), escape="\\")
-    return _compare(column, op, _canonical(text) if spec.canonical_model else text)
-
-
-def _canonical(model: str) -> str:
-    return canonical_model(None, model).model_id or model
-
-
-def _compare(column: ColumnElement[Any], op: str, value: object) -> ColumnElement[bool]:
-    match op:
-        case "eq":
-            return column == value
-        case "ne":
-            # Absent values differ from any value the client names.
-            return or_(column != value, column.is_(None))
-        case "gt":
-            return column > value
-        case "gte":
-            return column >= value
-        case "lt":
-            return column < value
-        case "lte":
-            return column <= value
-    raise InvalidInput.field("op", f"unsupported operator {op!r}", "body")
-
-
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _check_string(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_STRING:
-        raise InvalidInput.field(where, f"must be a string of 1 to {MAX_STRING} characters", "body")
-    return check_text(value, where, "body")
-
-
-# The magnitude beyond which a number cannot be compared as a double (float(10**400) overflows).
-_MAX_NUMBER = 1e308
-
-
-def _check_number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput.field(where, "must be a number", "body")
-    if not -_MAX_NUMBER <= value <= _MAX_NUMBER:  # JSON has no infinity; a 400-digit integer does parse
-        raise InvalidInput.field(where, f"must be a number between -{_MAX_NUMBER:g} and {_MAX_NUMBER:g}", "body")
-    return value
-
-
-# Integers every integer column holds (PostgreSQL's integer is 32 bits).
-_INT32 = range(-(2**31), 2**31)
-
-
-def _number_operand(column: Any, number: float) -> Any:
-    """`number` as the other side of a comparison with `column`: an integer an integer column holds
-    as is (its index serves), anything else as a double, so that 2**40 or 1.5 against a 32-bit
-    integer column, or 2**70 against any, compares as numbers instead of failing to bind."""
-    if isinstance(column.type, Integer) and isinstance(number, int) and number in _INT32:
-        return number
-    return literal(float(number), Double())
-
-
-def _check_scalar(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        _check_string(value, where)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        _check_number(value, where)
-    elif not isinstance(value, bool):
-        raise InvalidInput.field(where, "must be a string, a number or a boolean", "body")
-
-
-def _check_time(value: Any, where: str) -> datetime:
-    try:
-        parsed = msgspec.convert(value, datetime)
-    except msgspec.ValidationError:
-        raise InvalidInput.field(where, "must be an RFC 3339 timestamp", "body") from None
-    return check_time(parsed, where, "body")

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from observatory_api.core.query import TimeWindow
-from observatory_api.filters import Condition, Group, Node
+from observatory_api.core.filters import Condition, Group, Node
+from observatory_api.core.query import TimeWindow, check_plain
 
 
 class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +30,14 @@ class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
     kind: str | None = None
     trace_id: str | None = None
 
+    def checked(self, source: str) -> ListFilters:
+        """These filters, refused (400, naming the field and `source`) when an identifier holds a
+        control character or more than 200 characters. REST (`query`) and GraphQL (`filter`) both
+        call it, so the two check the same fields the same way."""
+        for name in IDENTIFIERS:
+            check_plain(getattr(self, name), name, source)
+        return self
+
     def fingerprint_fields(self) -> dict[str, Any]:
         """Everything but the window, which the cursor carries itself."""
         data = msgspec.structs.asdict(self)
@@ -37,6 +45,8 @@ class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
         return data
 
 
+# The fields that hold a client-named identifier (a model name included: it is compared as text).
+IDENTIFIERS = ("service", "model", "provider", "user_id", "session_id", "environment", "tag")
 _EQUALS = ("service", "model", "provider", "status", "user_id", "session_id", "environment", "tag", "kind", "trace_id")
 _BOUNDS = (
     ("min_duration_ms", "duration_ms", "gte"),
