@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
+from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.listing import ListFilters, filters_to_node
 from observatory_api.logs.repository import LogFilters, LogRepository
-from observatory_api.query import TimeWindow
 from observatory_api.settings import DatabaseSettings
 from observatory_api.spans.repository import SpanRepository
 from observatory_api.traces.repository import TraceRepository

@@ -61,8 +61,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from sqlalchemy.engine import make_url
 
+from observatory_api.core.records import SpanRecord
 from observatory_api.demo.generator import generate
-from observatory_api.storage.records import SpanRecord
 
 SERVERS = {
     "postgresql": os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

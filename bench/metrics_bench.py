@@ -36,6 +36,8 @@ import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from observatory_api.core.query import TimeWindow
+from observatory_api.core.records import SpanRecord
 from observatory_api.db.dialect import mark_timescaledb, time_bucket, upsert_via_staging
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import upgrade
@@ -57,10 +59,8 @@ from observatory_api.metrics.rollup_tables import (
 )
 from observatory_api.metrics.rollups import additive_updates, dims_key, rollup_rows
 from observatory_api.metrics.schemas import MetricQuery
-from observatory_api.query import TimeWindow
 from observatory_api.settings import DatabaseSettings, QuerySettings
 from observatory_api.spans.repository import SpanRepository
-from observatory_api.storage.records import SpanRecord
 from observatory_api.traces.repository import TraceRepository
 
 SERVERS = {

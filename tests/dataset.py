@@ -7,8 +7,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from functools import cache
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.demo.generator import generate
-from observatory_api.storage.records import LogRecord, SpanRecord
 
 DATASET_TRACES = 400
 DATASET_SEED = 7

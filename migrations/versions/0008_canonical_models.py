@@ -112,10 +112,10 @@ def _canonicalise_spans() -> None:
 
 def _price_spans() -> None:
     """Price the spans the writer would price now; the rest without a cost get source 'none'."""
+    from observatory_api.core.records import SpanRecord
     from observatory_api.db.tables import model_prices, models, spans
     from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
     from observatory_api.storage.costs import CostFiller
-    from observatory_api.storage.records import SpanRecord
 
     bind = op.get_bind()
     periods: dict[tuple[str, str], list[PricePeriod]] = {}

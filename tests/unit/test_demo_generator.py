@@ -7,10 +7,10 @@ from functools import cache
 
 import pytest
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.demo.calls import CATALOGUE
 from observatory_api.demo.generator import generate
 from observatory_api.models.pricing import ModelPrices, price_usage
-from observatory_api.storage.records import LogRecord, SpanRecord
 
 END = datetime(2025, 6, 2, 12, 30, tzinfo=UTC)
 TRACES = 3000

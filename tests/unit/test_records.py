@@ -5,8 +5,8 @@ from datetime import datetime
 import msgspec
 import pytest
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.db.tables import logs, spans
-from observatory_api.storage.records import LogRecord, SpanRecord
 
 
 def test_records_have_the_columns_of_their_tables_in_order() -> None:

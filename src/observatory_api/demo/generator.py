@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.demo import texts
 from observatory_api.demo.calls import CHAT_MODEL_WEIGHTS, EMBEDDING_MODEL_WEIGHTS, pick
 from observatory_api.demo.ids import generation_salt, hex_id
@@ -21,7 +22,6 @@ from observatory_api.demo.plans import PLANS, Node, PlanContext, layout, settle
 from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
 from observatory_api.storage.costs import name_and_price
-from observatory_api.storage.records import LogRecord, SpanRecord
 
 _CATALOGUE_HISTORY = PriceHistory(
     {

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.core.vocabulary import LogSeverity
 from observatory_api.demo.ids import hex_id
 from observatory_api.demo.plans import Node
-from observatory_api.storage.records import LogRecord, SpanRecord
 
 MAX_LOGS_PER_TRACE = 4
 

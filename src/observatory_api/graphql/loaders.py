@@ -21,9 +21,9 @@ from observatory_api.core.errors import DomainError
 from observatory_api.graphql.budget import RowBudget
 from observatory_api.logs.schemas import LogEntry
 from observatory_api.metrics.repository import MetricRepository
-from observatory_api.metrics.usage_batch import ModelKey, UsageRequest, models_usage
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelUsage
+from observatory_api.models.usage_batch import ModelKey, UsageRequest, models_usage
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import QuerySettings
 from observatory_api.spans.repository import SpanRepository

@@ -15,8 +15,8 @@ from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import UsageKey
 from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.usage import ModelUsage, compared_usage
-from observatory_api.metrics.usage_batch import UsageRequest
 from observatory_api.models.schemas import ModelInfo
+from observatory_api.models.usage_batch import UsageRequest
 
 FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
 MAX_TOP_USERS = 1000

@@ -13,9 +13,9 @@ from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import ComparedUsageKey
-from observatory_api.metrics.usage_batch import UsageRequest
 from observatory_api.models.schemas import ModelUsage as ModelUsageStruct
 from observatory_api.models.schemas import UsageComparison as UsageComparisonStruct
+from observatory_api.models.usage_batch import UsageRequest
 
 MAX_COMPARE_WITH = 300  # the bound of REST's `compare_with`
 

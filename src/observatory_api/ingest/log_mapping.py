@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from observatory_api.core.records import LogRecord
 from observatory_api.core.vocabulary import LogSeverity
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpLog
 from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.values import as_text, check_time, timestamp_of
-from observatory_api.storage.records import LogRecord
 
 _SEVERITIES: tuple[tuple[int, LogSeverity], ...] = (
     (21, "FATAL"),

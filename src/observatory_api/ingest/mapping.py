@@ -16,13 +16,13 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from observatory_api.core.records import SpanRecord
 from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.span_events import first_token_ms, stored_events
 from observatory_api.ingest.values import as_float, as_int, as_text, check_time, timestamp_of
-from observatory_api.storage.records import SpanRecord
 
 # column -> attribute keys, in priority order
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {

@@ -33,7 +33,7 @@ from observatory_api.metrics.rollup_tables import (
 )
 
 if TYPE_CHECKING:  # storage imports this module: no import cycle at run time
-    from observatory_api.storage.records import SpanRecord
+    from observatory_api.core.records import SpanRecord
 
 BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday, as in db.dialect.time_bucket
 

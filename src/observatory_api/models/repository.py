@@ -16,8 +16,6 @@ from observatory_api.core.query import TimeWindow, utc
 from observatory_api.db import tables
 from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.metrics.repository import MetricRepository
-from observatory_api.metrics.usage import ComparedModels
-from observatory_api.metrics.usage import model_usage as usage_from_metrics
 from observatory_api.models.prices import load_price_history
 from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
 from observatory_api.models.schemas import (
@@ -28,6 +26,8 @@ from observatory_api.models.schemas import (
     PriceHistoryEntry,
     UsageInterval,
 )
+from observatory_api.models.usage import ComparedModels
+from observatory_api.models.usage import model_usage as usage_from_metrics
 from observatory_api.observability.db import timed
 from observatory_api.settings import QuerySettings
 

@@ -27,10 +27,10 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.canonical_models import CanonicalModel, canonical_model
+from observatory_api.core.records import SpanRecord
 from observatory_api.models.price_data import genai_price
 from observatory_api.models.prices import load_price_history
 from observatory_api.models.pricing import PriceHistory, price_usage
-from observatory_api.storage.records import SpanRecord
 
 CostSource = Literal["instrumentation", "catalogue", "genai-prices", "none"]
 COST_SOURCES: tuple[CostSource, ...] = ("instrumentation", "catalogue", "genai-prices", "none")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from observatory_api.core.records import LogRecord, SpanRecord
 from observatory_api.db.dialect import (
     analyze_tables,
     estimated_rows,
@@ -36,7 +37,6 @@ from observatory_api.storage.context import (
 )
 from observatory_api.storage.costs import CostFiller
 from observatory_api.storage.group_commit import GroupCommit
-from observatory_api.storage.records import LogRecord, SpanRecord
 from observatory_api.storage.session_changes import TraceTotals, session_changes
 from observatory_api.storage.span_identity import SpanId, stored_starts
 from observatory_api.storage.summaries import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from observatory_api.metrics import usage_batch
+from observatory_api.models import usage_batch
 from tests.integration.graphql.helpers import assert_same, count, data, rest_usage
 
 

@@ -15,10 +15,10 @@ from litestar.testing import TestClient
 from sqlalchemy import event
 
 from observatory_api.app import create_app
+from observatory_api.core.records import SpanRecord
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.settings import DatabaseSettings, GraphQLSettings, RateLimitSettings
 from observatory_api.storage import TelemetryWriter
-from observatory_api.storage.records import SpanRecord
 from tests.conftest import auth_headers, make_settings
 from tests.integration.graphql.helpers import app_client, data, gql
 

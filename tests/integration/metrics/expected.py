@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from observatory_api.storage.records import SpanRecord
+from observatory_api.core.records import SpanRecord
 from tests import dataset
 
 MODEL_CALLS = ("llm", "embedding")

@@ -20,12 +20,12 @@ import pytest_asyncio
 from litestar.testing import TestClient
 
 from observatory_api.app import create_app
+from observatory_api.core.records import SpanRecord
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.demo.generator import generate
 from observatory_api.metrics.continuous_aggregates import AGGREGATE_OF_ROLLUP
 from observatory_api.settings import DatabaseSettings
 from observatory_api.storage import TelemetryWriter
-from observatory_api.storage.records import SpanRecord
 from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from observatory_api.core.records import SpanRecord
 from observatory_api.storage.context import Context, inherit_in_batch, resolve
-from observatory_api.storage.records import SpanRecord
 
 NONE: Context = (None, None, None, [])
 

@@ -15,10 +15,10 @@ from observatory_api.metrics.catalogue import INTERVALS, MAX_TOP_N
 from observatory_api.metrics.plan import MAX_POINTS, Plan, bucket_starts, plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricQuery, MetricQueryResult, MetricSelection, MetricSeries, Value
+from observatory_api.models.schemas import ModelUsage, UsageInterval, UsagePoint
 
 # The selections and conversions of the single-model answer: both answers stay the same.
-from observatory_api.metrics.usage import USAGE_COUNTS, USAGE_TOTALS, usage_answer, usage_counts
-from observatory_api.models.schemas import ModelUsage, UsageInterval, UsagePoint
+from observatory_api.models.usage import USAGE_COUNTS, USAGE_TOTALS, usage_answer, usage_counts
 from observatory_api.settings import QuerySettings
 
 ModelKey = tuple[str, str]  # (provider, name)
