@@ -36,8 +36,9 @@ import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from observatory_api.db.dialect import mark_timescaledb, time_bucket, upsert_via_staging
+from observatory_api.db.bulk_insert import upsert_via_staging
 from observatory_api.db.engine import create_engine, database_url
+from observatory_api.db.metric_sql import mark_timescaledb, time_bucket
 from observatory_api.db.migrate import upgrade
 from observatory_api.db.tables import spans
 from observatory_api.demo.seed import seed_demo

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, fals
 from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.content import path_reaches_content
 from observatory_api.db import tables
-from observatory_api.db.dialect import json_array_contains, json_path_condition
+from observatory_api.db.json_sql import json_array_contains, json_path_condition
 from observatory_api.errors import InvalidInput
 from observatory_api.query import check_text, check_time
 

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.db.dialect import mark_timescaledb
 from observatory_api.db.engine import create_engine, database_url, is_sqlite, readonly_url
+from observatory_api.db.metric_sql import mark_timescaledb
 from observatory_api.db.migrate import head_revision, upgrade
 from observatory_api.db.replicas import ReadRouter, build_read_router
 from observatory_api.ingest.export import decode_limits

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
+from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput
 from observatory_api.filters import Condition, Group, Node, _split_field, compile_span_filter, parse_filter
 from observatory_api.metrics.catalogue import (

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from observatory_api.db.dialect import grouped_percentiles, time_bucket
+from observatory_api.db.metric_sql import grouped_percentiles, time_bucket
 from observatory_api.errors import InvalidInput
 from observatory_api.metrics import histogram
 from observatory_api.metrics.catalogue import Metric

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import visitors
 
 from observatory_api.db import tables
-from observatory_api.db.dialect import json_array_elements, time_bucket
+from observatory_api.db.metric_sql import json_array_elements, time_bucket
 from observatory_api.filters import compile_span_filter
 from observatory_api.metrics.catalogue import DIMENSIONS, model_call
 from observatory_api.metrics.continuous_aggregates import aggregate_for, has_continuous_aggregates

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db import tables
-from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
+from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.usage import ComparedModels

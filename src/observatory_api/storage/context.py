@@ -35,8 +35,8 @@ import msgspec
 from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import in_bound_list, is_empty_json_array
 from observatory_api.db.tables import spans
+from observatory_api.db.write_sql import in_bound_list, is_empty_json_array
 from observatory_api.storage.records import SpanRecord
 
 # The columns a span inherits from its ancestors, in `Context` order.

@@ -37,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import (
+from observatory_api.db.tables import sessions, spans, traces
+from observatory_api.db.write_sql import (
     dialect_insert,
     earliest,
     epoch_ms_between,
@@ -46,7 +47,6 @@ from observatory_api.db.dialect import (
     sorted_json_array,
     upsert_from_select,
 )
-from observatory_api.db.tables import sessions, spans, traces
 from observatory_api.storage.context import context_bits
 from observatory_api.storage.session_changes import SessionChange
 

@@ -12,16 +12,10 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from observatory_api.db.dialect import (
-    analyze_tables,
-    estimated_rows,
-    insert_ignoring_duplicates,
-    insert_new_rows,
-    lock_summaries,
-    prepare_write_transaction,
-)
+from observatory_api.db.bulk_insert import insert_ignoring_duplicates, insert_new_rows
 from observatory_api.db.failures import blocks_every_batch
 from observatory_api.db.tables import logs, spans
+from observatory_api.db.write_sql import analyze_tables, estimated_rows, lock_summaries, prepare_write_transaction
 from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.rollup_tables import ROLLUPS
 from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution, move_in_rollups
