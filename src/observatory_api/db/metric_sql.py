@@ -30,15 +30,25 @@ BUCKET_ORIGIN_EPOCH = 946_857_600
 
 
 class time_bucket(FunctionElement[Any]):
-    """The start of the `seconds`-wide bucket holding `column`, as a UTC timestamp."""
+    """The start of the `seconds`-wide bucket holding `column`, as a UTC timestamp.
 
-    # The width is part of the SQL text (a whitelisted integer): it is part of the cache key too,
-    # so statements with a bucket are compiled once per width, not on every execution.
-    _traverse_internals = [*FunctionElement._traverse_internals, ("seconds", InternalTraversal.dp_plain_obj)]
+    `timescaledb` (from DatabaseCapabilities) picks TimescaleDB's `time_bucket` over PostgreSQL's
+    `date_bin`: the same buckets, but TimescaleDB's can use its chunks and continuous aggregates.
+    """
+
+    # The width and the function are part of the SQL text (a whitelisted integer, a flag): they
+    # are part of the cache key too, so statements with a bucket are compiled once per width and
+    # backend, not on every execution.
+    _traverse_internals = [
+        *FunctionElement._traverse_internals,
+        ("seconds", InternalTraversal.dp_plain_obj),
+        ("timescaledb", InternalTraversal.dp_plain_obj),
+    ]
     name = "time_bucket"
 
-    def __init__(self, seconds: int, column: ColumnElement[Any]) -> None:
+    def __init__(self, seconds: int, column: ColumnElement[Any], *, timescaledb: bool) -> None:
         self.seconds = int(seconds)
+        self.timescaledb = timescaledb
         self.type = UTCDateTime()
         super().__init__(column)
 
@@ -47,7 +57,7 @@ class time_bucket(FunctionElement[Any]):
 def _time_bucket_pg(element: time_bucket, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = list(element.clauses)
     col = compiler.process(column, **kw)
-    if compiler.dialect.__dict__.get("observatory_timescaledb"):
+    if element.timescaledb:
         return f"time_bucket(INTERVAL '{element.seconds} seconds', {col})"
     return f"date_bin(INTERVAL '{element.seconds} seconds', {col}, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
 
@@ -61,11 +71,6 @@ def _time_bucket_sqlite(element: time_bucket, compiler: SQLCompiler, **kw: Any) 
         f"datetime(((CAST(strftime('%s', {col}) AS INTEGER) - {origin}) / {seconds}) * {seconds} + {origin}, "
         "'unixepoch')"
     )
-
-
-def mark_timescaledb(dialect: Any, present: bool) -> None:
-    """Remember on the engine's dialect whether TimescaleDB is installed (checked once at start-up)."""
-    dialect.observatory_timescaledb = present
 
 
 async def percentiles(

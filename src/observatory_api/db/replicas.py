@@ -236,15 +236,12 @@ def build_read_router(
     max_lag_seconds: float,
     check_interval_seconds: float,
     on_change: Callable[[Replica], None],
-    configure: Callable[[AsyncEngine], Any] = lambda _engine: None,
 ) -> ReadRouter:
     """A router over `replica_urls`; `make_engine(url, pool_size=..., max_overflow=...)` builds
-    each engine (the read engine's options unless told), `configure` marks each as the primary's
-    read engine is marked (TimescaleDB, continuous aggregates)."""
+    each engine (the read engine's options unless told)."""
     replicas = []
     for url in replica_urls:
         engine = make_engine(url)
-        configure(engine)
         probe = make_engine(url, pool_size=1, max_overflow=0)
         replicas.append(Replica(name=replica_name(url), engine=engine, probe=probe))
     return ReadRouter(

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db import tables
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
 from observatory_api.errors import InvalidInput, NotFound
 from observatory_api.metrics.repository import MetricRepository
@@ -37,9 +38,10 @@ MAX_SERIES_POINTS = 2000
 
 
 class ModelRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, capabilities: DatabaseCapabilities) -> None:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
+        self._capabilities = capabilities
 
     @timed("models.list_models")
     async def list_models(self, *, provider: str | None = None) -> list[ModelInfo]:
@@ -104,7 +106,7 @@ class ModelRepository:
                     other=other_history.periods((other_provider, other_name)),
                 )
         return await usage_from_metrics(
-            MetricRepository(self._engine),
+            MetricRepository(self._engine, self._capabilities),
             info,
             window=window,
             interval=interval,
