@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.logs.repository import LogFilters, LogRepository
 from observatory_api.settings import DatabaseSettings
@@ -35,6 +36,7 @@ async def main(database: str) -> None:
     url = make_url(ADMIN_URL).set(database=database).render_as_string(hide_password=False)
     settings = DatabaseSettings(url=url)
     engine = create_engine(settings, database_url(settings))
+    capabilities = DatabaseCapabilities.plain(engine)  # as before: no TimescaleDB narrowing
     async with engine.connect() as conn:
         latest_trace = select(tables.traces).order_by(tables.traces.c.start_time.desc()).limit(1)
         sample = (await conn.execute(latest_trace)).one()
@@ -67,11 +69,11 @@ async def main(database: str) -> None:
         }
         statements.clear()
         await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
-        await SpanRepository(engine).list_spans(sort="-start_time", cursor=None, **common)
+        await SpanRepository(engine, capabilities).list_spans(sort="-start_time", cursor=None, **common)
         await explain(engine, f"traces and spans {label}", statements)
     statements.clear()
     await TraceRepository(engine).get_trace(sample.trace_id, allow_content=True)
-    await LogRepository(engine).list_logs(
+    await LogRepository(engine, capabilities).list_logs(
         window=window, filters=LogFilters(), limit=50, cursor=None, allow_content=True
     )
     await explain(engine, "trace detail and logs", statements)

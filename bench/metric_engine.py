@@ -142,12 +142,18 @@ async def worker(args: argparse.Namespace) -> None:
 
     settings = DatabaseSettings(url=database_url(args))
     engine = create_engine(settings, engine_url(settings))
+    try:  # a tree that passes what the database can do: an unmarked engine's, as before
+        from observatory_api.db.capabilities import DatabaseCapabilities
+
+        given: tuple[Any, ...] = (DatabaseCapabilities.plain(engine),)
+    except ImportError:  # an older tree
+        given = ()
     if args.cached:  # this tree's segment cache, as a worker that ingests has it
         from observatory_api.metrics.segment_cache import SegmentCache
 
-        repository = MetricRepository(engine, segments=SegmentCache())
+        repository = MetricRepository(engine, *given, segments=SegmentCache())
     else:
-        repository = MetricRepository(engine)
+        repository = MetricRepository(engine, *given)
     limits = QuerySettings(max_range_days=400)
     from observatory_api.metrics.catalogue import METRICS
 

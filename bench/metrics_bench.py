@@ -28,6 +28,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,16 +39,15 @@ from sqlalchemy.engine import make_url
 
 from observatory_api.core.query import TimeWindow
 from observatory_api.core.records import SpanRecord
-from observatory_api.db.dialect import mark_timescaledb, time_bucket, upsert_via_staging
+from observatory_api.db.bulk_insert import upsert_via_staging
+from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabilities
 from observatory_api.db.engine import create_engine, database_url
+from observatory_api.db.metric_sql import time_bucket
 from observatory_api.db.migrate import upgrade
 from observatory_api.db.tables import spans
 from observatory_api.demo.seed import seed_demo
 from observatory_api.logs.repository import LogFilters, LogRepository
-from observatory_api.metrics.continuous_aggregates import (
-    mark_continuous_aggregates,
-    use_continuous_aggregates_if_present,
-)
+from observatory_api.metrics.continuous_aggregates import AGGREGATE_VIEWS
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.rollup_tables import (
@@ -88,8 +88,6 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
         await admin.close()
     settings = bench_settings()
     engine = create_engine(settings, database_url(settings))
-    if skip_rollups:  # the writer leaves the rollups alone, as with TimescaleDB; rebuild-rollups fills them
-        mark_continuous_aggregates(engine.dialect, True)
     traces = round(spans / SPANS_PER_TRACE)
     started = last_time = time.perf_counter()
     last_done = 0
@@ -108,7 +106,12 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
 
         try:
             await upgrade(engine, settings)
-            result = await seed_demo(engine, traces=traces, seed=seed_value, end=END, days=30, progress=progress)
+            capabilities = await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
+            if skip_rollups:  # the writer leaves the rollups alone, as with TimescaleDB; rebuild-rollups fills them
+                capabilities = replace(capabilities, continuous_aggregates=True)
+            result = await seed_demo(
+                engine, traces=traces, seed=seed_value, end=END, days=30, progress=progress, capabilities=capabilities
+            )
             elapsed = time.perf_counter() - started
             # The server here runs without autovacuum: give the planner statistics and the
             # visibility map once, as autovacuum would in production.
@@ -140,14 +143,10 @@ async def run_policies(conn: Any, log: Any) -> None:
         log.write(f"{proc_name} job {job_id}: {time.perf_counter() - started:,.1f} s\n")
 
 
-async def prepared_engine(settings: DatabaseSettings) -> Any:
-    """The engine with the dialect marks the server's lifespan sets (TimescaleDB, aggregates)."""
+async def prepared_engine(settings: DatabaseSettings) -> tuple[Any, DatabaseCapabilities]:
+    """The engine, and what the server's lifespan would find the database can do (TimescaleDB, aggregates)."""
     engine = create_engine(settings, database_url(settings))
-    async with engine.connect() as conn:
-        installed = (await conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"))).first()
-    mark_timescaledb(engine.dialect, installed is not None)
-    await use_continuous_aggregates_if_present(engine)
-    return engine
+    return engine, await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
 
 
 # The three target queries of the issue, over windows that end at the dataset's end.
@@ -181,8 +180,8 @@ def target_queries(end: datetime) -> dict[str, dict]:
 
 async def measure(repeat: int, raw_repeat: int, unaligned: bool) -> None:
     settings = bench_settings()
-    engine = await prepared_engine(settings)
-    repository = MetricRepository(engine)
+    engine, capabilities = await prepared_engine(settings)
+    repository = MetricRepository(engine, capabilities)
     limits = QuerySettings()
     async with engine.connect() as conn:
         spans = (await conn.execute(text("SELECT count(*) FROM spans"))).scalar_one()
@@ -220,7 +219,7 @@ async def measure_traces(repeat: int) -> None:
     """Trace detail of `repeat` traces spread over the 30 days (old ones on compressed chunks on
     TimescaleDB), and the first page of the trace, span and log listings over 1 and 7 days."""
     settings = bench_settings()
-    engine = await prepared_engine(settings)
+    engine, capabilities = await prepared_engine(settings)
     async with engine.connect() as conn:
         ids = (
             await conn.execute(
@@ -230,7 +229,7 @@ async def measure_traces(repeat: int) -> None:
         ).scalars()
         trace_ids = list(ids)
     traces = TraceRepository(engine)
-    spans_repository, logs_repository = SpanRepository(engine), LogRepository(engine)
+    spans_repository, logs_repository = SpanRepository(engine, capabilities), LogRepository(engine, capabilities)
 
     async def detail(i: int) -> None:
         await traces.get_trace(trace_ids[i % len(trace_ids)], allow_content=True)
@@ -347,7 +346,8 @@ async def derive_rollups(sources: dict[str, str] | None = None) -> None:
                         for pair in pairs
                     )
                 )
-            group = [time_bucket(rollup.seconds, source.c.bucket).label("bucket"), key.label("dims_key")]
+            bucket = time_bucket(rollup.seconds, source.c.bucket, timescaledb=False)  # date_bin: no TimescaleDB needed
+            group = [bucket.label("bucket"), key.label("dims_key")]
             group += [source.c[d] for d in dims]
             columns = list(group)
             for column in target.columns[len(group) :]:

@@ -116,7 +116,7 @@ def _backfill() -> None:
 
 def _add_partitions(bind: Any, stream: Any) -> None:
     from observatory_api.core.records import SpanRecord
-    from observatory_api.db.dialect import dialect_insert as sa_insert
+    from observatory_api.db.write_sql import dialect_insert as sa_insert
     from observatory_api.metrics.rollup_tables import ROLLUPS
     from observatory_api.metrics.rollups import additive_updates, rollup_rows
 

@@ -183,8 +183,8 @@ def asyncio_free_fill(filler: Any, record: Any) -> list[Any]:
 
 def _rebuild_rollups() -> None:
     """Add every span into the emptied rollup tables, with the writer's own aggregation code."""
-    from observatory_api.db.dialect import dialect_insert
     from observatory_api.db.tables import spans
+    from observatory_api.db.write_sql import dialect_insert
     from observatory_api.metrics.rollup_tables import ROLLUPS
     from observatory_api.metrics.rollups import additive_updates, all_rollup_rows, contribution
 

@@ -1,9 +1,10 @@
-"""Dependency providers: settings, the per-request database connection, and the repositories."""
+"""Dependency providers: settings, the lifespan's resources, the per-request read engine, and the
+repositories."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -19,9 +20,11 @@ from observatory_api.core.query import (
     resolve_window,
 )
 from observatory_api.core.vocabulary import LogSeverity, SpanStatus
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.replicas import ReadRouter
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
+from observatory_api.metrics.segment_cache import SegmentCache
 from observatory_api.models.repository import ModelRepository
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
@@ -29,35 +32,73 @@ from observatory_api.spans.repository import SpanRepository
 from observatory_api.traces.repository import TraceRepository
 
 
+class ReadResources(Protocol):
+    """What the read path takes of the lifespan's resources (`observatory_api.resources.Resources`)."""
+
+    @property
+    def read_engine(self) -> AsyncEngine: ...
+
+    @property
+    def read_router(self) -> ReadRouter: ...
+
+    @property
+    def capabilities(self) -> DatabaseCapabilities: ...
+
+    @property
+    def metric_segments(self) -> SegmentCache | None: ...
+
+
+def _read_resources(state: State) -> ReadResources:
+    resources: ReadResources = state.resources
+    return resources
+
+
 def provide_read_engine(state: State) -> AsyncEngine:
     """The engine of this request's reads, chosen once per request: a healthy replica in turn, else
     the primary (db/replicas.py)."""
-    router: ReadRouter = state.read_router
-    return router.engine()
+    return _read_resources(state).read_router.engine()
+
+
+def provide_primary_engine(state: State) -> AsyncEngine:
+    """The primary (read-only role), for what must never be read on a replica: export keys."""
+    return _read_resources(state).read_engine
+
+
+def provide_capabilities(state: State) -> DatabaseCapabilities:
+    """What the database can do, as the lifespan found at start-up."""
+    return _read_resources(state).capabilities
 
 
 def provide_trace_repository(read_engine: NamedDependency[AsyncEngine]) -> TraceRepository:
     return TraceRepository(read_engine)
 
 
-def provide_span_repository(read_engine: NamedDependency[AsyncEngine]) -> SpanRepository:
-    return SpanRepository(read_engine)
+def provide_span_repository(
+    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
+) -> SpanRepository:
+    return SpanRepository(read_engine, capabilities)
 
 
 def provide_session_repository(read_engine: NamedDependency[AsyncEngine]) -> SessionRepository:
     return SessionRepository(read_engine)
 
 
-def provide_log_repository(read_engine: NamedDependency[AsyncEngine]) -> LogRepository:
-    return LogRepository(read_engine)
+def provide_log_repository(
+    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
+) -> LogRepository:
+    return LogRepository(read_engine, capabilities)
 
 
-def provide_model_repository(read_engine: NamedDependency[AsyncEngine]) -> ModelRepository:
-    return ModelRepository(read_engine)
+def provide_model_repository(
+    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
+) -> ModelRepository:
+    return ModelRepository(read_engine, capabilities)
 
 
-def provide_metric_repository(read_engine: NamedDependency[AsyncEngine], state: State) -> MetricRepository:
-    return MetricRepository(read_engine, segments=state.metric_segments)
+def provide_metric_repository(
+    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities], state: State
+) -> MetricRepository:
+    return MetricRepository(read_engine, capabilities, segments=_read_resources(state).metric_segments)
 
 
 def provide_list_filters(
@@ -128,6 +169,8 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
     return {
         "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         "read_engine": Provide(provide_read_engine, sync_to_thread=False),
+        "primary_engine": Provide(provide_primary_engine, sync_to_thread=False),
+        "capabilities": Provide(provide_capabilities, sync_to_thread=False),
         "traces": Provide(provide_trace_repository, sync_to_thread=False),
         "spans": Provide(provide_span_repository, sync_to_thread=False),
         "sessions": Provide(provide_session_repository, sync_to_thread=False),

@@ -1,8 +1,9 @@
 """The one place a Redis client is made: from `redis.url`, or through Sentinel (`redis.sentinel`).
 
-Every user goes through `open_redis`: the lifespan's client (/ready, tracing), the security
-store (rate limits, API-key lookups, key-usage claims, the response cache) and the CLI (dropping
-cached lookups on revoke). With Sentinel the client asks the Sentinels for the primary whenever it
+Every user goes through `open_redis`: a server worker opens one client (`open_worker_redis`, in
+the lifespan) that the security store (rate limits, API-key lookups, key-usage claims, the
+response cache), /ready and tracing share; the CLI opens its own (dropping cached lookups on
+revoke). With Sentinel the client asks the Sentinels for the primary whenever it
 opens a connection, and drops a connection to a primary that was demoted (its writes answer
 READONLY): after a failover the next connection goes to the new primary. Cluster is not
 supported (docs/redis.md says why).
@@ -38,6 +39,17 @@ class PoolLimits:
 
     max_connections: int
     health_check_seconds: float
+
+
+# A worker's pool: a burst reuses connections instead of opening hundreds, every wait bounded by
+# the client's timeout; a connection idle for 10 s is PINGed before its next command.
+WORKER_POOL = PoolLimits(max_connections=32, health_check_seconds=10)
+
+
+def worker_timeout(settings: RedisSettings) -> float:
+    """The budget of a worker's Redis operations: one that a burst on a busy event loop does not
+    exceed (redis.socket_timeout_seconds x 4, at least 1 s); never an unbounded wait."""
+    return max(1.0, 4 * settings.socket_timeout_seconds)
 
 
 class FollowingConnection(SentinelManagedConnection):
@@ -199,6 +211,11 @@ def open_redis(settings: RedisSettings, *, timeout: float, pool: PoolLimits | No
             Redis(connection_pool=BlockingConnectionPool.from_url(settings.url, password=settings.password, **options))
         )
     return RedisConnection(Redis.from_url(settings.url, password=settings.password, **options))
+
+
+def open_worker_redis(settings: RedisSettings) -> RedisConnection | None:
+    """The one client of a server worker (None without Redis): `WORKER_POOL`, `worker_timeout`."""
+    return open_redis(settings, timeout=worker_timeout(settings), pool=WORKER_POOL)
 
 
 def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, blocking: bool) -> RedisConnection:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.query import TimeWindow
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.logs.repository import LogFilters, LogRepository
 from observatory_api.sessions.repository import SessionRepository
@@ -83,7 +84,9 @@ async def test_trace_and_span_listings_use_indexes(recording_engine: tuple, filt
         "allow_content": True,
     }
     await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
-    await SpanRepository(engine).list_spans(sort="-start_time", cursor=None, **common)
+    await SpanRepository(engine, DatabaseCapabilities.plain(engine)).list_spans(
+        sort="-start_time", cursor=None, **common
+    )
     assert statements
     assert await seq_scans(engine, statements) == []
 
@@ -92,10 +95,10 @@ async def test_lookups_by_id_and_other_listings_use_indexes(recording_engine: tu
     engine, statements = recording_engine
     trace_id = next(iter(dataset.spans_by_trace()))
     await TraceRepository(engine).get_trace(trace_id, allow_content=True)
-    await LogRepository(engine).list_logs(
+    await LogRepository(engine, DatabaseCapabilities.plain(engine)).list_logs(
         window=WINDOW, filters=LogFilters(), limit=50, cursor=None, allow_content=True
     )
-    await LogRepository(engine).list_logs(
+    await LogRepository(engine, DatabaseCapabilities.plain(engine)).list_logs(
         window=WINDOW, filters=LogFilters(trace_id=trace_id), limit=50, cursor=None, allow_content=True
     )
     sessions = SessionRepository(engine)

@@ -11,6 +11,7 @@ from observatory_api.auth.schemas import ApiKeyList, CachePurged
 from observatory_api.openapi_docs import AUTHENTICATED, api_responses
 from observatory_api.security.api_keys import ApiKeyRepository
 from observatory_api.security.permissions import requires
+from observatory_api.security.resources import security_resources
 from observatory_api.security.response_cache import STORE_NAME
 
 
@@ -23,7 +24,7 @@ class AdminController(Controller):
     @get("/api-keys", operation_id="list_api_keys", summary="List API keys", responses=api_responses(), cache=False)
     async def list_api_keys(self, state: State) -> ApiKeyList:
         """Every key with its prefix, role, expiry and revocation; secrets and hashes are never shown."""
-        return ApiKeyList(data=await ApiKeyRepository(state.read_engine).list_keys())
+        return ApiKeyList(data=await ApiKeyRepository(security_resources(state).read_engine).list_keys())
 
     @post(
         "/cache/purge",

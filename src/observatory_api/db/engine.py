@@ -103,6 +103,19 @@ async def migrated_owner_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
+async def upgrade_if_embedded(settings: DatabaseSettings) -> None:
+    """Bring the embedded SQLite database to head (the server's start-up), so one command on a
+    fresh machine works; a PostgreSQL schema is left to `observatory-api migrate`."""
+    url = database_url(settings)
+    if not is_sqlite(url):
+        return
+    owner = create_engine(settings, url)
+    try:
+        await upgrade(owner, settings)
+    finally:
+        await owner.dispose()
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers and a writer work at once; NORMAL sync is safe with WAL and much faster.
     cursor = dbapi_connection.cursor()
@@ -118,3 +131,12 @@ def _sqlite_read_only_on_connect(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA query_only=ON")
     cursor.close()
+
+
+def pooled_connections(engine: AsyncEngine, wanted: int) -> int:
+    """How many of `wanted` connections `engine` can hold open at once: its pool size (at least
+    one), and one on SQLite, whose writers take turns anyway."""
+    if engine.dialect.name == "sqlite":
+        return 1
+    size = getattr(engine.pool, "size", None)
+    return max(1, min(wanted, size() if callable(size) else 1))

@@ -13,7 +13,7 @@ from observatory_api.core.errors import InvalidInput
 from observatory_api.core.filter_values import check_number, check_scalar, check_string, check_timestamp, in_values
 from observatory_api.core.filters import SPAN_FIELDS, TRACE_FIELDS, Condition, FieldSpec, Node, lookup, split_field
 from observatory_api.db import tables
-from observatory_api.db.dialect import json_array_contains, json_path_condition
+from observatory_api.db.json_sql import json_array_contains, json_path_condition
 
 
 def compile_span_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:

@@ -55,10 +55,10 @@ class Keyset:
         return self._continued(stmt).order_by(*ordering).limit(self.limit + 1)
 
     async def fetch(
-        self, conn: AsyncConnection, stmt: Select[Any], *, time_column: Column[Any], narrow: bool | None = None
+        self, conn: AsyncConnection, stmt: Select[Any], *, time_column: Column[Any], narrow: bool
     ) -> Sequence[Row[Any]]:
-        """The rows of `apply(stmt)`. Narrowed first (by default on TimescaleDB only) when the walk's
-        first column is the hypertable's `time_column`.
+        """The rows of `apply(stmt)`. Narrowed first when `narrow` (the repositories ask for it on
+        TimescaleDB) and the walk's first column is the hypertable's `time_column`.
 
         On compressed chunks a page sorted by time and its tie-breakers decompresses every row of
         the chunks in the window and sorts them (TimescaleDB does not merge its batches for an
@@ -69,8 +69,6 @@ class Keyset:
         page is the same.
         """
         first = self.columns[0]
-        if narrow is None:
-            narrow = bool(conn.dialect.__dict__.get("observatory_timescaledb"))
         if narrow and first is time_column:
             order = first.desc() if self.descending else first.asc()
             last_time = self._continued(stmt).with_only_columns(first).order_by(order).offset(self.limit).limit(1)

@@ -24,6 +24,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.background import background_task
 from observatory_api.db.failures import database_failure
 from observatory_api.db.replica_lag import PrimaryPositions, parse_lsn, replica_lag
 
@@ -139,13 +140,8 @@ class ReadRouter:
     async def running(self) -> AsyncIterator[None]:
         """Checked once before the app serves, then every `check_interval_seconds` until exit."""
         await self.check()
-        task = asyncio.create_task(self._loop(), name="observatory-replica-check")
-        try:
+        async with background_task(self._loop(), name="observatory-replica-check"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def dispose(self) -> None:
         for replica in self.replicas:
@@ -240,15 +236,12 @@ def build_read_router(
     max_lag_seconds: float,
     check_interval_seconds: float,
     on_change: Callable[[Replica], None],
-    configure: Callable[[AsyncEngine], Any] = lambda _engine: None,
 ) -> ReadRouter:
     """A router over `replica_urls`; `make_engine(url, pool_size=..., max_overflow=...)` builds
-    each engine (the read engine's options unless told), `configure` marks each as the primary's
-    read engine is marked (TimescaleDB, continuous aggregates)."""
+    each engine (the read engine's options unless told)."""
     replicas = []
     for url in replica_urls:
         engine = make_engine(url)
-        configure(engine)
         probe = make_engine(url, pool_size=1, max_overflow=0)
         replicas.append(Replica(name=replica_name(url), engine=engine, probe=probe))
     return ReadRouter(

@@ -9,9 +9,10 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabilities
 from observatory_api.db.tables import traces as traces_table
 from observatory_api.demo.generator import generate
-from observatory_api.metrics.continuous_aggregates import use_continuous_aggregates_if_present
+from observatory_api.metrics.continuous_aggregates import AGGREGATE_VIEWS
 from observatory_api.storage.writer import TelemetryWriter
 
 
@@ -31,16 +32,19 @@ async def seed_demo(
     end: datetime | None = None,
     days: int = 30,
     progress: Callable[[int, int], None] | None = None,
+    capabilities: DatabaseCapabilities | None = None,
 ) -> SeedResult:
     """Generate `traces` demo traces ending at `end` (default: now) and store them.
 
     `progress(done, total)` is called after each stored batch with the traces written so far.
     Seeding twice with the same arguments (the end time included) stores nothing the second time;
     with another end time, other ids (`demo.ids`), so nothing already stored is written again.
+    `capabilities`: what the database can do, asked of it when not given.
     """
-    # With TimescaleDB's continuous aggregates the rollup tables are not read: not written either.
-    await use_continuous_aggregates_if_present(engine)
-    writer = TelemetryWriter(engine)
+    if capabilities is None:
+        # With TimescaleDB's continuous aggregates the rollup tables are not read: not written either.
+        capabilities = await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
+    writer = TelemetryWriter(engine, capabilities=capabilities)
     end = end or datetime.now(UTC)
     done = spans = logs = 0
     for span_batch, log_batch in generate(traces=traces, seed=seed, end=end, days=days):

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.listing import ListFilters, filters_to_node
@@ -72,8 +72,8 @@ def _documented(record: str) -> Any:
     )
 
 
-def provide_export_keys(state: State) -> ExportKeyRepository:
-    return ExportKeyRepository(state.read_engine)
+def provide_export_keys(primary_engine: NamedDependency[AsyncEngine]) -> ExportKeyRepository:
+    return ExportKeyRepository(primary_engine)
 
 
 class ExportController(Controller):

@@ -12,8 +12,9 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from observatory_api import __version__
 from observatory_api.core.vocabulary import ALIVE_PATH, HEALTH_PATH, READY_PATH
-from observatory_api.db.replicas import ReadRouter, ReplicaState
+from observatory_api.db.replicas import ReplicaState
 from observatory_api.health.checks import ComponentState, check_database, check_redis
+from observatory_api.health.resources import HealthResources, health_resources
 from observatory_api.openapi_docs import OPEN, OPTIONAL, problems
 from observatory_api.security.permissions import principal_of
 
@@ -71,10 +72,10 @@ class HealthController(Controller):
         With read replicas configured, `replicas` shows each one (`host:port`), its state at the last
         check (`ok`, `lagging`, `down`) and its lag in seconds.
         """
-        components = await _components(state)
+        resources = health_resources(state)
+        components = await _components(resources)
         ready = all(c.status == "ok" for c in components.values())
-        router: ReadRouter = state.read_router
-        body = Readiness(ready=ready, components=components, replicas=router.states() or None)
+        body = Readiness(ready=ready, components=components, replicas=resources.read_router.states() or None)
         return Response(body, status_code=200 if ready else 503)
 
     @get(
@@ -93,7 +94,8 @@ class HealthController(Controller):
 
         Without a credential only `status` is shown.
         """
-        components = await _components(state)
+        resources = health_resources(state)
+        components = await _components(resources)
         database_ok = components["database"].status == "ok"
         if database_ok and all(c.status == "ok" for c in components.values()):
             status: Status = "ok"
@@ -104,7 +106,7 @@ class HealthController(Controller):
         body = Health(
             status=status,
             version=__version__,
-            uptime_seconds=round(time.monotonic() - state.started_at, 3),
+            uptime_seconds=round(time.monotonic() - resources.started_at, 3),
             components=components,
         )
         if principal_of(request) is None:
@@ -112,8 +114,8 @@ class HealthController(Controller):
         return Response(body, status_code=503 if status == "down" else 200)
 
 
-async def _components(state: State) -> dict[str, ComponentState]:
-    components = {"database": await check_database(state.read_engine, state.schema_head)}
-    if state.redis is not None:
-        components["redis"] = await check_redis(state.redis)
+async def _components(resources: HealthResources) -> dict[str, ComponentState]:
+    components = {"database": await check_database(resources.read_engine, resources.schema_head)}
+    if resources.redis_client is not None:
+        components["redis"] = await check_redis(resources.redis_client)
     return components

@@ -18,7 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from observatory_api.core.errors import DomainError, FieldError, InvalidInput, PayloadTooLarge, Unavailable
 from observatory_api.ingest import otlp
 from observatory_api.ingest.limits import DecodeLimits, TooMuchWork
-from observatory_api.ingest.report import IngestWarnings, RefusalReason, Signal, count_refusal
+from observatory_api.ingest.report import RefusalReason, Signal, count_refusal
+from observatory_api.ingest.resources import ingest_resources
 from observatory_api.ingest.service import IngestResult, ingest_logs, ingest_traces
 from observatory_api.settings import Settings
 
@@ -51,11 +52,11 @@ def refused(signal: Signal, reason: RefusalReason, error: DomainError) -> Domain
 async def export(state: State, signal: Signal, body: bytes, kind: str) -> IngestResult:
     """Decode and store one decompressed OTLP request of `signal` (spans or logs) in `kind`."""
     ingest = ingest_traces if signal == "spans" else ingest_logs
-    work = ingest(state.ingest_writer, body, kind, decode_limits(state.settings))
-    result = await _with_slot(state, work, signal)
+    resources = ingest_resources(state)
+    work = ingest(resources.writer, body, kind, decode_limits(state.settings))
+    result = await _with_slot(resources.slots, work, signal)
     result.report.count()
-    warnings: IngestWarnings = state.ingest_warnings
-    warnings.warn(result.report)
+    resources.warnings.warn(result.report)
     return result
 
 
@@ -70,8 +71,9 @@ def response_message(signal: Signal, result: IngestResult) -> Response:
     return message
 
 
-async def _with_slot(state: State, work: Coroutine[Any, Any, IngestResult], signal: Signal) -> IngestResult:
-    semaphore: asyncio.Semaphore = state.ingest_slots
+async def _with_slot(
+    semaphore: asyncio.Semaphore, work: Coroutine[Any, Any, IngestResult], signal: Signal
+) -> IngestResult:
     try:
         await asyncio.wait_for(semaphore.acquire(), timeout=SLOT_WAIT_SECONDS)
     except TimeoutError:

@@ -27,6 +27,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from observatory_api.db.capabilities import DatabaseCapabilities
+from observatory_api.db.engine import pooled_connections
 from observatory_api.ingest import otlp
 from observatory_api.ingest.limits import DecodeLimits
 from observatory_api.ingest.service import ingest_logs, ingest_traces
@@ -97,17 +99,12 @@ def warmup_bodies(index: int) -> tuple[bytes, bytes]:
     return spans.SerializeToString(), logs.SerializeToString()
 
 
-async def _one(engine: AsyncEngine, limits: DecodeLimits, index: int) -> None:
+async def _one(engine: AsyncEngine, capabilities: DatabaseCapabilities, limits: DecodeLimits, index: int) -> None:
     # A writer of its own (its own group commit): each warm-up holds its own connection.
-    writer = TelemetryWriter(cast(AsyncEngine, _RolledBack(engine)))
+    writer = TelemetryWriter(cast(AsyncEngine, _RolledBack(engine)), capabilities=capabilities)
     spans, logs = warmup_bodies(index)
     await ingest_traces(writer, spans, otlp.PROTOBUF, limits)
     await ingest_logs(writer, logs, otlp.PROTOBUF, limits)
-
-
-def _pool_size(engine: AsyncEngine) -> int:
-    size = getattr(engine.pool, "size", None)
-    return size() if callable(size) else 1
 
 
 async def _open(engine: AsyncEngine, opened: asyncio.Barrier) -> None:
@@ -116,14 +113,16 @@ async def _open(engine: AsyncEngine, opened: asyncio.Barrier) -> None:
         await opened.wait()  # held until all are open: each one is a connection of its own
 
 
-async def warm_up(engine: AsyncEngine, limits: DecodeLimits, *, connections: int) -> float:
+async def warm_up(
+    engine: AsyncEngine, capabilities: DatabaseCapabilities, limits: DecodeLimits, *, connections: int
+) -> float:
     """Run the ingest path once, rolled back, then open `connections` pool connections (one on
     SQLite); returns the seconds it took. A failure is logged, never fatal: the first real export
     then pays the cost, as before."""
     started = time.perf_counter()
-    count = 1 if engine.dialect.name == "sqlite" else max(1, min(connections, _pool_size(engine)))
+    count = pooled_connections(engine, connections)
     try:
-        await _one(engine, limits, 0)
+        await _one(engine, capabilities, limits, 0)
         opened = asyncio.Barrier(count)
         await asyncio.wait_for(asyncio.gather(*(_open(engine, opened) for _ in range(count))), timeout=30)
     except Exception:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.keyset import Keyset
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogPage
@@ -33,9 +34,10 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LogRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, capabilities: DatabaseCapabilities) -> None:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
+        self._capabilities = capabilities
 
     @timed("logs.list_logs")
     async def list_logs(
@@ -68,7 +70,7 @@ class LogRepository:
             conditions.append(_l.c.body.ilike(f"%{escaped}%", escape="\\"))
         async with self._engine.connect() as conn:
             stmt = select(*log_columns(allow_content=allow_content)).where(and_(*conditions))
-            rows = await keyset.fetch(conn, stmt, time_column=_l.c.time)
+            rows = await keyset.fetch(conn, stmt, time_column=_l.c.time, narrow=self._capabilities.timescaledb)
         page, next_cursor, has_more = keyset.page(rows)
         entries = [log_from_row(row, allow_content=allow_content) for row in page]
         return LogPage(data=entries, next_cursor=next_cursor, has_more=has_more)

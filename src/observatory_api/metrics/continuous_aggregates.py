@@ -3,22 +3,16 @@
 Each has the rows of the rollup table it mirrors, columns of the same names and meaning, minus
 `dims_key` (the writer's upsert key, which queries never read). They are used when the database
 reports them: at start-up the lifespan asks TimescaleDB (only when the extension is installed) and
-marks each engine's dialect; the query engine then reads the aggregates instead of the rollup
-tables, and the writer leaves the rollup tables alone. The views live in their own MetaData:
+records the answer in DatabaseCapabilities; the query engine then reads the aggregates instead of
+the rollup tables, and the writer leaves the rollup tables alone. The views live in their own MetaData:
 `metadata.create_all` and the migrations of the other tables never see them.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from sqlalchemy import Column, MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, MetaData, Table
 
 from observatory_api.metrics.rollup_tables import ROLLUPS
-
-logger = logging.getLogger("observatory_api.metrics")
 
 # Rollup table -> the continuous aggregate with its rows.
 AGGREGATE_OF_ROLLUP: dict[str, str] = {
@@ -48,54 +42,5 @@ def aggregate_for(rollup_table: Table) -> Table:
     return CONTINUOUS_AGGREGATES[rollup_table.name]
 
 
-def mark_continuous_aggregates(dialect: Any, present: bool) -> None:
-    """Remember on the engine's dialect whether the continuous aggregates exist (checked at start-up)."""
-    dialect.observatory_continuous_aggregates = present
-
-
-def has_continuous_aggregates(dialect: Any) -> bool:
-    return bool(getattr(dialect, "observatory_continuous_aggregates", False))
-
-
-_REPORTED = text(
-    "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema()"
-)
-
-
-async def find_continuous_aggregates(engine: AsyncEngine, *, timescaledb: bool) -> bool:
-    """Whether TimescaleDB reports every continuous aggregate of migration 0005.
-
-    Asked only when TimescaleDB is installed (plain PostgreSQL has no `timescaledb_information`).
-    When the check fails, or only some aggregates exist, the rollup tables stay in use.
-    """
-    if not timescaledb or engine.dialect.name != "postgresql":
-        return False
-    try:
-        async with engine.connect() as connection:
-            reported = set((await connection.scalars(_REPORTED)).all())
-    except Exception:
-        logger.warning("could not list the continuous aggregates; reading the rollup tables")
-        return False
-    missing = sorted(set(AGGREGATE_OF_ROLLUP.values()) - reported)
-    if missing:
-        logger.warning("continuous aggregates missing (%s); reading the rollup tables", ", ".join(missing))
-        return False
-    return True
-
-
-_INSTALLED = text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-
-
-async def use_continuous_aggregates_if_present(engine: AsyncEngine) -> bool:
-    """For a writer outside the server (`seed`, benchmarks): when the database reports every
-    continuous aggregate, mark `engine`'s dialect so that its writers leave the rollup tables
-    alone, as the server's lifespan does. Returns whether it did; an unmarked dialect is left as
-    it is."""
-    if engine.dialect.name != "postgresql":
-        return False
-    async with engine.connect() as connection:
-        installed = (await connection.execute(_INSTALLED)).first() is not None
-    present = await find_continuous_aggregates(engine, timescaledb=installed)
-    if present:
-        mark_continuous_aggregates(engine.dialect, True)
-    return present
+# What the lifespan asks TimescaleDB for (db.capabilities.detect_capabilities): all, or the rollup tables.
+AGGREGATE_VIEWS = tuple(AGGREGATE_OF_ROLLUP.values())

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.filters import Condition, Group, Node, parse_filter, split_field
 from observatory_api.core.query import TimeWindow, resolve_window
-from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
 from observatory_api.db.filters import compile_span_filter
+from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
 from observatory_api.metrics.catalogue import (
     ALIAS_PATTERN,
     DIMENSIONS,

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.query import TimeWindow
-from observatory_api.db.dialect import grouped_percentiles, time_bucket
+from observatory_api.db.capabilities import DatabaseCapabilities
+from observatory_api.db.metric_sql import grouped_percentiles
 from observatory_api.metrics import histogram
 from observatory_api.metrics.catalogue import Metric
-from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
 from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
 from observatory_api.metrics.rollup_tables import HISTOGRAMS
 from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries, Value
@@ -49,29 +49,37 @@ class MetricRepository:
     """`segments`, when given, keeps the states of closed rollup segments between queries
     (`metrics.segment_cache`); the writer of this process must invalidate it."""
 
-    def __init__(self, engine: AsyncEngine, *, segments: SegmentCache | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, capabilities: DatabaseCapabilities, *, segments: SegmentCache | None = None
+    ) -> None:
         self._engine = engine
+        self._capabilities = capabilities
         self._segments = segments
 
     @timed("metrics.query")
     async def query(self, plan: Plan) -> MetricQueryResult:
         async with self._engine.connect() as conn:
-            return await _Execution(conn, plan, self._segments).run()
+            return await _Execution(conn, plan, self._capabilities, self._segments).run()
 
 
 class _Execution:
-    def __init__(self, conn: AsyncConnection, plan: Plan, segments: SegmentCache | None = None) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        plan: Plan,
+        capabilities: DatabaseCapabilities,
+        segments: SegmentCache | None = None,
+    ) -> None:
         self.conn = conn
         self.plan = plan
+        self.capabilities = capabilities
         self.segments = segments
-        self.dialect = conn.dialect.name
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
         self.groups: list[GroupKey] | None = None
         # Everything that shapes this query's statements but the window (bound at execution).
         self.shape: tuple[Any, ...] = (
-            self.dialect,
-            has_continuous_aggregates(conn.dialect),
+            capabilities,  # the dialect, time_bucket or date_bin, aggregates or rollup tables
             tuple((s.metric.id, s.aggregation) for s in plan.selections),
             tuple(plan.group_by),
             repr(plan.filter_node),
@@ -83,7 +91,7 @@ class _Execution:
         plan = self.plan
         if plan.top_n_in_sql:
             key = ("top", self.shape, plan.order_key, plan.descending, plan.limit)
-            statement = memoized(key, lambda: top_groups_statement(plan, raw_source(plan, self.dialect)))
+            statement = memoized(key, lambda: top_groups_statement(plan, raw_source(plan, self.capabilities)))
             self.groups = [tuple(row) for row in await self._execute(statement, plan.window)]
         finest = await self._finest_states()
         distinct = any(s.metric.kind == "distinct" for s in plan.selections)
@@ -125,7 +133,9 @@ class _Execution:
                 level = _merge_levels(level, await self._rollup_states(grain, part))
         # Edges read together save a round trip (a bucket key keeps them apart; unbucketed they
         # merge anyway). SQLite has no round trip to save, and scans `spans` for an OR of ranges.
-        for together in [[edge] for edge in edges] if self.dialect == "sqlite" else [edges] if edges else []:
+        for together in (
+            [[edge] for edge in edges] if self.capabilities.dialect_name == "sqlite" else [edges] if edges else []
+        ):
             edge_level = await self._raw_states(with_bucket=self.bucketed, windows=together)
             await self._edge_histograms(together, edge_level)
             level = _merge_levels(level, edge_level)
@@ -136,7 +146,7 @@ class _Execution:
         plan, bucketed = self.plan, self.bucketed
         key = ("rollup", self.shape, grain, bucketed)
         statement = memoized(
-            key, lambda: states_statement(plan, rollup_source(plan, grain, self.conn.dialect), with_bucket=bucketed)
+            key, lambda: states_statement(plan, rollup_source(plan, grain, self.capabilities), with_bucket=bucketed)
         )
         cache = self.segments
         closed = cache is not None and part.end <= datetime.now(UTC)
@@ -159,7 +169,9 @@ class _Execution:
 
         def build() -> Any:
             plan = self.plan if with_keys else replace(self.plan, group_by=[])
-            source = raw_source(plan, self.dialect, groups=self.groups if with_keys else None, windows=len(windows))
+            source = raw_source(
+                plan, self.capabilities, groups=self.groups if with_keys else None, windows=len(windows)
+            )
             return states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
 
         statement = memoized(key, build)
@@ -172,7 +184,7 @@ class _Execution:
             key = ("edge", self.shape, selection.metric.id, bucketed, self._groups_key(True), len(edges))
 
             def build(selection: Selection = selection) -> Any:
-                source = raw_source(plan, self.dialect, groups=self.groups, windows=len(edges))
+                source = raw_source(plan, self.capabilities, groups=self.groups, windows=len(edges))
                 return edge_values(plan, source, selection, with_bucket=bucketed)
 
             values: dict[GroupKey, list[float]] = defaultdict(list)
@@ -213,17 +225,17 @@ class _Execution:
                     with_keys: bool = with_keys,
                 ) -> Any:
                     sub_plan = plan if with_keys else replace(plan, group_by=[])
-                    source = raw_source(sub_plan, self.dialect, groups=self.groups if with_keys else None)
+                    source = raw_source(sub_plan, self.capabilities, groups=self.groups if with_keys else None)
                     keys = list(source.keys)
                     if with_bucket:
                         assert plan.interval_seconds is not None
-                        keys.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+                        keys.append(source.bucket(plan.interval_seconds))
                     # Percentiles are of measures: a condition and a value.
                     assert metric.condition is not None
                     assert metric.value is not None
                     value = case((metric.condition(source.table), metric.value(source.table)))
                     return grouped_percentiles(
-                        self.dialect,
+                        self.capabilities.dialect_name,
                         keys=keys,
                         value=value,
                         from_obj=source.from_obj,

@@ -20,7 +20,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Table, case, func, literal_column, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import upsert_via_staging
+from observatory_api.db.bulk_insert import upsert_via_staging
 from observatory_api.db.tables import spans
 from observatory_api.metrics.histogram import bin_of
 from observatory_api.metrics.rollup_tables import (
@@ -35,7 +35,7 @@ from observatory_api.metrics.rollup_tables import (
 if TYPE_CHECKING:  # storage imports this module: no import cycle at run time
     from observatory_api.core.records import SpanRecord
 
-BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday, as in db.dialect.time_bucket
+BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday, as in db.metric_sql.time_bucket
 
 
 def bucket_start(moment: datetime, seconds: int) -> datetime:

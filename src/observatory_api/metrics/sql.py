@@ -39,10 +39,11 @@ from sqlalchemy.sql import visitors
 
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
-from observatory_api.db.dialect import json_array_elements, time_bucket
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.filters import compile_span_filter
+from observatory_api.db.metric_sql import json_array_elements, time_bucket
 from observatory_api.metrics.catalogue import DIMENSIONS, model_call
-from observatory_api.metrics.continuous_aggregates import aggregate_for, has_continuous_aggregates
+from observatory_api.metrics.continuous_aggregates import aggregate_for
 from observatory_api.metrics.plan import Plan, Selection, rollup_for
 from observatory_api.metrics.rollup_tables import GRAINS, HISTOGRAMS, hist_columns
 
@@ -58,10 +59,15 @@ class Source:
     keys: list[Any]  # labelled g0, g1, ... in group_by order
     where: ColumnElement[bool]
     rollup: bool
+    capabilities: DatabaseCapabilities
     grain_seconds: int | None = None  # a rollup's bucket width: its buckets need no re-bucketing
 
     def weight(self) -> ColumnElement[Any]:
         return self.table.c.span_count if self.rollup else literal(1)
+
+    def bucket(self, seconds: int) -> ColumnElement[Any]:
+        """The `seconds`-wide bucket of each row, labelled `bucket`."""
+        return time_bucket(seconds, self.time_column, timescaledb=self.capabilities.timescaledb).label("bucket")
 
 
 # The window is bound at execution (`window_params`), not built in: one statement object then
@@ -110,12 +116,12 @@ def memoized(key: Hashable, build: Callable[[], T]) -> T:
 
 
 def raw_source(
-    plan: Plan, dialect_name: str, *, groups: list[tuple[Any, ...]] | None = None, windows: int = 1
+    plan: Plan, capabilities: DatabaseCapabilities, *, groups: list[tuple[Any, ...]] | None = None, windows: int = 1
 ) -> Source:
     from_obj: Any = _s
     tag: Any = None  # the unnested tags, when grouped by tag
     if "tag" in plan.group_by:
-        tag = json_array_elements(dialect_name, _s.c.tags, "tag")
+        tag = json_array_elements(capabilities.dialect_name, _s.c.tags, "tag")
         from_obj = _s.outerjoin(tag, true())
     keys = [
         (tag.c.value if name == "tag" else _s.c[DIMENSIONS[name]]).label(f"g{i}")
@@ -126,20 +132,22 @@ def raw_source(
         where = and_(where, compile_span_filter(plan.filter_node, allow_content=plan.allow_content))
     if groups is not None:
         where = and_(where, groups_condition(keys, groups))
-    return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False)
+    return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False, capabilities=capabilities)
 
 
-def rollup_source(plan: Plan, grain: str, dialect: Any) -> Source:
-    """The rollup of `grain` that answers `plan`, or its continuous aggregate when the engine's
-    `dialect` is marked as having them (TimescaleDB, see `metrics.continuous_aggregates`)."""
+def rollup_source(plan: Plan, grain: str, capabilities: DatabaseCapabilities) -> Source:
+    """The rollup of `grain` that answers `plan`, or its continuous aggregate when the database
+    has them (TimescaleDB, see `metrics.continuous_aggregates`)."""
     table = rollup_for(plan, grain).table
-    if has_continuous_aggregates(dialect):
+    if capabilities.continuous_aggregates:
         table = aggregate_for(table)
     keys = [table.c[DIMENSIONS[name]].label(f"g{i}") for i, name in enumerate(plan.group_by)]
     where = and_(*_in_window(table.c.bucket), *_scope(plan, table))
     if plan.filter_node is not None:
         where = and_(where, rebind(compile_span_filter(plan.filter_node, allow_content=plan.allow_content), table))
-    return Source(table, table, table.c.bucket, keys, where, rollup=True, grain_seconds=GRAINS[grain])
+    return Source(
+        table, table, table.c.bucket, keys, where, rollup=True, capabilities=capabilities, grain_seconds=GRAINS[grain]
+    )
 
 
 def _scoped(plan: Plan) -> bool:
@@ -270,7 +278,7 @@ def _bucket(plan: Plan, source: Source) -> Any:
     if source.grain_seconds == plan.interval_seconds:
         return source.time_column.label("bucket")
     assert plan.interval_seconds is not None  # only bucketed plans are bucketed
-    return time_bucket(plan.interval_seconds, source.time_column).label("bucket")
+    return source.bucket(plan.interval_seconds)
 
 
 def states_statement(plan: Plan, source: Source, *, with_bucket: bool, with_keys: bool = True) -> Select[Any]:
@@ -287,7 +295,7 @@ def edge_values(plan: Plan, source: Source, selection: Selection, *, with_bucket
     group = list(source.keys)
     if with_bucket:
         assert plan.interval_seconds is not None
-        group.append(time_bucket(plan.interval_seconds, source.time_column).label("bucket"))
+        group.append(source.bucket(plan.interval_seconds))
     # Histogram metrics are measures: a condition and a value.
     assert metric.value is not None
     assert metric.condition is not None

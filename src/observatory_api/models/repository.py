@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.core.query import TimeWindow, utc
 from observatory_api.db import tables
-from observatory_api.db.dialect import BUCKET_ORIGIN_EPOCH
+from observatory_api.db.capabilities import DatabaseCapabilities
+from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.models.prices import load_price_history
 from observatory_api.models.pricing import ModelPrices, PriceHistory, PricePeriod
@@ -37,9 +38,10 @@ MAX_SERIES_POINTS = 2000
 
 
 class ModelRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, capabilities: DatabaseCapabilities) -> None:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
+        self._capabilities = capabilities
 
     @timed("models.list_models")
     async def list_models(self, *, provider: str | None = None) -> list[ModelInfo]:
@@ -104,7 +106,7 @@ class ModelRepository:
                     other=other_history.periods((other_provider, other_name)),
                 )
         return await usage_from_metrics(
-            MetricRepository(self._engine),
+            MetricRepository(self._engine, self._capabilities),
             info,
             window=window,
             interval=interval,

@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.background import background_task
 from observatory_api.observability import metrics
 
 P = ParamSpec("P")
@@ -78,12 +79,9 @@ async def pool_sampler(engine: AsyncEngine, interval: float = POOL_SAMPLE_SECOND
                 logger.exception("could not sample the database pool")
             await asyncio.sleep(interval)
 
-    task = asyncio.create_task(run(), name="observatory-pool-sampler")
     try:
-        yield
+        async with background_task(run(), name="observatory-pool-sampler"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         for state in ("checked_out", "idle", "overflow"):
             metrics.db_pool_connections.labels(state=state).set(0)

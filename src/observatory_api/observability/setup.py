@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from litestar import Litestar
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.observability.db import pool_sampler
 from observatory_api.observability.metrics import record_build_info
@@ -37,15 +40,26 @@ def install_observability(app: Litestar, settings: Settings, *, api_prefix: str)
         app.asgi_handler = tracing.wrap(app.asgi_handler)
 
 
+class ObservedResources(Protocol):
+    """What observability reads of the lifespan's resources (`observatory_api.resources.Resources`)."""
+
+    @property
+    def read_engine(self) -> AsyncEngine: ...
+
+    @property
+    def redis_client(self) -> Redis | None: ...
+
+
 @contextlib.asynccontextmanager
 async def observability_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Runs after the main lifespan opened the engine and Redis, and ends before they close."""
-    state = app.state
-    tracing: Tracing | None = state.get("tracing")
+    resources: ObservedResources = app.state.resources
+    tracing: Tracing | None = app.state.get("tracing")
     if tracing is not None:
-        tracing.instrument(state.read_engine, state.redis)
+        # The worker's one Redis client: the rate limits' and caches' commands are traced too.
+        tracing.instrument(resources.read_engine, resources.redis_client)
     try:
-        async with pool_sampler(state.read_engine):
+        async with pool_sampler(resources.read_engine):
             yield
     finally:
         if tracing is not None:

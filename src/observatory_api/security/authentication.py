@@ -32,6 +32,7 @@ from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.security.api_keys import ApiKeyRecord, ApiKeyRepository, key_matches, key_prefix_of
 from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.permissions import Principal
+from observatory_api.security.resources import security_resources
 from observatory_api.security.revocation import Revocations
 from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.security.tokens import TokenClaims, TokenError, TokenService, TokenType
@@ -155,7 +156,7 @@ class Authenticator:
             return None
         if cached:
             return msgspec.msgpack.decode(cached, type=ApiKeyRecord)
-        record = await ApiKeyRepository(state.read_engine).by_prefix(prefix)
+        record = await ApiKeyRepository(security_resources(state).read_engine).by_prefix(prefix)
         try:
             value = _MISSING_KEY if record is None else msgspec.msgpack.encode(record)
             await store.set(cache_key, value, self._key_cache_ttl)

@@ -3,8 +3,8 @@
 An accepted key is written at most once per `auth.key_usage_interval_seconds`: each worker first
 checks its own clock (no I/O), then claims `<prefix>:auth:key-used:<key id>` in the security
 store (SET NX with that TTL), so workers and instances sharing Redis write once between them. The
-write runs in a background task on the owner engine (`state.write_engine`, present when ingest is
-enabled); the read-only role of the read path cannot write. Without a write engine nothing is
+write runs in a background task on the owner engine (`Resources.write_engine`, present when
+ingest is enabled); the read-only role of the read path cannot write. Without a write engine nothing is
 recorded. A failed write is logged and never reaches the request.
 """
 

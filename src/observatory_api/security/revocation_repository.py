@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.db import tables
-from observatory_api.db.dialect import database_clock, dialect_insert
+from observatory_api.db.write_sql import database_clock, dialect_insert
 
 RefreshUse = Literal["first", "reused", "revoked"]
 RevocationReason = Literal["logout", "reuse"]

@@ -6,7 +6,6 @@ auth imports security, never the other way round."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,7 +18,8 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
-from observatory_api.redis_client import PRIMARY_CHECK_SECONDS, open_redis
+from observatory_api.core.background import background_task
+from observatory_api.redis_client import worker_timeout
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
 from observatory_api.security.headers import SendHook, security_headers_hook
@@ -31,6 +31,7 @@ from observatory_api.security.rate_limit import (
     rate_limit_middleware,
     unrouted_rate_limit_hook,
 )
+from observatory_api.security.resources import security_resources
 from observatory_api.security.response_cache import (
     STORE_NAME,
     ConditionalGetMiddleware,
@@ -39,7 +40,7 @@ from observatory_api.security.response_cache import (
     response_cache_config,
 )
 from observatory_api.security.revocation import revocation_lifespan
-from observatory_api.security.store import STORE_POOL, MemorySecurityStore, RedisSecurityStore, SecurityStore
+from observatory_api.security.store import MemorySecurityStore, RedisSecurityStore, SecurityStore
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import Settings
 
@@ -95,16 +96,15 @@ def build_security(settings: Settings) -> Security:
 
 @asynccontextmanager
 async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """After the main lifespan: the security store and the response-cache store on its Redis client."""
+    """After the main lifespan: the security store and the response-cache store on the worker's
+    Redis client (the main lifespan opens it, and closes it after this one ends)."""
     settings: Settings = app.state.settings
+    resources = security_resources(app.state)
     prefix = settings.redis.key_prefix
     store: SecurityStore
-    # Its own client: a bounded pool, and a budget that a burst on a busy event loop does not
-    # exceed (redis.socket_timeout_seconds x 4, at least 1 s); never an unbounded wait.
-    timeout = max(1.0, 4 * settings.redis.socket_timeout_seconds)
-    connection = open_redis(settings.redis, timeout=timeout, pool=STORE_POOL)
+    connection = resources.redis
     if connection is not None:
-        store = RedisSecurityStore(connection.client, prefix, timeout=timeout)
+        store = RedisSecurityStore(connection.client, prefix, timeout=worker_timeout(settings.redis))
         # Connected, with the rate-limit script loaded, before the worker serves its first burst.
         await store.prepare()
         cache = ResilientCacheStore(RedisStore(connection.client, namespace=f"{prefix}:cache"))
@@ -112,9 +112,9 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         store = MemorySecurityStore(prefix)
         cache = ResilientCacheStore(MemoryStore())
     app.state.security_store = store
-    # The main lifespan ran first: `write_engine` is the owner engine when ingest is enabled.
+    # The owner engine when ingest is enabled.
     key_usage = KeyUsageRecorder(
-        engine=getattr(app.state, "write_engine", None),
+        engine=resources.write_engine,
         store=store,
         interval_seconds=settings.auth.key_usage_interval_seconds,
     )
@@ -124,21 +124,12 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
     app.stores.register(STORE_NAME, cache, allow_override=True)
     apply_cache_ttls(app, settings.cache)
     _warn_about_development_secrets(settings)
-    tasks = [asyncio.create_task(_housekeeping(store, cache))]
-    if connection is not None and connection.via_sentinel:
-        # Off the old primary as soon as the Sentinels name a new one (redis_client.check_primary).
-        tasks.append(asyncio.create_task(connection.follow_primary(PRIMARY_CHECK_SECONDS, timeout)))
     try:
-        yield
+        async with background_task(_housekeeping(store, cache), name="observatory-security-housekeeping"):
+            yield
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         # Before the main lifespan disposes of the write engine.
         await key_usage.drain()
-        if connection is not None:
-            await connection.aclose()
 
 
 async def _housekeeping(store: SecurityStore, cache: ResilientCacheStore) -> None:

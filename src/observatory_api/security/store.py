@@ -25,8 +25,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from observatory_api.redis_client import PoolLimits
-
 logger = logging.getLogger("observatory_api.security.store")
 
 # Fixed window over every bucket at once: refuse (without counting) when any bucket is full,
@@ -57,17 +55,9 @@ return out
 
 
 _TIMEOUTS_BEFORE_COOLDOWN = 5
-MAX_CONNECTIONS = 32
 # Connections opened at start-up, before the worker serves: a burst on a cold worker finds them
 # ready instead of opening them all at once inside its requests' deadlines.
 WARM_CONNECTIONS = 8
-# A connection idle for longer is PINGed before its next command (and replaced if that fails).
-HEALTH_CHECK_SECONDS = 10
-
-
-# The security store's pool (redis_client.open_redis): a burst reuses connections instead of
-# opening hundreds, every wait bounded by the store's timeout.
-STORE_POOL = PoolLimits(max_connections=MAX_CONNECTIONS, health_check_seconds=HEALTH_CHECK_SECONDS)
 
 
 class StoreUnavailable(Exception):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.core.filters import Node
 from observatory_api.core.query import TimeWindow, utc
 from observatory_api.db import tables
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.filters import compile_span_filter
 from observatory_api.db.keyset import Keyset
 from observatory_api.observability.db import timed
@@ -23,9 +24,10 @@ _s = tables.spans
 
 
 class SpanRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, capabilities: DatabaseCapabilities) -> None:
         # A connection is held only while a method runs, and always given back.
         self._engine = engine
+        self._capabilities = capabilities
 
     @timed("spans.list_spans")
     async def list_spans(
@@ -58,7 +60,7 @@ class SpanRepository:
             condition = and_(condition, compile_span_filter(filter_node, allow_content=allow_content))
         async with self._engine.connect() as conn:
             stmt = select(*span_columns(allow_content=allow_content)).where(condition)
-            rows = await keyset.fetch(conn, stmt, time_column=_s.c.start_time)
+            rows = await keyset.fetch(conn, stmt, time_column=_s.c.start_time, narrow=self._capabilities.timescaledb)
         page, next_cursor, has_more = keyset.page(rows)
         spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in page]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)

@@ -36,8 +36,8 @@ from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, case, fun
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.records import SpanRecord
-from observatory_api.db.dialect import in_bound_list, is_empty_json_array
 from observatory_api.db.tables import spans
+from observatory_api.db.write_sql import in_bound_list, is_empty_json_array
 
 # The columns a span inherits from its ancestors, in `Context` order.
 CONTEXT_COLUMNS = ("user_id", "session_id", "environment", "tags")

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.db.dialect import lock_summaries, prepare_write_transaction
 from observatory_api.db.tables import sessions, spans, traces
+from observatory_api.db.write_sql import lock_summaries, prepare_write_transaction
 from observatory_api.storage.summaries import IDS, delete_empty_sessions, refresh_sessions, refresh_traces
 
 CHUNK = 1000

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import in_bound_list
 from observatory_api.db.tables import spans
+from observatory_api.db.write_sql import in_bound_list
 
 SpanId = tuple[str, str]  # (trace_id, span_id)
 _TRACE_IDS, _SPAN_IDS, _SINCE = "trace_ids", "span_ids", "since"

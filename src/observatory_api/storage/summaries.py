@@ -18,35 +18,27 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    DateTime,
     Delete,
     Insert,
     Select,
-    Subquery,
     and_,
-    bindparam,
     case,
     delete,
-    distinct,
     exists,
     func,
-    literal_column,
     select,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.dialect import (
-    dialect_insert,
+from observatory_api.db.summary_sql import batch_columns, batch_parameters, insert_batch, root_tags_and_models
+from observatory_api.db.tables import sessions, spans, traces
+from observatory_api.db.write_sql import (
     earliest,
     epoch_ms_between,
     in_bound_list,
     latest,
-    sorted_json_array,
     upsert_from_select,
 )
-from observatory_api.db.tables import sessions, spans, traces
 from observatory_api.storage.context import context_bits
 from observatory_api.storage.session_changes import SessionChange
 
@@ -96,7 +88,7 @@ def refresh_traces(dialect_name: str) -> Insert:
     def of_root_else_any(column: Any) -> Any:
         return func.coalesce(of_root(column), func.max(column))
 
-    root_tags, llm_models = _root_tags_and_models(dialect_name, ranked, is_root)
+    root_tags, llm_models = root_tags_and_models(dialect_name, ranked, is_root, _is_root_first)
     errors = _count_where(r.status == "error")
     start, end = func.min(r.start_time), func.max(r.end_time)
     rows = select(
@@ -126,41 +118,6 @@ def refresh_traces(dialect_name: str) -> Insert:
     ).group_by(r.trace_id)
     upsert = upsert_from_select(dialect_name, traces, rows, key=["trace_id"])
     return upsert.returning(*(traces.c[name] for name in TOTALS))
-
-
-def _root_tags_and_models(dialect_name: str, ranked: Subquery, is_root: ColumnElement[bool]) -> tuple[Any, Any]:
-    """The root span's tags and the sorted distinct models of the LLM spans, per trace of `ranked`."""
-    r = ranked.c
-    if dialect_name == "postgresql":
-        # Aggregates over the rows already grouped: two look-ups per trace cost ~40% of the refresh.
-        model = r.model_id.collate("C")  # code point order, as SQLite's BINARY
-        models = func.jsonb_agg(postgresql.aggregate_order_by(distinct(model), model))
-        llm_models = func.coalesce(
-            models.filter(and_(r.kind == "llm", r.model_id.is_not(None))), literal_column("'[]'::jsonb")
-        )
-        return func.array_agg(r.tags).filter(is_root)[1], llm_models
-    # SQLite has no ORDER BY in aggregates and no max() of JSON: look-ups per trace.
-    root = spans.alias("root_span")
-    root_tags = (
-        select(root.c.tags)
-        .where(root.c.trace_id == r.trace_id)
-        .order_by(*_is_root_first(root))
-        .limit(1)
-        .scalar_subquery()
-    )
-    # The kind test sits in the select list, not in WHERE: SQLite without ANALYZE statistics
-    # would otherwise search the kind index (every LLM span ever stored) instead of the trace's.
-    llm = spans.alias("llm_span")
-    llm_model = case((llm.c.kind == "llm", llm.c.model_id)).label("model")
-    models_of_trace = (
-        select(llm_model)
-        .distinct()
-        .where(llm.c.trace_id == r.trace_id)
-        .order_by(llm_model)
-        .correlate(ranked)
-        .subquery("llm_models")
-    )
-    return root_tags, sorted_json_array(dialect_name, models_of_trace)
 
 
 # What a session summary adds up from each of its traces, in `TraceTotals` order.
@@ -214,38 +171,20 @@ async def add_session_changes(conn: AsyncConnection, changes: Sequence[SessionCh
     if not changes:
         return
     dialect_name = conn.dialect.name
-    if dialect_name == "postgresql":
-        columns = {name: [getattr(change, name) for change in changes] for name in _CHANGED}
-        await conn.execute(_add_to_sessions(dialect_name), columns)
-    else:
-        await conn.execute(_add_to_sessions(dialect_name), [change.as_parameters() for change in changes])
+    rows = [change.as_parameters() for change in changes]
+    await conn.execute(_add_to_sessions(dialect_name), batch_parameters(dialect_name, _CHANGED, rows))
 
 
 @cache
 def _add_to_sessions(dialect_name: str) -> Insert:
-    if dialect_name == "postgresql":
-        # DateTime, not UTCDateTime, inside the array: the changes carry aware UTC datetimes.
-        element_types = {
-            name: DateTime(timezone=True) if name in ("first_seen", "last_seen") else sessions.c[name].type
-            for name in _CHANGED
-        }
-        arrays = [bindparam(name, type_=postgresql.ARRAY(element_types[name])) for name in _CHANGED]
-        changed = func.unnest(*arrays).table_valued(*_CHANGED).render_derived(name="changed")
-        source: dict[str, Any] = {name: changed.c[name] for name in _CHANGED}
-    else:
-        source = {name: bindparam(name, type_=sessions.c[name].type) for name in _CHANGED}
+    source = batch_columns(dialect_name, {name: sessions.c[name].type for name in _CHANGED})
     session_id = source["session_id"]
     values = {
         **source,
         "user_id": _of_first_trace("user_id", session_id),
         "environment": _of_first_trace("environment", session_id),
     }
-    insert = dialect_insert(dialect_name, sessions)
-    if dialect_name == "postgresql":
-        names = list(values)
-        statement = insert.from_select(names, select(*values.values()))
-    else:
-        statement = insert.values(values)
+    statement = insert_batch(dialect_name, sessions, values)
     new = statement.excluded
     updates = {
         "user_id": new.user_id,

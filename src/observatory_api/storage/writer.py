@@ -13,17 +13,11 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.core.records import LogRecord, SpanRecord
-from observatory_api.db.dialect import (
-    analyze_tables,
-    estimated_rows,
-    insert_ignoring_duplicates,
-    insert_new_rows,
-    lock_summaries,
-    prepare_write_transaction,
-)
+from observatory_api.db.bulk_insert import insert_ignoring_duplicates, insert_new_rows
+from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.failures import blocks_every_batch
 from observatory_api.db.tables import logs, spans
-from observatory_api.metrics.continuous_aggregates import has_continuous_aggregates
+from observatory_api.db.write_sql import analyze_tables, estimated_rows, lock_summaries, prepare_write_transaction
 from observatory_api.metrics.rollup_tables import ROLLUPS
 from observatory_api.metrics.rollups import Contribution, add_to_rollups, contribution, move_in_rollups
 from observatory_api.storage.context import (
@@ -121,11 +115,15 @@ class TelemetryWriter:
         self,
         engine: AsyncEngine,
         *,
+        capabilities: DatabaseCapabilities | None = None,
         group_max_spans: int = GROUP_MAX_SPANS,
         first_analyze: int = _FIRST_ANALYZE,
         on_stored: Callable[[datetime, datetime], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Without them, what the dialect alone says: the rollup tables are written (the server and
+        # `seed` pass what they detected, continuous aggregates included).
+        self._capabilities = capabilities or DatabaseCapabilities.plain(engine)
         # Told the first and last start time of the spans each commit stored or moved (the
         # metric segment cache drops what they touch), after the commit and before returning.
         self._on_stored = on_stored
@@ -223,7 +221,7 @@ class TelemetryWriter:
                 inherited = await self._refresh_summaries(conn, new_rows, before, spread)
                 # Last: the rollup rows other writers also add to stay locked only until commit.
                 # On TimescaleDB the continuous aggregates follow `spans` without them.
-                if not has_continuous_aggregates(conn.dialect):
+                if not self._capabilities.continuous_aggregates:
                     new_parts = [parts[i] for i in new]
                     if inherited.changed:
                         new_parts = [
@@ -257,7 +255,7 @@ class TelemetryWriter:
             return
         self._analyze_at = self._stored_spans * 2
         tables = _ANALYZED_TABLES
-        if has_continuous_aggregates(self._engine.dialect):  # the rollup tables no longer grow
+        if self._capabilities.continuous_aggregates:  # the rollup tables no longer grow
             tables = {name: columns for name, columns in tables.items() if name not in _ROLLUP_TABLE_NAMES}
         async with self._engine.begin() as conn:
             await analyze_tables(conn, tables)

@@ -19,7 +19,7 @@ def window(full_range: dict) -> dict[str, Any]:
 def statements(client: TestClient) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the test runs."""
     seen: list[str] = []
-    engine = client.app.state.read_engine.sync_engine
+    engine = client.app.state.resources.read_engine.sync_engine
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)

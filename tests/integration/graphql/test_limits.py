@@ -120,7 +120,7 @@ def wide(migrated_database: DatabaseSettings) -> Iterator[TestClient]:
 @contextmanager
 def recorded(client: TestClient) -> Iterator[list[str]]:
     seen: list[str] = []
-    engine = client.app.state.read_engine.sync_engine
+    engine = client.app.state.resources.read_engine.sync_engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)

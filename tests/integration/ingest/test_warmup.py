@@ -21,7 +21,7 @@ WRITE_STATEMENTS = 4 + (0 if ON_TIMESCALEDB else len(ROLLUPS))
 
 def compiled_statements(client: AsyncTestClient) -> int:  # type: ignore[type-arg]
     """Statements the write engine has compiled (SQLAlchemy's per-engine cache)."""
-    return len(client.app.state.write_engine.sync_engine._compiled_cache)
+    return len(client.app.state.resources.write_engine.sync_engine._compiled_cache)
 
 
 async def test_the_warm_up_prepares_the_writer_and_stores_nothing(migrated_database: DatabaseSettings) -> None:

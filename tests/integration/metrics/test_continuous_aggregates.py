@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -27,19 +28,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.app import create_app
+from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabilities, reports_continuous_aggregates
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import current_revision, head_revision, upgrade_sql
 from observatory_api.db.tables import spans, traces
 from observatory_api.demo.generator import generate
 from observatory_api.demo.seed import seed_demo
 from observatory_api.metrics import histogram
-from observatory_api.metrics.continuous_aggregates import (
-    AGGREGATE_OF_ROLLUP,
-    CONTINUOUS_AGGREGATES,
-    find_continuous_aggregates,
-    has_continuous_aggregates,
-    mark_continuous_aggregates,
-)
+from observatory_api.metrics.continuous_aggregates import AGGREGATE_OF_ROLLUP, AGGREGATE_VIEWS, CONTINUOUS_AGGREGATES
 from observatory_api.metrics.rollup_tables import GRAINS, HISTOGRAMS, MEASURES, ROLLUP_DIMENSIONS, ROLLUPS
 from observatory_api.settings import DatabaseSettings, RateLimitSettings
 from observatory_api.storage import SpanRecord, TelemetryWriter
@@ -341,7 +337,14 @@ def ask(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-async def test_metric_queries_read_the_aggregates_when_the_dialect_is_marked(
+def with_aggregates(client: TestClient, present: bool) -> None:
+    """The app's resources, as the lifespan would have built them if it had found the aggregates."""
+    resources = client.app.state.resources
+    capabilities = replace(resources.capabilities, continuous_aggregates=present)
+    client.app.state.resources = replace(resources, capabilities=capabilities)
+
+
+async def test_metric_queries_read_the_aggregates_when_the_database_has_them(
     emulated_database: DatabaseSettings,
 ) -> None:
     roles = {"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000}
@@ -350,15 +353,15 @@ async def test_metric_queries_read_the_aggregates_when_the_dialect_is_marked(
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             client.headers.update(auth_headers(settings, "developer"))
-            state = client.app.state
-            assert state.continuous_aggregates is False  # plain PostgreSQL: the rollup tables
+            resources = client.app.state.resources
+            assert resources.capabilities == DatabaseCapabilities("postgresql")  # the rollup tables
             statements: list[str] = []
-            event.listen(state.read_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+            event.listen(resources.read_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
             from_rollups = [ask(client, body) for body in BODIES]
             assert statements and not any("metric_cagg_" in s for s in statements)
             assert any(a["totals"] or a["series"] for a in from_rollups)
 
-            mark_continuous_aggregates(state.read_engine.dialect, True)
+            with_aggregates(client, True)
             statements.clear()
             from_aggregates = [ask(client, body) for body in BODIES]
             assert close_answers(from_aggregates, from_rollups)
@@ -371,7 +374,7 @@ async def test_metric_queries_read_the_aggregates_when_the_dialect_is_marked(
                 for rollup in ROLLUPS:
                     await conn.execute(delete(rollup.table))
             assert close_answers([ask(client, body) for body in BODIES], from_rollups)
-            mark_continuous_aggregates(state.read_engine.dialect, False)
+            with_aggregates(client, False)
             emptied = ask(client, BODIES[0])
             assert emptied["totals"]["request_count_count"] != from_rollups[0]["totals"]["request_count_count"]
     finally:
@@ -391,16 +394,16 @@ def new_spans(seed: int) -> list[SpanRecord]:
     return [span for batch, _ in generate(traces=25, seed=seed, end=end, days=1) for span in batch]
 
 
-async def test_the_writer_leaves_the_rollup_tables_to_the_aggregates_when_marked(emulated_engine: AsyncEngine) -> None:
+async def test_the_writer_leaves_the_rollup_tables_to_the_aggregates_when_present(emulated_engine: AsyncEngine) -> None:
     async def count(table: Any) -> int:
         async with emulated_engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(table)))
 
     before = await rollup_snapshot(emulated_engine)
     spans_before, traces_before = await count(spans), await count(traces)
-    mark_continuous_aggregates(emulated_engine.dialect, True)
     records = new_spans(seed=41)
-    assert await TelemetryWriter(emulated_engine).write_spans(records) == len(records)
+    with_aggregates = DatabaseCapabilities("timescaledb", continuous_aggregates=True)
+    assert await TelemetryWriter(emulated_engine, capabilities=with_aggregates).write_spans(records) == len(records)
     assert await rollup_snapshot(emulated_engine) == before
     assert await count(spans) == spans_before + len(records)
     trace_ids = {span.trace_id for span in records}
@@ -411,10 +414,10 @@ async def test_the_writer_leaves_the_rollup_tables_to_the_aggregates_when_marked
         for view in CONTINUOUS_AGGREGATES.values():  # the aggregates count them at once
             assert await conn.scalar(select(func.sum(view.c.span_count))) == spans_before + len(records)
 
-    # The same writer on an unmarked engine adds to the rollup tables again.
-    mark_continuous_aggregates(emulated_engine.dialect, False)
+    # A writer told of no aggregates adds to the rollup tables again.
     more = new_spans(seed=42)
-    assert await TelemetryWriter(emulated_engine).write_spans(more) == len(more)
+    without = DatabaseCapabilities("timescaledb", continuous_aggregates=False)
+    assert await TelemetryWriter(emulated_engine, capabilities=without).write_spans(more) == len(more)
     after = await rollup_snapshot(emulated_engine)
     assert all(rows != old for rows, old in zip(after, before, strict=True))
 
@@ -471,18 +474,19 @@ async def test_detection_is_false_on_plain_postgresql_and_sqlite(
     statements: list[str] = []
     event.listen(emulated_engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     # Without TimescaleDB the catalogue is not even asked (the views of this database are plain).
-    assert await find_continuous_aggregates(emulated_engine, timescaledb=False) is False
-    assert statements == []
+    found = await detect_capabilities(emulated_engine, continuous_aggregates=AGGREGATE_VIEWS)
+    assert found == DatabaseCapabilities("postgresql", continuous_aggregates=False)
+    assert not any("timescaledb_information" in s for s in statements)
     # Asked anyway, plain PostgreSQL has no timescaledb_information: a warning, no error.
-    with caplog.at_level(logging.WARNING, logger="observatory_api.metrics"):
-        assert await find_continuous_aggregates(emulated_engine, timescaledb=True) is False
+    with caplog.at_level(logging.WARNING, logger="observatory_api.db"):
+        assert await reports_continuous_aggregates(emulated_engine, AGGREGATE_VIEWS) is False
     assert any("timescaledb_information" in s for s in statements)
     assert "could not list the continuous aggregates" in caplog.text
     sqlite = DatabaseSettings(sqlite_path=str(sqlite_template))
     engine = create_engine(sqlite, database_url(sqlite))
     try:
-        assert await find_continuous_aggregates(engine, timescaledb=False) is False
-        assert has_continuous_aggregates(engine.dialect) is False
+        found = await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
+        assert found == DatabaseCapabilities("sqlite", continuous_aggregates=False)
     finally:
         await engine.dispose()
 
@@ -498,9 +502,9 @@ async def test_detection_reads_what_timescaledb_reports(
             "SELECT n.nspname AS view_schema, c.relname AS view_name FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname LIKE 'metric_cagg_%'"
         )
-    assert await find_continuous_aggregates(emulated_engine, timescaledb=True) is True
+    assert await reports_continuous_aggregates(emulated_engine, AGGREGATE_VIEWS) is True
     async with emulated_engine.begin() as conn:
         await conn.exec_driver_sql("DROP VIEW metric_cagg_hour")
-    with caplog.at_level(logging.WARNING, logger="observatory_api.metrics"):
-        assert await find_continuous_aggregates(emulated_engine, timescaledb=True) is False
+    with caplog.at_level(logging.WARNING, logger="observatory_api.db"):
+        assert await reports_continuous_aggregates(emulated_engine, AGGREGATE_VIEWS) is False
     assert "missing (metric_cagg_hour)" in caplog.text

@@ -54,7 +54,7 @@ async def test_a_late_span_in_a_closed_bucket_counts_at_once(migrated_database: 
         assert response.status_code == 200, response.text
 
     async with AsyncTestClient(create_app(settings)) as client:
-        cache: SegmentCache = client.app.state.metric_segments
+        cache: SegmentCache = client.app.state.resources.metric_segments
         assert (await ask(client))["totals"]["request_count_count"] == 0
         kept = len(cache)
         assert kept > 0
@@ -83,4 +83,4 @@ async def test_no_cache_without_ingest_in_the_process(migrated_database: Databas
     """A reader that does not write cannot know when data changes: it keeps nothing."""
     settings = make_settings(migrated_database, features=FeatureSettings(ingest=False))
     async with AsyncTestClient(create_app(settings)) as client:
-        assert client.app.state.metric_segments is None
+        assert client.app.state.resources.metric_segments is None

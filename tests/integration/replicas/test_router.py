@@ -134,7 +134,7 @@ def test_a_request_picks_its_read_engine_once(tmp_path: Path) -> None:
     settings = make_settings(DatabaseSettings(sqlite_path=str(tmp_path / "observatory.db")))
     app = create_app(settings)
     with TestClient(app) as client:
-        router: ReadRouter = app.state.read_router
+        router: ReadRouter = app.state.resources.read_router
         picks: list[AsyncEngine] = []
         pick = router.engine
 

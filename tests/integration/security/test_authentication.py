@@ -102,7 +102,7 @@ def test_a_hot_key_costs_no_database_round_trip(settings) -> None:  # type: igno
         statements: list[str] = []
         from sqlalchemy import event
 
-        engine = app.state.read_engine.sync_engine
+        engine = app.state.resources.read_engine.sync_engine
         listener = lambda *args: statements.append(args[2])  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
         try:

@@ -98,8 +98,8 @@ async def test_using_a_key_records_last_used_at_once_per_interval_across_instanc
     before = datetime.now(UTC)
     async with AsyncTestClient(create_app(settings)) as one, AsyncTestClient(create_app(settings)) as two:
         with (
-            key_updates(one.app.state.write_engine) as updates_one,
-            key_updates(two.app.state.write_engine) as updates_two,
+            key_updates(one.app.state.resources.write_engine) as updates_one,
+            key_updates(two.app.state.resources.write_engine) as updates_two,
         ):
             await use(one, raw, times=3)
             first = await last_used(owner, key_id)
@@ -142,7 +142,7 @@ async def test_a_revoked_key_is_refused_and_its_use_not_recorded(
     raw, key_id = await new_key(owner, settings)
     await ApiKeyAdmin(owner).revoke(key_id)
     async with AsyncTestClient(create_app(settings)) as client:
-        with key_updates(client.app.state.write_engine) as updates:
+        with key_updates(client.app.state.resources.write_engine) as updates:
             refused = await client.get(MODELS, headers={"X-API-Key": raw})
             assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
             await drain(client)
@@ -156,7 +156,7 @@ async def test_without_a_write_engine_nothing_is_recorded_and_requests_are_serve
     settings = settings_for(migrated_database, redis_settings, ingest=False)
     raw, key_id = await new_key(owner, settings)
     async with AsyncTestClient(create_app(settings)) as client:
-        assert client.app.state.write_engine is None and not recorder_of(client).enabled
+        assert client.app.state.resources.write_engine is None and not recorder_of(client).enabled
         await use(client, raw, times=2)
     assert await last_used(owner, key_id) is None
 

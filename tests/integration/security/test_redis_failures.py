@@ -10,11 +10,10 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from observatory_api.redis_client import open_redis
+from observatory_api.redis_client import WORKER_POOL, open_redis
 from observatory_api.security.store import (
     _HIT_SCRIPT,
     _TIMEOUTS_BEFORE_COOLDOWN,
-    STORE_POOL,
     WARM_CONNECTIONS,
     RedisSecurityStore,
     StoreUnavailable,
@@ -24,8 +23,8 @@ from tests.integration.security.conftest import PrivateRedis
 
 
 def store_redis_client(url: str, timeout: float) -> Redis:
-    """The security store's client, as security/setup.py opens it (no Sentinel: closing it is enough)."""
-    connection = open_redis(RedisSettings(url=url), timeout=timeout, pool=STORE_POOL)
+    """The security store's client, as the lifespan opens it (no Sentinel: closing it is enough)."""
+    connection = open_redis(RedisSettings(url=url), timeout=timeout, pool=WORKER_POOL)
     assert connection is not None
     return connection.client
 

@@ -74,7 +74,7 @@ def test_a_bearer_key_is_looked_up_once_then_served_from_redis(settings: Setting
     with open_client(settings) as client:
         assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         statements: list[str] = []
-        engine = client.app.state.read_engine.sync_engine
+        engine = client.app.state.resources.read_engine.sync_engine
         listener = lambda *args: statements.append(args[2])  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
         try:

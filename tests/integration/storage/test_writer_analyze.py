@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.db.dialect import estimated_rows
 from observatory_api.db.engine import create_engine, database_url
+from observatory_api.db.write_sql import estimated_rows
 from observatory_api.settings import DatabaseSettings
 from observatory_api.storage import TelemetryWriter
 from tests.conftest import _pg_url, scratch_database
