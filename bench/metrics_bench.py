@@ -2,6 +2,12 @@
 
     # 1. load (once; ~10 million spans over 30 days, through the TelemetryWriter, logs progress):
     .venv/bin/python bench/metrics_bench.py seed --spans 10000000 --log bench/seed_metrics.log
+    # 1'. or, in minutes instead of hours: one million through the writer, then server-side copies
+    #     of those traces (new ids, whole days shifted; bench/grow_dataset.py says exactly what a
+    #     copy is: the grown dataset repeats the base's trace shapes), the metric tables brought up
+    #     to date from the spans, and every consistency check:
+    .venv/bin/python bench/metrics_bench.py seed --spans 1000000 [--skip-rollups]
+    .venv/bin/python bench/metrics_bench.py grow --to 10000000
     # 2. measure the three target queries on both paths:
     .venv/bin/python bench/metrics_bench.py run --repeat 20
     # 3. trace detail and the listings:
@@ -10,7 +16,9 @@
 `--backend timescaledb` (before the command) does the same on OBSERVATORY_BENCH_TIMESCALEDB_URL
 (default postgres@127.0.0.1:5433, ../shared/timescaledb/start.sh); there `seed` ends by running
 the refresh and compression policies' jobs once, as the server's scheduler would, and `run` reads
-the continuous aggregates where plain PostgreSQL reads the rollup tables.
+the continuous aggregates where plain PostgreSQL reads the rollup tables. `grow` rebuilds the
+rollup tables from the spans on plain PostgreSQL (`rebuild-rollups`), and on TimescaleDB
+decompresses the chunks, copies, then runs the same jobs once.
 
 The database is `observatory_bench_metrics` (OBSERVATORY_BENCH_DATABASE) on
 OBSERVATORY_BENCH_POSTGRES_URL (default postgres@127.0.0.1) and is kept afterwards. `seed` is
@@ -33,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import grow_dataset
 import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -129,18 +138,35 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
 
 async def run_policies(conn: Any, log: Any) -> None:
     """On TimescaleDB, run the continuous aggregates' refresh and the compression policies once, as
-    the scheduler would after the load (in autocommit: TimescaleDB refuses them in a transaction)."""
+    the scheduler would after the load (in autocommit: TimescaleDB refuses them in a transaction).
+
+    The scheduler runs the same jobs on its own (the minute aggregates every minute): they are
+    paused first and any run in progress waited for, or `run_job` fails with "concurrent refresh".
+    They are scheduled again afterwards. The refreshes run first, on uncompressed chunks, and
+    without JIT: the aggregates' ~330 expressions were JIT-compiled for minutes per refresh batch
+    over compressed chunks (20,000 spans: no end within 300 s with JIT, 0.6 s without)."""
     installed = (await conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
     if installed is None:
         return
-    jobs = await conn.exec_driver_sql(
-        "SELECT job_id, proc_name FROM timescaledb_information.jobs "
-        "WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression') ORDER BY proc_name, job_id"
-    )
-    for job_id, proc_name in jobs.all():
-        started = time.perf_counter()
-        await conn.exec_driver_sql(f"CALL run_job({int(job_id)})")
-        log.write(f"{proc_name} job {job_id}: {time.perf_counter() - started:,.1f} s\n")
+    jobs = (await conn.exec_driver_sql(grow_dataset.POLICY_JOBS)).all()
+    try:
+        await conn.exec_driver_sql("SET jit = off")
+        await conn.exec_driver_sql("SET statement_timeout = 0")
+        for job_id, _ in jobs:
+            await conn.exec_driver_sql(f"SELECT alter_job({int(job_id)}, scheduled => false)")
+        for _ in range(900):  # at most 30 minutes
+            if not (await conn.exec_driver_sql(grow_dataset.POLICY_RUNS)).scalar_one():
+                break
+            await asyncio.sleep(2)
+        else:
+            raise RuntimeError("the scheduler's policy runs did not end within 30 minutes")
+        for job_id, proc_name in jobs:
+            started = time.perf_counter()
+            await conn.exec_driver_sql(f"CALL run_job({int(job_id)})")
+            log.write(f"{proc_name} job {job_id}: {time.perf_counter() - started:,.1f} s\n")
+    finally:
+        for job_id, _ in jobs:
+            await conn.exec_driver_sql(f"SELECT alter_job({int(job_id)}, scheduled => true)")
 
 
 async def prepared_engine(settings: DatabaseSettings) -> tuple[Any, DatabaseCapabilities]:
@@ -363,6 +389,50 @@ async def derive_rollups(sources: dict[str, str] | None = None) -> None:
     await engine.dispose()
 
 
+async def grow_to(target: int, log_path: str) -> None:
+    """Copy the stored traces server-side up to `target` spans (bench/grow_dataset.py), then bring
+    the metric tables up to date as `seed` would: the rollup tables rebuilt from the spans on
+    plain PostgreSQL, the refresh and compression jobs run once on TimescaleDB; then check it all."""
+    settings = bench_settings()
+    url = make_url(settings.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    started = time.perf_counter()
+    with open(log_path, "a", buffering=1) as log:  # noqa: ASYNC230 - a progress log, not request I/O
+
+        def say(line: str) -> None:
+            log.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} {line}\n")
+
+        conn = await asyncpg.connect(url)
+        try:
+            stored = await grow_dataset.grow(conn, target=target, end=END, log=say)
+            timescaledb = bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))
+        finally:
+            await conn.close()
+        say(f"grow: {stored:,} spans stored, {time.perf_counter() - started:,.0f} s")
+        if timescaledb:
+            engine = create_engine(settings, database_url(settings))
+            async with engine.connect() as sa_conn:
+                await sa_conn.execution_options(isolation_level="AUTOCOMMIT")
+                await sa_conn.exec_driver_sql("SET statement_timeout = 0")
+                await run_policies(sa_conn, log)
+                await sa_conn.exec_driver_sql("VACUUM ANALYZE")
+            await engine.dispose()
+        else:
+            await rebuild_rollups(log_path)
+        say(f"metric tables up to date, {time.perf_counter() - started:,.0f} s")
+        conn = await asyncpg.connect(url)
+        try:
+            tables = grow_dataset.AGGREGATES if timescaledb else grow_dataset.ROLLUPS
+            problems = await grow_dataset.verify(conn, tables, end=END, log=say)
+            if timescaledb:
+                for row in await conn.fetch(grow_dataset.COMPRESSION):
+                    say(f"compression: {dict(row)}")
+        finally:
+            await conn.close()
+        say(f"grow done in {time.perf_counter() - started:,.0f} s: " + ("; ".join(problems) or "consistent"))
+    if problems:
+        raise SystemExit("inconsistent: " + "; ".join(problems))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=sorted(SERVERS), default="postgresql")
@@ -379,6 +449,9 @@ def main() -> None:
     tracing = commands.add_parser("traces", help="trace detail and the first page of the listings")
     tracing.add_argument("--repeat", type=int, default=200, help="traces looked up, pages read")
     commands.add_parser("derive-rollups", help="build the day and overall-minute rollups from the others")
+    growing = commands.add_parser("grow", help="copy the stored traces server-side up to --to spans")
+    growing.add_argument("--to", type=int, default=10_000_000, help="spans wanted (about; whole sessions)")
+    growing.add_argument("--log", default="bench/seed_metrics.log")
     rebuilding = commands.add_parser(
         "rebuild-rollups", help="every rollup from the stored spans (after --skip-rollups)"
     )
@@ -388,6 +461,8 @@ def main() -> None:
     ADMIN_URL = SERVERS[args.backend]
     if args.command == "seed":
         asyncio.run(seed(args.spans, args.log, args.seed, skip_rollups=args.skip_rollups))
+    elif args.command == "grow":
+        asyncio.run(grow_to(args.to, args.log))
     elif args.command == "rebuild-rollups":
         asyncio.run(rebuild_rollups(args.log))
     elif args.command == "derive-rollups":
