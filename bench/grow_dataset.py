@@ -22,9 +22,9 @@ copy is:
 Each copy is one transaction, recorded in `bench.grow_copies`: an interrupted grow resumes at the
 next copy. The secondary indexes of the four tables are dropped during the copies and built again
 at the end (an interrupted grow leaves them dropped until it is run again). On TimescaleDB the
-compressed chunks are decompressed first and the refresh and compression jobs are paused during
-the copies (the caller runs them once afterwards). Rollups are not touched here: the caller
-rebuilds them from the spans.
+compressed chunks are decompressed first (before the snapshot: see `grow`) and the refresh and
+compression jobs are paused during the copies (the caller runs them once afterwards). Rollups are
+not touched here: the caller rebuilds them from the spans.
 """
 
 from __future__ import annotations
@@ -128,13 +128,17 @@ def _insert_sessions() -> str:
 async def grow(conn: asyncpg.Connection, *, target: int, end: datetime, log: Log) -> int:
     """Copy the base traces until the database holds about `target` spans; returns the spans stored."""
     await conn.execute("SET statement_timeout = 0")
+    timescaledb = bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))
+    if timescaledb and not await conn.fetchval("SELECT to_regclass('bench.grow_copies') IS NOT NULL"):
+        # Before the snapshot: on 2.28.3 one statement reading every compressed chunk returned
+        # wrong `input` text for a third of the spans (bench/RESULTS.md, 2026-12-03).
+        await _decompress(conn, log)
     await _snapshot_base(conn, log)
     base_spans = int(await conn.fetchval("SELECT count(*) FROM bench.base_spans"))
     copies = max(0.0, target / base_spans - 1)
     done = {int(r[0]) for r in await conn.fetch("SELECT copy FROM bench.grow_copies")}
     todo = [i for i in range(1, math.ceil(copies) + 1) if i not in done]
     log(f"grow: base {base_spans:,} spans, target {target:,}: {copies:.3f} copies, to do {todo}")
-    timescaledb = bool(await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"))
     if todo and timescaledb:
         await _decompress(conn, log)
     # Paused while copying (refreshing what a copy half-wrote is wasted work); left paused on
