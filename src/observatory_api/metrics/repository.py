@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import case
@@ -25,7 +24,7 @@ from observatory_api.metrics import histogram
 from observatory_api.metrics.catalogue import Metric
 from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
 from observatory_api.metrics.rollup_tables import HISTOGRAMS
-from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries, Value
+from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries
 from observatory_api.metrics.segment_cache import SegmentCache
 from observatory_api.metrics.sql import (
     edge_values,
@@ -36,13 +35,17 @@ from observatory_api.metrics.sql import (
     top_groups_statement,
     window_params,
 )
+from observatory_api.metrics.states import (
+    GroupKey,
+    Level,
+    Percentiles,
+    decoder,
+    exact_at,
+    merge_levels,
+    merge_up,
+    values_of,
+)
 from observatory_api.observability.db import timed
-
-States = dict[str, Any]
-GroupKey = tuple[Any, ...]  # group key values, then the bucket start when bucketed
-Level = dict[GroupKey, States]
-# Exact percentiles: level ("totals", "series", "points") -> group key -> metric id -> fraction -> value.
-Percentiles = dict[str, dict[GroupKey, dict[str, dict[float, float | None]]]]
 
 
 class MetricRepository:
@@ -100,13 +103,13 @@ class _Execution:
             if distinct:
                 series = await self._raw_states(with_bucket=False)
             else:
-                series = _merge_up(points, self.nkeys)
+                series = merge_up(points, self.nkeys)
         else:
             points, series = {}, finest
         if distinct or "tag" in plan.group_by or self.groups is not None:
             totals = await self._raw_states(with_bucket=False, with_keys=False)
         else:
-            totals = _merge_up(series, 0)
+            totals = merge_up(series, 0)
         exact: Percentiles = {}
         if plan.grain is None and any(s.percentile is not None for s in plan.selections):
             exact = await self._exact_percentiles()
@@ -130,7 +133,7 @@ class _Execution:
             if grain is None:
                 edges.append(part)
             else:
-                level = _merge_levels(level, await self._rollup_states(grain, part))
+                level = merge_levels(level, await self._rollup_states(grain, part))
         # Edges read together save a round trip (a bucket key keeps them apart; unbucketed they
         # merge anyway). SQLite has no round trip to save, and scans `spans` for an OR of ranges.
         for together in (
@@ -138,7 +141,7 @@ class _Execution:
         ):
             edge_level = await self._raw_states(with_bucket=self.bucketed, windows=together)
             await self._edge_histograms(together, edge_level)
-            level = _merge_levels(level, edge_level)
+            level = merge_levels(level, edge_level)
         return level
 
     async def _rollup_states(self, grain: str, part: TimeWindow) -> Level:
@@ -195,7 +198,7 @@ class _Execution:
 
     async def _read(self, statement: Any, windows: list[TimeWindow], nkeys: int) -> Level:
         result = await self._execute(statement, *windows)
-        decode = _decoder(tuple(result.keys())[nkeys:])
+        decode = decoder(tuple(result.keys())[nkeys:])
         return {tuple(row[:nkeys]): decode(row[nkeys:]) for row in result}
 
     async def _exact_percentiles(self) -> Percentiles:
@@ -263,14 +266,14 @@ class _Execution:
         for key in keys:
             entry = MetricSeries(
                 group={name: key[i] for i, name in enumerate(plan.group_by)},
-                totals=_values(plan.selections, series.get(key, {}), _exact_at(exact, "series", key)),
+                totals=values_of(plan.selections, series.get(key, {}), exact_at(exact, "series", key)),
             )
             if self.bucketed:
                 entry.points = [
                     MetricPoint(
                         time=start,
-                        values=_values(
-                            plan.selections, points.get((*key, start), {}), _exact_at(exact, "points", (*key, start))
+                        values=values_of(
+                            plan.selections, points.get((*key, start), {}), exact_at(exact, "points", (*key, start))
                         ),
                     )
                     for start in plan.buckets
@@ -293,7 +296,7 @@ class _Execution:
             interval=plan.interval,
             source=source,
             series=all_series,
-            totals=_values(plan.selections, totals.get((), {}), _exact_at(exact, "totals", ())),
+            totals=values_of(plan.selections, totals.get((), {}), exact_at(exact, "totals", ())),
         )
 
 
@@ -303,114 +306,6 @@ def _histogram_selections(plan: Plan) -> list[Selection]:
         if selection.percentile is not None and selection.metric.measure in HISTOGRAMS:
             chosen.setdefault(selection.metric.id, selection)
     return list(chosen.values())
-
-
-@lru_cache(maxsize=256)
-def _decoder(names: tuple[str, ...]) -> Any:
-    """A function from a row of state columns to States; histogram bins become one list."""
-    plain: list[tuple[int, str]] = []
-    bins: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        metric, _, state = name.partition(":")
-        if state.startswith("h") and state[1:].isdigit():
-            bins.setdefault(metric, []).append(i)
-        else:
-            plain.append((i, name))
-    # state_columns emits each histogram's bins in order, side by side.
-    spans = {f"{metric}:h": (at[0], at[-1] + 1) for metric, at in bins.items()}
-
-    def decode(values: Any) -> States:
-        states: States = {name: values[i] for i, name in plain}
-        for name, (first, end) in spans.items():
-            states[name] = list(values[first:end])  # summed with coalesce(..., 0): no NULL bins
-        return states
-
-    return decode
-
-
-def _merge_levels(a: Level, b: Level) -> Level:
-    merged = dict(a)
-    for key, states in b.items():
-        merged[key] = _merge_all([merged[key], states]) if key in merged else states
-    return merged
-
-
-def _merge_up(level: Level, nkeys: int) -> Level:
-    """`level` merged up to its first `nkeys` key values (a series' totals from its points, ...)."""
-    members: dict[GroupKey, list[States]] = defaultdict(list)
-    for key, states in level.items():
-        members[key[:nkeys]].append(states)
-    return {short: _merge_all(group) for short, group in members.items()}
-
-
-def _merge_all(group: list[States]) -> States:
-    """The states of `group` merged in one pass per state: a day by minute merges 1,440 states,
-    and summing each histogram bin across them (zip, sum) beats merging them two at a time."""
-    if len(group) == 1:
-        return group[0]
-    merged: States = {}
-    for name in {name for states in group for name in states}:
-        values = [v for states in group if (v := states.get(name)) is not None]
-        if not values:
-            merged[name] = None
-            continue
-        state = name.partition(":")[2]
-        if state == "min":
-            merged[name] = min(values)
-        elif state == "max":
-            merged[name] = max(values)
-        elif state == "h":
-            merged[name] = [sum(column) for column in zip(*values, strict=True)]
-        else:
-            merged[name] = sum(values)
-    return merged
-
-
-def _exact_at(exact: Percentiles, level: str, key: GroupKey) -> dict[str, dict[float, float | None]]:
-    return exact.get(level, {}).get(key, {})
-
-
-def _values(
-    selections: list[Selection], states: States, exact: dict[str, dict[float, float | None]]
-) -> dict[str, Value]:
-    return {s.key: _value(s, states, exact) for s in selections}
-
-
-def _value(selection: Selection, states: States, exact: dict[str, dict[float, float | None]]) -> Value:
-    metric, aggregation, name = selection.metric, selection.aggregation, selection.metric.id
-    # asyncpg returns numeric sums as Decimal: int() and float() convert them.
-    if metric.kind == "count":
-        return int(states.get(f"{name}:n") or 0)
-    if metric.kind == "distinct":
-        return int(states.get(f"{name}:d") or 0)
-    if metric.kind == "ratio":
-        denominator = states.get(f"{name}:den") or 0
-        return float(states.get(f"{name}:num") or 0) / float(denominator) if denominator else None
-    if selection.percentile is not None:
-        if f"{name}:h" in states:
-            return histogram.percentile(
-                states[f"{name}:h"],
-                selection.percentile,
-                minimum=_float(states.get(f"{name}:min")),
-                maximum=_float(states.get(f"{name}:max")),
-            )
-        return exact.get(name, {}).get(selection.percentile)
-    count = states.get(f"{name}:c")
-    total = states.get(f"{name}:s")
-    if aggregation == "count":
-        return int(count or 0)
-    if aggregation == "sum":
-        return int(total or 0) if metric.integer else float(total or 0.0)
-    if aggregation == "avg":
-        return float(total) / float(count) if count and total is not None else None
-    extreme = states.get(f"{name}:{aggregation}")
-    if extreme is None:
-        return None
-    return int(extreme) if metric.integer else float(extreme)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _group_order(key: GroupKey) -> tuple[tuple[bool, str], ...]:
