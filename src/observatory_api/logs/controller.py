@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import resolve_limit
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogPage
-from observatory_api.openapi_docs import api_responses
+from observatory_api.operations import api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
@@ -20,7 +20,7 @@ class LogController(Controller):
     path = "/logs"
     tags = ["logs"]
 
-    @get("/", operation_id="list_logs", summary="List logs", responses=api_responses(), cache=True)
+    @api_get("/", "list_logs", "List logs", cache=True)
     async def list_logs(
         self,
         request: Request[Any, Any, Any],

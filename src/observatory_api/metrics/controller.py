@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
@@ -16,7 +16,8 @@ from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricCatalogue, MetricQuery, MetricQueryResult, MetricValue
 from observatory_api.metrics.values import catalogue, checked_metric_value
-from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.openapi_docs import link
+from observatory_api.operations import api_get, api_post
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
@@ -40,24 +41,18 @@ class MetricController(Controller):
     path = "/metrics"
     tags = ["metrics"]
 
-    @get(
+    @api_get(
         "/",
-        operation_id="list_metrics",
-        summary="The metric catalogue",
-        responses=api_responses(),
-        operation_class=linked(metric=link("get_metric", "The first metric.", metric_id="$response.body#/data/0/id")),
+        "list_metrics",
+        "The metric catalogue",
+        metric=link("get_metric", "The first metric.", metric_id="$response.body#/data/0/id"),
     )
     async def list_metrics(self) -> MetricCatalogue:
         """Every metric with its unit, aggregations and dimensions, the intervals, and the
         dimensions that group only as a top-N."""
         return catalogue()
 
-    @get(
-        "/{metric_id:str}",
-        operation_id="get_metric",
-        summary="A metric's value, against the previous period",
-        responses=api_responses(404),
-    )
+    @api_get("/{metric_id:str}", "get_metric", "A metric's value, against the previous period", 404)
     async def get_metric(
         self,
         metric_repository: NamedDependency[MetricRepository],
@@ -101,13 +96,7 @@ class MetricController(Controller):
             },
         )
 
-    @post(
-        "/query",
-        operation_id="query_metrics",
-        summary="Aggregate metrics by group and time bucket",
-        status_code=200,
-        responses=api_responses(413),
-    )
+    @api_post("/query", "query_metrics", "Aggregate metrics by group and time bucket", 413)
     async def query_metrics(
         self,
         request: Request[Any, Any, Any],

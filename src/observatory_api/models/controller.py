@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
@@ -13,7 +13,8 @@ from observatory_api.core.params import IDENT, TIME_FROM, TIME_TO
 from observatory_api.core.query import check_plain, resolve_window
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelDetail, ModelList, ModelUsage, UsageInterval
-from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.openapi_docs import link
+from observatory_api.operations import api_get
 from observatory_api.settings import Settings
 
 PROVIDER = PathParameter(max_length=100, description="Provider part of the model id, e.g. `openai`.")
@@ -24,26 +25,23 @@ class ModelController(Controller):
     path = "/models"
     tags = ["models"]
 
-    @get(
+    @api_get(
         "/",
-        operation_id="list_models",
-        summary="List the model catalogue",
-        responses=api_responses(),
-        operation_class=linked(
-            model=link(
-                "get_model",
-                "The first model.",
-                provider="$response.body#/data/0/provider",
-                name="$response.body#/data/0/name",
-            ),
-            usage=link(
-                "get_model_usage",
-                "The usage of the first model.",
-                provider="$response.body#/data/0/provider",
-                name="$response.body#/data/0/name",
-            ),
-        ),
+        "list_models",
+        "List the model catalogue",
         cache=True,
+        model=link(
+            "get_model",
+            "The first model.",
+            provider="$response.body#/data/0/provider",
+            name="$response.body#/data/0/name",
+        ),
+        usage=link(
+            "get_model_usage",
+            "The usage of the first model.",
+            provider="$response.body#/data/0/provider",
+            name="$response.body#/data/0/name",
+        ),
     )
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None
@@ -51,13 +49,7 @@ class ModelController(Controller):
         """Every model in the catalogue (id `provider/name`) with the prices per million tokens in effect now."""
         return ModelList(data=await models.list_models(provider=check_plain(provider, "provider")))
 
-    @get(
-        "/{provider:str}/{name:str}",
-        operation_id="get_model",
-        summary="Get a model",
-        responses=api_responses(404),
-        cache=True,
-    )
+    @api_get("/{provider:str}/{name:str}", "get_model", "Get a model", 404, cache=True)
     async def get_model(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str, PROVIDER], name: Annotated[str, NAME]
     ) -> ModelDetail:
@@ -65,13 +57,7 @@ class ModelController(Controller):
         spans first and last used it."""
         return await models.get_model(provider, name)
 
-    @get(
-        "/{provider:str}/{name:str}/usage",
-        operation_id="get_model_usage",
-        summary="Usage of a model",
-        responses=api_responses(404),
-        cache=True,
-    )
+    @api_get("/{provider:str}/{name:str}/usage", "get_model_usage", "Usage of a model", 404, cache=True)
     async def get_model_usage(
         self,
         models: NamedDependency[ModelRepository],

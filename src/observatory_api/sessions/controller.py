@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter
 
 from observatory_api.core.params import CURSOR, IDENT, LIMIT, TIME_FROM, TIME_TO
 from observatory_api.core.query import PLAIN_ID, check_plain, resolve_limit, resolve_window
-from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.openapi_docs import link
+from observatory_api.operations import api_get
 from observatory_api.sessions.repository import SessionRepository, SessionSort
 from observatory_api.sessions.schemas import SessionDetail, SessionPage
 from observatory_api.settings import Settings
@@ -21,15 +22,12 @@ class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @get(
+    @api_get(
         "/",
-        operation_id="list_sessions",
-        summary="List sessions",
-        responses=api_responses(),
-        operation_class=linked(
-            session=link("get_session", "The first session.", session_id="$response.body#/data/0/session_id")
-        ),
+        "list_sessions",
+        "List sessions",
         cache=True,
+        session=link("get_session", "The first session.", session_id="$response.body#/data/0/session_id"),
     )
     async def list_sessions(
         self,
@@ -55,15 +53,13 @@ class SessionController(Controller):
             cursor=cursor,
         )
 
-    @get(
+    @api_get(
         "/{session_id:str}",
-        operation_id="get_session",
-        summary="Get a session with its traces",
-        responses=api_responses(404),
-        operation_class=linked(
-            trace=link("get_trace", "The first trace of the session.", trace_id="$response.body#/traces/0/trace_id")
-        ),
+        "get_session",
+        "Get a session with its traces",
+        404,
         cache=True,
+        trace=link("get_trace", "The first trace of the session.", trace_id="$response.body#/traces/0/trace_id"),
     )
     async def get_session(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
@@ -13,7 +13,8 @@ from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.params import CURSOR, LIMIT, TRACE_ID
 from observatory_api.core.query import check_trace_id, resolve_limit
 from observatory_api.core.vocabulary import SpanKind
-from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.openapi_docs import link
+from observatory_api.operations import api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
@@ -24,15 +25,12 @@ class SpanController(Controller):
     path = "/spans"
     tags = ["spans"]
 
-    @get(
+    @api_get(
         "/",
-        operation_id="list_spans",
-        summary="List spans",
-        responses=api_responses(),
-        operation_class=linked(
-            trace=link("get_trace", "The trace of the first span.", trace_id="$response.body#/data/0/trace_id")
-        ),
+        "list_spans",
+        "List spans",
         cache=True,
+        trace=link("get_trace", "The trace of the first span.", trace_id="$response.body#/data/0/trace_id"),
     )
     async def list_spans(
         self,

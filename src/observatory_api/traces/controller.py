@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter
 
 from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import HEX_TRACE_ID, check_trace_id, resolve_limit
-from observatory_api.openapi_docs import api_responses, link, linked
+from observatory_api.openapi_docs import link
+from observatory_api.operations import api_get, api_post
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
@@ -23,15 +24,12 @@ class TraceController(Controller):
     path = "/traces"
     tags = ["traces"]
 
-    @get(
+    @api_get(
         "/",
-        operation_id="list_traces",
-        summary="List traces",
-        responses=api_responses(),
-        operation_class=linked(
-            trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
-        ),
+        "list_traces",
+        "List traces",
         cache=True,
+        trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id"),
     )
     async def list_traces(
         self,
@@ -58,16 +56,14 @@ class TraceController(Controller):
             allow_content=content_allowed(request),
         )
 
-    @get(
+    @api_get(
         "/{trace_id:str}",
-        operation_id="get_trace",
-        summary="Get a trace with its spans and logs",
-        responses=api_responses(404),
-        operation_class=linked(
-            spans=link("list_spans", "The spans of this trace.", trace_id="$response.body#/trace_id"),
-            logs=link("list_logs", "The logs of this trace.", trace_id="$response.body#/trace_id"),
-        ),
+        "get_trace",
+        "Get a trace with its spans and logs",
+        404,
         cache=True,
+        spans=link("list_spans", "The spans of this trace.", trace_id="$response.body#/trace_id"),
+        logs=link("list_logs", "The logs of this trace.", trace_id="$response.body#/trace_id"),
     )
     async def get_trace(
         self,
@@ -82,15 +78,12 @@ class TraceController(Controller):
         """
         return await traces.get_trace(check_trace_id(trace_id), allow_content=content_allowed(request))
 
-    @post(
+    @api_post(
         "/search",
-        operation_id="search_traces",
-        summary="Search traces with a boolean filter",
-        status_code=200,
-        responses=api_responses(413),
-        operation_class=linked(
-            trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
-        ),
+        "search_traces",
+        "Search traces with a boolean filter",
+        413,
+        trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id"),
     )
     async def search_traces(
         self,
