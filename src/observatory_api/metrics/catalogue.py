@@ -115,33 +115,67 @@ _ALL = (*ADDITIVE, *PERCENTILES)
 _TOKENS = ("sum", "avg", "min", "max", *PERCENTILES)
 
 
-def _tokens(name: str, description: str) -> Metric:
+def _count(id: str, description: str, condition: Callable[[Any], ColumnElement[bool]], **extra: Any) -> Metric:
+    """Model calls (or, with `all_spans=True`, spans) where `condition` holds."""
     return Metric(
-        id=name,
+        id=id,
         description=description,
-        unit="tokens",
-        kind="measure",
-        aggregations=_TOKENS,
-        default_aggregation="sum",
-        condition=model_call,
-        measure=name,
-        value=_column(name),
-        integer=True,
+        unit=extra.pop("unit", "requests"),
+        kind="count",
+        aggregations=("count",),
+        default_aggregation="count",
+        condition=condition,
+        **extra,
     )
+
+
+def _distinct(id: str, description: str, unit: str, column: str) -> Metric:
+    return Metric(
+        id=id,
+        description=description,
+        unit=unit,
+        kind="distinct",
+        aggregations=("count",),
+        default_aggregation="count",
+        column=column,
+    )
+
+
+def _measure(
+    id: str,
+    description: str,
+    unit: str,
+    *,
+    measure: str | None = None,
+    aggregations: tuple[str, ...] = _ALL,
+    default_aggregation: str = "p95",
+    **extra: Any,
+) -> Metric:
+    """A measure of model calls; the rollup measure and the spans column are named `measure`
+    (default: the metric id) unless `extra` gives another `value`."""
+    measure = measure or id
+    return Metric(
+        id=id,
+        description=description,
+        unit=unit,
+        kind="measure",
+        aggregations=aggregations,
+        default_aggregation=default_aggregation,
+        condition=extra.pop("condition", model_call),
+        measure=measure,
+        value=extra.pop("value", _column(measure)),
+        **extra,
+    )
+
+
+def _tokens(id: str, description: str) -> Metric:
+    return _measure(id, description, "tokens", aggregations=_TOKENS, default_aggregation="sum", integer=True)
 
 
 METRICS: dict[str, Metric] = {
     metric.id: metric
     for metric in (
-        Metric(
-            id="request_count",
-            description="Model calls (LLM and embedding spans).",
-            unit="requests",
-            kind="count",
-            aggregations=("count",),
-            default_aggregation="count",
-            condition=model_call,
-        ),
+        _count("request_count", "Model calls (LLM and embedding spans).", model_call),
         Metric(
             id="span_count",
             description="Spans of every kind (group by `kind` for a count of each kind).",
@@ -163,25 +197,14 @@ METRICS: dict[str, Metric] = {
             value=_column("duration_ms"),
             all_spans=True,
         ),
-        Metric(
-            id="trace_count",
-            description="Distinct traces with at least one matching span (of any kind) in the bucket; "
+        _distinct(
+            "trace_count",
+            "Distinct traces with at least one matching span (of any kind) in the bucket; "
             "totals count each trace once.",
-            unit="traces",
-            kind="distinct",
-            aggregations=("count",),
-            default_aggregation="count",
-            column="trace_id",
+            "traces",
+            "trace_id",
         ),
-        Metric(
-            id="error_count",
-            description="Model calls with status `error`.",
-            unit="requests",
-            kind="count",
-            aggregations=("count",),
-            default_aggregation="count",
-            condition=failed_model_call,
-        ),
+        _count("error_count", "Model calls with status `error`.", failed_model_call),
         Metric(
             id="error_rate",
             description="Share of model calls with status `error` (0 to 1); `avg` is the only aggregation.",
@@ -192,84 +215,39 @@ METRICS: dict[str, Metric] = {
             condition=failed_model_call,
             denominator=model_call,
         ),
-        Metric(
-            id="latency_ms",
-            description="Duration of model calls.",
-            unit="ms",
-            kind="measure",
-            aggregations=_ALL,
-            default_aggregation="p95",
-            condition=model_call,
-            measure="duration_ms",
-            value=_column("duration_ms"),
-        ),
-        Metric(
-            id="time_to_first_token_ms",
-            description="Time to the first streamed token, of model calls that report it.",
-            unit="ms",
-            kind="measure",
-            aggregations=_ALL,
-            default_aggregation="p95",
-            condition=model_call,
-            measure="time_to_first_token_ms",
-            value=_column("time_to_first_token_ms"),
-        ),
+        _measure("latency_ms", "Duration of model calls.", "ms", measure="duration_ms"),
+        _measure("time_to_first_token_ms", "Time to the first streamed token, of model calls that report it.", "ms"),
         _tokens("input_tokens", "Prompt tokens of model calls, cached tokens included."),
         _tokens("output_tokens", "Generated tokens of model calls, reasoning tokens included."),
         _tokens("total_tokens", "Input plus output tokens of model calls."),
         _tokens("cache_read_input_tokens", "Input tokens read from the provider's prompt cache."),
         _tokens("cache_creation_input_tokens", "Input tokens written to the provider's prompt cache."),
         _tokens("reasoning_output_tokens", "Hidden reasoning tokens (part of output_tokens)."),
-        Metric(
-            id="cost_usd",
-            description="Cost of model calls in USD (cache and reasoning tokens at their own prices).",
-            unit="USD",
-            kind="measure",
+        _measure(
+            "cost_usd",
+            "Cost of model calls in USD (cache and reasoning tokens at their own prices).",
+            "USD",
             aggregations=_TOKENS,
             default_aggregation="sum",
-            condition=model_call,
-            measure="cost_usd",
-            value=_column("cost_usd"),
         ),
-        Metric(
-            id="unpriced_calls",
-            description="Successful model calls without a cost: no price known for the model, or no "
+        _count(
+            "unpriced_calls",
+            "Successful model calls without a cost: no price known for the model, or no "
             "usage reported. `cost_usd` leaves them out; they are not free.",
-            unit="requests",
-            kind="count",
-            aggregations=("count",),
-            default_aggregation="count",
-            condition=unpriced_model_call,
+            unpriced_model_call,
             condition_dimensions=("cost_source",),
         ),
-        Metric(
-            id="output_tokens_per_second",
-            description="Output tokens per second of successful LLM calls (output tokens / duration).",
-            unit="tokens/s",
-            kind="measure",
+        _measure(
+            "output_tokens_per_second",
+            "Output tokens per second of successful LLM calls (output tokens / duration).",
+            "tokens/s",
             aggregations=("avg", "min", "max", *PERCENTILES),
             default_aggregation="avg",
-            condition=model_call,
-            measure="output_tokens_per_second",
             value=tokens_per_second_sql,
         ),
-        Metric(
-            id="unique_users",
-            description="Distinct user ids among matching spans (of any kind).",
-            unit="users",
-            kind="distinct",
-            aggregations=("count",),
-            default_aggregation="count",
-            column="user_id",
-        ),
-        Metric(
-            id="unique_sessions",
-            description="Distinct session ids among matching spans (of any kind).",
-            unit="sessions",
-            kind="distinct",
-            aggregations=("count",),
-            default_aggregation="count",
-            column="session_id",
+        _distinct("unique_users", "Distinct user ids among matching spans (of any kind).", "users", "user_id"),
+        _distinct(
+            "unique_sessions", "Distinct session ids among matching spans (of any kind).", "sessions", "session_id"
         ),
     )
 }

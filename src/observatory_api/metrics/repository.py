@@ -33,6 +33,7 @@ from observatory_api.metrics.sql import (
     rollup_source,
     states_statement,
     top_groups_statement,
+    value_group,
     window_params,
 )
 from observatory_api.metrics.states import (
@@ -229,10 +230,7 @@ class _Execution:
                 ) -> Any:
                     sub_plan = plan if with_keys else replace(plan, group_by=[])
                     source = raw_source(sub_plan, self.capabilities, groups=self.groups if with_keys else None)
-                    keys = list(source.keys)
-                    if with_bucket:
-                        assert plan.interval_seconds is not None
-                        keys.append(source.bucket(plan.interval_seconds))
+                    keys = value_group(plan, source, with_bucket=with_bucket)
                     # Percentiles are of measures: a condition and a value.
                     assert metric.condition is not None
                     assert metric.value is not None

@@ -16,18 +16,13 @@ from sqlalchemy import BigInteger, Column, Double, PrimaryKeyConstraint, String,
 
 from observatory_api.db.tables import metadata
 from observatory_api.db.types import UTCDateTime
+from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY
 from observatory_api.metrics.histogram import BINS
 
-# Dimension name in the API -> column of spans (and of the rollups).
+# Dimension name in the API -> column of spans (and of the rollups): the catalogue's dimensions
+# but the high-cardinality ones, which group only as a top-N over raw spans.
 ROLLUP_DIMENSIONS: dict[str, str] = {
-    "provider": "provider",
-    "model": "model_id",  # the canonical model (core.canonical_models), not the name as sent
-    "service": "service_name",
-    "environment": "environment",
-    "status": "status",
-    "kind": "kind",
-    "finish_reason": "finish_reason",
-    "cost_source": "cost_source",
+    name: column for name, column in DIMENSIONS.items() if name not in HIGH_CARDINALITY
 }
 # Measure -> whether its values are integers (token counts).
 MEASURES: dict[str, bool] = {

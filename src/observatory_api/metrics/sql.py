@@ -289,13 +289,20 @@ def states_statement(plan: Plan, source: Source, *, with_bucket: bool, with_keys
     return statement.group_by(*group) if group else statement
 
 
+def value_group(plan: Plan, source: Source, *, with_bucket: bool) -> list[Any]:
+    """What a statement over single values (not states) groups by: the source's keys, then the
+    time bucket of each value when bucketed."""
+    group: list[Any] = list(source.keys)
+    if with_bucket:
+        assert plan.interval_seconds is not None  # only bucketed plans are bucketed
+        group.append(source.bucket(plan.interval_seconds))
+    return group
+
+
 def edge_values(plan: Plan, source: Source, selection: Selection, *, with_bucket: bool) -> Select[Any]:
     """Raw values of a histogram metric, for the raw edges of a rollup query."""
     metric = selection.metric
-    group = list(source.keys)
-    if with_bucket:
-        assert plan.interval_seconds is not None
-        group.append(source.bucket(plan.interval_seconds))
+    group = value_group(plan, source, with_bucket=with_bucket)
     # Histogram metrics are measures: a condition and a value.
     assert metric.value is not None
     assert metric.condition is not None
