@@ -1,93 +1,66 @@
-"""GraphQL enums for the kinds, statuses, intervals, sorts and aggregations the REST API takes as strings."""
+"""GraphQL enums for the kinds, statuses, intervals, sorts and aggregations the REST API takes as
+strings, each derived from the list REST checks against, so that the two cannot drift."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, cast, get_args
 
 import strawberry
 
 from observatory_api.core.vocabulary import LOG_SEVERITIES, SPAN_KINDS, SPAN_STATUSES
+from observatory_api.metrics.catalogue import AGGREGATIONS, INTERVALS
+from observatory_api.metrics.schemas import Source
+from observatory_api.models.schemas import UsageInterval
+from observatory_api.sessions.repository import SessionSort as SessionSortValue
+from observatory_api.spans.repository import SpanSort as SpanSortValue
+from observatory_api.traces.schemas import TraceSort as TraceSortValue
+
+# Member names where the upper-cased value is not a GraphQL name.
+_INTERVAL_NAMES = {"5m": "FIVE_MINUTES", "15m": "FIFTEEN_MINUTES"}
 
 
-def _vocabulary_enum(name: str, values: tuple[str, ...], description: str) -> type[Enum]:
-    """A GraphQL enum over `values` (core.vocabulary), each member named by its upper-cased value."""
-    python_enum = cast("type[Enum]", Enum(name, [(value.upper(), value) for value in values]))
-    return strawberry.enum(python_enum, description=description)
+def _enum(name: str, values: Iterable[str], description: str) -> type[Enum]:
+    """A GraphQL enum over `values`, a member per value named by the upper-cased value."""
+    members = [(_INTERVAL_NAMES.get(value, value.upper()), value) for value in values]
+    return strawberry.enum(cast("type[Enum]", Enum(name, members)), description=description)
 
 
-# The members come from core.vocabulary; the type checker sees plain enums.
+def _sort_enum(name: str, values: Iterable[str], description: str) -> type[Enum]:
+    """A GraphQL enum over sort values: `x` is the member `X_ASC`, `-x` is `X_DESC`."""
+    members = [(f"{value.lstrip('-').upper()}_{'DESC' if value.startswith('-') else 'ASC'}", value) for value in values]
+    return strawberry.enum(cast("type[Enum]", Enum(name, members)), description=description)
+
+
+# The type checker sees plain enums: the members come from the lists above at run time.
 if TYPE_CHECKING:
     SpanStatus = Enum
     SpanKind = Enum
     Severity = Enum
+    Interval = Enum
+    MetricInterval = Enum
+    Aggregation = Enum
+    MetricSource = Enum
+    TraceSort = Enum
+    SpanSort = Enum
+    SessionSort = Enum
 else:
-    SpanStatus = _vocabulary_enum("SpanStatus", SPAN_STATUSES, "Span status.")
-    SpanKind = _vocabulary_enum("SpanKind", SPAN_KINDS, "What a span does; `LLM` for LLM calls.")
-    Severity = _vocabulary_enum("Severity", LOG_SEVERITIES, "Log severity.")
+    SpanStatus = _enum("SpanStatus", SPAN_STATUSES, "Span status.")
+    SpanKind = _enum("SpanKind", SPAN_KINDS, "What a span does; `LLM` for LLM calls.")
+    Severity = _enum("Severity", LOG_SEVERITIES, "Log severity.")
+    Interval = _enum("Interval", get_args(UsageInterval), "Time bucket of a series.")
+    MetricInterval = _enum(
+        "MetricInterval", [*INTERVALS, "auto"], "Time bucket of a metric query; `AUTO` picks about 50 buckets."
+    )
+    Aggregation = _enum("Aggregation", AGGREGATIONS, "How a metric's values are combined.")
+    MetricSource = _enum("MetricSource", get_args(Source), "Where a metric query reads from.")
+    TraceSort = _sort_enum("TraceSort", get_args(TraceSortValue), "Trace order.")
+    SpanSort = _sort_enum("SpanSort", get_args(SpanSortValue), "Span order.")
+    SessionSort = _sort_enum("SessionSort", get_args(SessionSortValue), "Session order.")
 
-
-@strawberry.enum(description="Time bucket of a series.")
-class Interval(Enum):
-    MINUTE = "minute"
-    FIVE_MINUTES = "5m"
-    FIFTEEN_MINUTES = "15m"
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-
-
-@strawberry.enum(description="Time bucket of a metric query; `AUTO` picks about 50 buckets.")
-class MetricInterval(Enum):
-    MINUTE = "minute"
-    FIVE_MINUTES = "5m"
-    FIFTEEN_MINUTES = "15m"
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    AUTO = "auto"
-
-
-@strawberry.enum(description="How a metric's values are combined.")
-class Aggregation(Enum):
-    COUNT = "count"
-    SUM = "sum"
-    AVG = "avg"
-    MIN = "min"
-    MAX = "max"
-    P50 = "p50"
-    P75 = "p75"
-    P90 = "p90"
-    P95 = "p95"
-    P99 = "p99"
-
-
-@strawberry.enum(description="Where a metric query reads from.")
-class MetricSource(Enum):
-    AUTO = "auto"
-    RAW = "raw"
-    ROLLUP = "rollup"
-
-
-@strawberry.enum(description="Trace order.")
-class TraceSort(Enum):
-    START_TIME_ASC = "start_time"
-    START_TIME_DESC = "-start_time"
-    DURATION_ASC = "duration"
-    DURATION_DESC = "-duration"
-    COST_ASC = "cost"
-    COST_DESC = "-cost"
-
-
-@strawberry.enum(description="Span order.")
-class SpanSort(Enum):
-    START_TIME_ASC = "start_time"
-    START_TIME_DESC = "-start_time"
-    DURATION_ASC = "duration"
-    DURATION_DESC = "-duration"
-
-
-@strawberry.enum(description="Session order.")
-class SessionSort(Enum):
-    LAST_SEEN_ASC = "last_seen"
-    LAST_SEEN_DESC = "-last_seen"
+# The defaults of the arguments, REST's defaults.
+NEWEST_TRACES_FIRST = TraceSort("-start_time")
+NEWEST_SPANS_FIRST = SpanSort("-start_time")
+LATEST_SESSIONS_FIRST = SessionSort("-last_seen")
+ANY_SOURCE = MetricSource("auto")

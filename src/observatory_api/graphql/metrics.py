@@ -13,7 +13,7 @@ from observatory_api.core.errors import NotFound
 from observatory_api.core.query import check_plain
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
-from observatory_api.graphql.enums import Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus
+from observatory_api.graphql.enums import ANY_SOURCE, Aggregation, MetricInterval, MetricSource, SpanKind, SpanStatus
 from observatory_api.graphql.resolver import resolver
 from observatory_api.metrics.plan import plan_query
 from observatory_api.metrics.schemas import MetricDefinition as MetricDefinitionStruct
@@ -70,7 +70,7 @@ class MetricQueryInput:
     interval: MetricInterval | None = None
     order_by: str | None = None
     limit: int | None = None
-    source: MetricSource = MetricSource.AUTO
+    source: MetricSource = ANY_SOURCE
 
 
 @strawberry.type

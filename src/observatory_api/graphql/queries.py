@@ -12,7 +12,14 @@ from observatory_api.core.errors import NotFound
 from observatory_api.core.listing import ListFilters, filters_to_node
 from observatory_api.core.query import check_plain, check_trace_id, resolve_limit, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
-from observatory_api.graphql.enums import SessionSort, SpanSort, TraceSort
+from observatory_api.graphql.enums import (
+    LATEST_SESSIONS_FIRST,
+    NEWEST_SPANS_FIRST,
+    NEWEST_TRACES_FIRST,
+    SessionSort,
+    SpanSort,
+    TraceSort,
+)
 from observatory_api.graphql.inputs import LogFilter, SpanFilter, TraceFilter, list_filters, log_filters
 from observatory_api.graphql.resolver import list_and_page, resolver
 from observatory_api.graphql.types import (
@@ -71,7 +78,7 @@ async def _trace_page(
     filter: TraceFilter | None = None,
     limit: Limit = None,
     after: After = None,
-    sort: TraceSort = TraceSort.START_TIME_DESC,
+    sort: TraceSort = NEWEST_TRACES_FIRST,
 ) -> TracePage:
     filters = list_filters(filter, info.context.settings.query)
     page = await _listed(info, info.context.traces.list_traces, filters, sort.value, limit, after)
@@ -83,7 +90,7 @@ async def _span_page(
     filter: SpanFilter | None = None,
     limit: Limit = None,
     after: After = None,
-    sort: SpanSort = SpanSort.START_TIME_DESC,
+    sort: SpanSort = NEWEST_SPANS_FIRST,
 ) -> SpanPage:
     filters = list_filters(filter or SpanFilter(), info.context.settings.query)
     page = await _listed(info, info.context.spans.list_spans, filters, sort.value, limit, after)
@@ -148,7 +155,7 @@ async def _session_page(
     to: datetime | None = None,
     user_id: str | None = None,
     environment: str | None = None,
-    sort: SessionSort = SessionSort.LAST_SEEN_DESC,
+    sort: SessionSort = LATEST_SESSIONS_FIRST,
     limit: Limit = None,
     after: After = None,
 ) -> SessionPage:

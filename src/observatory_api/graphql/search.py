@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.graphql.context import GraphQLInfo
-from observatory_api.graphql.enums import TraceSort
+from observatory_api.graphql.enums import NEWEST_TRACES_FIRST, TraceSort
 from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.types import Trace, TracePage
 from observatory_api.traces.schemas import TraceSearch
@@ -40,7 +40,7 @@ class SearchQueries:
             datetime | None, strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
         ] = None,
         to: Annotated[datetime | None, strawberry.argument(description="Exclusive; default: now.")] = None,
-        sort: TraceSort = TraceSort.START_TIME_DESC,
+        sort: TraceSort = NEWEST_TRACES_FIRST,
         limit: Annotated[int | None, strawberry.argument(description="Page size (default 50, at most 1000).")] = None,
         after: Annotated[str | None, strawberry.argument(description="`nextCursor` of the previous page.")] = None,
     ) -> TracePage:
