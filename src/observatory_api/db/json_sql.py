@@ -8,13 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    String,
-    Text,
-    bindparam,
-)
+from sqlalchemy import Boolean, ColumnElement, String, Text, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, Row, Select, bindparam, tuple_
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.errors import InvalidInput
@@ -17,7 +17,8 @@ from observatory_api.core.query import TimeWindow, check_text, check_time
 
 
 class Keyset:
-    """One page of a keyset walk over `columns` (all in one direction; the last ones break ties).
+    """One page of a keyset walk over `columns` (all in one direction; the last ones break ties);
+    a `sort` of `-x` walks them descending, `x` ascending.
 
     With a cursor, the walk keeps the time window of its first page and refuses a cursor issued
     for another sort or other filters.
@@ -28,7 +29,6 @@ class Keyset:
         *,
         sort: str,
         columns: Sequence[Column[Any]],
-        descending: bool,
         window: TimeWindow,
         filters: dict[str, Any],
         cursor: str | None,
@@ -36,7 +36,7 @@ class Keyset:
     ) -> None:
         self.sort = sort
         self.columns = list(columns)
-        self.descending = descending
+        self.descending = sort.startswith("-")
         self.limit = limit
         self.window = window
         self._digest = fingerprint(filters)
@@ -45,6 +45,10 @@ class Keyset:
             decoded = decode_cursor(cursor, sort=sort, fingerprint=self._digest, key_length=len(self.columns))
             self.window = TimeWindow(start=decoded.window_from, end=decoded.window_to)
             self._after = [_typed(column, value) for column, value in zip(self.columns, decoded.key, strict=True)]
+
+    def within(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """`column` in the walk's time window (for a cursor, the window of its first page)."""
+        return and_(column >= self.window.start, column < self.window.end)
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         """Continue after the cursor's key, in order, one row more than the page to learn `has_more`.

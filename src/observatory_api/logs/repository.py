@@ -50,13 +50,12 @@ class LogRepository:
         keyset = Keyset(
             sort="-time",
             columns=[_l.c.time, _l.c.log_id],
-            descending=True,
             window=window,
             filters=msgspec.structs.asdict(filters),
             cursor=cursor,
             limit=limit,
         )
-        conditions: list[ColumnElement[bool]] = [_l.c.time >= keyset.window.start, _l.c.time < keyset.window.end]
+        conditions: list[ColumnElement[bool]] = [keyset.within(_l.c.time)]
         if filters.severity is not None:
             conditions.append(_l.c.severity == filters.severity)
         if filters.trace_id is not None:

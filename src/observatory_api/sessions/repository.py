@@ -43,7 +43,6 @@ class SessionRepository:
         keyset = Keyset(
             sort=sort,
             columns=[_s.c.last_seen, _s.c.session_id],
-            descending=sort.startswith("-"),
             window=window,
             filters={"user_id": user_id, "environment": environment},
             cursor=cursor,
@@ -74,7 +73,6 @@ class SessionRepository:
         keyset = Keyset(
             sort="start_time",
             columns=[_t.c.start_time, _t.c.trace_id],
-            descending=False,
             window=TimeWindow(start=summary.first_seen, end=summary.last_seen),
             filters={"session_id": session_id},
             cursor=cursor,

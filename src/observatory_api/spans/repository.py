@@ -49,13 +49,12 @@ class SpanRepository:
         keyset = Keyset(
             sort=sort,
             columns=[first, _s.c.trace_id, _s.c.span_id],
-            descending=sort.startswith("-"),
             window=window,
             filters=filter_fields,
             cursor=cursor,
             limit=limit,
         )
-        condition = and_(_s.c.start_time >= keyset.window.start, _s.c.start_time < keyset.window.end)
+        condition = keyset.within(_s.c.start_time)
         if filter_node is not None:
             condition = and_(condition, compile_span_filter(filter_node, allow_content=allow_content))
         async with self._engine.connect() as conn:

@@ -59,13 +59,12 @@ class TraceRepository:
         keyset = Keyset(
             sort=sort,
             columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id],
-            descending=sort.startswith("-"),
             window=window,
             filters=filter_fields,
             cursor=cursor,
             limit=limit,
         )
-        condition = and_(_t.c.start_time >= keyset.window.start, _t.c.start_time < keyset.window.end)
+        condition = keyset.within(_t.c.start_time)
         if filter_node is not None:
             condition = and_(condition, compile_trace_filter(filter_node, allow_content=allow_content))
         async with self._engine.connect() as conn:

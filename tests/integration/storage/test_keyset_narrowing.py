@@ -44,13 +44,12 @@ async def _walk(engine: AsyncEngine, *, descending: bool, narrow: bool, service:
         keyset = Keyset(
             sort="-start_time" if descending else "start_time",
             columns=[_s.c.start_time, _s.c.trace_id, _s.c.span_id],
-            descending=descending,
             window=window,
             filters={"service": service},
             cursor=cursor,
             limit=4,
         )
-        condition = and_(_s.c.start_time >= keyset.window.start, _s.c.start_time < keyset.window.end)
+        condition = keyset.within(_s.c.start_time)
         if service is not None:
             condition = and_(condition, _s.c.service_name == service)
         stmt = select(_s.c.start_time, _s.c.trace_id, _s.c.span_id).where(condition)
