@@ -25,27 +25,29 @@ from observatory_api.models.schemas import (
 )
 from observatory_api.settings import QuerySettings
 
+
+def _sum(id: str, alias: str | None = None) -> MetricSelection:
+    return MetricSelection(id=id, aggregation="sum", alias=alias or id)
+
+
+_TOKENS = [_sum("input_tokens"), _sum("output_tokens")]
+_CACHE_AND_REASONING = [
+    _sum("cache_read_input_tokens", "cache_read"),
+    _sum("cache_creation_input_tokens", "cache_write"),
+    _sum("reasoning_output_tokens", "reasoning"),
+]
+_PRICED_TOKENS = [*_TOKENS, *_CACHE_AND_REASONING]
 USAGE_COUNTS = [
     MetricSelection(id="request_count", alias="requests"),
     MetricSelection(id="error_count", alias="errors"),
-    MetricSelection(id="input_tokens", aggregation="sum", alias="input_tokens"),
-    MetricSelection(id="output_tokens", aggregation="sum", alias="output_tokens"),
-    MetricSelection(id="cost_usd", aggregation="sum", alias="cost_usd"),
-]
-_PRICED_TOKENS = [
-    MetricSelection(id="input_tokens", aggregation="sum", alias="input_tokens"),
-    MetricSelection(id="output_tokens", aggregation="sum", alias="output_tokens"),
-    MetricSelection(id="cache_read_input_tokens", aggregation="sum", alias="cache_read"),
-    MetricSelection(id="cache_creation_input_tokens", aggregation="sum", alias="cache_write"),
-    MetricSelection(id="reasoning_output_tokens", aggregation="sum", alias="reasoning"),
+    *_TOKENS,
+    _sum("cost_usd"),
 ]
 USAGE_TOTALS = [
     *USAGE_COUNTS,
-    MetricSelection(id="total_tokens", aggregation="sum", alias="total_tokens"),
-    *_PRICED_TOKENS[2:],
-    MetricSelection(id="latency_ms", aggregation="p50", alias="p50"),
-    MetricSelection(id="latency_ms", aggregation="p95", alias="p95"),
-    MetricSelection(id="latency_ms", aggregation="p99", alias="p99"),
+    _sum("total_tokens"),
+    *_CACHE_AND_REASONING,
+    *(MetricSelection(id="latency_ms", aggregation=p, alias=p) for p in ("p50", "p95", "p99")),
     MetricSelection(id="unpriced_calls", alias="unpriced_calls"),
 ]
 

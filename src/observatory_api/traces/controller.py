@@ -19,18 +19,15 @@ from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
 from observatory_api.traces.search import search_traces
 
+# Where a page of traces (listed or searched) leads.
+FIRST_TRACE = link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
+
 
 class TraceController(Controller):
     path = "/traces"
     tags = ["traces"]
 
-    @api_get(
-        "/",
-        "list_traces",
-        "List traces",
-        cache=True,
-        trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id"),
-    )
+    @api_get("/", "list_traces", "List traces", cache=True, trace=FIRST_TRACE)
     async def list_traces(
         self,
         request: Request[Any, Any, Any],
@@ -78,13 +75,7 @@ class TraceController(Controller):
         """
         return await traces.get_trace(check_trace_id(trace_id), allow_content=content_allowed(request))
 
-    @api_post(
-        "/search",
-        "search_traces",
-        "Search traces with a boolean filter",
-        413,
-        trace=link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id"),
-    )
+    @api_post("/search", "search_traces", "Search traces with a boolean filter", 413, trace=FIRST_TRACE)
     async def search_traces(
         self,
         request: Request[Any, Any, Any],
