@@ -8,7 +8,9 @@ from typing import Any
 import msgspec
 
 
-class Span(msgspec.Struct, kw_only=True):
+class Span(msgspec.Struct):
+    # Positional construction is allowed (spans.rows builds a Span from a row in field order);
+    # every field without a default comes first, so SpanNode can add `children` after them.
     trace_id: str
     span_id: str
     parent_span_id: str | None
