@@ -198,3 +198,11 @@ def problems_of_file(config: Path) -> list[tuple[str, str]]:
     with pytest.raises(ConfigErrors) as caught:
         load_settings(config, environ={})
     return [(p.key, p.reason) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize(("rows", "reason"), [(0, "must be positive, got 0"), (50_001, "must be at most 50000")])
+def test_export_reads_are_positive_and_bounded(tmp_path: Path, rows: int, reason: str) -> None:
+    config = tmp_path / "api-config.yml"
+    config.write_text(f"query:\n  export_rows_per_read: {rows}\n")
+    with pytest.raises(ConfigError, match=f"query.export_rows_per_read: {reason}"):
+        load_settings(config, environ={})

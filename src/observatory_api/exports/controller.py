@@ -106,7 +106,8 @@ class ExportController(Controller):
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        fetch = _listing(spans.list_spans, filters, sort, settings, allow_content=content_allowed(request))
+        rows = _rows_per_read(request, format_, settings)
+        fetch = _listing(spans.list_spans, filters, sort, rows, allow_content=content_allowed(request))
         cursor = None
         if after is not None:
             ids = after.split(":")
@@ -137,7 +138,8 @@ class ExportController(Controller):
         """Every trace summary `GET /traces` would list for these filters, oldest first by default,
         streamed as NDJSON or CSV. For spans and logs of the traces, export those."""
         allow_content = content_allowed(request)
-        fetch = _listing(traces.list_traces, list_filters, sort, settings, allow_content=allow_content)
+        rows = _rows_per_read(request, format_, settings)
+        fetch = _listing(traces.list_traces, list_filters, sort, rows, allow_content=allow_content)
         cursor = await _trace_cursor(export_keys, after, sort, list_filters.window, list_filters.fingerprint_fields())
         return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
 
@@ -168,6 +170,7 @@ class ExportController(Controller):
         allow_content = content_allowed(request)
 
         async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
+            # A list page at a time: search_traces holds its limit to query.max_page_size.
             page = msgspec.structs.replace(search, cursor=next_cursor, limit=settings.query.max_page_size)
             return await search_traces(traces, page, limits=settings.query, allow_content=allow_content)
 
@@ -200,12 +203,13 @@ class ExportController(Controller):
             key = await export_keys.log_key(after, log_query.window)
             fields = msgspec.structs.asdict(log_query.filters)
             cursor = _resume(key, "-time", ("log_id",), log_query.window, fields)
+        rows = _rows_per_read(request, format_, settings)
 
         async def fetch(next_cursor: str | None) -> Page[LogEntry]:
             return await logs.list_logs(
                 window=log_query.window,
                 filters=log_query.filters,
-                limit=settings.query.max_page_size,
+                limit=rows,
                 cursor=next_cursor,
                 allow_content=allow_content,
             )
@@ -213,15 +217,28 @@ class ExportController(Controller):
         return await _stream(request, "logs", fetch, cursor, format_, LogEntry, OtlpWriter(logs_request))
 
 
+def _rows_per_read(
+    request: Request,  # type: ignore[type-arg]
+    asked: ExportFormat | None,
+    settings: Settings,
+) -> int:
+    """Rows read at a time: `query.export_rows_per_read` for NDJSON and CSV (fewer round trips);
+    a list page for OTLP/JSON and Parquet, whose requests and row groups are pages."""
+    if choose_format(asked, request.headers.get("accept")) in ("ndjson", "csv"):
+        return settings.query.export_rows_per_read
+    return settings.query.max_page_size
+
+
 def _listing(
     list_page: Callable[..., Awaitable[Page[Any]]],
     filters: ListFilters,
     sort: str,
-    settings: Settings,
+    rows: int,
     *,
     allow_content: bool,
 ) -> Fetch:
-    """The pages of a list endpoint's repository method (spans, traces) for these filters and sort."""
+    """The pages of a list endpoint's repository method (spans, traces) for these filters and
+    sort, `rows` at a time."""
     fields, node = filters.fingerprint_fields(), filters_to_node(filters)
 
     async def fetch(next_cursor: str | None) -> Page[Any]:
@@ -230,7 +247,7 @@ def _listing(
             filter_node=node,
             filter_fields=fields,
             sort=sort,
-            limit=settings.query.max_page_size,
+            limit=rows,
             cursor=next_cursor,
             allow_content=allow_content,
         )

@@ -41,6 +41,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
         "rate_limit.window": settings.rate_limit.window,
         "query.default_page_size": settings.query.default_page_size,
         "query.max_page_size": settings.query.max_page_size,
+        "query.export_rows_per_read": settings.query.export_rows_per_read,
         "query.max_range_days": settings.query.max_range_days,
         "query.default_range_hours": settings.query.default_range_hours,
         "graphql.max_depth": settings.graphql.max_depth,
@@ -71,6 +72,8 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
     problems.extend(_revocation_problems(settings.auth))
     if settings.query.max_page_size > 1000:
         problems.append(("query.max_page_size", "must be at most 1000"))
+    if settings.query.export_rows_per_read > 50_000:
+        problems.append(("query.export_rows_per_read", "must be at most 50000 (rows held in memory at once)"))
     if settings.query.default_page_size > settings.query.max_page_size:
         problems.append(("query.default_page_size", "must not exceed query.max_page_size"))
     url = settings.database.url

@@ -149,6 +149,10 @@ class QuerySettings(_Section, frozen=True):
     default_range_hours: int = 24
     max_range_days: int = 31
     max_filter_nodes: int = 50
+    # Rows an NDJSON or CSV export reads at a time: fewer round trips than a list page; 5,000 made
+    # the server's first export grow by ~58 MB, 2,000 by ~24 (bench/RESULTS.md). OTLP/JSON and
+    # Parquet keep max_page_size: their requests and row groups are pages.
+    export_rows_per_read: int = 2000
 
 
 class FeatureSettings(_Section, frozen=True):
