@@ -19,7 +19,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.server import RunningServer, free_port, start_server
+from observatory_api.exports.cli import record_ends
+from tests.conftest import TEST_AUTH
+from tests.e2e.server import UNSET, RunningServer, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -122,9 +124,9 @@ class CuttingProxy:
         self._listener.close()
 
 
-def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path, *args: str) -> None:
+def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path, *args: str) -> str:
     """The same export through a proxy that drops the connection after `cut` bytes: the CLI resumes
-    once and writes the same file as the uncut export `whole`."""
+    once and writes the same file as the uncut export `whole`. Returns what the CLI said."""
     proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
     try:
         resumed = whole.with_name(f"resumed-{whole.name}")
@@ -135,6 +137,7 @@ def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path
     assert "resuming" in done.stderr
     assert proxy.connections == 2
     assert resumed.read_bytes() == whole.read_bytes()
+    return done.stderr
 
 
 def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
@@ -184,3 +187,51 @@ def test_a_dropped_otlp_json_export_is_resumed_after_its_last_complete_request(
     cut = len(lines[0]) + len(lines[1]) // 2
     assert len(lines[1]) // 2 > 10_000  # far more than the answer's headers and chunk sizes
     assert_resumed_equal(running, key, cut, whole, *args, "--format", "otlp-json")
+
+
+def ingest_multiline_span(running: RunningServer) -> bytes:
+    """A span whose input holds lines of 200,000 characters (the demo's texts are one line each),
+    stored through OTLP/JSON ingest with a key made for it; returns the start of its input."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    env |= {"JWT_SECRET": TEST_AUTH.jwt_secret or "", "SECRET_KEY": TEST_AUTH.secret_key or ""}
+    command = [sys.executable, "-m", "observatory_api", "keys", "create", "--name", "csv", "--role", "ingest"]
+    created = subprocess.run(command, cwd=running.log.parent, env=env, capture_output=True, text=True, timeout=60)
+    key = re.search(r"obs_\S+", created.stdout + created.stderr)
+    assert key, created.stderr
+    now = datetime.now(UTC)
+    text = "\n".join(f"line {n}: " + "x" * 200_000 for n in range(3))
+    span = {
+        "traceId": "c5" * 16,
+        "spanId": "5c" * 8,
+        "name": "chat",
+        "kind": 3,
+        "startTimeUnixNano": str(int((now - timedelta(hours=1)).timestamp() * 1e9)),
+        "endTimeUnixNano": str(int((now - timedelta(minutes=59)).timestamp() * 1e9)),
+        "attributes": [{"key": "input.value", "value": {"stringValue": text}}],
+    }
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "csv-test"}}]}
+    body = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]}
+    answer = httpx.post(f"{running.base}/v1/traces", json=body, headers={"X-API-Key": key.group(0)}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return b"line 0: "
+
+
+def test_a_dropped_csv_export_is_resumed_after_its_last_complete_record(
+    server: tuple[RunningServer, str], tmp_path: Path
+) -> None:
+    running, key = server
+    marker = ingest_multiline_span(running)
+    args = window()
+    whole = tmp_path / "whole.csv"
+    done = run_export(running.base, key, "spans", *args, "--format", "csv", "--output", str(whole))
+    assert done.returncode == 0, done.stderr
+    data = whole.read_bytes()
+    # A newline inside the quoted input, 200,000 bytes before the next one. The CLI gets what it
+    # reads 64 KiB at a time (http.client drops a cut read), so a cut 100,000 bytes after that
+    # newline leaves it the last newline received, in the middle of a record.
+    inner = data.index(b"\n", data.index(marker))
+    assert inner + 1 not in record_ends(data, "csv")
+    assert data.index(b"\n", inner + 1) - inner > 200_000
+    records = f"exported {len(record_ends(data, 'csv')):,} CSV records (the header included)"
+    assert records in done.stderr
+    assert records in assert_resumed_equal(running, key, inner + 100_000, whole, *args, "--format", "csv")

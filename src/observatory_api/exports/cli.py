@@ -1,9 +1,9 @@
 """`observatory-api export spans|traces|logs`: a whole export into a file.
 
 It asks a running service (`--url`, a key in `--key` or `OBSERVATORY_API_KEY`), so filters, limits
-and what the key's role may see are the service's. An NDJSON export cut by a dropped connection
-(or an OTLP/JSON one of spans or traces) is resumed after the last complete line (`after=`), up
-to RESUMES times. `--direct` runs the service's export in this process against the configured
+and what the key's role may see are the service's. An NDJSON or CSV export cut by a dropped
+connection (or an OTLP/JSON one of spans or traces) is resumed after the last complete record
+(`after=`), up to RESUMES times. `--direct` runs the service's export in this process against the configured
 database instead (`exports.in_process`).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import functools
 import http.client
 import json
@@ -110,7 +111,7 @@ def _params(args: argparse.Namespace) -> dict[str, str] | None:
 def _report(args: argparse.Namespace, count: int) -> None:
     what = {
         "ndjson": f"{count:,} {args.resource}",
-        "csv": f"{count:,} lines of CSV",
+        "csv": f"{count:,} CSV records (the header included)",
         "otlp-json": f"{count:,} OTLP/JSON requests",
         "parquet": f"{count:,} bytes of Parquet",
     }[args.format]
@@ -122,7 +123,7 @@ def _export_direct(args: argparse.Namespace, settings: Any, make_app: Callable[[
     if params is None:
         return 2
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    counted = _Counting(out, lines=args.format != "parquet")
+    counted = _Counting(out, args.format)
     try:
         written = asyncio.run(
             export_direct(make_app, settings, f"{API_PREFIX}/{args.resource}/export", params, counted)
@@ -139,16 +140,19 @@ def _export_direct(args: argparse.Namespace, settings: Any, make_app: Callable[[
 
 
 class _Counting:
-    """Writes through to `out`, counting lines for the progress line."""
+    """Writes through to `out`, counting records (NDJSON and OTLP/JSON lines, CSV records: each
+    write is whole ones) for the progress line."""
 
-    def __init__(self, out: IO[bytes], *, lines: bool) -> None:
+    def __init__(self, out: IO[bytes], fmt: ExportFormat) -> None:
         self._out = out
-        self._lines = lines
+        self._fmt = fmt
         self.progress = _Progress()
 
     def write(self, data: bytes) -> int:
         self._out.write(data)
-        if self._lines:
+        if self._fmt == "csv":
+            self.progress.add(len(record_ends(data, "csv")))
+        elif self._fmt != "parquet":
             self.progress.add(data.count(b"\n"))
         return len(data)
 
@@ -157,12 +161,16 @@ class ExportFailed(Exception):
     pass
 
 
-def after_of(resource: str, line: bytes, fmt: ExportFormat = "ndjson") -> str:
-    """The `after=` that resumes an export after `line`: an NDJSON record, or an OTLP/JSON request
-    of spans (its last span is its page's last: `exports.otlp`)."""
+def after_of(resource: str, line: bytes, fmt: ExportFormat = "ndjson", header: bytes = b"") -> str:
+    """The `after=` that resumes an export after `line`: an NDJSON record, a CSV record (read with
+    the export's `header` record), or an OTLP/JSON request of spans (its last span is its page's
+    last: `exports.otlp`)."""
+    record: dict[str, Any]
     if fmt == "otlp-json":
         span = json.loads(line)["resourceSpans"][-1]["scopeSpans"][-1]["spans"][-1]
         record = {"trace_id": span["traceId"], "span_id": span["spanId"]}
+    elif fmt == "csv":
+        record = next(csv.DictReader([header.decode(), line.decode()]))
     else:
         record = json.loads(line)
     if resource == "spans":
@@ -171,39 +179,65 @@ def after_of(resource: str, line: bytes, fmt: ExportFormat = "ndjson") -> str:
 
 
 def resumable(resource: str, fmt: ExportFormat) -> bool:
-    """NDJSON; OTLP/JSON of spans and traces (a log record carries no log_id to resume after)."""
-    return fmt == "ndjson" or (fmt == "otlp-json" and resource != "logs")
+    """NDJSON and CSV; OTLP/JSON of spans and traces (a log record carries no log_id to resume after)."""
+    return fmt in ("ndjson", "csv") or (fmt == "otlp-json" and resource != "logs")
+
+
+def record_ends(data: bytes, fmt: ExportFormat) -> list[int]:
+    """Where each complete record of `data` ends (just past its newline), `data` starting at a
+    record. A CSV record ends at a newline outside quotes: the csv module doubles a quote inside a
+    quoted field, so before such a newline the count of quotes is even (a field may hold newlines)."""
+    ends: list[int] = []
+    quotes = start = 0
+    while (newline := data.find(b"\n", start)) != -1:
+        if fmt == "csv":
+            quotes += data.count(b'"', start, newline)
+        if quotes % 2 == 0:
+            ends.append(newline + 1)
+        start = newline + 1
+    return ends
 
 
 def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
     progress = _Progress()
-    last_line: bytes | None = None
+    last: bytes | None = None  # the last complete record written
+    header = b""  # a CSV export's header record: every answer, a resumed one too, starts with it
     for attempt in range(RESUMES + 1):
         query = dict(params)
-        if last_line is not None:
-            query["after"] = after_of(resource, last_line, fmt)
+        if last is not None:
+            query["after"] = after_of(resource, last, fmt, header)
         # http(s) only: the scheme of --url is checked before this.
         request = urllib.request.Request(  # noqa: S310
             f"{url}?{urllib.parse.urlencode(query)}", headers={"X-API-Key": key, "Accept-Encoding": "identity"}
         )
         pending = b""
+        skip_header = fmt == "csv" and attempt > 0
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
                 while chunk := answer.read(CHUNK):
                     pending += chunk
-                    complete, _, pending = pending.rpartition(b"\n")
-                    if complete:
-                        out.write(complete + b"\n")
-                        last_line = complete.rsplit(b"\n", 1)[-1]
-                        progress.add(complete.count(b"\n") + 1)
-            if pending:  # the last line of a complete answer
+                    ends = record_ends(pending, fmt)
+                    if not ends:
+                        continue
+                    if fmt == "csv" and not header:
+                        header = pending[: ends[0]]
+                    first = 0
+                    if skip_header:
+                        first, ends, skip_header = ends[0], ends[1:], False
+                    if ends:
+                        out.write(pending[first : ends[-1]])
+                        last = pending[ends[-2] if len(ends) > 1 else first : ends[-1]]
+                        progress.add(len(ends))
+                    pending = pending[ends[-1] if ends else first :]
+            if pending:  # the last record of a complete answer, without its newline
                 out.write(pending)
                 progress.add(1)
             return progress.done()
         except urllib.error.HTTPError as exc:
             raise ExportFailed(_problem(exc)) from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            if not resumable(resource, fmt) or last_line is None or attempt == RESUMES:
+            # A cut CSV export resumes once a record after its header is complete.
+            if not resumable(resource, fmt) or last is None or last == header or attempt == RESUMES:
                 raise ExportFailed(f"{exc.__class__.__name__}: {exc}; run it again") from None
             print(f"observatory-api: connection lost ({exc.__class__.__name__}); resuming", file=sys.stderr)
     raise ExportFailed("unreachable")  # pragma: no cover
