@@ -3,17 +3,25 @@ over a database seeded with the demo generator, exporting every span of the last
 
     .venv/bin/python bench/export_throughput.py [--traces 25000] [--database postgresql://...]
         [--formats ndjson csv otlp-json parquet] [--encodings identity gzip zstd]
+        [--sources OLD/src NEW/src --rounds 3] [--ceiling]
 
 Seeds `--traces` demo traces (about 3.9 spans each) with `observatory-api seed` into a temporary
 SQLite file, or into `--database` (a PostgreSQL URL; created data is kept, `seed` is idempotent),
 creates a developer key, starts the server, and for each format streams `GET /api/v1/spans/export`
 once, counting rows and bytes. Memory is the resident set of the server's processes (granian and
 its worker), sampled every 20 ms: its growth from before the export to the peak during it.
+
+`--sources` serves from each given source folder in turn (first on the server's PYTHONPATH), every
+round (`--rounds`), so that two versions are measured alternated on the same machine at the same
+time. `--ceiling` (PostgreSQL) also times, each round, a plain asyncpg fetch of the same rows in
+the same order (keyset pages of 5,000, no SQLAlchemy, no Structs, no encoding, no HTTP): what
+reading the rows alone costs this process and the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import gzip
 import io
@@ -120,6 +128,32 @@ def count_rows(text: bytes, fmt: str) -> int:
     return text.count(b"\n")
 
 
+async def raw_fetch(database: str) -> tuple[int, float]:
+    """Rows and seconds of a plain asyncpg keyset walk over the export's rows (jsonb as text)."""
+    import asyncpg
+
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=DAYS, hours=1), now
+    select = "SELECT * FROM spans WHERE start_time >= $1 AND start_time < $2"
+    order = "ORDER BY start_time, trace_id, span_id LIMIT 5000"
+    conn = await asyncpg.connect(database)
+    started, rows, key = time.perf_counter(), 0, None
+    try:
+        while True:
+            if key is None:
+                page = await conn.fetch(f"{select} {order}", start, end)
+            else:
+                page = await conn.fetch(
+                    f"{select} AND (start_time, trace_id, span_id) > ($3, $4, $5) {order}", start, end, *key
+                )
+            rows += len(page)
+            if len(page) < 5000:
+                return rows, time.perf_counter() - started
+            key = (page[-1]["start_time"], page[-1]["trace_id"], page[-1]["span_id"])
+    finally:
+        await conn.close()
+
+
 def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(args.workdir or folder)
@@ -134,14 +168,24 @@ def main(args: argparse.Namespace) -> None:
         created = cli(workdir, env, "keys", "create", "--name", "bench", "--role", "developer")
         key = re.search(r"obs_\S+", created)
         assert key, created
-        with start_server(workdir, workers=1, env=env) as server:
-            for fmt in args.formats:
-                for encoding in args.encodings:
-                    rows, size, elapsed, growth = export_once(
-                        server.base, key.group(0), fmt, server.process.pid, encoding
-                    )
-                    speed = f"{size / 1e6:.1f} MB in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s"
-                    print(f"{fmt} {encoding}: {rows:,} spans, {speed}; server RSS growth {growth / 1024:.1f} MB")
+        sources = args.sources or [str(ROOT / "src")]
+        for round_ in range(1, args.rounds + 1):
+            for source in sources:
+                load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+                print(f"round {round_}, {source} (load average {load})", flush=True)
+                served = env | {"PYTHONPATH": str(Path(source).resolve())}
+                with start_server(workdir, workers=1, env=served) as server:
+                    for fmt in args.formats:
+                        for encoding in args.encodings:
+                            rows, size, elapsed, growth = export_once(
+                                server.base, key.group(0), fmt, server.process.pid, encoding
+                            )
+                            speed = f"{size / 1e6:.1f} MB in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s"
+                            print(f"  {fmt} {encoding}: {rows:,} spans, {speed}; RSS growth {growth / 1024:.1f} MB")
+            if args.ceiling and args.database:
+                rows, elapsed = asyncio.run(raw_fetch(args.database))
+                speed = f"{rows:,} rows in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s"
+                print(f"round {round_}, asyncpg fetch alone: {speed}")
 
 
 if __name__ == "__main__":
@@ -150,6 +194,9 @@ if __name__ == "__main__":
     parser.add_argument("--database", help="a PostgreSQL URL; default a SQLite file in a temporary folder")
     parser.add_argument("--workdir", help="keep the SQLite file and config here (default a temporary folder)")
     parser.add_argument("--skip-seed", action="store_true", help="the database already holds the data")
+    parser.add_argument("--sources", nargs="+", help="source folders to serve from in turn (default this checkout's)")
+    parser.add_argument("--rounds", type=int, default=1, help="times to run every source (alternated)")
+    parser.add_argument("--ceiling", action="store_true", help="also time a plain asyncpg fetch (PostgreSQL)")
     parser.add_argument("--encodings", nargs="+", default=["identity", "gzip"], choices=["identity", "gzip", "zstd"])
     parser.add_argument(
         "--formats", nargs="+", default=["ndjson", "csv"], choices=["ndjson", "csv", "otlp-json", "parquet"]
