@@ -26,7 +26,8 @@ def export(client: TestClient, path: str, params: dict[str, Any], **kwargs: Any)
 def test_a_span_export_is_every_row_of_the_list_in_its_order(client: TestClient, full_range: dict) -> None:
     listed = walk(client, "/api/v1/spans", {**full_range, "sort": "start_time", "limit": 1000})
     exported = export(client, "/api/v1/spans/export", full_range)
-    # More than one export page (1,000 rows): the walk between pages loses and repeats nothing.
+    # More than one list page (1,000 rows); the export's own reads (query.export_rows_per_read)
+    # are walked across in tests/integration/exports/test_export_reads.py.
     assert len(listed) > 1000
     assert exported == listed
 
