@@ -212,7 +212,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    drops = "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in reversed(AGGREGATES))
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+
+    drops = retried_while_jobs_race(
+        "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in reversed(AGGREGATES))
+    )
     op.execute(
         f"""
         DO $$

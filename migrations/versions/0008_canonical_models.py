@@ -264,8 +264,10 @@ $$;
 def _drop_aggregates() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+
     drops = "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in AGGREGATES_WITH_EVERY_DIMENSION)
-    op.execute(_WHEN_TIMESCALEDB.format(statements=drops))
+    op.execute(_WHEN_TIMESCALEDB.format(statements=retried_while_jobs_race(drops)))
 
 
 def _create_aggregates(dimensions: tuple[str, ...]) -> None:

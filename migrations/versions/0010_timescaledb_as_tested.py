@@ -59,7 +59,11 @@ def _policies(start_offset: str) -> str:
 
 
 def _on_timescaledb(statements: str) -> None:
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+
     # Decided inside the database, as in 0001 and 0005: `migrate --sql` carries both branches.
+    # Removing a policy deletes its job, which a run of it at that moment can race.
+    statements = retried_while_jobs_race(statements)
     op.execute(
         f"""
         DO $$
