@@ -4,19 +4,22 @@ PostgreSQL, for comparing their answers. Runs only in the TimescaleDB pass (test
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import pytest
 import pytest_asyncio
+from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
+from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.migrate import upgrade
 from observatory_api.demo.seed import seed_demo
-from observatory_api.settings import DatabaseSettings
-from tests.conftest import PLAIN_POSTGRES_URL, RUN_ID, _pg_url, scratch_database
+from observatory_api.settings import DatabaseSettings, RateLimitSettings
+from tests.conftest import PLAIN_POSTGRES_URL, RUN_ID, _pg_url, auth_headers, make_settings, scratch_database
 from tests.dataset import DATASET_END
 
 TRACES, LATE_TRACES = 240, 30
@@ -84,3 +87,20 @@ async def compressed_pair(pg_template: str) -> AsyncIterator[Pair]:
         for settings in (timescaledb, plain):
             await seed(settings, traces=LATE_TRACES, seed_value=22)
         yield Pair(timescaledb=timescaledb, plain=plain, compressed_chunks=compressed)
+
+
+@pytest.fixture(scope="package")
+def clients(compressed_pair: Pair) -> Iterator[dict[str, TestClient]]:
+    """A developer's client of each server of `compressed_pair` (rate limits out of the way)."""
+    roles = {"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000}
+    opened: dict[str, TestClient] = {}
+    try:
+        for name, database in (("timescaledb", compressed_pair.timescaledb), ("plain", compressed_pair.plain)):
+            settings = make_settings(database, rate_limit=RateLimitSettings(roles=roles))
+            client = TestClient(create_app(settings), raise_server_exceptions=False)
+            opened[name] = client.__enter__()
+            opened[name].headers.update(auth_headers(settings, "developer"))
+        yield opened
+    finally:
+        for client in opened.values():
+            client.__exit__(None, None, None)

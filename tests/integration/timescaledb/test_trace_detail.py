@@ -4,43 +4,23 @@ PostgreSQL, and every lookup of a trace's spans and logs reads only the chunks o
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from litestar.testing import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.app import create_app
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.db.tables import traces
-from observatory_api.settings import RateLimitSettings
 from observatory_api.traces.repository import TraceRepository
-from tests.conftest import auth_headers, make_settings
 from tests.integration.timescaledb.conftest import Pair
 
 TRACE_FIELDS = """fragment T on Trace { id spanCount rootSpans { id name children { id name } }
   spans { id parentId name timestamp endTime tokenCount cost status attributes input output }
   logs { id timestamp severity body spanId } }"""
 CHUNK_PREFIXES = ("_hyper_", "compress_hyper_")
-
-
-@pytest.fixture(scope="module")
-def clients(compressed_pair: Pair) -> Iterator[dict[str, TestClient]]:
-    roles = {"admin": 1_000_000, "developer": 1_000_000, "viewer": 1_000_000}
-    opened: dict[str, TestClient] = {}
-    try:
-        for name, database in (("timescaledb", compressed_pair.timescaledb), ("plain", compressed_pair.plain)):
-            settings = make_settings(database, rate_limit=RateLimitSettings(roles=roles))
-            client = TestClient(create_app(settings), raise_server_exceptions=False)
-            opened[name] = client.__enter__()
-            opened[name].headers.update(auth_headers(settings, "developer"))
-        yield opened
-    finally:
-        for client in opened.values():
-            client.__exit__(None, None, None)
 
 
 @pytest_asyncio.fixture(scope="module")
