@@ -11,6 +11,7 @@ from litestar.params import Body
 
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
 from observatory_api.core.errors import InvalidInput, Unauthorized
+from observatory_api.core.structs import copy_fields
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.openapi_docs import API_KEY_ONLY, AUTHENTICATED, OPEN, problems
 from observatory_api.security.api_keys import key_prefix_of
@@ -116,13 +117,10 @@ class AuthController(Controller):
         """Your subject, role, permissions and rate limits."""
         principal = _required(request)
         limits = settings.rate_limit
-        return Me(
-            subject=principal.subject,
-            role=principal.role,
-            kind=principal.kind,
-            key_id=principal.key_id,
+        return copy_fields(
+            Me,
+            principal,
             permissions=sorted(ROLE_PERMISSIONS.get(principal.role, ())),
-            expires_at=principal.expires_at,
             content_redacted=not principal.can("read_content"),
             rate_limit=Limits(
                 enabled=limits.enabled,
