@@ -18,7 +18,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import TRACE_ID
 from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.core.vocabulary import SpanKind
@@ -239,18 +239,11 @@ def _listing(
 ) -> Fetch:
     """The pages of a list endpoint's repository method (spans, traces) for these filters and
     sort, `rows` at a time."""
-    fields, node = filters.fingerprint_fields(), filters_to_node(filters)
+    first = filters.page(rows, None)
 
     async def fetch(next_cursor: str | None) -> Page[Any]:
-        return await list_page(
-            window=filters.window,
-            filter_node=node,
-            filter_fields=fields,
-            sort=sort,
-            limit=rows,
-            cursor=next_cursor,
-            allow_content=allow_content,
-        )
+        page = msgspec.structs.replace(first, cursor=next_cursor)
+        return await list_page(page, sort=sort, allow_content=allow_content)
 
     return fetch
 

@@ -9,7 +9,7 @@ from typing import Annotated, Protocol, TypeVar
 import strawberry
 
 from observatory_api.core.errors import NotFound
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.query import check_plain, check_trace_id, resolve_limit, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import (
@@ -61,13 +61,7 @@ async def _listed(
     ctx = info.context
     ctx.budget.check()
     page = await list_page(
-        window=filters.window,
-        filter_node=filters_to_node(filters),
-        filter_fields=filters.fingerprint_fields(),
-        sort=sort,
-        limit=resolve_limit(limit, ctx.settings.query),
-        cursor=after,
-        allow_content=ctx.allow_content,
+        filters.page(resolve_limit(limit, ctx.settings.query), after), sort=sort, allow_content=ctx.allow_content
     )
     ctx.budget.read_and_returned(len(page.data))
     return page

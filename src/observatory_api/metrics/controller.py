@@ -45,7 +45,7 @@ class MetricController(Controller):
         "/",
         "list_metrics",
         "The metric catalogue",
-        metric=link("get_metric", "The first metric.", metric_id="$response.body#/data/0/id"),
+        metric=link("get_metric", "The first metric.", metric_id="data/0/id"),
     )
     async def list_metrics(self) -> MetricCatalogue:
         """Every metric with its unit, aggregations and dimensions, the intervals, and the

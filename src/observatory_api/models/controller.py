@@ -30,18 +30,8 @@ class ModelController(Controller):
         "list_models",
         "List the model catalogue",
         cache=True,
-        model=link(
-            "get_model",
-            "The first model.",
-            provider="$response.body#/data/0/provider",
-            name="$response.body#/data/0/name",
-        ),
-        usage=link(
-            "get_model_usage",
-            "The usage of the first model.",
-            provider="$response.body#/data/0/provider",
-            name="$response.body#/data/0/name",
-        ),
+        model=link("get_model", "The first model.", provider="data/0/provider", name="data/0/name"),
+        usage=link("get_model_usage", "The usage of the first model.", provider="data/0/provider", name="data/0/name"),
     )
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None

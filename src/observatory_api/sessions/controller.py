@@ -17,18 +17,16 @@ from observatory_api.sessions.repository import SessionRepository, SessionSort
 from observatory_api.sessions.schemas import SessionDetail, SessionPage
 from observatory_api.settings import Settings
 
+# Where a page of sessions, and a session with its traces, lead.
+FIRST_SESSION = link("get_session", "The first session.", session_id="data/0/session_id")
+FIRST_TRACE = link("get_trace", "The first trace of the session.", trace_id="traces/0/trace_id")
+
 
 class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @api_get(
-        "/",
-        "list_sessions",
-        "List sessions",
-        cache=True,
-        session=link("get_session", "The first session.", session_id="$response.body#/data/0/session_id"),
-    )
+    @api_get("/", "list_sessions", "List sessions", cache=True, session=FIRST_SESSION)
     async def list_sessions(
         self,
         sessions: NamedDependency[SessionRepository],
@@ -53,14 +51,7 @@ class SessionController(Controller):
             cursor=cursor,
         )
 
-    @api_get(
-        "/{session_id:str}",
-        "get_session",
-        "Get a session with its traces",
-        404,
-        cache=True,
-        trace=link("get_trace", "The first trace of the session.", trace_id="$response.body#/traces/0/trace_id"),
-    )
+    @api_get("/{session_id:str}", "get_session", "Get a session with its traces", 404, cache=True, trace=FIRST_TRACE)
     async def get_session(
         self,
         sessions: NamedDependency[SessionRepository],

@@ -11,10 +11,9 @@ from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import NotFound
-from observatory_api.core.filters import Node
-from observatory_api.core.query import TimeWindow
+from observatory_api.core.listing import ListPage
 from observatory_api.db import tables
-from observatory_api.db.filters import compile_trace_filter
+from observatory_api.db.filters import compile_trace_filter, page_condition
 from observatory_api.db.keyset import Keyset
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry
@@ -44,33 +43,14 @@ class TraceRepository:
         self._engine = engine
 
     @timed("traces.list_traces")
-    async def list_traces(
-        self,
-        *,
-        window: TimeWindow,
-        filter_node: Node | None,
-        filter_fields: dict[str, Any],
-        sort: TraceSort,
-        limit: int,
-        cursor: str | None,
-        allow_content: bool,
-    ) -> TracePage:
-        """One page of trace summaries started in `window`, matching `filter_node`, in `sort` order."""
-        keyset = Keyset(
-            sort=sort,
-            columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id],
-            window=window,
-            filters=filter_fields,
-            cursor=cursor,
-            limit=limit,
-        )
-        condition = keyset.within(_t.c.start_time)
-        if filter_node is not None:
-            condition = and_(condition, compile_trace_filter(filter_node, allow_content=allow_content))
+    async def list_traces(self, page: ListPage, *, sort: TraceSort, allow_content: bool) -> TracePage:
+        """One page of trace summaries started in the page's window, matching its filters, in `sort` order."""
+        keyset = Keyset.of_page(page, sort=sort, columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id])
+        condition = page_condition(keyset, page, _t.c.start_time, compile_trace_filter, allow_content=allow_content)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(keyset.apply(select(*SUMMARY_COLUMNS).where(condition)))).all()
-        page, next_cursor, has_more = keyset.page(rows)
-        return TracePage(data=[to_summary(row) for row in page], next_cursor=next_cursor, has_more=has_more)
+        found, next_cursor, has_more = keyset.page(rows)
+        return TracePage(data=[to_summary(row) for row in found], next_cursor=next_cursor, has_more=has_more)
 
     @timed("traces.get_trace")
     async def get_trace(self, trace_id: str, *, allow_content: bool) -> TraceDetail:
