@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.listing import ListFilters
+from observatory_api.core.pagination import Page
 from observatory_api.core.params import TRACE_ID
 from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.core.vocabulary import SpanKind
@@ -32,7 +33,7 @@ from observatory_api.exports.formats import (
     choose_format,
 )
 from observatory_api.exports.otlp import logs_request, trace_request
-from observatory_api.exports.paging import DerivedPage, Fetch, Page, resume_cursor, stream_pages
+from observatory_api.exports.paging import DerivedPage, Fetch, resume_cursor, stream_pages
 from observatory_api.exports.parquet import ParquetPageWriter
 from observatory_api.exports.repository import ExportKeyRepository
 from observatory_api.logs.repository import LogQuery, LogRepository

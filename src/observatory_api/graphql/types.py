@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.pagination import Page
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
@@ -20,6 +22,7 @@ from observatory_api.spans.schemas import Span as SpanStruct
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceSummary
 
+P = TypeVar("P")
 # `sessions { traces }` reads up to this many traces per session: bounded, unlike `session(id)` pages.
 SESSION_TRACES = 10
 MAX_SESSION_TRACES = 100
@@ -257,3 +260,10 @@ class SessionPage:
     items: list[Session]
     next_cursor: str | None
     has_more: bool
+
+
+def page_of(info: GraphQLInfo, page_type: Callable[..., P], item: Callable[[Any], object], page: Page[Any]) -> P:
+    """The GraphQL page (`TracePage`, ...) of a repository's page, each row converted by `item`; its
+    rows counted against the request's budget as read and returned."""
+    info.context.budget.read_and_returned(len(page.data))
+    return page_type(items=[item(row) for row in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
