@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from observatory_api.core.content import path_reaches_content
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.records import TOKEN_COUNTS
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -174,13 +175,8 @@ SPAN_FIELDS: Mapping[str, FieldSpec] = {
     **_CONTEXT,
     "tag": FieldSpec("tags", "tags"),
     **_MEASURES,
-    **_same_name(
-        "num",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-        "reasoning_output_tokens",
-        "time_to_first_token_ms",
-    ),
+    # The token counts besides input, output and total (in _MEASURES).
+    **_same_name("num", *TOKEN_COUNTS[3:], "time_to_first_token_ms"),
     **_same_name("text", "input", "output", content=True),
     "attributes": FieldSpec("json", "attributes"),
 }

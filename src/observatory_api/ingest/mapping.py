@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from observatory_api.core.records import SpanRecord
+from observatory_api.core.records import TOKEN_COUNTS, SpanRecord
 from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpSpan
@@ -113,14 +113,7 @@ KIND_VALUES: dict[str, SpanKind] = {
     "retriever": "retriever",
     "reranker": "retriever",
 }
-_INTEGER_COLUMNS = {
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
-}
+_INTEGER_COLUMNS = frozenset(TOKEN_COUNTS)
 OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 MAX_NAME = 500
 
