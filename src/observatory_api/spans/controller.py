@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
@@ -13,20 +13,15 @@ from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import CURSOR, LIMIT, TRACE_ID
 from observatory_api.core.query import check_trace_id, resolve_limit
 from observatory_api.core.vocabulary import SpanKind
-from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get
+from observatory_api.operations import FIRST_SPAN_TRACE, ResourceController, api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
 
-# Where a page of spans leads.
-FIRST_SPAN_TRACE = link("get_trace", "The trace of the first span.", trace_id="data/0/trace_id")
 
-
-class SpanController(Controller):
+class SpanController(ResourceController):
     path = "/spans"
-    tags = ["spans"]
 
     @api_get("/", "list_spans", "List spans", cache=True, trace=FIRST_SPAN_TRACE)
     async def list_spans(

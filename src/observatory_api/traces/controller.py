@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter
 
@@ -12,20 +12,16 @@ from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get, api_post
+from observatory_api.operations import FIRST_TRACE, ResourceController, api_get, api_post
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
 from observatory_api.traces.search import search_traces
 
-# Where a page of traces (listed or searched) leads.
-FIRST_TRACE = link("get_trace", "The first trace of the page.", trace_id="data/0/trace_id")
 
-
-class TraceController(Controller):
+class TraceController(ResourceController):
     path = "/traces"
-    tags = ["traces"]
 
     @api_get("/", "list_traces", "List traces", cache=True, trace=FIRST_TRACE)
     async def list_traces(
