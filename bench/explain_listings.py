@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
 from observatory_api.db.capabilities import DatabaseCapabilities
@@ -59,17 +59,10 @@ async def main(database: str) -> None:
         ("by status", {"status": "error"}),
     ]
     for label, filters in cases:
-        listing = ListFilters(window=window, **filters)
-        common = {
-            "window": window,
-            "filter_node": filters_to_node(listing),
-            "filter_fields": {},
-            "limit": 50,
-            "allow_content": True,
-        }
+        page = ListFilters(window=window, **filters).page(50, None)
         statements.clear()
-        await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
-        await SpanRepository(engine, capabilities).list_spans(sort="-start_time", cursor=None, **common)
+        await TraceRepository(engine).list_traces(page, sort="-start_time", allow_content=True)
+        await SpanRepository(engine, capabilities).list_spans(page, sort="-start_time", allow_content=True)
         await explain(engine, f"traces and spans {label}", statements)
     statements.clear()
     await TraceRepository(engine).get_trace(sample.trace_id, allow_content=True)

@@ -372,16 +372,18 @@ def _inconsistencies(backend: str, database: str, workdir: Path, trace_ids: list
     return [f"{name}: {count}" for name, count in found.items() if count]
 
 
-def _wait_ready(base: str) -> None:
+def _wait_ready(base: str, path: str = "/ready") -> None:
+    """Up to 60 s for the server at `base` to answer `path` with 200 (read_ceiling.py and
+    first_export.py wait with it too)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit("the server did not become ready")
+    raise SystemExit(f"the server did not answer {path}")
 
 
 async def _admin(sql: str) -> None:

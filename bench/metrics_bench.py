@@ -46,6 +46,7 @@ import msgspec
 from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from observatory_api.core.listing import ListPage
 from observatory_api.core.query import TimeWindow
 from observatory_api.core.records import SpanRecord
 from observatory_api.db.bulk_insert import upsert_via_staging
@@ -260,15 +261,15 @@ async def measure_traces(repeat: int) -> None:
     async def detail(i: int) -> None:
         await traces.get_trace(trace_ids[i % len(trace_ids)], allow_content=True)
 
-    def listing(days: int) -> dict[str, Any]:
+    def listing(days: int) -> ListPage:
         window = TimeWindow(start=END - timedelta(days=days), end=END)
-        return {"window": window, "filter_node": None, "filter_fields": {}, "limit": 50, "allow_content": True}
+        return ListPage(window=window, node=None, fingerprint={}, limit=50, cursor=None)
 
     async def list_traces(days: int) -> None:
-        await traces.list_traces(sort="-start_time", cursor=None, **listing(days))
+        await traces.list_traces(listing(days), sort="-start_time", allow_content=True)
 
     async def list_spans(days: int) -> None:
-        await spans_repository.list_spans(sort="-start_time", cursor=None, **listing(days))
+        await spans_repository.list_spans(listing(days), sort="-start_time", allow_content=True)
 
     async def list_logs(days: int) -> None:
         window = TimeWindow(start=END - timedelta(days=days), end=END)

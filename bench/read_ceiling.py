@@ -27,7 +27,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from ingest_throughput import _wait_ready, free_port
 from sqlalchemy.engine import make_url
 
 ADMIN_URL = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,12 +62,6 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     bytes: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pgid: int) -> float:
@@ -146,15 +140,12 @@ def start(name: str, command: list[str], env: dict[str, str], workdir: Path, hea
         stderr=subprocess.DEVNULL,
     )
     server = Server(name, process, f"http://127.0.0.1:{port}", headers)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.base}/alive", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    stop(server)
-    raise SystemExit(f"{name} did not start on {server.base}")
+    try:
+        _wait_ready(server.base, "/alive")
+    except SystemExit:
+        stop(server)
+        raise SystemExit(f"{name} did not start on {server.base}") from None
+    return server
 
 
 def stop(server: Server) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Tag
 
@@ -99,10 +98,10 @@ def create_app(settings: Settings) -> Litestar:
     return app
 
 
-def _replica_fallback(settings: Settings) -> list[DefineMiddleware]:
+def _replica_fallback(settings: Settings) -> list[ReplicaFallbackMiddleware]:
     if not settings.database.replica_urls:
         return []
-    return [DefineMiddleware(ReplicaFallbackMiddleware, on_retry=metrics.db_replica_read_retries_total.inc)]
+    return [ReplicaFallbackMiddleware(on_retry=metrics.db_replica_read_retries_total.inc)]
 
 
 def create_app_from_environment() -> Litestar:

@@ -3,8 +3,9 @@ repositories."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -69,30 +70,13 @@ def provide_capabilities(state: State) -> DatabaseCapabilities:
     return _read_resources(state).capabilities
 
 
-def provide_trace_repository(read_engine: NamedDependency[AsyncEngine]) -> TraceRepository:
-    return TraceRepository(read_engine)
+def _read_repository(make: Callable[[AsyncEngine, DatabaseCapabilities], object]) -> Provide:
+    """A repository over this request's read engine, told what the database can do."""
 
+    def provide(read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]) -> Any:
+        return make(read_engine, capabilities)
 
-def provide_span_repository(
-    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
-) -> SpanRepository:
-    return SpanRepository(read_engine, capabilities)
-
-
-def provide_session_repository(read_engine: NamedDependency[AsyncEngine]) -> SessionRepository:
-    return SessionRepository(read_engine)
-
-
-def provide_log_repository(
-    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
-) -> LogRepository:
-    return LogRepository(read_engine, capabilities)
-
-
-def provide_model_repository(
-    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities]
-) -> ModelRepository:
-    return ModelRepository(read_engine, capabilities)
+    return Provide(provide, sync_to_thread=False)
 
 
 def provide_metric_repository(
@@ -171,11 +155,12 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
         "read_engine": Provide(provide_read_engine, sync_to_thread=False),
         "primary_engine": Provide(provide_primary_engine, sync_to_thread=False),
         "capabilities": Provide(provide_capabilities, sync_to_thread=False),
-        "traces": Provide(provide_trace_repository, sync_to_thread=False),
-        "spans": Provide(provide_span_repository, sync_to_thread=False),
-        "sessions": Provide(provide_session_repository, sync_to_thread=False),
-        "logs": Provide(provide_log_repository, sync_to_thread=False),
-        "models": Provide(provide_model_repository, sync_to_thread=False),
+        # Traces and sessions read the same way on every database.
+        "traces": _read_repository(lambda engine, _: TraceRepository(engine)),
+        "spans": _read_repository(SpanRepository),
+        "sessions": _read_repository(lambda engine, _: SessionRepository(engine)),
+        "logs": _read_repository(LogRepository),
+        "models": _read_repository(ModelRepository),
         "metric_repository": Provide(provide_metric_repository, sync_to_thread=False),
         "list_filters": Provide(provide_list_filters, sync_to_thread=False),
         "log_query": Provide(provide_log_query, sync_to_thread=False),

@@ -98,9 +98,10 @@ def documented(**schema: Any) -> msgspec.Meta:
 
 
 def link(operation_id: str, description: str, **parameters: str) -> Link:
-    """An OpenAPI link from a 200 answer to `operation_id`, its parameters taken from the answer
-    by runtime expressions, e.g. `trace_id="$response.body#/data/0/trace_id"`."""
-    return Link(operation_id=operation_id, description=description, parameters=parameters)
+    """An OpenAPI link from a 200 answer to `operation_id`, each parameter read from the answer's
+    body at a JSON pointer, e.g. `trace_id="data/0/trace_id"` (`$response.body#/data/0/trace_id`)."""
+    expressions = {name: f"$response.body#/{pointer}" for name, pointer in parameters.items()}
+    return Link(operation_id=operation_id, description=description, parameters=expressions)
 
 
 def linked(**links: Link) -> type[Operation]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 
 from observatory_api.db.replicas import READ_ATTEMPT, ReadAttempt
 
@@ -21,15 +22,13 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 
-class ReplicaFallbackMiddleware:
-    def __init__(self, app: ASGIApp, on_retry: Callable[[], object] = lambda: None) -> None:
-        self.app = app
+class ReplicaFallbackMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, on_retry: Callable[[], object] = lambda: None) -> None:
         self.on_retry = on_retry
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         attempt = ReadAttempt()
         received: list[ReceiveMessage] = []
         started = discarded = False
@@ -49,7 +48,7 @@ class ReplicaFallbackMiddleware:
 
         token = READ_ATTEMPT.set(attempt)
         try:
-            await self.app(scope, recording_receive, guarded_send)
+            await next_app(scope, recording_receive, guarded_send)
         finally:
             READ_ATTEMPT.reset(token)
         if not discarded:
@@ -62,6 +61,6 @@ class ReplicaFallbackMiddleware:
 
         token = READ_ATTEMPT.set(ReadAttempt(on_primary=True))
         try:
-            await self.app(scope, replaying_receive, send)
+            await next_app(scope, replaying_receive, send)
         finally:
             READ_ATTEMPT.reset(token)

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,16 +140,28 @@ def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path
     return done.stderr
 
 
+def resumed_export(
+    server: tuple[RunningServer, str], whole: Path, cut: Callable[[bytes], int], *args: str
+) -> tuple[bytes, str, str]:
+    """The window's spans exported (`args`: the format) uncut into `whole`, then cut after
+    `cut(the uncut file)` bytes and resumed (`assert_resumed_equal`). Returns the uncut file and
+    what the CLI said for the uncut and for the resumed export."""
+    running, key = server
+    span_window = window()
+    done = run_export(running.base, key, "spans", *span_window, *args, "--output", str(whole))
+    assert done.returncode == 0, done.stderr
+    data = whole.read_bytes()
+    return data, done.stderr, assert_resumed_equal(running, key, cut(data), whole, *span_window, *args)
+
+
 def test_a_dropped_connection_is_resumed_after_the_last_complete_line(
     server: tuple[RunningServer, str], tmp_path: Path
 ) -> None:
-    running, key = server
-    args = window()
-    whole = tmp_path / "whole.ndjson"
-    assert run_export(running.base, key, "spans", *args, "--output", str(whole)).returncode == 0
-    size = whole.stat().st_size
-    assert size > 300_000
-    assert_resumed_equal(running, key, size // 3, whole, *args)
+    def cut(data: bytes) -> int:
+        assert len(data) > 300_000
+        return len(data) // 3
+
+    resumed_export(server, tmp_path / "whole.ndjson", cut)
 
 
 def test_parquet_and_otlp_json_files_from_a_server(server: tuple[RunningServer, str], tmp_path: Path) -> None:
@@ -175,21 +187,18 @@ def test_parquet_and_otlp_json_files_from_a_server(server: tuple[RunningServer, 
 def test_a_dropped_otlp_json_export_is_resumed_after_its_last_complete_request(
     server: tuple[RunningServer, str], tmp_path: Path
 ) -> None:
-    running, key = server
-    args = window()
-    whole = tmp_path / "whole.otlp.ndjson"
-    assert (
-        run_export(running.base, key, "spans", *args, "--format", "otlp-json", "--output", str(whole)).returncode == 0
-    )
-    lines = whole.read_bytes().splitlines(keepends=True)
-    assert len(lines) >= 2  # a request per 1,000 spans
-    # Cut inside the second request, past the first by one read of the CLI (http.client drops a
-    # read the cut interrupts) and 4 KiB for the answer's headers and chunk sizes: the first is
-    # complete, the rest is asked again. (Half the second request, as before, was less than one
-    # read once the demo's second request shrank to 83 KB.)
-    cut = len(lines[0]) + CHUNK + 4096
-    assert len(lines[1]) > CHUNK + 8192, [len(line) for line in lines]
-    assert_resumed_equal(running, key, cut, whole, *args, "--format", "otlp-json")
+
+    def cut(data: bytes) -> int:
+        lines = data.splitlines(keepends=True)
+        assert len(lines) >= 2  # a request per 1,000 spans
+        # Cut inside the second request, past the first by one read of the CLI (http.client drops a
+        # read the cut interrupts) and 4 KiB for the answer's headers and chunk sizes: the first is
+        # complete, the rest is asked again. (Half the second request, as before, was less than one
+        # read once the demo's second request shrank to 83 KB.)
+        assert len(lines[1]) > CHUNK + 8192, [len(line) for line in lines]
+        return len(lines[0]) + CHUNK + 4096
+
+    resumed_export(server, tmp_path / "whole.otlp.ndjson", cut, "--format", "otlp-json")
 
 
 def ingest_multiline_span(running: RunningServer) -> bytes:
@@ -222,19 +231,18 @@ def ingest_multiline_span(running: RunningServer) -> bytes:
 def test_a_dropped_csv_export_is_resumed_after_its_last_complete_record(
     server: tuple[RunningServer, str], tmp_path: Path
 ) -> None:
-    running, key = server
-    marker = ingest_multiline_span(running)
-    args = window()
-    whole = tmp_path / "whole.csv"
-    done = run_export(running.base, key, "spans", *args, "--format", "csv", "--output", str(whole))
-    assert done.returncode == 0, done.stderr
-    data = whole.read_bytes()
-    # A newline inside the quoted input, 200,000 bytes before the next one. The CLI gets what it
-    # reads 64 KiB at a time (http.client drops a cut read), so a cut 100,000 bytes after that
-    # newline leaves it the last newline received, in the middle of a record.
-    inner = data.index(b"\n", data.index(marker))
-    assert inner + 1 not in record_ends(data, "csv")
-    assert data.index(b"\n", inner + 1) - inner > 200_000
+    marker = ingest_multiline_span(server[0])
+
+    def cut(data: bytes) -> int:
+        # A newline inside the quoted input, 200,000 bytes before the next one. The CLI gets what it
+        # reads 64 KiB at a time (http.client drops a cut read), so a cut 100,000 bytes after that
+        # newline leaves it the last newline received, in the middle of a record.
+        inner = data.index(b"\n", data.index(marker))
+        assert inner + 1 not in record_ends(data, "csv")
+        assert data.index(b"\n", inner + 1) - inner > 200_000
+        return inner + 100_000
+
+    data, said, said_resumed = resumed_export(server, tmp_path / "whole.csv", cut, "--format", "csv")
     records = f"exported {len(record_ends(data, 'csv')):,} CSV records (the header included)"
-    assert records in done.stderr
-    assert records in assert_resumed_equal(running, key, inner + 100_000, whole, *args, "--format", "csv")
+    assert records in said
+    assert records in said_resumed

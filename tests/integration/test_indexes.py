@@ -14,7 +14,7 @@ import pytest_asyncio
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.query import TimeWindow
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.engine import create_engine, database_url
@@ -75,17 +75,10 @@ LISTINGS = [
 @pytest.mark.parametrize("filters", LISTINGS, ids=lambda f: next(iter(f), "time"))
 async def test_trace_and_span_listings_use_indexes(recording_engine: tuple, filters: dict) -> None:
     engine, statements = recording_engine
-    listing = ListFilters(window=WINDOW, **filters)
-    common = {
-        "window": WINDOW,
-        "filter_node": filters_to_node(listing),
-        "filter_fields": {},
-        "limit": 50,
-        "allow_content": True,
-    }
-    await TraceRepository(engine).list_traces(sort="-start_time", cursor=None, **common)
+    page = ListFilters(window=WINDOW, **filters).page(50, None)
+    await TraceRepository(engine).list_traces(page, sort="-start_time", allow_content=True)
     await SpanRepository(engine, DatabaseCapabilities.plain(engine)).list_spans(
-        sort="-start_time", cursor=None, **common
+        page, sort="-start_time", allow_content=True
     )
     assert statements
     assert await seq_scans(engine, statements) == []

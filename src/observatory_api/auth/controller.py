@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body
 
 from observatory_api.auth.schemas import Limits, Me, RefreshRequest, TokenPair
 from observatory_api.core.errors import InvalidInput, Unauthorized
+from observatory_api.core.structs import copy_fields
 from observatory_api.observability.metrics import api_auth_failures_total
 from observatory_api.openapi_docs import API_KEY_ONLY, AUTHENTICATED, OPEN, problems
 from observatory_api.security.api_keys import key_prefix_of
@@ -30,18 +32,31 @@ _NO_KEY = f"send an API key to obtain tokens: {ACCEPTED_FORMS}"
 AUTH_PROBLEMS = problems(400, 401, 429, 503)
 
 
+def _auth_post(
+    path: str,
+    operation_id: str,
+    summary: str,
+    security: list[dict[str, list[str]]],
+    *problem_codes: int,
+    status_code: int = 200,
+) -> HTTPRouteHandler:
+    """A POST of /auth: `AUTH_PROBLEMS` and `problem_codes`, and the credential `security` names."""
+    responses = {**AUTH_PROBLEMS, **problems(*problem_codes)}
+    return post(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        status_code=status_code,
+        responses=responses,
+        security=security,
+    )
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post(
-        "/token",
-        operation_id="create_token",
-        summary="Exchange an API key for tokens",
-        status_code=200,
-        responses=AUTH_PROBLEMS,
-        security=API_KEY_ONLY,
-    )
+    @_auth_post("/token", "create_token", "Exchange an API key for tokens", API_KEY_ONLY)
     async def create_token(self, request: Request[Any, Any, Any], state: State) -> TokenPair:
         """Send the key as `X-API-Key`, `Authorization: Bearer <key>` or Basic (key as password);
         returns an access token (1 hour) and a refresh token (7 days)."""
@@ -55,14 +70,8 @@ class AuthController(Controller):
         prefix = key_prefix_of(credential.value) if credential is not None else None
         return _pair(state.authenticator, subject=principal.subject, role=principal.role, key_prefix=prefix)
 
-    @post(
-        "/refresh",
-        operation_id="refresh_token",
-        summary="Rotate a refresh token",
-        status_code=200,
-        responses={**AUTH_PROBLEMS, **problems(413)},
-        security=OPEN,  # the refresh token is in the body
-    )
+    # OPEN: the refresh token is in the body.
+    @_auth_post("/refresh", "refresh_token", "Rotate a refresh token", OPEN, 413)
     async def refresh_token(self, state: State, data: Annotated[RefreshRequest, Body()]) -> TokenPair:
         """Returns a new pair; the old refresh token stops working, and presenting it again revokes
         every token of its family (a stolen token gets the thief and the owner logged out)."""
@@ -87,14 +96,7 @@ class AuthController(Controller):
             raise unauthorized(failure) from None
         return _pair(authenticator, subject=claims.sub, role=claims.role, key_prefix=claims.key, family=claims.fam)
 
-    @post(
-        "/revoke",
-        operation_id="revoke_token",
-        summary="Log out",
-        status_code=204,
-        responses=AUTH_PROBLEMS,
-        security=AUTHENTICATED,
-    )
+    @_auth_post("/revoke", "revoke_token", "Log out", AUTHENTICATED, status_code=204)
     async def revoke_token(self, request: Request[Any, Any, Any], state: State) -> None:
         """Revokes every token of the presented token's refresh family (this access token, its
         refresh token, and all earlier and later tokens of the login) until they expire."""
@@ -116,13 +118,10 @@ class AuthController(Controller):
         """Your subject, role, permissions and rate limits."""
         principal = _required(request)
         limits = settings.rate_limit
-        return Me(
-            subject=principal.subject,
-            role=principal.role,
-            kind=principal.kind,
-            key_id=principal.key_id,
+        return copy_fields(
+            Me,
+            principal,
             permissions=sorted(ROLE_PERMISSIONS.get(principal.role, ())),
-            expires_at=principal.expires_at,
             content_redacted=not principal.can("read_content"),
             rate_limit=Limits(
                 enabled=limits.enabled,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from observatory_api.core.content import path_reaches_content
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.records import TOKEN_COUNTS
 from observatory_api.core.vocabulary import SPAN_KINDS, SPAN_STATUSES
 
 Op = Literal["eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -148,10 +149,20 @@ class FieldSpec:
     canonical_model: bool = False
 
 
+def _same_name(kind: FieldKind, *columns: str, content: bool = False) -> dict[str, FieldSpec]:
+    """Fields named as their column."""
+    return {column: FieldSpec(kind, column, content=content) for column in columns}
+
+
+_CONTEXT = _same_name("str", "user_id", "session_id", "environment")
+# Start, duration, cost and tokens: a span's own, a trace summary's the sum over its spans.
+_MEASURES = {
+    **_same_name("time", "start_time"),
+    **_same_name("num", "duration_ms", "cost_usd", "input_tokens", "output_tokens", "total_tokens"),
+}
+
 SPAN_FIELDS: Mapping[str, FieldSpec] = {
-    "trace_id": FieldSpec("str", "trace_id"),
-    "span_id": FieldSpec("str", "span_id"),
-    "parent_span_id": FieldSpec("str", "parent_span_id"),
+    **_same_name("str", "trace_id", "span_id", "parent_span_id"),
     "service": FieldSpec("str", "service_name"),
     "name": FieldSpec("str", "name"),
     "kind": FieldSpec("enum", "kind", SPAN_KINDS),
@@ -160,50 +171,28 @@ SPAN_FIELDS: Mapping[str, FieldSpec] = {
     "provider": FieldSpec("str", "provider"),
     "model": FieldSpec("str", "model_id", canonical_model=True),
     "model_name": FieldSpec("str", "model"),
-    "cost_source": FieldSpec("str", "cost_source"),
-    "finish_reason": FieldSpec("str", "finish_reason"),
-    "user_id": FieldSpec("str", "user_id"),
-    "session_id": FieldSpec("str", "session_id"),
-    "environment": FieldSpec("str", "environment"),
+    **_same_name("str", "cost_source", "finish_reason"),
+    **_CONTEXT,
     "tag": FieldSpec("tags", "tags"),
-    "start_time": FieldSpec("time", "start_time"),
-    "duration_ms": FieldSpec("num", "duration_ms"),
-    "cost_usd": FieldSpec("num", "cost_usd"),
-    "input_tokens": FieldSpec("num", "input_tokens"),
-    "output_tokens": FieldSpec("num", "output_tokens"),
-    "total_tokens": FieldSpec("num", "total_tokens"),
-    "cache_read_input_tokens": FieldSpec("num", "cache_read_input_tokens"),
-    "cache_creation_input_tokens": FieldSpec("num", "cache_creation_input_tokens"),
-    "reasoning_output_tokens": FieldSpec("num", "reasoning_output_tokens"),
-    "time_to_first_token_ms": FieldSpec("num", "time_to_first_token_ms"),
-    "input": FieldSpec("text", "input", content=True),
-    "output": FieldSpec("text", "output", content=True),
+    **_MEASURES,
+    # The token counts besides input, output and total (in _MEASURES).
+    **_same_name("num", *TOKEN_COUNTS[3:], "time_to_first_token_ms"),
+    **_same_name("text", "input", "output", content=True),
     "attributes": FieldSpec("json", "attributes"),
 }
-
 # Trace-level fields read the summary row; any other span field matches a trace when one of
 # its spans matches (each condition on its own).
 TRACE_FIELDS: Mapping[str, FieldSpec] = {
-    "trace_id": FieldSpec("str", "trace_id"),
-    "name": FieldSpec("str", "name"),
+    **_same_name("str", "trace_id", "name"),
     "service": FieldSpec("str", "service_name"),
     "status": FieldSpec("enum", "status", SPAN_STATUSES),
     "provider": FieldSpec("str", "provider"),
-    "user_id": FieldSpec("str", "user_id"),
-    "session_id": FieldSpec("str", "session_id"),
-    "environment": FieldSpec("str", "environment"),
+    **_CONTEXT,
     "tag": FieldSpec("tags", "tags"),
     "model": FieldSpec("tags", "models", canonical_model=True),
     "unpriced_calls": FieldSpec("num", "unpriced_calls"),
-    "start_time": FieldSpec("time", "start_time"),
-    "duration_ms": FieldSpec("num", "duration_ms"),
-    "cost_usd": FieldSpec("num", "cost_usd"),
-    "input_tokens": FieldSpec("num", "input_tokens"),
-    "output_tokens": FieldSpec("num", "output_tokens"),
-    "total_tokens": FieldSpec("num", "total_tokens"),
-    "span_count": FieldSpec("num", "span_count"),
-    "llm_call_count": FieldSpec("num", "llm_call_count"),
-    "error_count": FieldSpec("num", "error_count"),
+    **_MEASURES,
+    **_same_name("num", "span_count", "llm_call_count", "error_count"),
 }
 SPAN_ONLY_FIELDS = frozenset(SPAN_FIELDS) - frozenset(TRACE_FIELDS) - {"span_id", "parent_span_id"}
 

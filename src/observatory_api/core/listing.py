@@ -44,6 +44,28 @@ class ListFilters(msgspec.Struct, frozen=True, kw_only=True):
         data.pop("window")
         return data
 
+    def page(self, limit: int, cursor: str | None) -> ListPage:
+        """The page of the list these filters select, `limit` rows after `cursor`."""
+        return ListPage(
+            window=self.window,
+            node=filters_to_node(self),
+            fingerprint=self.fingerprint_fields(),
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+class ListPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page a list (traces, spans) asks its repository for: the time window, the filters as one
+    tree, what its cursors are bound to (a cursor given under other filters is refused), its size
+    and the cursor it continues after."""
+
+    window: TimeWindow
+    node: Node | None
+    fingerprint: dict[str, Any]
+    limit: int
+    cursor: str | None
+
 
 # The fields that hold a client-named identifier (a model name included: it is compared as text).
 IDENTIFIERS = ("service", "model", "provider", "user_id", "session_id", "environment", "tag")

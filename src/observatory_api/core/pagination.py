@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -20,6 +20,20 @@ from observatory_api.core.errors import InvalidInput
 from observatory_api.core.query import check_time
 
 KeyValue = str | int | float | None
+
+
+R = TypeVar("R", covariant=True)
+
+
+class Page(Protocol, Generic[R]):
+    """A page of a keyset walk, as every list's repository returns it (`TracePage`, `SpanPage`, ...)."""
+
+    @property
+    def data(self) -> Sequence[R]: ...
+    @property
+    def next_cursor(self) -> str | None: ...
+    @property
+    def has_more(self) -> bool: ...
 
 
 class Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

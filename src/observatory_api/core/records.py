@@ -18,6 +18,17 @@ from observatory_api.core.vocabulary import LogSeverity, SpanKind, SpanStatus
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
+# The token counts a model call reports, as spans store them (in their column order).
+TOKEN_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+)
+
+
 def new_log_id() -> str:
     """A random 32-hex-character log id, for producers that do not send their own."""
     return uuid.uuid4().hex

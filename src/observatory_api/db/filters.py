@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
+from sqlalchemy import Column, ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
 
 from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.filter_values import check_number, check_scalar, check_string, check_timestamp, in_values
 from observatory_api.core.filters import SPAN_FIELDS, TRACE_FIELDS, Condition, FieldSpec, Node, lookup, split_field
+from observatory_api.core.listing import ListPage
 from observatory_api.db import tables
 from observatory_api.db.json_sql import json_array_contains, json_path_condition
+from observatory_api.db.keyset import Keyset
 
 
 def compile_span_filter(node: Node, *, allow_content: bool) -> ColumnElement[bool]:
@@ -25,6 +27,22 @@ def compile_trace_filter(node: Node, *, allow_content: bool) -> ColumnElement[bo
     """SQL over the `traces` table; span-level fields become EXISTS over that trace's spans.
     Without `allow_content`, a condition that could read content is a 400."""
     return _compile(node, lambda c: _trace_condition(c, allow_content))
+
+
+def page_condition(
+    keyset: Keyset,
+    page: ListPage,
+    time: Column[Any],
+    compile_filter: Callable[..., ColumnElement[bool]],
+    *,
+    allow_content: bool,
+) -> ColumnElement[bool]:
+    """A list page's rows: `time` in the walk's window, and the page's filters compiled by
+    `compile_filter` (`compile_span_filter` or `compile_trace_filter`)."""
+    condition = keyset.within(time)
+    if page.node is None:
+        return condition
+    return and_(condition, compile_filter(page.node, allow_content=allow_content))
 
 
 def _compile(node: Node, leaf: Callable[[Condition], ColumnElement[bool]]) -> ColumnElement[bool]:

@@ -12,6 +12,7 @@ from sqlalchemy import Column, ColumnElement, Row, Select, and_, bindparam, tupl
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.listing import ListPage
 from observatory_api.core.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
 from observatory_api.core.query import TimeWindow, check_text, check_time
 
@@ -45,6 +46,12 @@ class Keyset:
             decoded = decode_cursor(cursor, sort=sort, fingerprint=self._digest, key_length=len(self.columns))
             self.window = TimeWindow(start=decoded.window_from, end=decoded.window_to)
             self._after = [_typed(column, value) for column, value in zip(self.columns, decoded.key, strict=True)]
+
+    @classmethod
+    def of_page(cls, page: ListPage, *, sort: str, columns: Sequence[Column[Any]]) -> Keyset:
+        """The walk a list page asks for."""
+        window, filters = page.window, page.fingerprint
+        return cls(sort=sort, columns=columns, window=window, filters=filters, cursor=page.cursor, limit=page.limit)
 
     def within(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
         """`column` in the walk's time window (for a cursor, the window of its first page)."""

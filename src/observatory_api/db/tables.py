@@ -7,6 +7,8 @@ compares the migrated database with this metadata.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Column,
     Double,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     text,
 )
 
+from observatory_api.core.records import TOKEN_COUNTS
 from observatory_api.db.types import JSONDocument, UTCDateTime
 
 metadata = MetaData(
@@ -33,6 +36,30 @@ metadata = MetaData(
     }
 )
 
+
+def _columns(type_: Any, *names: str, **options: Any) -> list[Column[Any]]:
+    """Columns of one type and the same options, in this order."""
+    return [Column(name, type_, **options) for name in names]
+
+
+def _timing() -> list[Column[Any]]:
+    """When a span or a trace started and ended, and how long it took."""
+    return [
+        *_columns(UTCDateTime, "start_time", "end_time", nullable=False),
+        Column("duration_ms", Double, nullable=False),
+    ]
+
+
+def _context() -> list[Column[Any]]:
+    """Who and where, as the instrumentation names them: spans and trace summaries alike."""
+    return [*_columns(String(200), "user_id", "session_id"), Column("environment", String(100))]
+
+
+def _by_time(time: str, *columns: str) -> list[Index]:
+    """An index on each of `columns` then `time`: the lists filter by one and walk the other."""
+    return [Index(None, column, time) for column in columns]
+
+
 spans = Table(
     "spans",
     metadata,
@@ -42,25 +69,15 @@ spans = Table(
     Column("service_name", String(200), nullable=False),
     Column("name", String(500), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("start_time", UTCDateTime, nullable=False),
-    Column("end_time", UTCDateTime, nullable=False),
-    Column("duration_ms", Double, nullable=False),
+    *_timing(),
     Column("provider", String(100)),
     Column("model", String(200)),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-    Column("total_tokens", Integer),
-    Column("cache_read_input_tokens", Integer),
-    Column("cache_creation_input_tokens", Integer),
-    Column("reasoning_output_tokens", Integer),
-    Column("cost_usd", Double),
-    Column("time_to_first_token_ms", Double),
+    *_columns(Integer, *TOKEN_COUNTS),
+    *_columns(Double, "cost_usd", "time_to_first_token_ms"),
     Column("status", String(8), nullable=False),
     Column("status_message", Text),
     Column("finish_reason", String(64)),
-    Column("user_id", String(200)),
-    Column("session_id", String(200)),
-    Column("environment", String(100)),
+    *_context(),
     Column("tags", JSONDocument, nullable=False),
     Column("input", Text),
     Column("output", Text),
@@ -72,11 +89,7 @@ spans = Table(
     # A TimescaleDB hypertable needs the time column in every unique index.
     PrimaryKeyConstraint("trace_id", "span_id", "start_time"),
     Index(None, "start_time"),
-    Index(None, "model_id", "start_time"),
-    Index(None, "user_id", "start_time"),
-    Index(None, "session_id", "start_time"),
-    Index(None, "status", "start_time"),
-    Index(None, "kind", "start_time"),
+    *_by_time("start_time", "model_id", "user_id", "session_id", "status", "kind"),
 )
 
 traces = Table(
@@ -85,20 +98,20 @@ traces = Table(
     Column("trace_id", String(32), nullable=False),
     Column("name", String(500), nullable=False),
     Column("service_name", String(200), nullable=False),
-    Column("start_time", UTCDateTime, nullable=False),
-    Column("end_time", UTCDateTime, nullable=False),
-    Column("duration_ms", Double, nullable=False),
-    Column("span_count", Integer, nullable=False),
-    Column("llm_call_count", Integer, nullable=False),
-    Column("error_count", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("total_tokens", Integer, nullable=False),
+    *_timing(),
+    *_columns(
+        Integer,
+        "span_count",
+        "llm_call_count",
+        "error_count",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        nullable=False,
+    ),
     Column("cost_usd", Double, nullable=False),
     Column("status", String(8), nullable=False),
-    Column("user_id", String(200)),
-    Column("session_id", String(200)),
-    Column("environment", String(100)),
+    *_context(),
     Column("provider", String(100)),
     Column("model", String(200)),
     Column("models", JSONDocument, nullable=False),
@@ -110,11 +123,7 @@ traces = Table(
     Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("trace_id"),
     Index(None, "start_time", "trace_id"),
-    Index(None, "user_id", "start_time"),
-    Index(None, "session_id", "start_time"),
-    Index(None, "status", "start_time"),
-    Index(None, "model", "start_time"),
-    Index(None, "service_name", "start_time"),
+    *_by_time("start_time", "user_id", "session_id", "status", "model", "service_name"),
 )
 
 sessions = Table(
@@ -123,13 +132,8 @@ sessions = Table(
     Column("session_id", String(200), nullable=False),
     Column("user_id", String(200)),
     Column("environment", String(100)),
-    Column("first_seen", UTCDateTime, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
-    Column("trace_count", Integer, nullable=False),
-    Column("error_count", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("total_tokens", Integer, nullable=False),
+    *_columns(UTCDateTime, "first_seen", "last_seen", nullable=False),
+    *_columns(Integer, "trace_count", "error_count", "input_tokens", "output_tokens", "total_tokens", nullable=False),
     Column("cost_usd", Double, nullable=False),
     Column("unpriced_calls", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("session_id"),
@@ -171,11 +175,8 @@ model_prices = Table(
     metadata,
     Column("model_id", String(300), ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
     Column("effective_from", UTCDateTime, nullable=False),
-    Column("input_price_per_mtok", Double, nullable=False),
-    Column("output_price_per_mtok", Double, nullable=False),
-    Column("cache_read_price_per_mtok", Double),
-    Column("cache_write_price_per_mtok", Double),
-    Column("reasoning_price_per_mtok", Double),
+    *_columns(Double, "input_price_per_mtok", "output_price_per_mtok", nullable=False),
+    *_columns(Double, "cache_read_price_per_mtok", "cache_write_price_per_mtok", "reasoning_price_per_mtok"),
     PrimaryKeyConstraint("model_id", "effective_from"),
 )
 
@@ -188,9 +189,7 @@ api_keys = Table(
     Column("key_hash", String(128), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime),
-    Column("revoked_at", UTCDateTime),
-    Column("last_used_at", UTCDateTime),
+    *_columns(UTCDateTime, "expires_at", "revoked_at", "last_used_at"),
     PrimaryKeyConstraint("id"),
     Index(None, "prefix", unique=True),
 )

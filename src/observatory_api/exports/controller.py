@@ -8,17 +8,20 @@ export resumes with `after=` naming the last row received.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
+from observatory_api.core.pagination import Page
 from observatory_api.core.params import TRACE_ID
 from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
 from observatory_api.core.vocabulary import SpanKind
@@ -32,7 +35,7 @@ from observatory_api.exports.formats import (
     choose_format,
 )
 from observatory_api.exports.otlp import logs_request, trace_request
-from observatory_api.exports.paging import DerivedPage, Fetch, Page, resume_cursor, stream_pages
+from observatory_api.exports.paging import DerivedPage, Fetch, resume_cursor, stream_pages
 from observatory_api.exports.parquet import ParquetPageWriter
 from observatory_api.exports.repository import ExportKeyRepository
 from observatory_api.logs.repository import LogQuery, LogRepository
@@ -72,28 +75,61 @@ def _documented(record: str) -> Any:
     )
 
 
-def provide_export_keys(primary_engine: NamedDependency[AsyncEngine]) -> ExportKeyRepository:
-    return ExportKeyRepository(primary_engine)
+def _export(
+    route: Callable[..., HTTPRouteHandler], path: str, operation_id: str, summary: str, record: str, *problems: int
+) -> HTTPRouteHandler:
+    """The route decorator of an export: 200 with a stream of `record`s (`_documented`), and the
+    list endpoint's problems plus `problems`."""
+    responses = api_responses(*problems)
+    return route(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        status_code=200,
+        responses=responses,
+        operation_class=_documented(record),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """What every export handler takes besides its repository and filters: the request (its
+    `Accept`, who asks), where the row an `after` names is looked up, and the settings."""
+
+    request: Request  # type: ignore[type-arg]
+    keys: ExportKeyRepository
+    settings: Settings
+
+    @property
+    def allow_content(self) -> bool:
+        return content_allowed(self.request)
+
+    def rows_per_read(self, asked: ExportFormat | None) -> int:
+        """Rows read at a time: `query.export_rows_per_read` for NDJSON and CSV (fewer round trips);
+        a list page for OTLP/JSON and Parquet, whose requests and row groups are pages."""
+        if choose_format(asked, self.request.headers.get("accept")) in ("ndjson", "csv"):
+            return self.settings.query.export_rows_per_read
+        return self.settings.query.max_page_size
+
+
+def provide_export(
+    request: Request,  # type: ignore[type-arg]
+    primary_engine: NamedDependency[AsyncEngine],
+    settings: NamedDependency[Settings],
+) -> Export:
+    return Export(request, ExportKeyRepository(primary_engine), settings)
 
 
 class ExportController(Controller):
     path = "/"
     tags = ["export"]
-    dependencies = {"export_keys": Provide(provide_export_keys, sync_to_thread=False)}
+    dependencies = {"export": Provide(provide_export, sync_to_thread=False)}
 
-    @get(
-        "/spans/export",
-        operation_id="export_spans",
-        summary="Export spans",
-        responses=api_responses(),
-        operation_class=_documented("span"),
-    )
+    @_export(get, "/spans/export", "export_spans", "Export spans", "span")
     async def export_spans(
         self,
-        request: Request,  # type: ignore[type-arg]
+        export: NamedDependency[Export],
         spans: NamedDependency[SpanRepository],
-        export_keys: NamedDependency[ExportKeyRepository],
-        settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
         kind: Annotated[SpanKind | None, QueryParameter(required=False)] = None,
         trace_id: Annotated[str | None, TRACE_ID] = None,
@@ -106,30 +142,23 @@ class ExportController(Controller):
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        rows = _rows_per_read(request, format_, settings)
-        fetch = _listing(spans.list_spans, filters, sort, rows, allow_content=content_allowed(request))
+        fetch = _listing(
+            spans.list_spans, filters, sort, export.rows_per_read(format_), allow_content=export.allow_content
+        )
         cursor = None
         if after is not None:
             ids = after.split(":")
             if len(ids) != 2 or not HEX_TRACE_ID.fullmatch(ids[0]) or not HEX_SPAN_ID.fullmatch(ids[1]):
                 raise InvalidInput.field("after", "must be trace_id:span_id (32 and 16 hex characters)", "query")
-            key = await export_keys.span_key(ids[0], ids[1], filters.window)
+            key = await export.keys.span_key(ids[0], ids[1], filters.window)
             cursor = _resume(key, sort, ("trace_id", "span_id"), filters.window, filters.fingerprint_fields())
-        return await _stream(request, "spans", fetch, cursor, format_, Span, OtlpWriter(trace_request))
+        return await _stream(export.request, "spans", fetch, cursor, format_, Span, OtlpWriter(trace_request))
 
-    @get(
-        "/traces/export",
-        operation_id="export_traces",
-        summary="Export trace summaries",
-        responses=api_responses(),
-        operation_class=_documented("trace summary"),
-    )
+    @_export(get, "/traces/export", "export_traces", "Export trace summaries", "trace summary")
     async def export_traces(
         self,
-        request: Request,  # type: ignore[type-arg]
+        export: NamedDependency[Export],
         traces: NamedDependency[TraceRepository],
-        export_keys: NamedDependency[ExportKeyRepository],
-        settings: NamedDependency[Settings],
         list_filters: NamedDependency[ListFilters],
         sort: FromQuery[TraceSort] = "start_time",
         format_: Annotated[ExportFormat | None, FORMAT] = None,
@@ -137,73 +166,55 @@ class ExportController(Controller):
     ) -> Stream:
         """Every trace summary `GET /traces` would list for these filters, oldest first by default,
         streamed as NDJSON or CSV. For spans and logs of the traces, export those."""
-        allow_content = content_allowed(request)
-        rows = _rows_per_read(request, format_, settings)
-        fetch = _listing(traces.list_traces, list_filters, sort, rows, allow_content=allow_content)
-        cursor = await _trace_cursor(export_keys, after, sort, list_filters.window, list_filters.fingerprint_fields())
-        return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
+        rows = export.rows_per_read(format_)
+        fetch = _listing(traces.list_traces, list_filters, sort, rows, allow_content=export.allow_content)
+        cursor = await _trace_cursor(export.keys, after, sort, list_filters.window, list_filters.fingerprint_fields())
+        return await _stream_traces(export, traces, fetch, cursor, format_)
 
-    @post(
-        "/traces/export",
-        operation_id="export_trace_search",
-        summary="Export the traces a search matches",
-        status_code=200,
-        responses=api_responses(413),
-        operation_class=_documented("trace summary"),
-    )
+    @_export(post, "/traces/export", "export_trace_search", "Export the traces a search matches", "trace summary", 413)
     async def export_trace_search(
         self,
-        request: Request,  # type: ignore[type-arg]
+        export: NamedDependency[Export],
         traces: NamedDependency[TraceRepository],
-        export_keys: NamedDependency[ExportKeyRepository],
-        settings: NamedDependency[Settings],
         data: JSONBody[TraceSearch],
         format_: Annotated[ExportFormat | None, FORMAT] = None,
         after: Annotated[str | None, _after("`trace_id` of the last trace received: resume after it.")] = None,
     ) -> Stream:
         """Every trace `POST /traces/search` would return for this body (its `limit` and `cursor`
         aside), streamed as NDJSON or CSV."""
+        settings, allow_content = export.settings, export.allow_content
         window = resolve_window(data.from_, data.to, settings.query, source="body")
         # One window for every page, so a resumed export continues the same walk.
         search = msgspec.structs.replace(data, from_=window.start, to=window.end, cursor=None)
-        cursor = await _trace_cursor(export_keys, after, search.sort, window, {"filter": search.filter})
-        allow_content = content_allowed(request)
+        cursor = await _trace_cursor(export.keys, after, search.sort, window, {"filter": search.filter})
 
         async def fetch(next_cursor: str | None) -> Page[TraceSummary]:
             # A list page at a time: search_traces holds its limit to query.max_page_size.
             page = msgspec.structs.replace(search, cursor=next_cursor, limit=settings.query.max_page_size)
             return await search_traces(traces, page, limits=settings.query, allow_content=allow_content)
 
-        return await _stream_traces(request, traces, fetch, cursor, format_, allow_content)
+        return await _stream_traces(export, traces, fetch, cursor, format_)
 
-    @get(
-        "/logs/export",
-        operation_id="export_logs",
-        summary="Export logs",
-        responses=api_responses(),
-        operation_class=_documented("log"),
-    )
+    @_export(get, "/logs/export", "export_logs", "Export logs", "log")
     async def export_logs(
         self,
-        request: Request,  # type: ignore[type-arg]
+        export: NamedDependency[Export],
         logs: NamedDependency[LogRepository],
-        export_keys: NamedDependency[ExportKeyRepository],
-        settings: NamedDependency[Settings],
         log_query: NamedDependency[LogQuery],
         format_: Annotated[ExportFormat | None, FORMAT] = None,
         after: Annotated[str | None, _after("`log_id` of the last log received: resume after it.")] = None,
     ) -> Stream:
         """Every log `GET /logs` would list for these filters, newest first, streamed as NDJSON or
         CSV (attributes as JSON). Viewers get no bodies, as in the list."""
-        allow_content = content_allowed(request)
+        allow_content = export.allow_content
         cursor = None
         if after is not None:
             if not HEX_TRACE_ID.fullmatch(after):
                 raise InvalidInput.field("after", "must be a log_id (32 hexadecimal characters)", "query")
-            key = await export_keys.log_key(after, log_query.window)
+            key = await export.keys.log_key(after, log_query.window)
             fields = msgspec.structs.asdict(log_query.filters)
             cursor = _resume(key, "-time", ("log_id",), log_query.window, fields)
-        rows = _rows_per_read(request, format_, settings)
+        rows = export.rows_per_read(format_)
 
         async def fetch(next_cursor: str | None) -> Page[LogEntry]:
             return await logs.list_logs(
@@ -214,19 +225,7 @@ class ExportController(Controller):
                 allow_content=allow_content,
             )
 
-        return await _stream(request, "logs", fetch, cursor, format_, LogEntry, OtlpWriter(logs_request))
-
-
-def _rows_per_read(
-    request: Request,  # type: ignore[type-arg]
-    asked: ExportFormat | None,
-    settings: Settings,
-) -> int:
-    """Rows read at a time: `query.export_rows_per_read` for NDJSON and CSV (fewer round trips);
-    a list page for OTLP/JSON and Parquet, whose requests and row groups are pages."""
-    if choose_format(asked, request.headers.get("accept")) in ("ndjson", "csv"):
-        return settings.query.export_rows_per_read
-    return settings.query.max_page_size
+        return await _stream(export.request, "logs", fetch, cursor, format_, LogEntry, OtlpWriter(logs_request))
 
 
 def _listing(
@@ -239,18 +238,11 @@ def _listing(
 ) -> Fetch:
     """The pages of a list endpoint's repository method (spans, traces) for these filters and
     sort, `rows` at a time."""
-    fields, node = filters.fingerprint_fields(), filters_to_node(filters)
+    first = filters.page(rows, None)
 
     async def fetch(next_cursor: str | None) -> Page[Any]:
-        return await list_page(
-            window=filters.window,
-            filter_node=node,
-            filter_fields=fields,
-            sort=sort,
-            limit=rows,
-            cursor=next_cursor,
-            allow_content=allow_content,
-        )
+        page = msgspec.structs.replace(first, cursor=next_cursor)
+        return await list_page(page, sort=sort, allow_content=allow_content)
 
     return fetch
 
@@ -274,14 +266,10 @@ def _resume(key: dict[str, Any] | None, sort: str, ids: tuple[str, ...], window:
 
 
 async def _stream_traces(
-    request: Request,  # type: ignore[type-arg]
-    traces: TraceRepository,
-    fetch: Fetch,
-    cursor: str | None,
-    asked: ExportFormat | None,
-    allow_content: bool,
+    export: Export, traces: TraceRepository, fetch: Fetch, cursor: str | None, asked: ExportFormat | None
 ) -> Stream:
     """Trace summaries; in OTLP/JSON, the spans of each page of traces (a trace is its spans)."""
+    request, allow_content = export.request, export.allow_content
     if choose_format(asked, request.headers.get("accept")) != "otlp-json":
         return await _stream(request, "traces", fetch, cursor, asked, TraceSummary, None)
 

@@ -7,22 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from observatory_api.core.pagination import Cursor, encode_cursor, fingerprint
+from observatory_api.core.pagination import Cursor, Page, encode_cursor, fingerprint
 from observatory_api.core.query import TimeWindow
 from observatory_api.exports.formats import PageWriter
 
 R = TypeVar("R", covariant=True)
-
-
-class Page(Protocol, Generic[R]):
-    @property
-    def data(self) -> Sequence[R]: ...
-    @property
-    def next_cursor(self) -> str | None: ...
-    @property
-    def has_more(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,30 +1,53 @@
 """`from_struct`: a GraphQL object from a repository's Struct, the fields of the same name copied.
 
-Each `of()` then names only what differs: renamed fields (`span_id` -> `id`), enums, JSON and lists.
+GraphQL names a few Struct fields otherwise, the same way in every type: without the unit (the
+schema's descriptions say it: `duration_ms` -> `duration`, `cost_usd` -> `cost`), and shorter
+(`service_name` -> `service`, `total_tokens` -> `tokenCount`, `start_time` -> `timestamp`).
+Each `of()` then names only what differs: ids, enums, JSON and lists.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
 
 import msgspec
 
+from observatory_api.core.structs import copy_fields, field_names
+
 T = TypeVar("T")
-# (GraphQL type, Struct type) -> the field names they share, computed once per pair.
-_SHARED: dict[tuple[type, type], tuple[str, ...]] = {}
+_SHORTER = {
+    "service_name": "service",
+    "total_tokens": "token_count",
+    "start_time": "timestamp",
+    "parent_span_id": "parent_id",
+}
+_UNITS = ("_usd", "_ms")
+# (GraphQL type, Struct type) -> {GraphQL field: Struct field} where the names differ, computed once per pair.
+_RENAMED: dict[tuple[type, type], dict[str, str]] = {}
 
 
 def from_struct(cls: type[T], struct: msgspec.Struct, **values: Any) -> T:
-    """`cls(...)` with every field `struct` has under the same name, and `values` for the others."""
-    copied = {name: getattr(struct, name) for name in _shared_fields(cls, type(struct)) if name not in values}
-    return cls(**copied, **values)
+    """`cls(...)` with every field `struct` has under the same (or the GraphQL) name, and `values` for the others."""
+    return copy_fields(cls, struct, renamed=_renamed(cls, type(struct)), **values)
 
 
-def _shared_fields(cls: type, struct_type: type[msgspec.Struct]) -> tuple[str, ...]:
-    names = _SHARED.get((cls, struct_type))
-    if names is None:
+def graphql_name(field: str) -> str:
+    if field in _SHORTER:
+        return _SHORTER[field]
+    for unit in _UNITS:
+        if field.endswith(unit):
+            return field.removesuffix(unit)
+    return field
+
+
+def _renamed(cls: type, struct_type: type[msgspec.Struct]) -> dict[str, str]:
+    renamed = _RENAMED.get((cls, struct_type))
+    if renamed is None:
         # Strawberry types are dataclasses; resolver fields are not constructor arguments.
-        arguments = {field.name for field in dataclasses.fields(cls) if field.init}
-        names = _SHARED[cls, struct_type] = tuple(n for n in struct_type.__struct_fields__ if n in arguments)
-    return names
+        arguments = set(field_names(cls))
+        renamed = _RENAMED[cls, struct_type] = {
+            graphql_name(name): name
+            for name in struct_type.__struct_fields__
+            if graphql_name(name) in arguments - set(struct_type.__struct_fields__)
+        }
+    return renamed

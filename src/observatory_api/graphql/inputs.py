@@ -9,6 +9,7 @@ import strawberry
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.listing import ListFilters
 from observatory_api.core.query import check_plain, check_span_id, check_trace_id, resolve_window
+from observatory_api.core.structs import copy_fields
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.logs.repository import LogFilters
 from observatory_api.settings import QuerySettings
@@ -52,6 +53,10 @@ class LogFilter:
     text: str | None = strawberry.field(default=None, description="Text in the body (refused for the viewer role).")
 
 
+# The ListFilters (and LogFilters) fields whose GraphQL input field is named otherwise.
+_LIST_FILTER_NAMES = {"min_duration_ms": "min_duration", "max_duration_ms": "max_duration", "q": "text"}
+
+
 def list_filters(given: TraceFilter | None, limits: QuerySettings) -> ListFilters:
     """The same checks (`ListFilters.checked`) and defaults as the REST query parameters."""
     given = given or TraceFilter()
@@ -68,24 +73,16 @@ def list_filters(given: TraceFilter | None, limits: QuerySettings) -> ListFilter
     if isinstance(given, SpanFilter):
         kind = given.kind.value if given.kind else None
         trace_id = check_trace_id(given.trace_id, "traceId", "filter") if given.trace_id is not None else None
-    return ListFilters(
+    filters = copy_fields(
+        ListFilters,
+        given,
+        renamed=_LIST_FILTER_NAMES,
         window=resolve_window(given.from_, given.to, limits),
-        service=given.service,
-        model=given.model,
-        provider=given.provider,
         status=given.status.value if given.status else None,
-        user_id=given.user_id,
-        session_id=given.session_id,
-        environment=given.environment,
-        tag=given.tag,
-        min_duration_ms=given.min_duration,
-        max_duration_ms=given.max_duration,
-        min_cost=given.min_cost,
-        max_cost=given.max_cost,
-        q=given.text,
         kind=kind,
         trace_id=trace_id,
-    ).checked("filter")
+    )
+    return filters.checked("filter")
 
 
 def log_filters(given: LogFilter | None) -> LogFilters:
@@ -96,13 +93,8 @@ def log_filters(given: LogFilter | None) -> LogFilters:
         check_span_id(given.span_id, "spanId", "filter")
     check_plain(given.service, "service", "filter")
     _check_text(given.text)
-    return LogFilters(
-        severity=given.severity.value if given.severity else None,
-        trace_id=given.trace_id,
-        span_id=given.span_id,
-        service=given.service,
-        q=given.text,
-    )
+    severity = given.severity.value if given.severity else None
+    return copy_fields(LogFilters, given, renamed=_LIST_FILTER_NAMES, severity=severity)
 
 
 def _check_text(text: str | None) -> None:

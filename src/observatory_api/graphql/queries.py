@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 
 from observatory_api.core.errors import NotFound
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
+from observatory_api.core.pagination import Page
 from observatory_api.core.query import check_plain, check_trace_id, resolve_limit, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.enums import (
@@ -32,6 +33,7 @@ from observatory_api.graphql.types import (
     SpanPage,
     Trace,
     TracePage,
+    page_of,
 )
 
 Limit = Annotated[int | None, strawberry.argument(description="Page size (default 50, at most 1000).")]
@@ -41,12 +43,7 @@ After = Annotated[
 ]
 
 
-class _ListPage(Protocol):
-    @property
-    def data(self) -> Sequence[object]: ...
-
-
-P = TypeVar("P", bound=_ListPage)
+P = TypeVar("P", bound=Page[Any])
 
 
 async def _listed(
@@ -57,20 +54,11 @@ async def _listed(
     limit: int | None,
     after: str | None,
 ) -> P:
-    """One page of a REST list's repository method (traces, spans), counted against the budget."""
+    """One page of a REST list's repository method (traces, spans), once the budget allows a read."""
     ctx = info.context
     ctx.budget.check()
-    page = await list_page(
-        window=filters.window,
-        filter_node=filters_to_node(filters),
-        filter_fields=filters.fingerprint_fields(),
-        sort=sort,
-        limit=resolve_limit(limit, ctx.settings.query),
-        cursor=after,
-        allow_content=ctx.allow_content,
-    )
-    ctx.budget.read_and_returned(len(page.data))
-    return page
+    page = filters.page(resolve_limit(limit, ctx.settings.query), after)
+    return await list_page(page, sort=sort, allow_content=ctx.allow_content)
 
 
 async def _trace_page(
@@ -80,9 +68,10 @@ async def _trace_page(
     after: After = None,
     sort: TraceSort = NEWEST_TRACES_FIRST,
 ) -> TracePage:
+    """Trace summaries, newest first by default. Page with `after` (see `tracesPage`)."""
     filters = list_filters(filter, info.context.settings.query)
     page = await _listed(info, info.context.traces.list_traces, filters, sort.value, limit, after)
-    return TracePage(items=[Trace.of(t) for t in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
+    return page_of(info, TracePage, Trace.of, page)
 
 
 async def _span_page(
@@ -92,14 +81,16 @@ async def _span_page(
     after: After = None,
     sort: SpanSort = NEWEST_SPANS_FIRST,
 ) -> SpanPage:
+    """Spans across traces, newest first by default."""
     filters = list_filters(filter or SpanFilter(), info.context.settings.query)
     page = await _listed(info, info.context.spans.list_spans, filters, sort.value, limit, after)
-    return SpanPage(items=[Span.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
+    return page_of(info, SpanPage, Span.of, page)
 
 
 async def _log_page(
     info: GraphQLInfo, filter: LogFilter | None = None, limit: Limit = None, after: After = None
 ) -> LogPage:
+    """Logs, newest first."""
     ctx = info.context
     filters = log_filters(filter)
     window = resolve_window(filter.from_ if filter else None, filter.to if filter else None, ctx.settings.query)
@@ -111,18 +102,12 @@ async def _log_page(
         cursor=after,
         allow_content=ctx.allow_content,
     )
-    ctx.budget.read_and_returned(len(page.data))
-    return LogPage(items=[Log.of(e) for e in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
+    return page_of(info, LogPage, Log.of, page)
 
 
 @strawberry.type
 class TraceQueries:
-    traces, traces_page = list_and_page(
-        _trace_page,
-        item=Trace,
-        list_description="Trace summaries, newest first by default. Page with `after` (see `tracesPage`).",
-        page_description="One page of `traces` with the cursor of the next one.",
-    )
+    traces, traces_page = list_and_page(_trace_page, item=Trace)
 
     @resolver(description="One trace; null when there is none with this id.")
     async def trace(self, info: GraphQLInfo, id: str) -> Trace | None:
@@ -132,18 +117,8 @@ class TraceQueries:
         info.context.budget.returns(1)
         return Trace.of(summary)
 
-    spans, spans_page = list_and_page(
-        _span_page,
-        item=Span,
-        list_description="Spans across traces, newest first by default.",
-        page_description="One page of `spans` with the cursor of the next one.",
-    )
-    logs, logs_page = list_and_page(
-        _log_page,
-        item=Log,
-        list_description="Logs, newest first.",
-        page_description="One page of `logs` with the cursor of the next one.",
-    )
+    spans, spans_page = list_and_page(_span_page, item=Span)
+    logs, logs_page = list_and_page(_log_page, item=Log)
 
 
 FROM = strawberry.argument(name="from", description="Default: `to` minus 24 hours.")
@@ -159,6 +134,7 @@ async def _session_page(
     limit: Limit = None,
     after: After = None,
 ) -> SessionPage:
+    """Sessions active in the range, most recently active first by default."""
     ctx = info.context
     check_plain(user_id, "userId", "argument")
     check_plain(environment, "environment", "argument")
@@ -171,18 +147,12 @@ async def _session_page(
         limit=resolve_limit(limit, ctx.settings.query),
         cursor=after,
     )
-    ctx.budget.read_and_returned(len(page.data))
-    return SessionPage(items=[Session.of(s) for s in page.data], next_cursor=page.next_cursor, has_more=page.has_more)
+    return page_of(info, SessionPage, Session.of, page)
 
 
 @strawberry.type
 class SessionQueries:
-    sessions, sessions_page = list_and_page(
-        _session_page,
-        item=Session,
-        list_description="Sessions active in the range, most recently active first by default.",
-        page_description="One page of `sessions` with the cursor of the next one.",
-    )
+    sessions, sessions_page = list_and_page(_session_page, item=Session)
 
     @resolver(description="One session with a page of its traces, oldest first; null when absent.")
     async def session(

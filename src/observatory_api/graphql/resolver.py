@@ -29,14 +29,16 @@ class _Page(Protocol):
     def items(self) -> Sequence[object]: ...
 
 
-def list_and_page(
-    page: Callable[..., Awaitable[_Page]], *, item: type, list_description: str, page_description: str
-) -> tuple[Any, Any]:
+def list_and_page(page: Callable[..., Awaitable[_Page]], *, item: type) -> tuple[Any, Any]:
     """Two fields from one page resolver: `things` (the items of one page) and `thingsPage` (the page).
 
     Both take the page resolver's arguments, written once; the list field is the same call with
-    the return type `[item]`.
+    the return type `[item]`, is named as the plural of `item` (`Trace`: `traces`) and described
+    by the page resolver's docstring.
     """
+    list_description = inspect.getdoc(page)
+    things = item.__name__[0].lower() + item.__name__[1:] + "s"
+    page_description = f"One page of `{things}` with the cursor of the next one."
 
     @functools.wraps(page)
     async def items(*args: Any, **kwargs: Any) -> Sequence[object]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
 
 from observatory_api.core.errors import InvalidInput
+from observatory_api.core.pagination import Page
 from observatory_api.graphql.context import GraphQLInfo
 from observatory_api.graphql.convert import from_struct
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
@@ -20,6 +22,7 @@ from observatory_api.spans.schemas import Span as SpanStruct
 from observatory_api.spans.schemas import SpanNode
 from observatory_api.traces.schemas import TraceSummary
 
+P = TypeVar("P")
 # `sessions { traces }` reads up to this many traces per session: bounded, unlike `session(id)` pages.
 SESSION_TRACES = 10
 MAX_SESSION_TRACES = 100
@@ -39,14 +42,9 @@ class Log:
 
     @classmethod
     def of(cls, log: LogEntry) -> Log:
+        severity = Severity(log.severity)
         return from_struct(
-            cls,
-            log,
-            id=log.log_id,
-            timestamp=log.time,
-            service=log.service_name,
-            severity=Severity(log.severity),
-            attributes=JSON(log.attributes),
+            cls, log, id=log.log_id, timestamp=log.time, severity=severity, attributes=JSON(log.attributes)
         )
 
 
@@ -93,22 +91,8 @@ class Span:
 
     @classmethod
     def of(cls, span: SpanStruct) -> Span:
-        return from_struct(
-            cls,
-            span,
-            id=span.span_id,
-            parent_id=span.parent_span_id,
-            service=span.service_name,
-            kind=SpanKind(span.kind),
-            timestamp=span.start_time,
-            duration=span.duration_ms,
-            token_count=span.total_tokens,
-            cost=span.cost_usd,
-            time_to_first_token=span.time_to_first_token_ms,
-            status=SpanStatus(span.status),
-            tags=list(span.tags),
-            attributes=JSON(span.attributes),
-        )
+        enums = {"kind": SpanKind(span.kind), "status": SpanStatus(span.status)}
+        return from_struct(cls, span, id=span.span_id, **enums, tags=list(span.tags), attributes=JSON(span.attributes))
 
     @resolver(description="The spans whose parent is this span, in start order.")
     async def children(self, info: GraphQLInfo) -> list[Span]:
@@ -165,20 +149,9 @@ class Trace:
 
     @classmethod
     def of(cls, summary: TraceSummary) -> Trace:
-        return from_struct(
-            cls,
-            summary,
-            id=summary.trace_id,
-            service=summary.service_name,
-            timestamp=summary.start_time,
-            duration=summary.duration_ms,
-            token_count=summary.total_tokens,
-            cost=summary.cost_usd,
-            status=SpanStatus(summary.status),
-            models=list(summary.models),
-            tags=list(summary.tags),
-            metadata=JSON(_metadata(summary)),
-        )
+        lists = {"models": list(summary.models), "tags": list(summary.tags)}
+        status = SpanStatus(summary.status)
+        return from_struct(cls, summary, id=summary.trace_id, status=status, **lists, metadata=JSON(_metadata(summary)))
 
     @resolver(description="Every span of the trace, flat, in start order.")
     async def spans(self, info: GraphQLInfo) -> list[Span]:
@@ -237,7 +210,7 @@ class Session:
 
     @classmethod
     def of(cls, session: SessionSummary) -> Session:
-        return from_struct(cls, session, id=session.session_id, token_count=session.total_tokens, cost=session.cost_usd)
+        return from_struct(cls, session, id=session.session_id)
 
     @resolver(
         description=f"The session's first `limit` traces, oldest first (default {SESSION_TRACES}, at most "
@@ -287,3 +260,10 @@ class SessionPage:
     items: list[Session]
     next_cursor: str | None
     has_more: bool
+
+
+def page_of(info: GraphQLInfo, page_type: Callable[..., P], item: Callable[[Any], object], page: Page[Any]) -> P:
+    """The GraphQL page (`TracePage`, ...) of a repository's page, each row converted by `item`; its
+    rows counted against the request's budget as read and returned."""
+    info.context.budget.read_and_returned(len(page.data))
+    return page_type(items=[item(row) for row in page.data], next_cursor=page.next_cursor, has_more=page.has_more)

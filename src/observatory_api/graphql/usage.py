@@ -37,13 +37,7 @@ class UsageComparison:
 
     @classmethod
     def of(cls, comparison: UsageComparisonStruct) -> UsageComparison:
-        return from_struct(
-            cls,
-            comparison,
-            cost=comparison.cost_usd,
-            current_model_list_cost=comparison.current_model_list_cost_usd,
-            difference=comparison.difference_usd,
-        )
+        return from_struct(cls, comparison)
 
 
 @strawberry.type(description="Usage over the range, with a series by `interval` when one is given.")
@@ -71,8 +65,6 @@ class ModelUsage:
             cls,
             usage,
             interval=Interval(usage.interval) if usage.interval else None,
-            token_count=usage.total_tokens,
-            cost=usage.cost_usd,
             latency=to_builtins(usage.latency_ms),
             series=to_builtins(usage.series),
             by_environment=to_builtins(usage.by_environment),

@@ -13,10 +13,12 @@ Log records are mapped in log_mapping.py; the value checks both use are in value
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from observatory_api.core.records import SpanRecord
+from observatory_api.core.records import TOKEN_COUNTS, SpanRecord
 from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpSpan
@@ -24,74 +26,11 @@ from observatory_api.ingest.report import IngestReport, service_name_of
 from observatory_api.ingest.span_events import first_token_ms, stored_events
 from observatory_api.ingest.values import as_float, as_int, as_text, check_time, timestamp_of
 
-# column -> attribute keys, in priority order
-SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name"),
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
-    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
-    "cache_read_input_tokens": (
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cache_read_input_tokens",
-        "llm.token_count.prompt_details.cache_read",
-    ),
-    "cache_creation_input_tokens": (
-        "gen_ai.usage.cache_creation.input_tokens",
-        "gen_ai.usage.cache_creation_input_tokens",
-        "llm.token_count.prompt_details.cache_write",
-    ),
-    "reasoning_output_tokens": (
-        "gen_ai.usage.reasoning.output_tokens",
-        "gen_ai.usage.reasoning_tokens",
-        "llm.token_count.completion_details.reasoning",
-    ),
-    "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
-    "time_to_first_token_ms": ("gen_ai.response.time_to_first_token_ms",),
-    "finish_reason": ("gen_ai.response.finish_reasons", "llm.finish_reason"),
-    "session_id": (
-        "gen_ai.conversation.id",
-        "session.id",
-        "langfuse.session.id",
-        "gen_ai.session.id",
-        "traceloop.association.properties.session_id",
-        "traceloop.association.properties.chat_id",
-        "langfuse.trace.metadata.langfuse_session_id",
-        "langfuse.observation.metadata.langfuse_session_id",
-        "ai.telemetry.metadata.sessionId",
-    ),
-    "user_id": (
-        "user.id",
-        "langfuse.user.id",
-        "gen_ai.user.id",
-        "traceloop.association.properties.user_id",
-        "enduser.id",
-        "langfuse.trace.metadata.langfuse_user_id",
-        "langfuse.observation.metadata.langfuse_user_id",
-        "ai.telemetry.metadata.userId",
-        "gen_ai.request.user",
-    ),
-    "environment": (
-        "deployment.environment.name",
-        "deployment.environment",
-        "langfuse.environment",
-        "gen_ai.environment",
-    ),
-    "input": ("gen_ai.input.messages", "input.value", "gen_ai.prompt"),
-    "output": ("gen_ai.output.messages", "output.value", "gen_ai.completion"),
-    "tags": (
-        "tag.tags",
-        "langfuse.trace.tags",
-        "langfuse.tags",
-        "langfuse.trace.metadata.langfuse_tags",
-        "langfuse.observation.metadata.langfuse_tags",
-        "ai.telemetry.metadata.tags",
-    ),
-    "kind": ("openinference.span.kind", "gen_ai.operation.name", "traceloop.span.kind"),
-}
+# column -> attribute keys, in priority order (attributes.toml beside this module)
+_ATTRIBUTES = tomllib.loads((Path(__file__).parent / "attributes.toml").read_text(encoding="utf-8"))
+SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {column: tuple(keys) for column, keys in _ATTRIBUTES["span"].items()}
 RESOURCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "service_name": ("service.name",),
-    "environment": ("deployment.environment.name", "deployment.environment", "langfuse.environment"),
+    column: tuple(keys) for column, keys in _ATTRIBUTES["resource"].items()
 }
 # Values of the kind attributes -> our span kinds.
 KIND_VALUES: dict[str, SpanKind] = {
@@ -113,14 +52,7 @@ KIND_VALUES: dict[str, SpanKind] = {
     "retriever": "retriever",
     "reranker": "retriever",
 }
-_INTEGER_COLUMNS = {
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
-}
+_INTEGER_COLUMNS = frozenset(TOKEN_COUNTS)
 OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 MAX_NAME = 500
 

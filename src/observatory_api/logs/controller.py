@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import resolve_limit
 from observatory_api.logs.repository import LogQuery, LogRepository
 from observatory_api.logs.schemas import LogPage
-from observatory_api.operations import api_get
+from observatory_api.operations import ResourceController, api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
 
-class LogController(Controller):
+class LogController(ResourceController):
     path = "/logs"
-    tags = ["logs"]
 
     @api_get("/", "list_logs", "List logs", cache=True)
     async def list_logs(

@@ -115,8 +115,8 @@ _ALL = (*ADDITIVE, *PERCENTILES)
 _TOKENS = ("sum", "avg", "min", "max", *PERCENTILES)
 
 
-def _count(id: str, description: str, condition: Callable[[Any], ColumnElement[bool]], **extra: Any) -> Metric:
-    """Model calls (or, with `all_spans=True`, spans) where `condition` holds."""
+def _count(id: str, description: str, condition: Callable[[Any], ColumnElement[bool]] | None, **extra: Any) -> Metric:
+    """Model calls (or, with `all_spans=True`, spans) where `condition` holds (None: every one)."""
     return Metric(
         id=id,
         description=description,
@@ -176,13 +176,11 @@ METRICS: dict[str, Metric] = {
     metric.id: metric
     for metric in (
         _count("request_count", "Model calls (LLM and embedding spans).", model_call),
-        Metric(
-            id="span_count",
-            description="Spans of every kind (group by `kind` for a count of each kind).",
+        _count(
+            "span_count",
+            "Spans of every kind (group by `kind` for a count of each kind).",
+            None,
             unit="spans",
-            kind="count",
-            aggregations=("count",),
-            default_aggregation="count",
             all_spans=True,
         ),
         Metric(

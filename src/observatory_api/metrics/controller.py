@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
@@ -17,7 +17,7 @@ from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.schemas import MetricCatalogue, MetricQuery, MetricQueryResult, MetricValue
 from observatory_api.metrics.values import catalogue, checked_metric_value
 from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get, api_post
+from observatory_api.operations import ResourceController, api_get, api_post
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 
@@ -37,15 +37,14 @@ STATUS = QueryParameter(required=False, max_length=8, schema_extra={"enum": list
 KIND = QueryParameter(required=False, max_length=16, schema_extra={"enum": list(SPAN_KINDS)})
 
 
-class MetricController(Controller):
+class MetricController(ResourceController):
     path = "/metrics"
-    tags = ["metrics"]
 
     @api_get(
         "/",
         "list_metrics",
         "The metric catalogue",
-        metric=link("get_metric", "The first metric.", metric_id="$response.body#/data/0/id"),
+        metric=link("get_metric", "The first metric.", metric_id="data/0/id"),
     )
     async def list_metrics(self) -> MetricCatalogue:
         """Every metric with its unit, aggregations and dimensions, the intervals, and the

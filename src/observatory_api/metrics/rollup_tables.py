@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Double, PrimaryKeyConstraint, String, Table
 
+from observatory_api.core.records import TOKEN_COUNTS
 from observatory_api.db.tables import metadata
 from observatory_api.db.types import UTCDateTime
 from observatory_api.metrics.catalogue import DIMENSIONS, HIGH_CARDINALITY
@@ -28,12 +29,7 @@ ROLLUP_DIMENSIONS: dict[str, str] = {
 MEASURES: dict[str, bool] = {
     "duration_ms": False,
     "time_to_first_token_ms": False,
-    "input_tokens": True,
-    "output_tokens": True,
-    "total_tokens": True,
-    "cache_read_input_tokens": True,
-    "cache_creation_input_tokens": True,
-    "reasoning_output_tokens": True,
+    **dict.fromkeys(TOKEN_COUNTS, True),
     "cost_usd": False,
     "output_tokens_per_second": False,
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
@@ -14,34 +13,23 @@ from observatory_api.core.query import check_plain, resolve_window
 from observatory_api.models.repository import ModelRepository
 from observatory_api.models.schemas import ModelDetail, ModelList, ModelUsage, UsageInterval
 from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get
+from observatory_api.operations import ResourceController, api_get
 from observatory_api.settings import Settings
 
 PROVIDER = PathParameter(max_length=100, description="Provider part of the model id, e.g. `openai`.")
 NAME = PathParameter(max_length=200, description="Model name, e.g. `gpt-4o`.")
 
 
-class ModelController(Controller):
+class ModelController(ResourceController):
     path = "/models"
-    tags = ["models"]
 
     @api_get(
         "/",
         "list_models",
         "List the model catalogue",
         cache=True,
-        model=link(
-            "get_model",
-            "The first model.",
-            provider="$response.body#/data/0/provider",
-            name="$response.body#/data/0/name",
-        ),
-        usage=link(
-            "get_model_usage",
-            "The usage of the first model.",
-            provider="$response.body#/data/0/provider",
-            name="$response.body#/data/0/name",
-        ),
+        model=link("get_model", "The first model.", provider="data/0/provider", name="data/0/name"),
+        usage=link("get_model_usage", "The usage of the first model.", provider="data/0/provider", name="data/0/name"),
     )
     async def list_models(
         self, models: NamedDependency[ModelRepository], provider: Annotated[str | None, IDENT] = None

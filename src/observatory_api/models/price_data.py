@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from genai_prices import types
 from genai_prices.types import TieredPrices, Usage
 
-from observatory_api.models.pricing import ModelPrices, price_usage
+from observatory_api.models.pricing import ModelPrices, TokenCounts, price_usage
 
 # genai-prices price key -> ModelPrices field.
 _TOKEN_KEYS = {
@@ -38,20 +38,18 @@ def genai_price(
     model: types.ModelInfo,
     *,
     when: datetime,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read_input_tokens: int = 0,
-    cache_creation_input_tokens: int = 0,
-    reasoning_output_tokens: int = 0,
+    **tokens: Unpack[TokenCounts],
 ) -> float | None:
     """The cost in USD of one call by genai-prices' price for `model` at `when` (None: no price)."""
     tiers = _tiers(provider, model, when.astimezone(UTC).date())
+    input_tokens = tokens["input_tokens"]
     if tiers is None:  # priced by more than tokens: genai-prices computes it
+        cache_read, cache_write = tokens.get("cache_read_input_tokens", 0), tokens.get("cache_creation_input_tokens", 0)
         usage = Usage(
             input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read_input_tokens,
-            cache_write_tokens=cache_creation_input_tokens,
+            output_tokens=tokens["output_tokens"],
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
         )
         try:
             return float(model.calc_price(usage, provider, genai_request_timestamp=when).total_price)
@@ -60,14 +58,7 @@ def genai_price(
     if "input_price_per_mtok" not in tiers or "output_price_per_mtok" not in tiers:
         return None
     prices = ModelPrices(**{name: _at(tier, input_tokens) for name, tier in tiers.items()})
-    return price_usage(
-        prices,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_input_tokens=cache_read_input_tokens,
-        cache_creation_input_tokens=cache_creation_input_tokens,
-        reasoning_output_tokens=reasoning_output_tokens,
-    )
+    return price_usage(prices, **tokens)
 
 
 def _at(tier: tuple[float, tuple[tuple[int, float], ...]], input_tokens: int) -> float:

@@ -12,11 +12,21 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import msgspec
 
 _PER_MILLION = 1_000_000
+
+
+class TokenCounts(TypedDict, total=False):
+    """A call's token counts as `price_usage` takes them (input and output are required there)."""
+
+    input_tokens: Required[int]
+    output_tokens: Required[int]
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    reasoning_output_tokens: int
 
 
 class ModelPrices(msgspec.Struct, frozen=True, kw_only=True):

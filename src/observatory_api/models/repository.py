@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.core.query import TimeWindow, utc
+from observatory_api.core.structs import copy_fields, field_names
 from observatory_api.db import tables
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.metric_sql import BUCKET_ORIGIN_EPOCH
@@ -66,8 +67,9 @@ class ModelRepository:
             first_seen, last_seen = (await conn.execute(seen)).one()
             names = select(_s.c.model).distinct().where(used, _s.c.model.is_not(None)).order_by(_s.c.model)
             snapshots = list((await conn.scalars(names)).all())
-        return ModelDetail(
-            **{f: getattr(info, f) for f in ModelInfo.__struct_fields__},
+        return copy_fields(
+            ModelDetail,
+            info,
             first_seen=_as_utc(first_seen),
             last_seen=_as_utc(last_seen),
             snapshots=snapshots,
@@ -143,24 +145,15 @@ def to_model_info(row: Any, history: PriceHistory, now: datetime) -> ModelInfo |
     prices = history.at((row.provider, row.name), now, earliest_before_first=True)
     if prices is None:
         return None
-    return ModelInfo(
-        id=row.id,
-        provider=row.provider,
-        name=row.name,
-        display_name=row.display_name,
-        context_window=row.context_window,
-        pricing=pricing_of(prices),
-    )
+    return copy_fields(ModelInfo, row, pricing=pricing_of(prices))
+
+
+_PRICE_COLUMNS = {name: name.replace("_per_mtok", "_price_per_mtok") for name in field_names(ModelPricing)}
 
 
 def pricing_of(prices: ModelPrices) -> ModelPricing:
-    return ModelPricing(
-        input_per_mtok=prices.input_price_per_mtok,
-        output_per_mtok=prices.output_price_per_mtok,
-        cache_read_per_mtok=prices.cache_read_price_per_mtok,
-        cache_write_per_mtok=prices.cache_write_price_per_mtok,
-        reasoning_per_mtok=prices.reasoning_price_per_mtok,
-    )
+    # The catalogue's columns name each price `<tokens>_price_per_mtok`, the API `<tokens>_per_mtok`.
+    return copy_fields(ModelPricing, prices, renamed=_PRICE_COLUMNS)
 
 
 def price_history_entries(periods: Sequence[PricePeriod]) -> list[PriceHistoryEntry]:

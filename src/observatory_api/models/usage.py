@@ -214,13 +214,8 @@ async def _comparison(
 
 
 def _usage(values: dict[str, Value]) -> dict[str, int]:
-    return {
-        "input_tokens": int(values["input_tokens"] or 0),
-        "output_tokens": int(values["output_tokens"] or 0),
-        "cache_read_input_tokens": int(values["cache_read"] or 0),
-        "cache_creation_input_tokens": int(values["cache_write"] or 0),
-        "reasoning_output_tokens": int(values["reasoning"] or 0),
-    }
+    """The token counts `price_usage` takes (named as the metrics), from the sums `_PRICED_TOKENS` selects."""
+    return {s.id: int(values[s.alias or s.id] or 0) for s in _PRICED_TOKENS}
 
 
 def _price(periods: Sequence[PricePeriod], when: datetime, usage: dict[str, int]) -> float:

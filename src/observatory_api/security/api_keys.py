@@ -20,6 +20,7 @@ import msgspec
 from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from observatory_api.core.structs import copy_fields
 from observatory_api.db import tables
 from observatory_api.settings import Settings
 from observatory_api.settings.errors import ConfigError
@@ -172,14 +173,5 @@ class ApiKeyAdmin(ApiKeyRepository):
 
 
 def _info(record: ApiKeyRecord, now: datetime, *, last_used_at: datetime | None = None) -> ApiKeyInfo:
-    return ApiKeyInfo(
-        id=record.id,
-        name=record.name,
-        prefix=record.prefix,
-        role=record.role,
-        created_at=record.created_at,
-        expires_at=record.expires_at,
-        revoked_at=record.revoked_at,
-        last_used_at=last_used_at,
-        active=record.refusal(now) is None,
-    )
+    active = record.refusal(now) is None
+    return copy_fields(ApiKeyInfo, record, last_used_at=last_used_at, active=active)

@@ -5,30 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter
 
 from observatory_api.core.params import CURSOR, IDENT, LIMIT, TIME_FROM, TIME_TO
 from observatory_api.core.query import PLAIN_ID, check_plain, resolve_limit, resolve_window
-from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get
+from observatory_api.operations import FIRST_SESSION, SESSION_FIRST_TRACE, ResourceController, api_get
 from observatory_api.sessions.repository import SessionRepository, SessionSort
 from observatory_api.sessions.schemas import SessionDetail, SessionPage
 from observatory_api.settings import Settings
 
 
-class SessionController(Controller):
+class SessionController(ResourceController):
     path = "/sessions"
-    tags = ["sessions"]
 
-    @api_get(
-        "/",
-        "list_sessions",
-        "List sessions",
-        cache=True,
-        session=link("get_session", "The first session.", session_id="$response.body#/data/0/session_id"),
-    )
+    @api_get("/", "list_sessions", "List sessions", cache=True, session=FIRST_SESSION)
     async def list_sessions(
         self,
         sessions: NamedDependency[SessionRepository],
@@ -54,12 +45,7 @@ class SessionController(Controller):
         )
 
     @api_get(
-        "/{session_id:str}",
-        "get_session",
-        "Get a session with its traces",
-        404,
-        cache=True,
-        trace=link("get_trace", "The first trace of the session.", trace_id="$response.body#/traces/0/trace_id"),
+        "/{session_id:str}", "get_session", "Get a session with its traces", 404, cache=True, trace=SESSION_FIRST_TRACE
     )
     async def get_session(
         self,

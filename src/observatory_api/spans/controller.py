@@ -5,33 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import CURSOR, LIMIT, TRACE_ID
 from observatory_api.core.query import check_trace_id, resolve_limit
 from observatory_api.core.vocabulary import SpanKind
-from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get
+from observatory_api.operations import FIRST_SPAN_TRACE, ResourceController, api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.spans.repository import SpanRepository, SpanSort
 from observatory_api.spans.schemas import SpanPage
 
 
-class SpanController(Controller):
+class SpanController(ResourceController):
     path = "/spans"
-    tags = ["spans"]
 
-    @api_get(
-        "/",
-        "list_spans",
-        "List spans",
-        cache=True,
-        trace=link("get_trace", "The trace of the first span.", trace_id="$response.body#/data/0/trace_id"),
-    )
+    @api_get("/", "list_spans", "List spans", cache=True, trace=FIRST_SPAN_TRACE)
     async def list_spans(
         self,
         request: Request[Any, Any, Any],
@@ -52,12 +44,5 @@ class SpanController(Controller):
         if trace_id is not None:
             check_trace_id(trace_id, source="query")
         filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        return await spans.list_spans(
-            window=filters.window,
-            filter_node=filters_to_node(filters),
-            filter_fields=filters.fingerprint_fields(),
-            sort=sort,
-            limit=resolve_limit(limit, settings.query),
-            cursor=cursor,
-            allow_content=content_allowed(request),
-        )
+        page = filters.page(resolve_limit(limit, settings.query), cursor)
+        return await spans.list_spans(page, sort=sort, allow_content=content_allowed(request))

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.core.filters import Node
-from observatory_api.core.query import TimeWindow, utc
+from observatory_api.core.listing import ListPage
+from observatory_api.core.query import utc
 from observatory_api.db import tables
 from observatory_api.db.capabilities import DatabaseCapabilities
-from observatory_api.db.filters import compile_span_filter
+from observatory_api.db.filters import compile_span_filter, page_condition
 from observatory_api.db.keyset import Keyset
 from observatory_api.observability.db import timed
 from observatory_api.spans.rows import span_columns, span_from_row
@@ -30,38 +30,19 @@ class SpanRepository:
         self._capabilities = capabilities
 
     @timed("spans.list_spans")
-    async def list_spans(
-        self,
-        *,
-        window: TimeWindow,
-        filter_node: Node | None,
-        filter_fields: dict[str, Any],
-        sort: SpanSort,
-        limit: int,
-        cursor: str | None,
-        allow_content: bool,
-    ) -> SpanPage:
-        """One page of spans started in `window`, matching `filter_node`, in `sort` order.
+    async def list_spans(self, page: ListPage, *, sort: SpanSort, allow_content: bool) -> SpanPage:
+        """One page of spans started in the page's window, matching its filters, in `sort` order.
 
         Without `allow_content`, content is neither returned nor searchable (core.content).
         """
         first = _s.c.start_time if sort.lstrip("-") == "start_time" else _s.c.duration_ms
-        keyset = Keyset(
-            sort=sort,
-            columns=[first, _s.c.trace_id, _s.c.span_id],
-            window=window,
-            filters=filter_fields,
-            cursor=cursor,
-            limit=limit,
-        )
-        condition = keyset.within(_s.c.start_time)
-        if filter_node is not None:
-            condition = and_(condition, compile_span_filter(filter_node, allow_content=allow_content))
+        keyset = Keyset.of_page(page, sort=sort, columns=[first, _s.c.trace_id, _s.c.span_id])
+        condition = page_condition(keyset, page, _s.c.start_time, compile_span_filter, allow_content=allow_content)
         async with self._engine.connect() as conn:
             stmt = select(*span_columns(allow_content=allow_content)).where(condition)
             rows = await keyset.fetch(conn, stmt, time_column=_s.c.start_time, narrow=self._capabilities.timescaledb)
-        page, next_cursor, has_more = keyset.page(rows)
-        spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in page]
+        found, next_cursor, has_more = keyset.page(rows)
+        spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in found]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)
 
     @timed("spans.model_seen_ranges")

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter
 
-from observatory_api.core.listing import ListFilters, filters_to_node
+from observatory_api.core.listing import ListFilters
 from observatory_api.core.params import CURSOR, LIMIT
 from observatory_api.core.query import HEX_TRACE_ID, check_trace_id, resolve_limit
 from observatory_api.openapi_docs import link
-from observatory_api.operations import api_get, api_post
+from observatory_api.operations import FIRST_TRACE, ResourceController, api_get, api_post
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
 from observatory_api.traces.repository import TraceRepository
 from observatory_api.traces.schemas import TraceDetail, TracePage, TraceSearch, TraceSort
 from observatory_api.traces.search import search_traces
 
-# Where a page of traces (listed or searched) leads.
-FIRST_TRACE = link("get_trace", "The first trace of the page.", trace_id="$response.body#/data/0/trace_id")
 
-
-class TraceController(Controller):
+class TraceController(ResourceController):
     path = "/traces"
-    tags = ["traces"]
 
     @api_get("/", "list_traces", "List traces", cache=True, trace=FIRST_TRACE)
     async def list_traces(
@@ -43,15 +39,8 @@ class TraceController(Controller):
         `model` matches traces that used the model in any LLM call; `q` searches prompts and
         completions. Walk the pages with `cursor` until `has_more` is false.
         """
-        return await traces.list_traces(
-            window=list_filters.window,
-            filter_node=filters_to_node(list_filters),
-            filter_fields=list_filters.fingerprint_fields(),
-            sort=sort,
-            limit=resolve_limit(limit, settings.query),
-            cursor=cursor,
-            allow_content=content_allowed(request),
-        )
+        page = list_filters.page(resolve_limit(limit, settings.query), cursor)
+        return await traces.list_traces(page, sort=sort, allow_content=content_allowed(request))
 
     @api_get(
         "/{trace_id:str}",
@@ -59,8 +48,8 @@ class TraceController(Controller):
         "Get a trace with its spans and logs",
         404,
         cache=True,
-        spans=link("list_spans", "The spans of this trace.", trace_id="$response.body#/trace_id"),
-        logs=link("list_logs", "The logs of this trace.", trace_id="$response.body#/trace_id"),
+        spans=link("list_spans", "The spans of this trace.", trace_id="trace_id"),
+        logs=link("list_logs", "The logs of this trace.", trace_id="trace_id"),
     )
     async def get_trace(
         self,

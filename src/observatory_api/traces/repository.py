@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.core.errors import NotFound
-from observatory_api.core.filters import Node
-from observatory_api.core.query import TimeWindow
+from observatory_api.core.listing import ListPage
 from observatory_api.db import tables
-from observatory_api.db.filters import compile_trace_filter
+from observatory_api.db.filters import compile_trace_filter, page_condition
 from observatory_api.db.keyset import Keyset
 from observatory_api.logs.rows import log_columns, log_from_row
 from observatory_api.logs.schemas import LogEntry
@@ -30,6 +31,7 @@ _t = tables.traces
 # one probes every chunk, compressed ones included, and its speed then depends on the planner's
 # statistics. Logs further off are still listed by /api/v1/logs?trace_id=.
 TRACE_LOG_MARGIN = timedelta(hours=1)
+T = TypeVar("T")
 SUMMARY_COLUMNS = [_t.c[name] for name in TraceSummary.__struct_fields__]
 _SORT_COLUMNS: dict[str, Column[Any]] = {
     "start_time": _t.c.start_time,
@@ -44,33 +46,14 @@ class TraceRepository:
         self._engine = engine
 
     @timed("traces.list_traces")
-    async def list_traces(
-        self,
-        *,
-        window: TimeWindow,
-        filter_node: Node | None,
-        filter_fields: dict[str, Any],
-        sort: TraceSort,
-        limit: int,
-        cursor: str | None,
-        allow_content: bool,
-    ) -> TracePage:
-        """One page of trace summaries started in `window`, matching `filter_node`, in `sort` order."""
-        keyset = Keyset(
-            sort=sort,
-            columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id],
-            window=window,
-            filters=filter_fields,
-            cursor=cursor,
-            limit=limit,
-        )
-        condition = keyset.within(_t.c.start_time)
-        if filter_node is not None:
-            condition = and_(condition, compile_trace_filter(filter_node, allow_content=allow_content))
+    async def list_traces(self, page: ListPage, *, sort: TraceSort, allow_content: bool) -> TracePage:
+        """One page of trace summaries started in the page's window, matching its filters, in `sort` order."""
+        keyset = Keyset.of_page(page, sort=sort, columns=[_SORT_COLUMNS[sort.lstrip("-")], _t.c.trace_id])
+        condition = page_condition(keyset, page, _t.c.start_time, compile_trace_filter, allow_content=allow_content)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(keyset.apply(select(*SUMMARY_COLUMNS).where(condition)))).all()
-        page, next_cursor, has_more = keyset.page(rows)
-        return TracePage(data=[to_summary(row) for row in page], next_cursor=next_cursor, has_more=has_more)
+        found, next_cursor, has_more = keyset.page(rows)
+        return TracePage(data=[to_summary(row) for row in found], next_cursor=next_cursor, has_more=has_more)
 
     @timed("traces.get_trace")
     async def get_trace(self, trace_id: str, *, allow_content: bool) -> TraceDetail:
@@ -83,8 +66,8 @@ class TraceRepository:
             if found is None:
                 raise NotFound(f"no trace with id {trace_id}")
             summary = to_summary(found)
-            span_rows = (await conn.execute(_trace_spans(summary, allow_content))).all()
-            log_rows = (await conn.execute(_trace_logs(summary, allow_content))).all()
+            span_rows = (await conn.execute(_SPANS.of(summary, allow_content=allow_content))).all()
+            log_rows = (await conn.execute(_LOGS.of(summary, allow_content=allow_content))).all()
         return TraceDetail(
             **msgspec.structs.asdict(summary),
             spans=build_span_tree(
@@ -105,54 +88,29 @@ class TraceRepository:
     @timed("traces.spans_of_traces")
     async def spans_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[SpanNode]]:
         """Every span of each trace (flat, in start order), by trace id, in two statements."""
-        spans = tables.spans
-        rows = await self._rows_by_trace(
-            select(*span_columns(allow_content=allow_content)),
-            spans.c.start_time,
-            timedelta(0),
-            trace_ids,
-            (spans.c.start_time, spans.c.span_id),
-        )
-        return {
-            trace_id: [span_from_row(row, allow_content=allow_content, make=SpanNode) for row in found]
-            for trace_id, found in rows.items()
-        }
+        convert = partial(span_from_row, allow_content=allow_content, make=SpanNode)
+        return await self._by_trace(_SPANS, trace_ids, convert, allow_content=allow_content)
 
     @timed("traces.logs_of_traces")
     async def logs_of_traces(self, trace_ids: Sequence[str], *, allow_content: bool) -> dict[str, list[LogEntry]]:
         """The logs of each trace, in time order, by trace id, in two statements."""
-        logs = tables.logs
-        rows = await self._rows_by_trace(
-            select(*log_columns(allow_content=allow_content)),
-            logs.c.time,
-            TRACE_LOG_MARGIN,
-            trace_ids,
-            (logs.c.time, logs.c.log_id),
-        )
-        return {
-            trace_id: [log_from_row(row, allow_content=allow_content) for row in found]
-            for trace_id, found in rows.items()
-        }
+        convert = partial(log_from_row, allow_content=allow_content)
+        return await self._by_trace(_LOGS, trace_ids, convert, allow_content=allow_content)
 
-    async def _rows_by_trace(
-        self,
-        columns: Select[Any],
-        time: Column[Any],
-        margin: timedelta,
-        trace_ids: Sequence[str],
-        order: Sequence[ColumnElement[Any]],
-    ) -> dict[str, list[Row[Any]]]:
-        """The rows of `columns` (a select from the table of `time`) for `trace_ids`, in `order`,
-        grouped by trace id (each id present): those whose `time` lies within their trace's time
-        range widened by `margin` on either side (see TRACE_LOG_MARGIN).
+    async def _by_trace(
+        self, rows: _TraceRows, trace_ids: Sequence[str], convert: Callable[[Row[Any]], T], *, allow_content: bool
+    ) -> dict[str, list[T]]:
+        """The `rows` of each of `trace_ids`, in their order, each made by `convert`, grouped by
+        trace id (each id present).
 
         Two statements: the traces' ranges, then the rows within them as literal bounds.
         TimescaleDB excludes chunks at planning by literal bounds only; bounds from a join or a
         subquery left every chunk written to after its compression in the plan.
         """
-        found: dict[str, list[Row[Any]]] = {trace_id: [] for trace_id in trace_ids}
+        found: dict[str, list[T]] = {trace_id: [] for trace_id in trace_ids}
         if not trace_ids:
             return found
+        time, margin = rows.order[0], rows.margin
         ids = set(trace_ids)
         table = time.table
         ranges_stmt = select(_t.c.trace_id, _t.c.start_time, _t.c.end_time).where(_t.c.trace_id.in_(ids))
@@ -164,12 +122,12 @@ class TraceRepository:
             if not ranges:
                 return found
             within = or_(*(and_(time >= low, time <= high) for low, high in merged(ranges.values())))
-            stmt = columns.where(table.c.trace_id.in_(set(ranges)), within).order_by(*order)
-            rows = (await conn.execute(stmt)).all()
-        for row in rows:
+            stmt = rows.select(allow_content=allow_content).where(table.c.trace_id.in_(set(ranges)), within)
+            read = (await conn.execute(stmt.order_by(*rows.order))).all()
+        for row in read:
             low, high = ranges[row.trace_id]
             if low <= getattr(row, time.name) <= high:  # a window merged from several traces' ranges
-                found[row.trace_id].append(row)
+                found[row.trace_id].append(convert(row))
         return found
 
 
@@ -184,31 +142,35 @@ def merged(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, 
     return windows
 
 
-def _trace_spans(summary: TraceSummary, allow_content: bool) -> Select[Any]:
-    spans = tables.spans
-    # Time bounds let PostgreSQL (and TimescaleDB chunk exclusion) skip everything outside the trace.
-    return (
-        select(*span_columns(allow_content=allow_content))
-        .where(
-            spans.c.trace_id == summary.trace_id,
-            spans.c.start_time >= summary.start_time,
-            spans.c.start_time <= summary.end_time,
+@dataclass(frozen=True, slots=True)
+class _TraceRows:
+    """The rows of a trace in one table: its columns for a role, and its order, time first, whose
+    value lies within the trace's time range widened by `margin` on either side."""
+
+    columns: Callable[..., list[ColumnElement[Any]]]
+    order: tuple[Column[Any], Column[Any]]
+    margin: timedelta = timedelta(0)
+
+    def select(self, *, allow_content: bool) -> Select[Any]:
+        return select(*self.columns(allow_content=allow_content))
+
+    def of(self, summary: TraceSummary, *, allow_content: bool) -> Select[Any]:
+        """The rows of one trace: time bounds let PostgreSQL (and TimescaleDB chunk exclusion) skip
+        everything outside the trace."""
+        time = self.order[0]
+        return (
+            self.select(allow_content=allow_content)
+            .where(
+                time.table.c.trace_id == summary.trace_id,
+                time >= summary.start_time - self.margin,
+                time <= summary.end_time + self.margin,
+            )
+            .order_by(*self.order)
         )
-        .order_by(spans.c.start_time, spans.c.span_id)
-    )
 
 
-def _trace_logs(summary: TraceSummary, allow_content: bool) -> Select[Any]:
-    logs = tables.logs
-    return (
-        select(*log_columns(allow_content=allow_content))
-        .where(
-            logs.c.trace_id == summary.trace_id,
-            logs.c.time >= summary.start_time - TRACE_LOG_MARGIN,
-            logs.c.time <= summary.end_time + TRACE_LOG_MARGIN,
-        )
-        .order_by(logs.c.time, logs.c.log_id)
-    )
+_SPANS = _TraceRows(span_columns, (tables.spans.c.start_time, tables.spans.c.span_id))
+_LOGS = _TraceRows(log_columns, (tables.logs.c.time, tables.logs.c.log_id), TRACE_LOG_MARGIN)
 
 
 def build_span_tree(spans: Sequence[SpanNode]) -> list[SpanNode]:

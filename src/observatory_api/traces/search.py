@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.filters import Group, parse_filter
+from observatory_api.core.listing import ListPage
 from observatory_api.core.query import resolve_limit, resolve_window
 from observatory_api.settings import QuerySettings
 from observatory_api.traces.repository import TraceRepository
@@ -22,13 +23,12 @@ async def search_traces(
     node = parse_filter(search.filter, max_nodes=limits.max_filter_nodes) if search.filter is not None else None
     if isinstance(node, Group) and not node.items:
         raise InvalidInput.field("filter", "must not be empty", "body")
-    return await traces.list_traces(
+    page = ListPage(
         window=resolve_window(search.from_, search.to, limits, source="body"),
-        filter_node=node,
+        node=node,
         # The cursor is bound to the filter as given, so REST and GraphQL pages continue each other.
-        filter_fields={"filter": search.filter},
-        sort=search.sort,
+        fingerprint={"filter": search.filter},
         limit=resolve_limit(search.limit, limits),
         cursor=search.cursor,
-        allow_content=allow_content,
     )
+    return await traces.list_traces(page, sort=search.sort, allow_content=allow_content)
