@@ -21,7 +21,7 @@ from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
-from observatory_api.ingest.span_events import first_token_ms, stored_events
+from observatory_api.ingest.span_events import FIRST_TOKEN_KEYS, first_token_ms, stored_events
 from observatory_api.ingest.values import as_float, as_int, as_text, check_time, timestamp_of
 
 # column -> attribute keys, in priority order
@@ -125,9 +125,36 @@ OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."
 MAX_NAME = 500
 
 
+# key -> (its place among all the keys in priority order, its column): one pass over the keys a span
+# holds instead of a look-up of every candidate key of every column.
+_KEY_ORDER: dict[str, tuple[int, str]] = {
+    key: (order, column)
+    for order, (column, key) in enumerate((column, key) for column, keys in SPAN_ATTRIBUTES.items() for key in keys)
+}
+_MAPPED_KEYS = frozenset(_KEY_ORDER)
+
+
+def _mapped(attributes: Mapping[str, Any], skipped: frozenset[str], used: set[str]) -> dict[str, Any]:
+    """Column -> the value of its first key present (None when none is); the keys read go to `used`.
+
+    A blank string says nothing (an empty gen_ai.conversation.id beside a real session.id): the
+    next key is tried, and the blank value stays in `attributes`.
+    """
+    values: dict[str, Any] = dict.fromkeys(SPAN_ATTRIBUTES)
+    present = _MAPPED_KEYS.intersection(attributes)
+    for key in sorted(present, key=_KEY_ORDER.__getitem__) if len(present) > 1 else present:
+        column = _KEY_ORDER[key][1]
+        if values[column] is not None or column in skipped:
+            continue
+        value = attributes[key]
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            values[column] = value
+            used.add(key)
+    return values
+
+
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
-    # A blank string says nothing (an empty gen_ai.conversation.id beside a real session.id):
-    # the next key is tried, and the blank value stays in `attributes`.
+    # As _mapped, for the few keys of the resource.
     for key in keys:
         value = attributes.get(key)
         if value is not None and not (isinstance(value, str) and not value.strip()):
@@ -238,10 +265,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
     attributes, used = span.attributes, set[str]()
     skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
-    values = {
-        column: None if column in skipped else _first(attributes, keys, used)
-        for column, keys in SPAN_ATTRIBUTES.items()
-    }
+    values = _mapped(attributes, skipped, used)
     resource_used: set[str] = set()
     resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
     for column, prefix in OPENLLMETRY_INDEXED.items():
@@ -256,7 +280,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         finish = finish[0] if finish else None
     tags = _tag_list(values["tags"])
     first_token = as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
-    if values["time_to_first_token_ms"] is None:
+    if values["time_to_first_token_ms"] is None and (span.events or not FIRST_TOKEN_KEYS.isdisjoint(attributes)):
         first_token = first_token_ms(attributes, span.events, span.start_ns, used)
     kept = {key: value for key, value in attributes.items() if key not in used}
     extra_resource = {key: value for key, value in span.resource.items() if key not in resource_used}
