@@ -13,8 +13,9 @@ Log records are mapped in log_mapping.py; the value checks both use are in value
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from observatory_api.core.records import SpanRecord
 from observatory_api.core.vocabulary import SpanKind, SpanStatus
@@ -163,6 +164,30 @@ def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str])
     return None
 
 
+class _ResourceParts(NamedTuple):
+    service_name: str
+    environment: Any
+    extra: dict[str, Any]  # the attributes no column takes, kept under attributes["resource"]
+
+
+_last_resource = threading.local()
+
+
+def _resource_parts(resource: dict[str, Any]) -> _ResourceParts:
+    """What a span takes from its resource. The decoders give the spans of one resource entry
+    one dict, never changed after: the last one's parts are reused (per thread: requests are
+    decoded in threads)."""
+    last = getattr(_last_resource, "parts", None)
+    if last is not None and last[0] is resource:
+        return cast(_ResourceParts, last[1])
+    used: set[str] = set()
+    found = {column: _first(resource, keys, used) for column, keys in RESOURCE_ATTRIBUTES.items()}
+    extra = {key: value for key, value in resource.items() if key not in used}
+    parts = _ResourceParts(service_name_of(resource), found["environment"], extra)
+    _last_resource.parts = (resource, parts)  # holding `resource` keeps its id from being reused
+    return parts
+
+
 def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]) -> str | None:
     """OpenLLMetry's `gen_ai.prompt.0.role` / `gen_ai.prompt.0.content` style, as a JSON list."""
     messages: dict[int, dict[str, Any]] = {}
@@ -266,8 +291,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     attributes, used = span.attributes, set[str]()
     skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
     values = _mapped(attributes, skipped, used)
-    resource_used: set[str] = set()
-    resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
+    resource = _resource_parts(span.resource)
     for column, prefix in OPENLLMETRY_INDEXED.items():
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
@@ -283,9 +307,8 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
     if values["time_to_first_token_ms"] is None and (span.events or not FIRST_TOKEN_KEYS.isdisjoint(attributes)):
         first_token = first_token_ms(attributes, span.events, span.start_ns, used)
     kept = {key: value for key, value in attributes.items() if key not in used}
-    extra_resource = {key: value for key, value in span.resource.items() if key not in resource_used}
-    if extra_resource:
-        kept["resource"] = extra_resource
+    if resource.extra:
+        kept["resource"] = dict(resource.extra)
     if span.scope:
         kept["otel.scope.name"] = span.scope
     if span.events:
@@ -298,7 +321,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
-        service_name=service_name_of(span.resource),
+        service_name=resource.service_name,
         name=(span.name or "unnamed")[:MAX_NAME],
         kind=_kind(values["kind"], model),
         start_time=start,
@@ -313,7 +336,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         finish_reason=None if finish is None else str(finish)[:64],
         user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
         session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
-        environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
+        environment=str(values["environment"] or resource.environment or "")[:100] or None,
         tags=[str(tag)[:200] for tag in tags],
         input=as_text(values["input"]),
         output=as_text(values["output"]),
