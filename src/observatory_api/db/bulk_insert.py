@@ -250,9 +250,22 @@ async def _fill_staging_sqlite(conn: AsyncConnection, table: Table, rows: Sequen
     listed = ", ".join(preparer.quote(name) for name in names)
     await conn.exec_driver_sql(
         f"INSERT INTO {staging_sql} ({listed}) VALUES ({placeholders})",  # noqa: S608 - names from the schema
-        [tuple(_sqlite_value(value) for value in row) for row in rows],
+        _sqlite_rows(table, rows),
     )
     return _staging_clause(table)
+
+
+def _sqlite_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    # Only the timestamp columns change: a call per value cost ~28 ms per 600 rollup rows of
+    # 371 columns (a batch of 512 live spans), this ~6.5 ms.
+    time_at = _typed_positions(table)[1]
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i in time_at:
+            values[i] = _sqlite_value(values[i])
+        converted.append(tuple(values))
+    return converted
 
 
 def _sqlite_value(value: Any) -> Any:
