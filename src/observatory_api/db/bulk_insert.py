@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -80,7 +81,7 @@ async def _copy_if_all_new_pg(
     at = [names.index(name) for name in key]
     # In key order: concurrent writers of overlapping batches wait on each other's keys in one
     # order instead of deadlocking.
-    ordered = sorted(rows, key=lambda row: tuple(row[i] for i in at))
+    ordered = sorted(rows, key=itemgetter(*at))
     try:
         async with conn.begin_nested():
             await _copy_pg(conn, table.name, table, ordered)
@@ -88,7 +89,8 @@ async def _copy_if_all_new_pg(
         if isinstance(error.orig, UniqueViolationError):
             return None
         raise
-    return [tuple(row[i] for i in at) for row in ordered]
+    key_of = itemgetter(*at)
+    return [key_of(row) for row in ordered] if len(at) > 1 else [(key_of(row),) for row in ordered]
 
 
 async def _copy_pg(conn: AsyncConnection, target: str, table: Table, rows: Sequence[Sequence[Any]]) -> None:
@@ -148,24 +150,31 @@ async def _copy_to_staging_pg(conn: AsyncConnection, table: Table, rows: Sequenc
 _MOVES: dict[tuple[Any, ...], Any] = {}
 
 
-def _copy_records(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """Rows as asyncpg's binary COPY wants them: JSON as text, timestamps timezone-aware."""
-    json_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
-    time_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, UTCDateTime)]
-    encode = msgspec.json.encode
-    records = []
+@cache
+def _typed_positions(table: Table) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Where `table`'s JSON columns and its timestamps are, in column order."""
+    json_at = tuple(i for i, column in enumerate(table.columns) if isinstance(column.type, JSON))
+    return json_at, tuple(i for i, column in enumerate(table.columns) if isinstance(column.type, UTCDateTime))
+
+
+def _copy_records(table: Table, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """Rows as asyncpg's binary COPY wants them: JSON as text, timestamps timezone-aware. COPY
+    only indexes each row: lists pass as they are (no tuple copy of the 370-column rollup rows)."""
+    json_at, time_at = _typed_positions(table)
     for row in rows:
         for i in time_at:
             if row[i] is not None and row[i].tzinfo is None:
                 raise ValueError("naive datetime: timestamps must carry a timezone")
-        if json_at:
-            record = list(row)
-            for i in json_at:
-                if record[i] is not None:
-                    record[i] = encode(record[i]).decode()
-            records.append(tuple(record))
-        else:  # the wide rollup rows: no copy beyond the tuple
-            records.append(tuple(row))
+    if not json_at:  # the wide rollup rows
+        return rows
+    encode = msgspec.json.encode
+    records = []
+    for row in rows:
+        record = list(row)
+        for i in json_at:
+            if record[i] is not None:
+                record[i] = encode(record[i]).decode()
+        records.append(record)
     return records
 
 
@@ -241,9 +250,22 @@ async def _fill_staging_sqlite(conn: AsyncConnection, table: Table, rows: Sequen
     listed = ", ".join(preparer.quote(name) for name in names)
     await conn.exec_driver_sql(
         f"INSERT INTO {staging_sql} ({listed}) VALUES ({placeholders})",  # noqa: S608 - names from the schema
-        [tuple(_sqlite_value(value) for value in row) for row in rows],
+        _sqlite_rows(table, rows),
     )
     return _staging_clause(table)
+
+
+def _sqlite_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    # Only the timestamp columns change: a call per value cost ~28 ms per 600 rollup rows of
+    # 371 columns (a batch of 512 live spans), this ~6.5 ms.
+    time_at = _typed_positions(table)[1]
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i in time_at:
+            values[i] = _sqlite_value(values[i])
+        converted.append(tuple(values))
+    return converted
 
 
 def _sqlite_value(value: Any) -> Any:

@@ -13,17 +13,18 @@ Log records are mapped in log_mapping.py; the value checks both use are in value
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from observatory_api.core.records import TOKEN_COUNTS, SpanRecord
 from observatory_api.core.vocabulary import SpanKind, SpanStatus
 from observatory_api.ingest.limits import RejectedRecord
 from observatory_api.ingest.otlp import OtlpSpan
 from observatory_api.ingest.report import IngestReport, service_name_of
-from observatory_api.ingest.span_events import first_token_ms, stored_events
+from observatory_api.ingest.span_events import FIRST_TOKEN_KEYS, first_token_ms, stored_events
 from observatory_api.ingest.values import as_float, as_int, as_text, check_time, timestamp_of
 
 # column -> attribute keys, in priority order (attributes.toml beside this module)
@@ -57,15 +58,66 @@ OPENLLMETRY_INDEXED = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."
 MAX_NAME = 500
 
 
+# key -> (its place among all the keys in priority order, its column): one pass over the keys a span
+# holds instead of a look-up of every candidate key of every column.
+_KEY_ORDER: dict[str, tuple[int, str]] = {
+    key: (order, column)
+    for order, (column, key) in enumerate((column, key) for column, keys in SPAN_ATTRIBUTES.items() for key in keys)
+}
+_MAPPED_KEYS = frozenset(_KEY_ORDER)
+
+
+def _mapped(attributes: Mapping[str, Any], skipped: frozenset[str], used: set[str]) -> dict[str, Any]:
+    """Column -> the value of its first key present (None when none is); the keys read go to `used`.
+
+    A blank string says nothing (an empty gen_ai.conversation.id beside a real session.id): the
+    next key is tried, and the blank value stays in `attributes`.
+    """
+    values: dict[str, Any] = dict.fromkeys(SPAN_ATTRIBUTES)
+    present = _MAPPED_KEYS.intersection(attributes)
+    for key in sorted(present, key=_KEY_ORDER.__getitem__) if len(present) > 1 else present:
+        column = _KEY_ORDER[key][1]
+        if values[column] is not None or column in skipped:
+            continue
+        value = attributes[key]
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            values[column] = value
+            used.add(key)
+    return values
+
+
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...], used: set[str]) -> Any:
-    # A blank string says nothing (an empty gen_ai.conversation.id beside a real session.id):
-    # the next key is tried, and the blank value stays in `attributes`.
+    # As _mapped, for the few keys of the resource.
     for key in keys:
         value = attributes.get(key)
         if value is not None and not (isinstance(value, str) and not value.strip()):
             used.add(key)
             return value
     return None
+
+
+class _ResourceParts(NamedTuple):
+    service_name: str
+    environment: Any
+    extra: dict[str, Any]  # the attributes no column takes, kept under attributes["resource"]
+
+
+_last_resource = threading.local()
+
+
+def _resource_parts(resource: dict[str, Any]) -> _ResourceParts:
+    """What a span takes from its resource. The decoders give the spans of one resource entry
+    one dict, never changed after: the last one's parts are reused (per thread: requests are
+    decoded in threads)."""
+    last = getattr(_last_resource, "parts", None)
+    if last is not None and last[0] is resource:
+        return cast(_ResourceParts, last[1])
+    used: set[str] = set()
+    found = {column: _first(resource, keys, used) for column, keys in RESOURCE_ATTRIBUTES.items()}
+    extra = {key: value for key, value in resource.items() if key not in used}
+    parts = _ResourceParts(service_name_of(resource), found["environment"], extra)
+    _last_resource.parts = (resource, parts)  # holding `resource` keeps its id from being reused
+    return parts
 
 
 def _indexed_messages(attributes: Mapping[str, Any], prefix: str, used: set[str]) -> str | None:
@@ -170,12 +222,8 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         raise RejectedRecord("invalid_timestamp", "endTimeUnixNano is before startTimeUnixNano")
     attributes, used = span.attributes, set[str]()
     skipped = _USAGE_COLUMNS if _estimated_usage(span) else frozenset()
-    values = {
-        column: None if column in skipped else _first(attributes, keys, used)
-        for column, keys in SPAN_ATTRIBUTES.items()
-    }
-    resource_used: set[str] = set()
-    resource = {column: _first(span.resource, keys, resource_used) for column, keys in RESOURCE_ATTRIBUTES.items()}
+    values = _mapped(attributes, skipped, used)
+    resource = _resource_parts(span.resource)
     for column, prefix in OPENLLMETRY_INDEXED.items():
         if values[column] is None:
             values[column] = _indexed_messages(attributes, prefix, used)
@@ -188,12 +236,11 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         finish = finish[0] if finish else None
     tags = _tag_list(values["tags"])
     first_token = as_float(values["time_to_first_token_ms"], "time_to_first_token_ms", drop)
-    if values["time_to_first_token_ms"] is None:
+    if values["time_to_first_token_ms"] is None and (span.events or not FIRST_TOKEN_KEYS.isdisjoint(attributes)):
         first_token = first_token_ms(attributes, span.events, span.start_ns, used)
     kept = {key: value for key, value in attributes.items() if key not in used}
-    extra_resource = {key: value for key, value in span.resource.items() if key not in resource_used}
-    if extra_resource:
-        kept["resource"] = extra_resource
+    if resource.extra:
+        kept["resource"] = dict(resource.extra)
     if span.scope:
         kept["otel.scope.name"] = span.scope
     if span.events:
@@ -206,7 +253,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
-        service_name=service_name_of(span.resource),
+        service_name=resource.service_name,
         name=(span.name or "unnamed")[:MAX_NAME],
         kind=_kind(values["kind"], model),
         start_time=start,
@@ -221,7 +268,7 @@ def to_span_record(span: OtlpSpan, report: IngestReport) -> SpanRecord:
         finish_reason=None if finish is None else str(finish)[:64],
         user_id=None if values["user_id"] is None else str(values["user_id"])[:200],
         session_id=None if values["session_id"] is None else str(values["session_id"])[:200],
-        environment=str(values["environment"] or resource["environment"] or "")[:100] or None,
+        environment=str(values["environment"] or resource.environment or "")[:100] or None,
         tags=[str(tag)[:200] for tag in tags],
         input=as_text(values["input"]),
         output=as_text(values["output"]),

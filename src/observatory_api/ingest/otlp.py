@@ -75,7 +75,7 @@ def finite_or_name(number: float) -> float | str:
 
 
 def hex_id(raw: bytes) -> str | None:
-    return raw.hex() if raw and any(raw) else None
+    return raw.hex() if raw and raw.count(0) != len(raw) else None
 
 
 class ValueReader:

@@ -46,14 +46,21 @@ class _Values(ValueReader):
         affordable = self.affordable(count)
         if affordable < count:
             pairs = pairs[:affordable]
-        text = self.text
+        strip = self.report.strip
         result: dict[str, Any] = {}
         for pair in pairs:
-            key = text(pair.key)
+            key = pair.key
+            if "\x00" in key:
+                key = strip(key)
             value = pair.value
+            # Most values are non-empty strings: one read tells them apart (an unset string reads "").
+            text = value.string_value
+            if text:
+                result[key] = text if "\x00" not in text else strip(text)
+                continue
             kind = value.WhichOneof("value")
             if kind == "string_value":
-                result[key] = text(value.string_value)
+                result[key] = text
             elif kind == "int_value" or kind == "bool_value":
                 result[key] = getattr(value, kind)
             elif kind == "double_value":

@@ -22,6 +22,8 @@ SECOND_KEYS = (
     "gen_ai.server.time_to_first_token",  # OpenLIT, seconds
 )
 COMPLETION_START_KEYS = ("langfuse.observation.completion_start_time",)  # Langfuse, a timestamp
+# Without one of these attributes or an event, first_token_ms has nothing to find.
+FIRST_TOKEN_KEYS = frozenset(SECOND_KEYS + COMPLETION_START_KEYS)
 # The first of these events marks the first token: OpenInference's, and OpenLLMetry's one event per chunk.
 FIRST_TOKEN_EVENTS = frozenset(
     {"First Token Stream Event", "gen_ai.content.completion.chunk", "llm.content.completion.chunk"}
