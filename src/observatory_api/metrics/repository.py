@@ -8,7 +8,9 @@ of its tags) read each level from the database instead.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -51,19 +53,27 @@ from observatory_api.observability.db import timed
 
 class MetricRepository:
     """`segments`, when given, keeps the states of closed rollup segments between queries
-    (`metrics.segment_cache`); the writer of this process must invalidate it."""
+    (`metrics.segment_cache`); every writer must invalidate it (segment_sync.py). `holds_until`
+    says up to when `engine` holds every commit (a replica: the read router's last check; the
+    primary, by default: always)."""
 
     def __init__(
-        self, engine: AsyncEngine, capabilities: DatabaseCapabilities, *, segments: SegmentCache | None = None
+        self,
+        engine: AsyncEngine,
+        capabilities: DatabaseCapabilities,
+        *,
+        segments: SegmentCache | None = None,
+        holds_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self._engine = engine
         self._capabilities = capabilities
         self._segments = segments
+        self._holds_until = holds_until
 
     @timed("metrics.query")
     async def query(self, plan: Plan) -> MetricQueryResult:
         async with self._engine.connect() as conn:
-            return await _Execution(conn, plan, self._capabilities, self._segments).run()
+            return await _Execution(conn, plan, self._capabilities, self._segments, self._holds_until).run()
 
 
 class _Execution:
@@ -73,11 +83,13 @@ class _Execution:
         plan: Plan,
         capabilities: DatabaseCapabilities,
         segments: SegmentCache | None = None,
+        holds_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.conn = conn
         self.plan = plan
         self.capabilities = capabilities
         self.segments = segments
+        self.holds_until = holds_until
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
         self.groups: list[GroupKey] | None = None
@@ -160,9 +172,11 @@ class _Execution:
         found: Level | None = cache.get(cache_key)
         if found is not None:
             return found
-        generation = cache.generation
+        generation, holds_until = cache.generation, self.holds_until()
         found = await self._read(statement, [part], self.nkeys + bucketed)
-        cache.put(cache_key, start=part.start, end=part.end, states=found, generation=generation)
+        cache.put(
+            cache_key, start=part.start, end=part.end, states=found, generation=generation, holds_until=holds_until
+        )
         return found
 
     async def _raw_states(

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from observatory_api.app import create_app
 from observatory_api.metrics.segment_cache import SegmentCache
-from observatory_api.settings import DatabaseSettings, FeatureSettings
+from observatory_api.settings import DatabaseSettings, FeatureSettings, ServerSettings
 from tests.conftest import auth_headers, make_settings
 from tests.integration.ingest.payloads import encoded, key_values, new_trace_id, span, trace_request
 
@@ -80,7 +80,14 @@ async def test_a_late_span_in_a_closed_bucket_counts_at_once(migrated_database: 
 
 
 async def test_no_cache_without_ingest_in_the_process(migrated_database: DatabaseSettings) -> None:
-    """A reader that does not write cannot know when data changes: it keeps nothing."""
+    """Without Redis, a reader that does not write cannot know when data changes: it keeps nothing."""
     settings = make_settings(migrated_database, features=FeatureSettings(ingest=False))
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert client.app.state.resources.metric_segments is None
+
+
+async def test_no_cache_without_redis_in_several_workers(migrated_database: DatabaseSettings) -> None:
+    """Each worker would hear only of its own writes: without Redis only a single worker caches."""
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=True), server=ServerSettings(workers=2))
     async with AsyncTestClient(create_app(settings)) as client:
         assert client.app.state.resources.metric_segments is None

@@ -61,3 +61,66 @@ def test_the_rows_held_are_bounded() -> None:
     cache.put("two", start=start, end=end, states={i: {} for i in range(2)}, generation=cache.generation)
     cache.put("one", start=start, end=end, states={0: {}}, generation=cache.generation)
     assert cache.get("three") is None and cache.get("two") is not None and cache.get("one") is not None
+
+
+def test_a_suspended_cache_serves_and_keeps_nothing_until_resumed_empty() -> None:
+    cache = SegmentCache()
+    put(cache, "d0", 0)
+    cache.suspend()
+    assert not cache.serving and len(cache) == 0
+    put(cache, "d1", 1)
+    assert cache.get("d1") is None and len(cache) == 0
+    generation = cache.generation  # a read that began while suspended
+    cache.resume()
+    start, end = day(2)
+    cache.put("d2", start=start, end=end, states={}, generation=generation)
+    assert len(cache) == 0
+    put(cache, "d3", 3)
+    assert cache.serving and cache.get("d3") == {"d3": 3}
+
+
+def test_a_cache_shared_through_redis_starts_suspended() -> None:
+    cache = SegmentCache(serving=False)
+    put(cache, "d0", 0)
+    assert cache.get("d0") is None
+    cache.resume()
+    put(cache, "d0", 0)
+    assert cache.get("d0") == {"d0": 0}
+
+
+def test_a_replica_read_is_kept_only_once_the_replica_holds_the_invalidated_writes() -> None:
+    now = [100.0]
+    cache = SegmentCache(recent_seconds=30, clock=lambda: now[0])
+    start, _ = day(1)
+    cache.invalidate(start + timedelta(hours=2), start + timedelta(hours=2))  # at 100
+    now[0] = 105.0
+
+    def kept(key: str, holds_until: float, n: int = 1) -> bool:
+        first, last = day(n)
+        cache.put(key, start=first, end=last, states={}, generation=cache.generation, holds_until=holds_until)
+        return cache.get(key) is not None
+
+    # A replica known to hold the primary's commits only up to 99: the row may not be there yet.
+    assert not kept("behind", 99.0)
+    # Another day was not touched: a replica read of it is kept.
+    assert kept("other day", 99.0, n=3)
+    # Once the replica holds what the primary had at 100, its read of the day is kept.
+    assert kept("caught up", 100.5)
+    # The primary (inf) is always kept; a replica behind every invalidation remembered, never.
+    assert kept("primary", float("inf"))
+    now[0] = 200.0
+    assert not kept("far behind", 160.0, n=3)
+    assert kept("recent enough", 175.0, n=3)
+
+
+def test_after_a_resume_replica_reads_wait_for_the_replica_to_pass_it() -> None:
+    """Invalidations missed while suspended are unknown: a resume counts as a write everywhere."""
+    now = [50.0]
+    cache = SegmentCache(serving=False, clock=lambda: now[0])
+    cache.resume()
+    now[0] = 51.0
+    start, end = day(0)
+    cache.put("d0", start=start, end=end, states={}, generation=cache.generation, holds_until=49.0)
+    assert cache.get("d0") is None
+    cache.put("d0", start=start, end=end, states={}, generation=cache.generation, holds_until=50.0)
+    assert cache.get("d0") == {}
