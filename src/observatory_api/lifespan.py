@@ -97,7 +97,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
                 await running.enter_async_context(background_task(follow, name="observatory-redis-primary"))
             if redis is not None and segments is not None:
                 channel = channel_name(settings.redis.key_prefix)
-                subscriber = SegmentSubscriber(redis.client, channel, origin, segments)
+                subscriber = SegmentSubscriber(
+                    redis.client,
+                    channel,
+                    origin,
+                    segments,
+                    resubscribed=publisher.everything if publisher is not None else lambda: None,
+                )
                 await running.enter_async_context(background_task(subscriber.run(), name="observatory-metric-cache"))
             if publisher is not None:
                 await running.enter_async_context(

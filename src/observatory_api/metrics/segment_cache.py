@@ -39,7 +39,7 @@ DEFAULT_TTL_SECONDS = 60.0
 DEFAULT_RECENT_SECONDS = 30.0
 # Past this many remembered invalidations, they merge into one (later, wider: stricter).
 MAX_RECENT = 4096
-_EVERYTHING = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+EVERYTHING = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ class SegmentCache:
     def clear(self) -> None:
         """Drop everything: as if every range had been written now."""
         self._generation += 1
-        self._remember(*_EVERYTHING)
+        self._remember(*EVERYTHING)
         self._entries.clear()
         self._rows = 0
 
@@ -159,6 +159,7 @@ class SegmentCache:
 
     def _remember(self, first: datetime, last: datetime) -> None:
         now = self._clock()
+        self._forget_before(now - self._recent_seconds)
         self._recent.append((now, first, last))
         if len(self._recent) > MAX_RECENT:
             merged = (now, min(f for _, f, _ in self._recent), max(la for _, _, la in self._recent))
@@ -169,11 +170,14 @@ class SegmentCache:
         """Whether a database holding the writes before `holds_until` holds every one whose
         invalidation touched [start, end)."""
         horizon = self._clock() - self._recent_seconds
-        while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
+        self._forget_before(horizon)
         if holds_until < horizon:  # behind the invalidations remembered: unknown
             return False
         return not any(at > holds_until and first < end and start <= last for at, first, last in self._recent)
 
     def _drop(self, key: Hashable) -> None:
         self._rows -= self._entries.pop(key).rows
+
+    def _forget_before(self, horizon: float) -> None:
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()

@@ -10,6 +10,8 @@ when the connection fails, is re-made, or stays silent for `LOST_AFTER_SECONDS` 
 A writer's own cache is invalidated in process before its write returns; the others hear of it
 within a message's delivery (milliseconds). Publishing never holds the write path: the ranges are
 queued and sent in order by a task, merged while a send is in flight, retried while Redis fails.
+A worker whose subscription was re-made also asks every cache to drop everything: after a Sentinel
+failover, what it published just before may have reached only the old primary.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -28,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.metrics.segment_cache import EVERYTHING, SegmentCache
 
 logger = logging.getLogger("observatory_api.metrics.segment_sync")
 
@@ -81,6 +84,11 @@ class SegmentPublisher:
         self._sent = asyncio.Event()
         self._sent.set()
 
+    def everything(self) -> None:
+        """Tell every cache to drop all it holds: what this process published lately may have gone
+        to a Redis its subscribers no longer listen to (a failover moved the primary)."""
+        self.stored(*EVERYTHING)
+
     def stored(self, first: datetime, last: datetime) -> None:
         """Spans from `first` to `last` were committed (the writer's `on_stored`)."""
         self._pending.append((first, last))
@@ -130,11 +138,22 @@ class SubscriptionLost(Exception):
 class SegmentSubscriber:
     """Keeps `cache` serving only while subscribed; invalidates it by every range heard."""
 
-    def __init__(self, client: Redis, channel: str, origin: str, cache: SegmentCache) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        channel: str,
+        origin: str,
+        cache: SegmentCache,
+        *,
+        resubscribed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._client = client
         self._channel = channel
         self._origin = origin
         self._cache = cache
+        # Called at every subscription but the first (this worker's publisher: `everything`).
+        self._resubscribed = resubscribed
+        self._subscriptions = 0
 
     async def run(self) -> None:
         """Subscribe, listen, and on any failure suspend the cache and subscribe again; until cancelled."""
@@ -190,6 +209,9 @@ class SegmentSubscriber:
             if not self._cache.serving:
                 logger.info("metric cache serving: subscribed to %s", self._channel)
             self._cache.resume()
+            self._subscriptions += 1
+            if self._subscriptions > 1:
+                self._resubscribed()
         elif kind == "message":
             try:
                 origin, ranges = decode(message["data"])
