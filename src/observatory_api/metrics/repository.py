@@ -27,7 +27,7 @@ from observatory_api.metrics.catalogue import Metric
 from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
 from observatory_api.metrics.rollup_tables import HISTOGRAMS
 from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries
-from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.metrics.segment_cache import PIECE_SECONDS, SegmentCache, pieces, split_by_bucket
 from observatory_api.metrics.sql import (
     edge_values,
     memoized,
@@ -165,19 +165,36 @@ class _Execution:
             key, lambda: states_statement(plan, rollup_source(plan, grain, self.capabilities), with_bucket=bucketed)
         )
         cache = self.segments
-        closed = cache is not None and part.end <= datetime.now(UTC)
-        if cache is None or not closed:
-            return await self._read(statement, [part], self.nkeys + bucketed)
-        cache_key = (key, part.start, part.end)
-        found: Level | None = cache.get(cache_key)
-        if found is not None:
-            return found
-        generation, holds_until = cache.generation, self.holds_until()
-        found = await self._read(statement, [part], self.nkeys + bucketed)
-        cache.put(
-            cache_key, start=part.start, end=part.end, states=found, generation=generation, holds_until=holds_until
-        )
-        return found
+        nkeys = self.nkeys + bucketed
+        if cache is None or part.end > datetime.now(UTC):  # open: always read
+            return await self._read(statement, [part], nkeys)
+        # By bucket, kept in pieces (when buckets never straddle them): a late span drops its own.
+        seconds = PIECE_SECONDS.get(grain)
+        interval = plan.interval_seconds
+        split = seconds is not None and interval is not None and seconds % interval == 0
+        parts = pieces(part, seconds) if split and seconds is not None else [part]
+        level: Level = {}
+        missing: list[TimeWindow] = []
+        for piece in parts:
+            found: Level | None = cache.get((key, piece.start, piece.end))
+            if found is None:
+                missing.append(piece)
+            else:
+                level.update(found)
+        for run in _consecutive(missing):  # each run of missing pieces in one statement
+            generation, holds_until = cache.generation, self.holds_until()
+            read = await self._read(statement, [TimeWindow(start=run[0].start, end=run[-1].end)], nkeys)
+            for piece, states in zip(run, split_by_bucket(read, run) if len(run) > 1 else [read], strict=True):
+                cache.put(
+                    (key, piece.start, piece.end),
+                    start=piece.start,
+                    end=piece.end,
+                    states=states,
+                    generation=generation,
+                    holds_until=holds_until,
+                )
+            level.update(read)
+        return level
 
     async def _raw_states(
         self, *, with_bucket: bool, with_keys: bool = True, windows: list[TimeWindow] | None = None
@@ -310,6 +327,16 @@ class _Execution:
             series=all_series,
             totals=values_of(plan.selections, totals.get((), {}), exact_at(exact, "totals", ())),
         )
+
+
+def _consecutive(parts: list[TimeWindow]) -> list[list[TimeWindow]]:
+    runs: list[list[TimeWindow]] = []
+    for part in parts:
+        if runs and runs[-1][-1].end == part.start:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
 
 
 def _histogram_selections(plan: Plan) -> list[Selection]:

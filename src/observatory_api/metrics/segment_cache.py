@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from observatory_api.core.query import TimeWindow
 
 DEFAULT_ENTRIES = 512
 # Rows (group and bucket keys) over all entries: a day by minute with a latency histogram is
@@ -40,6 +43,36 @@ DEFAULT_RECENT_SECONDS = 30.0
 # Past this many remembered invalidations, they merge into one (later, wider: stricter).
 MAX_RECENT = 4096
 EVERYTHING = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
+# A segment read by bucket is kept in pieces of this many seconds (by grain), so that a late span
+# drops the hour of minutes (the day of hours) it fell in, not the whole day by minute.
+PIECE_SECONDS = {"minute": 3600, "hour": 86400}
+
+
+def pieces(part: TimeWindow, seconds: int) -> list[TimeWindow]:
+    """`part` cut at the multiples of `seconds` (counted from midnight UTC, as buckets are)."""
+    step = timedelta(seconds=seconds)
+    midnight = part.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    cut = midnight + ((part.start - midnight) // step + 1) * step
+    found = []
+    start = part.start
+    while cut < part.end:
+        found.append(TimeWindow(start=start, end=cut))
+        start, cut = cut, cut + step
+    found.append(TimeWindow(start=start, end=part.end))
+    return found
+
+
+def split_by_bucket(level: dict[Any, Any], parts: list[TimeWindow]) -> list[dict[Any, Any]]:
+    """The rows of `level` (keys ending with their bucket's start) of each of `parts`, which are
+    consecutive and cut at bucket boundaries: a row belongs to the first part ending after its
+    bucket starts (a bucket that began before the first part holds only its rows)."""
+    ends = [part.end for part in parts]
+    found: list[dict[Any, Any]] = [{} for _ in parts]
+    for key, states in level.items():
+        found[min(bisect_right(ends, key[-1]), len(parts) - 1)][key] = states
+    return found
 
 
 @dataclass(frozen=True, slots=True)

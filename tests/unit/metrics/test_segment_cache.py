@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.core.query import TimeWindow
+from observatory_api.metrics.segment_cache import SegmentCache, pieces, split_by_bucket
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -124,3 +125,30 @@ def test_after_a_resume_replica_reads_wait_for_the_replica_to_pass_it() -> None:
     assert cache.get("d0") is None
     cache.put("d0", start=start, end=end, states={}, generation=cache.generation, holds_until=50.0)
     assert cache.get("d0") == {}
+
+
+def test_a_segment_is_cut_in_pieces_at_whole_hours_and_its_rows_follow_their_bucket() -> None:
+    start = DAY + timedelta(hours=22, minutes=30)
+    part = TimeWindow(start=start, end=DAY + timedelta(days=1, hours=1))
+    cut = pieces(part, 3600)
+    assert [(p.start, p.end) for p in cut] == [
+        (start, DAY + timedelta(hours=23)),
+        (DAY + timedelta(hours=23), DAY + timedelta(days=1)),
+        (DAY + timedelta(days=1), DAY + timedelta(days=1, hours=1)),
+    ]
+    assert pieces(TimeWindow(start=DAY, end=DAY + timedelta(hours=1)), 3600) == [
+        TimeWindow(start=DAY, end=DAY + timedelta(hours=1))
+    ]
+    # Keys end with the bucket's start; a bucket begun before the part (a 15-minute bucket at
+    # 22:15 holding the part's 22:30-22:44) goes with the first piece.
+    level = {
+        ("a", DAY + timedelta(hours=22, minutes=15)): 1,
+        ("a", DAY + timedelta(hours=22, minutes=45)): 2,
+        ("b", DAY + timedelta(hours=23)): 3,
+        ("a", DAY + timedelta(days=1, minutes=45)): 4,
+    }
+    assert split_by_bucket(level, cut) == [
+        {("a", DAY + timedelta(hours=22, minutes=15)): 1, ("a", DAY + timedelta(hours=22, minutes=45)): 2},
+        {("b", DAY + timedelta(hours=23)): 3},
+        {("a", DAY + timedelta(days=1, minutes=45)): 4},
+    ]
