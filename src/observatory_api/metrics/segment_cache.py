@@ -8,14 +8,15 @@ the next query with the same segment (a dashboard asking again, or another windo
 same days); the open edges are always read.
 
 Never stale after a write of this process: the writer calls `invalidate` after its commit and
-before it returns, and a read that was in flight while any invalidation happened is not stored
-(`generation`). Other processes' writes reach it through Redis (`metrics.segment_sync`): their
-ranges are invalidated as they arrive, and while that subscription is not known to be up the
-cache is `suspend`ed (empty, serving nothing, storing nothing). A read from a streaming replica
-is stored only if the replica held every write of the invalidations that touched its range
-(`holds_until`, from the replica checks): an invalidation can arrive before the replica has the
-row. An entry lives at most `ttl_seconds` whatever happens (a writer that died before it could
-publish).
+before it returns, and a read that was in flight while an invalidation of its range happened is
+not stored (`generation`, and the invalidations remembered: writes elsewhere do not keep it out,
+or steady late data would keep every read out). Other processes' writes reach it through Redis
+(`metrics.segment_sync`): their ranges are invalidated as they arrive, and while that
+subscription is not known to be up the cache is `suspend`ed (empty, serving nothing, storing
+nothing). A read from a streaming replica is stored only if the replica held every write of the
+invalidations that touched its range (`holds_until`, from the replica checks): an invalidation
+can arrive before the replica has the row. An entry lives at most `ttl_seconds` whatever happens
+(a writer that died before it could publish).
 """
 
 from __future__ import annotations
@@ -112,11 +113,13 @@ class SegmentCache:
         self._serving = serving
         self._recent_seconds = recent_seconds
         # (when, first, last) of the invalidations of the last `recent_seconds`, oldest first.
-        self._recent: deque[tuple[float, datetime, datetime]] = deque()
+        # (generation, when, first, last) of the invalidations of the last `recent_seconds`, oldest
+        # first: the generation each one started.
+        self._recent: deque[tuple[int, float, datetime, datetime]] = deque()
 
     @property
     def generation(self) -> int:
-        """Taken before a read; `put` stores nothing if an invalidation happened since."""
+        """Taken before a read; `put` stores nothing if an invalidation of its range happened since."""
         return self._generation
 
     @property
@@ -151,8 +154,8 @@ class SegmentCache:
         """Keep `states` of the segment [start, end), read when `generation` was current from a
         database known to hold every write committed before `holds_until` (`clock` time; the
         primary holds all: `inf`). Both are taken before the read."""
-        if not self._serving or generation != self._generation:  # a write landed while it was read
-            return
+        if not self._serving or not self._untouched_since(generation, start, end):
+            return  # a write to its range landed while it was read
         if holds_until != math.inf and not self._held(start, end, holds_until):
             return
         rows = len(states)
@@ -193,11 +196,25 @@ class SegmentCache:
     def _remember(self, first: datetime, last: datetime) -> None:
         now = self._clock()
         self._forget_before(now - self._recent_seconds)
-        self._recent.append((now, first, last))
+        self._recent.append((self._generation, now, first, last))
         if len(self._recent) > MAX_RECENT:
-            merged = (now, min(f for _, f, _ in self._recent), max(la for _, _, la in self._recent))
+            first, last = min(e[2] for e in self._recent), max(e[3] for e in self._recent)
             self._recent.clear()
-            self._recent.append(merged)
+            self._recent.append((self._generation, now, first, last))
+
+    def _untouched_since(self, generation: int, start: datetime, end: datetime) -> bool:
+        """Whether no invalidation since `generation` touched [start, end): a read of that range
+        begun then missed no write (one of another range, heard meanwhile, does not matter)."""
+        if generation == self._generation:
+            return True
+        if not self._recent or self._recent[0][0] > generation + 1:
+            return False  # some of those invalidations are forgotten (or merged): unknown
+        for at_generation, _, first, last in reversed(self._recent):
+            if at_generation <= generation:
+                return True
+            if first < end and start <= last:
+                return False
+        return True
 
     def _held(self, start: datetime, end: datetime, holds_until: float) -> bool:
         """Whether a database holding the writes before `holds_until` holds every one whose
@@ -206,11 +223,11 @@ class SegmentCache:
         self._forget_before(horizon)
         if holds_until < horizon:  # behind the invalidations remembered: unknown
             return False
-        return not any(at > holds_until and first < end and start <= last for at, first, last in self._recent)
+        return not any(at > holds_until and first < end and start <= last for _, at, first, last in self._recent)
 
     def _drop(self, key: Hashable) -> None:
         self._rows -= self._entries.pop(key).rows
 
     def _forget_before(self, horizon: float) -> None:
-        while self._recent and self._recent[0][0] < horizon:
+        while self._recent and self._recent[0][1] < horizon:
             self._recent.popleft()

@@ -32,13 +32,41 @@ def test_a_write_drops_only_the_segments_it_touches() -> None:
     assert cache.get("d2") is None
 
 
-def test_a_read_raced_by_a_write_is_not_kept() -> None:
+def test_a_read_raced_by_a_write_to_its_range_is_not_kept() -> None:
     cache = SegmentCache()
     generation = cache.generation
-    cache.invalidate(DAY - timedelta(days=30), DAY - timedelta(days=30))  # anywhere
     start, end = day(0)
+    cache.invalidate(start + timedelta(hours=5), start + timedelta(hours=5))
     cache.put("d0", start=start, end=end, states={}, generation=generation)
     assert cache.get("d0") is None and len(cache) == 0
+
+
+def test_a_read_raced_only_by_writes_elsewhere_is_kept() -> None:
+    """Late writes heard all the time (other workers' ingest) must not keep every read out."""
+    cache = SegmentCache()
+    generation = cache.generation
+    cache.invalidate(DAY - timedelta(days=30), DAY - timedelta(days=30))
+    cache.invalidate(DAY + timedelta(days=1), DAY + timedelta(days=1))  # the next segment's first instant
+    start, end = day(0)
+    cache.put("d0", start=start, end=end, states={}, generation=generation)
+    assert cache.get("d0") == {}
+    # A clear (a lost subscription) touches every range.
+    generation = cache.generation
+    cache.clear()
+    cache.put("d1", start=start, end=end, states={}, generation=generation)
+    assert cache.get("d1") is None
+
+
+def test_a_read_older_than_the_invalidations_remembered_is_not_kept() -> None:
+    now = [0.0]
+    cache = SegmentCache(recent_seconds=30, clock=lambda: now[0])
+    generation = cache.generation
+    cache.invalidate(DAY - timedelta(days=30), DAY - timedelta(days=30))
+    now[0] = 40.0
+    cache.invalidate(DAY - timedelta(days=20), DAY - timedelta(days=20))  # the first one is forgotten
+    start, end = day(0)
+    cache.put("d0", start=start, end=end, states={}, generation=generation)
+    assert cache.get("d0") is None
 
 
 def test_entries_expire_and_the_oldest_used_goes_first() -> None:
