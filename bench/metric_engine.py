@@ -16,7 +16,9 @@ so rollup queries read raw edges too, as a dashboard's do.
 queries with `SRC` (another checkout's `src/`) first on its path; the two are asked in turn,
 round by round, so the drift of a shared machine falls on both. The segment cache of closed
 buckets is off, and `--cached` adds a third process: this tree with it on (repeats then read only
-the open edges from the database).
+the open edges from the database). `--shared REDIS_URL` adds two more, whose caches are shared
+through Redis as every worker's is with REDIS_URL (metrics/segment_sync.py), and `--invalidations
+N` publishes N late writes a second into the last closed minutes of every window meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +42,8 @@ END = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = END - timedelta(minutes=7, seconds=13)
 POSTGRES = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "observatory_bench_engine"
+# The channel's key prefix: never a server's (`observatory`).
+BENCH_PREFIX = "observatory-bench"
 
 
 def _iso(moment: datetime) -> str:
@@ -148,7 +153,24 @@ async def worker(args: argparse.Namespace) -> None:
         given: tuple[Any, ...] = (DatabaseCapabilities.plain(engine),)
     except ImportError:  # an older tree
         given = ()
-    if args.cached:  # this tree's segment cache, as a worker that ingests has it
+    subscription = None
+    if args.shared:  # a cache shared through Redis, as every worker has it with REDIS_URL
+        from redis.asyncio import Redis
+
+        from observatory_api.metrics.segment_cache import SegmentCache
+        from observatory_api.metrics.segment_sync import SegmentSubscriber, channel_name
+
+        cache = SegmentCache(serving=False)
+        client = Redis.from_url(args.shared, socket_timeout=5)
+        subscriber = SegmentSubscriber(client, channel_name(BENCH_PREFIX), f"worker-{os.getpid()}", cache)
+        subscription = asyncio.create_task(subscriber.run())
+        for _ in range(1000):  # up to 10 s
+            if cache.serving:
+                break
+            await asyncio.sleep(0.01)
+        assert cache.serving, "no subscription"
+        repository = MetricRepository(engine, *given, segments=cache)
+    elif args.cached:  # this tree's segment cache, as a worker that ingests has it
         from observatory_api.metrics.segment_cache import SegmentCache
 
         repository = MetricRepository(engine, *given, segments=SegmentCache())
@@ -183,18 +205,23 @@ async def worker(args: argparse.Namespace) -> None:
         await engine.dispose()
         return
     print(json.dumps({"ready": list(shapes)}), flush=True)
-    for _line in sys.stdin:
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.readline():  # without blocking the loop: the subscription keeps listening
         timings = {name: [await once(body) for _ in range(args.per_round)] for name, body in shapes.items()}
         print(json.dumps(timings), flush=True)
+    if subscription is not None:
+        subscription.cancel()
     await engine.dispose()
 
 
 # --------------------------------------------------------------------------- the driver
 
 
-def start_worker(args: argparse.Namespace, src: Path, *, cached: bool) -> subprocess.Popen[str]:
+def start_worker(args: argparse.Namespace, src: Path, *, cached: bool, shared: bool = False) -> subprocess.Popen[str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--backend", args.backend, "--workdir", args.workdir]
     command += ["worker", "--per-round", str(args.per_round)] + (["--cached"] if cached else [])
+    command += ["--shared", args.shared] if shared else []
     env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -208,7 +235,15 @@ def run(args: argparse.Namespace) -> None:
         trees = {"before": (Path(args.base), False), **trees}
     if args.cached:
         trees["after, cached"] = (ROOT / "src", True)
-    workers = {name: start_worker(args, src, cached=cached) for name, (src, cached) in trees.items()}
+    shared = {"shared A", "shared B"} if args.shared else set()
+    for name in sorted(shared):
+        trees[name] = (ROOT / "src", True)
+    workers = {
+        name: start_worker(args, src, cached=cached, shared=name in shared) for name, (src, cached) in trees.items()
+    }
+    publishing = threading.Event()
+    if args.shared and args.invalidations:
+        threading.Thread(target=_late_writes, args=(args, publishing), daemon=True).start()
     shapes = {name: json.loads(w.stdout.readline())["ready"] for name, w in workers.items()}  # type: ignore[union-attr]
     timings: dict[str, dict[str, list[list[float]]]] = {name: {} for name in trees}
     for _round in range(args.repeat):
@@ -219,13 +254,15 @@ def run(args: argparse.Namespace) -> None:
             process.stdin.flush()
             for shape, found in json.loads(process.stdout.readline()).items():
                 timings[name].setdefault(shape, []).extend(found)
+    publishing.set()
     for process in workers.values():
         assert process.stdin is not None
         process.stdin.close()
         process.wait(timeout=60)
+    late = f"; {args.invalidations} late writes/s published" if args.shared else ""
     print(
         f"# {args.backend}, {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at end; "
-        f"{args.repeat} rounds x {args.per_round}; engine call + JSON, ms (CPU: the engine's process only)"
+        f"{args.repeat} rounds x {args.per_round}; engine call + JSON, ms (CPU: the engine's process only){late}"
     )
     names = list(trees)
     print("| shape | " + " | ".join(f"{n} p50 | {n} p95 | {n} CPU p50" for n in names) + " |")
@@ -243,6 +280,20 @@ def run(args: argparse.Namespace) -> None:
         print(f"| {shape} | " + " | ".join(cells) + " |")
 
 
+def _late_writes(args: argparse.Namespace, stop: threading.Event) -> None:
+    """What ingest publishes for late spans of the last closed minutes of every window (a span
+    that started 1-2 minutes before "now"), `--invalidations` times a second, until `stop`."""
+    import redis
+
+    from observatory_api.metrics.segment_sync import channel_name, encode
+
+    client = redis.Redis.from_url(args.shared, socket_timeout=5)
+    message = encode("bench-writer", [(NOW - timedelta(minutes=2), NOW - timedelta(minutes=1))])
+    while not stop.wait(1 / args.invalidations):
+        client.publish(channel_name(BENCH_PREFIX), message)
+    client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
@@ -257,6 +308,8 @@ def main() -> None:
         sub.add_argument("--base", help="another checkout's src/: measured in turn with this tree")
         sub.add_argument("--profile", help="a shape name: cProfile `--repeat` calls of it instead")
         sub.add_argument("--cached", action="store_true", help="also this tree with the segment cache on")
+        sub.add_argument("--shared", metavar="REDIS_URL", help="also two workers sharing their cache through Redis")
+        sub.add_argument("--invalidations", type=float, default=0, help="with --shared: late writes published a second")
     args = parser.parse_args()
     if args.command == "seed":
         asyncio.run(seed(args))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 DEFAULT_DEMO_TRACES = 5000
+# How long a writing command waits at its end for its invalidations to reach Redis.
+PUBLISH_WAIT_SECONDS = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,7 +213,7 @@ async def _prepare_demo(settings: Settings, traces: int) -> None:
                 "(about a minute on 2 cores; later starts skip this)",
                 flush=True,
             )
-            await _run_seed(engine, traces=traces, seed=42, days=30)
+            await _run_seed(engine, settings, traces=traces, seed=42, days=30)
         else:
             print("observatory-api: the database already holds data; not seeding", flush=True)
         demo_key = await create_demo_key(engine, settings)
@@ -274,7 +277,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            await _run_seed(engine, traces=args.traces, seed=args.seed, days=args.days, end=end)
+            await _run_seed(engine, settings, traces=args.traces, seed=args.seed, days=args.days, end=end)
             return 0
         finally:
             await engine.dispose()
@@ -289,19 +292,52 @@ def _moment(text: str) -> datetime:
     return moment
 
 
-async def _run_seed(engine: AsyncEngine, *, traces: int, seed: int, days: int, end: datetime | None = None) -> None:
+async def _run_seed(
+    engine: AsyncEngine, settings: Settings, *, traces: int, seed: int, days: int, end: datetime | None = None
+) -> None:
     from observatory_api.demo.seed import seed_demo
     from observatory_api.startup import seeding_progress
 
     started = time.perf_counter()
-    with seeding_progress(traces) as progress:
-        result = await seed_demo(engine, traces=traces, seed=seed, end=end, days=days, progress=progress)
+    async with _publishing_writes(settings) as on_stored:
+        with seeding_progress(traces) as progress:
+            result = await seed_demo(
+                engine, traces=traces, seed=seed, end=end, days=days, progress=progress, on_stored=on_stored
+            )
     elapsed = time.perf_counter() - started
     print(
         f"observatory-api: seeded {result.traces:,} traces, {result.spans:,} spans, {result.logs:,} logs "
         f"in {elapsed:.1f} s ({result.spans / elapsed:,.0f} spans/s)",
         flush=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def _publishing_writes(settings: Settings) -> AsyncIterator[Callable[[datetime, datetime], None] | None]:
+    """The writer's `on_stored` for a command that writes spans: with Redis, the time ranges it
+    touched reach the servers' metric caches (metrics/segment_sync.py); without, None."""
+    from observatory_api.core.background import background_task
+    from observatory_api.metrics.segment_cache import DEFAULT_TTL_SECONDS
+    from observatory_api.metrics.segment_sync import SegmentPublisher, channel_name, new_origin
+    from observatory_api.redis_client import open_redis
+
+    connection = open_redis(settings.redis, timeout=2)
+    if connection is None:
+        yield None
+        return
+    publisher = SegmentPublisher(connection.client, channel_name(settings.redis.key_prefix), new_origin())
+    try:
+        async with background_task(publisher.run(), name="observatory-metric-cache-publisher"):
+            yield publisher.stored
+            if not await publisher.flush(PUBLISH_WAIT_SECONDS):
+                print(
+                    "observatory-api: warning: could not reach Redis to tell the servers' metric caches of "
+                    f"the spans written; a running server's closed buckets may miss them for up to "
+                    f"{DEFAULT_TTL_SECONDS:g} s",
+                    file=sys.stderr,
+                )
+    finally:
+        await connection.aclose()
 
 
 def _rebuild_summaries(args: argparse.Namespace, settings: Settings) -> int:

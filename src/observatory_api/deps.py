@@ -82,7 +82,15 @@ def _read_repository(make: Callable[[AsyncEngine, DatabaseCapabilities], object]
 def provide_metric_repository(
     read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities], state: State
 ) -> MetricRepository:
-    return MetricRepository(read_engine, capabilities, segments=_read_resources(state).metric_segments)
+    resources = _read_resources(state)
+    router = resources.read_router
+    # A replica's reads are kept only once it holds the writes invalidated (segment_cache.py).
+    return MetricRepository(
+        read_engine,
+        capabilities,
+        segments=resources.metric_segments,
+        holds_until=lambda: router.holds_until(read_engine),
+    )
 
 
 def provide_list_filters(

@@ -8,8 +8,9 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 
 import msgspec
 from litestar import Litestar
@@ -26,7 +27,8 @@ from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.resources import IngestResources
 from observatory_api.ingest.warmup import warm_up
 from observatory_api.metrics.continuous_aggregates import AGGREGATE_VIEWS
-from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.metrics.segment_cache import DEFAULT_RECENT_SECONDS, SegmentCache
+from observatory_api.metrics.segment_sync import SegmentPublisher, SegmentSubscriber, channel_name, new_origin
 from observatory_api.observability.replicas import forget_replica, publish_replica
 from observatory_api.redis_client import PRIMARY_CHECK_SECONDS, open_worker_redis, worker_timeout
 from observatory_api.resources import Resources
@@ -34,6 +36,8 @@ from observatory_api.settings import Settings
 from observatory_api.storage import TelemetryWriter
 
 logger = logging.getLogger("observatory_api.lifespan")
+# How long a stopping worker waits for its last invalidations to reach Redis.
+SHUTDOWN_FLUSH_SECONDS = 2.0
 
 
 @asynccontextmanager
@@ -45,10 +49,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     # Once, before the first query compiles: TimescaleDB, and its continuous aggregates (the
     # metrics read them when it reports them all, else the rollup tables).
     capabilities = await detect_capabilities(read_engine, continuous_aggregates=AGGREGATE_VIEWS)
-    # Closed rollup segments are kept between metric queries only where every write that could
-    # change them is seen: this worker's own writer, reads on the primary (a replica may not yet
-    # hold a write when it is invalidated). Other processes' late writes: `ttl_seconds` at most.
-    segments = SegmentCache() if settings.ingest_enabled and not settings.database.replica_urls else None
+    # The one client of this worker: rate limits, caches, /ready, tracing and the metric cache's
+    # invalidations share it.
+    redis = open_worker_redis(settings.redis)
+    segments = _segment_cache(settings, shared=redis is not None)
+    # This worker's name on the metric cache's channel (it skips its own invalidations): made here,
+    # never at import, which the forked workers share.
+    origin = new_origin()
+    publisher = None
+    if redis is not None and settings.ingest_enabled:
+        publisher = SegmentPublisher(redis.client, channel_name(settings.redis.key_prefix), origin)
     resources = Resources(
         read_engine=read_engine,
         # REST and GraphQL reads go through the router (replicas when configured); keys, tokens
@@ -56,9 +66,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         read_router=_read_router(settings, read_engine),
         capabilities=capabilities,
         schema_head=head_revision(settings.database),
-        # The one client of this worker: rate limits, caches, /ready and tracing share it.
-        redis=open_worker_redis(settings.redis),
-        ingest=await _open_ingest(settings, owner_url, capabilities, segments) if settings.ingest_enabled else None,
+        redis=redis,
+        ingest=await _open_ingest(settings, owner_url, capabilities, _on_stored(segments, publisher))
+        if settings.ingest_enabled
+        else None,
         metric_segments=segments,
         started_at=time.monotonic(),
     )
@@ -84,7 +95,23 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
                 # Off the old primary as soon as the Sentinels name a new one (redis_client.check_primary).
                 follow = redis.follow_primary(PRIMARY_CHECK_SECONDS, worker_timeout(settings.redis))
                 await running.enter_async_context(background_task(follow, name="observatory-redis-primary"))
+            if redis is not None and segments is not None:
+                channel = channel_name(settings.redis.key_prefix)
+                subscriber = SegmentSubscriber(
+                    redis.client,
+                    channel,
+                    origin,
+                    segments,
+                    resubscribed=publisher.everything if publisher is not None else lambda: None,
+                )
+                await running.enter_async_context(background_task(subscriber.run(), name="observatory-metric-cache"))
+            if publisher is not None:
+                await running.enter_async_context(
+                    background_task(publisher.run(), name="observatory-metric-cache-publisher")
+                )
             yield
+            if publisher is not None and not await publisher.flush(SHUTDOWN_FLUSH_SECONDS):
+                logger.warning("metric cache invalidations left unpublished at shutdown")
     finally:
         await resources.read_router.dispose()
         for replica in resources.read_router.replicas:
@@ -98,8 +125,43 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         logger.info("stopped: database pools and Redis client closed")
 
 
+def _segment_cache(settings: Settings, *, shared: bool) -> SegmentCache | None:
+    """Closed rollup segments are kept between metric queries only where every write that could
+    change them is heard of: with Redis, every writer publishes what it touched and every worker
+    subscribes (metrics/segment_sync.py; suspended until subscribed); without it, only a single
+    worker that does all the writing itself and reads the primary. Writes by other processes
+    without Redis (the `seed` command, another instance): `ttl_seconds` at most."""
+    database = settings.database
+    # Reads from replicas are kept only once the replica holds what was invalidated: remember
+    # invalidations well past the lag a replica in the rotation may have.
+    recent = max(DEFAULT_RECENT_SECONDS, 2 * database.max_replica_lag_seconds + database.replica_check_interval_seconds)
+    if shared:
+        return SegmentCache(serving=False, recent_seconds=recent)
+    if settings.ingest_enabled and not database.replica_urls and settings.server.workers == 1:
+        return SegmentCache()
+    return None
+
+
+def _on_stored(
+    segments: SegmentCache | None, publisher: SegmentPublisher | None
+) -> Callable[[datetime, datetime], None] | None:
+    """What the writer calls after each commit: its own cache at once, the others through Redis."""
+    if publisher is None:
+        return segments.invalidate if segments is not None else None
+
+    def stored(first: datetime, last: datetime) -> None:
+        if segments is not None:
+            segments.invalidate(first, last)
+        publisher.stored(first, last)
+
+    return stored
+
+
 async def _open_ingest(
-    settings: Settings, owner_url: URL, capabilities: DatabaseCapabilities, segments: SegmentCache | None
+    settings: Settings,
+    owner_url: URL,
+    capabilities: DatabaseCapabilities,
+    on_stored: Callable[[datetime, datetime], None] | None,
 ) -> IngestResources:
     # Ingest writes with the owner role (DATABASE_URL); the read path keeps its read-only role.
     engine = create_engine(settings.database, owner_url, application_name="observatory-ingest")
@@ -111,9 +173,7 @@ async def _open_ingest(
         logger.info("ingest warmed up", extra={"seconds": round(warmup_seconds, 3)})
     return IngestResources(
         engine=engine,
-        writer=TelemetryWriter(
-            engine, capabilities=capabilities, on_stored=segments.invalidate if segments is not None else None
-        ),
+        writer=TelemetryWriter(engine, capabilities=capabilities, on_stored=on_stored),
         slots=asyncio.Semaphore(settings.ingest.max_concurrent_writes),
         warnings=IngestWarnings(),
     )

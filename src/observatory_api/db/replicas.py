@@ -122,6 +122,14 @@ class ReadRouter:
         self._turn += 1
         return healthy[self._turn % len(healthy)].engine
 
+    def holds_until(self, engine: AsyncEngine) -> float:
+        """The monotonic time up to which `engine` is known to hold every commit of the primary:
+        now for the primary itself (inf), the last check's finding for a replica."""
+        for replica in self.replicas:
+            if replica.engine is engine:
+                return replica.holds_until
+        return float("inf")
+
     def states(self) -> list[ReplicaState]:
         return [replica.state() for replica in self.replicas]
 
@@ -161,13 +169,16 @@ class ReadRouter:
     async def _sample_primary(self) -> None:
         if self.primary_probe is None:
             return
+        # The time before asking: every commit flushed by then is at or below the position read
+        # (the metric segment cache relies on `holds_until` never being later than that).
+        asked = time.monotonic()
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), self.primary_probe.connect() as connection:
                 position = (await connection.execute(PRIMARY_POSITION)).scalar_one()
         except Exception as exc:
             logger.warning("could not read the primary's WAL position (%s)", type(exc).__name__)
             return
-        self._positions.record(time.monotonic(), parse_lsn(position))
+        self._positions.record(asked, parse_lsn(position))
 
     async def _check_replica(self, replica: Replica) -> None:
         started = time.monotonic()

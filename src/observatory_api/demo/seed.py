@@ -33,18 +33,20 @@ async def seed_demo(
     days: int = 30,
     progress: Callable[[int, int], None] | None = None,
     capabilities: DatabaseCapabilities | None = None,
+    on_stored: Callable[[datetime, datetime], None] | None = None,
 ) -> SeedResult:
     """Generate `traces` demo traces ending at `end` (default: now) and store them.
 
     `progress(done, total)` is called after each stored batch with the traces written so far.
     Seeding twice with the same arguments (the end time included) stores nothing the second time;
     with another end time, other ids (`demo.ids`), so nothing already stored is written again.
-    `capabilities`: what the database can do, asked of it when not given.
+    `capabilities`: what the database can do, asked of it when not given. `on_stored`: the
+    writer's, told what each commit touched (the CLI publishes it to the servers' metric caches).
     """
     if capabilities is None:
         # With TimescaleDB's continuous aggregates the rollup tables are not read: not written either.
         capabilities = await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
-    writer = TelemetryWriter(engine, capabilities=capabilities)
+    writer = TelemetryWriter(engine, capabilities=capabilities, on_stored=on_stored)
     end = end or datetime.now(UTC)
     done = spans = logs = 0
     for span_batch, log_batch in generate(traces=traces, seed=seed, end=end, days=days):

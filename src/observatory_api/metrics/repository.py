@@ -8,7 +8,9 @@ of its tags) read each level from the database instead.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +27,7 @@ from observatory_api.metrics.catalogue import Metric
 from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
 from observatory_api.metrics.rollup_tables import HISTOGRAMS
 from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries
-from observatory_api.metrics.segment_cache import SegmentCache
+from observatory_api.metrics.segment_cache import PIECE_SECONDS, SegmentCache, pieces, split_by_bucket
 from observatory_api.metrics.sql import (
     edge_values,
     memoized,
@@ -51,19 +53,27 @@ from observatory_api.observability.db import timed
 
 class MetricRepository:
     """`segments`, when given, keeps the states of closed rollup segments between queries
-    (`metrics.segment_cache`); the writer of this process must invalidate it."""
+    (`metrics.segment_cache`); every writer must invalidate it (segment_sync.py). `holds_until`
+    says up to when `engine` holds every commit (a replica: the read router's last check; the
+    primary, by default: always)."""
 
     def __init__(
-        self, engine: AsyncEngine, capabilities: DatabaseCapabilities, *, segments: SegmentCache | None = None
+        self,
+        engine: AsyncEngine,
+        capabilities: DatabaseCapabilities,
+        *,
+        segments: SegmentCache | None = None,
+        holds_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self._engine = engine
         self._capabilities = capabilities
         self._segments = segments
+        self._holds_until = holds_until
 
     @timed("metrics.query")
     async def query(self, plan: Plan) -> MetricQueryResult:
         async with self._engine.connect() as conn:
-            return await _Execution(conn, plan, self._capabilities, self._segments).run()
+            return await _Execution(conn, plan, self._capabilities, self._segments, self._holds_until).run()
 
 
 class _Execution:
@@ -73,11 +83,13 @@ class _Execution:
         plan: Plan,
         capabilities: DatabaseCapabilities,
         segments: SegmentCache | None = None,
+        holds_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.conn = conn
         self.plan = plan
         self.capabilities = capabilities
         self.segments = segments
+        self.holds_until = holds_until
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
         self.groups: list[GroupKey] | None = None
@@ -153,17 +165,36 @@ class _Execution:
             key, lambda: states_statement(plan, rollup_source(plan, grain, self.capabilities), with_bucket=bucketed)
         )
         cache = self.segments
-        closed = cache is not None and part.end <= datetime.now(UTC)
-        if cache is None or not closed:
-            return await self._read(statement, [part], self.nkeys + bucketed)
-        cache_key = (key, part.start, part.end)
-        found: Level | None = cache.get(cache_key)
-        if found is not None:
-            return found
-        generation = cache.generation
-        found = await self._read(statement, [part], self.nkeys + bucketed)
-        cache.put(cache_key, start=part.start, end=part.end, states=found, generation=generation)
-        return found
+        nkeys = self.nkeys + bucketed
+        if cache is None or part.end > datetime.now(UTC):  # open: always read
+            return await self._read(statement, [part], nkeys)
+        # By bucket, kept in pieces (when buckets never straddle them): a late span drops its own.
+        seconds = PIECE_SECONDS.get(grain)
+        interval = plan.interval_seconds
+        split = seconds is not None and interval is not None and seconds % interval == 0
+        parts = pieces(part, seconds) if split and seconds is not None else [part]
+        level: Level = {}
+        missing: list[TimeWindow] = []
+        for piece in parts:
+            found: Level | None = cache.get((key, piece.start, piece.end))
+            if found is None:
+                missing.append(piece)
+            else:
+                level.update(found)
+        for run in _consecutive(missing):  # each run of missing pieces in one statement
+            generation, holds_until = cache.generation, self.holds_until()
+            read = await self._read(statement, [TimeWindow(start=run[0].start, end=run[-1].end)], nkeys)
+            for piece, states in zip(run, split_by_bucket(read, run) if len(run) > 1 else [read], strict=True):
+                cache.put(
+                    (key, piece.start, piece.end),
+                    start=piece.start,
+                    end=piece.end,
+                    states=states,
+                    generation=generation,
+                    holds_until=holds_until,
+                )
+            level.update(read)
+        return level
 
     async def _raw_states(
         self, *, with_bucket: bool, with_keys: bool = True, windows: list[TimeWindow] | None = None
@@ -296,6 +327,16 @@ class _Execution:
             series=all_series,
             totals=values_of(plan.selections, totals.get((), {}), exact_at(exact, "totals", ())),
         )
+
+
+def _consecutive(parts: list[TimeWindow]) -> list[list[TimeWindow]]:
+    runs: list[list[TimeWindow]] = []
+    for part in parts:
+        if runs and runs[-1][-1].end == part.start:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
 
 
 def _histogram_selections(plan: Plan) -> list[Selection]:

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from observatory_api.app import create_app
 from observatory_api.metrics.segment_cache import SegmentCache
-from observatory_api.settings import DatabaseSettings, FeatureSettings
+from observatory_api.settings import DatabaseSettings, FeatureSettings, ServerSettings
 from tests.conftest import auth_headers, make_settings
 from tests.integration.ingest.payloads import encoded, key_values, new_trace_id, span, trace_request
 
@@ -80,7 +80,44 @@ async def test_a_late_span_in_a_closed_bucket_counts_at_once(migrated_database: 
 
 
 async def test_no_cache_without_ingest_in_the_process(migrated_database: DatabaseSettings) -> None:
-    """A reader that does not write cannot know when data changes: it keeps nothing."""
+    """Without Redis, a reader that does not write cannot know when data changes: it keeps nothing."""
     settings = make_settings(migrated_database, features=FeatureSettings(ingest=False))
     async with AsyncTestClient(create_app(settings)) as client:
         assert client.app.state.resources.metric_segments is None
+
+
+async def test_no_cache_without_redis_in_several_workers(migrated_database: DatabaseSettings) -> None:
+    """Each worker would hear only of its own writes: without Redis only a single worker caches."""
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=True), server=ServerSettings(workers=2))
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert client.app.state.resources.metric_segments is None
+
+
+async def test_a_series_by_minute_is_kept_by_the_hour_and_a_late_span_drops_its_hour(
+    migrated_database: DatabaseSettings,
+) -> None:
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=True))
+    reader, writer = auth_headers(settings, "developer"), auth_headers(settings, "ingest")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    body = {
+        "from": (now - timedelta(hours=7)).isoformat(),
+        "to": (now - timedelta(hours=1)).isoformat(),
+        "metrics": [{"id": "request_count"}],
+        "interval": "minute",
+        "source": "rollup",
+    }
+    async with AsyncTestClient(create_app(settings)) as client:
+        cache: SegmentCache = client.app.state.resources.metric_segments
+        first = await client.post(URL, json=body, headers=reader)
+        assert first.status_code == 200, first.text
+        assert len(cache) == 6  # six hours of minutes, one piece each
+        late = now - timedelta(hours=3, minutes=-17)
+        content, headers = encoded(trace_request([llm_call(late, 0)]), "protobuf")
+        sent = await client.post("/v1/traces", content=content, headers={**writer, **headers})
+        assert sent.status_code == 200, sent.text
+        assert len(cache) == 5  # only the hour it fell in
+        second = (await client.post(URL, json=body, headers=reader)).json()
+        assert len(cache) == 6
+        counts = {p["time"]: p["values"]["request_count_count"] for p in second["series"][0]["points"]}
+        assert sum(counts.values()) == 1
+        assert counts[late.replace(second=0).isoformat().replace("+00:00", "Z")] == 1
