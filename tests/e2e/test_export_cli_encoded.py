@@ -1,0 +1,108 @@
+"""`observatory-api export` of the formats the CLI encodes itself from the NDJSON export
+(exports/local.py), against `serve --demo` under granian: a Parquet file and an OTLP/JSON log
+export are byte for byte the service's own, and a connection dropped mid-export is resumed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from observatory_api.exports.cli import CHUNK
+from tests.e2e.server import RunningServer, start_server
+from tests.e2e.test_export_cli import CuttingProxy, run_export, window
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
+    # Enough rows that the zstd-compressed NDJSON is several of the CLI's 64 KiB reads long.
+    with start_server(tmp_path_factory.mktemp("serve_export_encoded"), workers=1, demo_traces=1500) as running:
+        match = re.search(r"demo API key \(developer\): (obs_\S+)", running.log.read_text())
+        assert match, running.log.read_text()
+        yield running, match.group(1)
+
+
+def served(running: RunningServer, key: str, resource: str, fmt: str, encoding: str, args: list[str]) -> bytes:
+    """The service's export as sent (not decoded)."""
+    params = {"from": args[1], "to": args[3], "format": fmt}
+    headers = {"X-API-Key": key, "Accept-Encoding": encoding}
+    url = f"{running.base}/api/v1/{resource}/export"
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=60) as answer:
+        assert answer.status_code == 200
+        return b"".join(answer.iter_raw())
+
+
+def resumed_export(running: RunningServer, key: str, cut: int, out: Path, *args: str) -> str:
+    """The CLI's export through a proxy that drops the connection after `cut` bytes: resumed once."""
+    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
+    try:
+        done = run_export(f"http://127.0.0.1:{proxy.port}", key, *args, "--output", str(out))
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert proxy.connections == 2
+    return done.stderr
+
+
+def a_cut_inside(running: RunningServer, key: str, resource: str, args: list[str]) -> int:
+    """A cut past the CLI's first 64 KiB read of the zstd NDJSON it asks for (http.client drops a
+    read the cut interrupts), well before the answer's end."""
+    wire = len(served(running, key, resource, "ndjson", "zstd", args))
+    cut = CHUNK + 8192
+    assert wire > cut + 32_768, wire
+    return cut
+
+
+def test_a_parquet_file_is_the_services_own_and_a_dropped_connection_is_resumed(
+    server: tuple[RunningServer, str], tmp_path: Path
+) -> None:
+    running, key = server
+    args = window()
+    whole = tmp_path / "spans.parquet"
+    done = run_export(running.base, key, "spans", *args, "--format", "parquet", "--output", str(whole))
+    assert done.returncode == 0, done.stderr
+    assert whole.read_bytes() == served(running, key, "spans", "parquet", "identity", args)
+    table = pq.read_table(whole)
+    assert table.num_rows > 5_000
+    assert f"exported {whole.stat().st_size:,} bytes of Parquet" in done.stderr
+
+    resumed = tmp_path / "resumed.parquet"
+    cut = a_cut_inside(running, key, "spans", args)
+    resumed_export(running, key, cut, resumed, "spans", *args, "--format", "parquet")
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_an_otlp_json_log_export_is_the_services_own_and_a_dropped_connection_is_resumed(
+    server: tuple[RunningServer, str], tmp_path: Path
+) -> None:
+    running, key = server
+    args = window()
+    whole = tmp_path / "logs.otlp.ndjson"
+    done = run_export(running.base, key, "logs", *args, "--format", "otlp-json", "--output", str(whole))
+    assert done.returncode == 0, done.stderr
+    assert whole.read_bytes() == served(running, key, "logs", "otlp-json", "identity", args)
+    requests = whole.read_bytes().splitlines()
+    assert len(requests) >= 3  # a request per 1,000 logs
+    assert f"exported {len(requests):,} OTLP/JSON requests" in done.stderr
+
+    resumed = tmp_path / "resumed.otlp.ndjson"
+    cut = a_cut_inside(running, key, "logs", args)
+    resumed_export(running, key, cut, resumed, "logs", *args, "--format", "otlp-json")
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_a_parquet_export_of_traces_is_the_services_own(server: tuple[RunningServer, str], tmp_path: Path) -> None:
+    running, key = server
+    args = window()
+    out = tmp_path / "traces.parquet"
+    done = run_export(running.base, key, "traces", *args, "--format", "parquet", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == served(running, key, "traces", "parquet", "identity", args)
+    assert pq.read_table(out).num_rows == 1500
