@@ -32,7 +32,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from observatory_api.core.vocabulary import API_PREFIX
 from observatory_api.exports.formats import ExportFormat
 from observatory_api.exports.in_process import DirectExportFailed, Sink, export_direct
-from observatory_api.exports.local import CountingOutput, EncodingOutput, local_writer
 
 RESUMES = 5
 CHUNK = 64 * 1024
@@ -82,6 +81,10 @@ def _export(args: argparse.Namespace, settings: Any, *, make_app: Callable[[Any]
     params = _params(args)
     if params is None:
         return 2
+    # Imported here, not with the CLI: the records' modules import prometheus_client, which `serve`
+    # must not see imported before it sets up the workers' metric files (metrics_server.py).
+    from observatory_api.exports.local import CountingOutput, EncodingOutput, local_writer
+
     url = f"{args.url.rstrip('/')}/api/v1/{args.resource}/export"
     writer = local_writer(args.resource, args.format)
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
