@@ -124,13 +124,15 @@ class CuttingProxy:
         self._listener.close()
 
 
-def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path, *args: str) -> str:
+def assert_resumed_equal(
+    running: RunningServer, key: str, cut: int, whole: Path, *args: str, resource: str = "spans"
+) -> str:
     """The same export through a proxy that drops the connection after `cut` bytes: the CLI resumes
     once and writes the same file as the uncut export `whole`. Returns what the CLI said."""
     proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
     try:
         resumed = whole.with_name(f"resumed-{whole.name}")
-        done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
+        done = run_export(f"http://127.0.0.1:{proxy.port}", key, resource, *args, "--output", str(resumed))
     finally:
         proxy.close()
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ import pytest
 
 from observatory_api.exports.cli import CHUNK
 from tests.e2e.server import RunningServer, start_server
-from tests.e2e.test_export_cli import CuttingProxy, run_export, window
+from tests.e2e.test_export_cli import assert_resumed_equal, run_export, window
 
 pytestmark = pytest.mark.e2e
 
@@ -36,19 +36,6 @@ def served(running: RunningServer, key: str, resource: str, fmt: str, encoding: 
     with httpx.stream("GET", url, params=params, headers=headers, timeout=60) as answer:
         assert answer.status_code == 200
         return b"".join(answer.iter_raw())
-
-
-def resumed_export(running: RunningServer, key: str, cut: int, out: Path, *args: str) -> str:
-    """The CLI's export through a proxy that drops the connection after `cut` bytes: resumed once."""
-    proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
-    try:
-        done = run_export(f"http://127.0.0.1:{proxy.port}", key, *args, "--output", str(out))
-    finally:
-        proxy.close()
-    assert done.returncode == 0, done.stderr
-    assert "resuming" in done.stderr
-    assert proxy.connections == 2
-    return done.stderr
 
 
 def a_cut_inside(running: RunningServer, key: str, resource: str, args: list[str]) -> int:
@@ -73,10 +60,8 @@ def test_a_parquet_file_is_the_services_own_and_a_dropped_connection_is_resumed(
     assert table.num_rows > 5_000
     assert f"exported {whole.stat().st_size:,} bytes of Parquet" in done.stderr
 
-    resumed = tmp_path / "resumed.parquet"
     cut = a_cut_inside(running, key, "spans", args)
-    resumed_export(running, key, cut, resumed, "spans", *args, "--format", "parquet")
-    assert resumed.read_bytes() == whole.read_bytes()
+    assert_resumed_equal(running, key, cut, whole, *args, "--format", "parquet")
 
 
 def test_an_otlp_json_log_export_is_the_services_own_and_a_dropped_connection_is_resumed(
@@ -92,10 +77,8 @@ def test_an_otlp_json_log_export_is_the_services_own_and_a_dropped_connection_is
     assert len(requests) >= 3  # a request per 1,000 logs
     assert f"exported {len(requests):,} OTLP/JSON requests" in done.stderr
 
-    resumed = tmp_path / "resumed.otlp.ndjson"
     cut = a_cut_inside(running, key, "logs", args)
-    resumed_export(running, key, cut, resumed, "logs", *args, "--format", "otlp-json")
-    assert resumed.read_bytes() == whole.read_bytes()
+    assert_resumed_equal(running, key, cut, whole, *args, "--format", "otlp-json", resource="logs")
 
 
 def test_a_parquet_export_of_traces_is_the_services_own(server: tuple[RunningServer, str], tmp_path: Path) -> None:
