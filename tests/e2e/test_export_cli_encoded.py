@@ -4,17 +4,17 @@ export are byte for byte the service's own, and a connection dropped mid-export 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from observatory_api.exports.cli import CHUNK
-from tests.e2e.server import RunningServer, start_server
-from tests.e2e.test_export_cli import assert_resumed_equal, run_export, window
+from tests.e2e.server import RunningServer
+from tests.e2e.test_export_cli import assert_resumed_equal, demo_server, run_export, window
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
     # Enough rows that the zstd-compressed NDJSON is several of the CLI's 64 KiB reads long.
-    with start_server(tmp_path_factory.mktemp("serve_export_encoded"), workers=1, demo_traces=1500) as running:
-        match = re.search(r"demo API key \(developer\): (obs_\S+)", running.log.read_text())
-        assert match, running.log.read_text()
-        yield running, match.group(1)
+    with demo_server(tmp_path_factory.mktemp("serve_export_encoded"), 1500) as served:
+        yield served
 
 
 def served(running: RunningServer, key: str, resource: str, fmt: str, encoding: str, args: list[str]) -> bytes:
@@ -47,38 +45,31 @@ def a_cut_inside(running: RunningServer, key: str, resource: str, args: list[str
     return cut
 
 
-def test_a_parquet_file_is_the_services_own_and_a_dropped_connection_is_resumed(
-    server: tuple[RunningServer, str], tmp_path: Path
+def summary(resource: str, fmt: str, file: bytes) -> str:
+    """What the CLI says of the file: its Parquet bytes (a row group per 1,000 spans), its OTLP/JSON
+    requests (one per 1,000 logs)."""
+    if fmt == "parquet":
+        assert pq.read_table(pa.BufferReader(file)).num_rows > 5_000
+        return f"exported {len(file):,} bytes of Parquet"
+    requests = file.splitlines()
+    assert len(requests) >= 3
+    return f"exported {len(requests):,} OTLP/JSON requests"
+
+
+@pytest.mark.parametrize(("resource", "fmt"), [("spans", "parquet"), ("logs", "otlp-json")])
+def test_the_file_is_the_services_own_and_a_dropped_connection_is_resumed(
+    server: tuple[RunningServer, str], tmp_path: Path, resource: str, fmt: str
 ) -> None:
     running, key = server
     args = window()
-    whole = tmp_path / "spans.parquet"
-    done = run_export(running.base, key, "spans", *args, "--format", "parquet", "--output", str(whole))
+    whole = tmp_path / f"{resource}.{fmt}"
+    done = run_export(running.base, key, resource, *args, "--format", fmt, "--output", str(whole))
     assert done.returncode == 0, done.stderr
-    assert whole.read_bytes() == served(running, key, "spans", "parquet", "identity", args)
-    table = pq.read_table(whole)
-    assert table.num_rows > 5_000
-    assert f"exported {whole.stat().st_size:,} bytes of Parquet" in done.stderr
+    assert whole.read_bytes() == served(running, key, resource, fmt, "identity", args)
+    assert summary(resource, fmt, whole.read_bytes()) in done.stderr
 
-    cut = a_cut_inside(running, key, "spans", args)
-    assert_resumed_equal(running, key, cut, whole, *args, "--format", "parquet")
-
-
-def test_an_otlp_json_log_export_is_the_services_own_and_a_dropped_connection_is_resumed(
-    server: tuple[RunningServer, str], tmp_path: Path
-) -> None:
-    running, key = server
-    args = window()
-    whole = tmp_path / "logs.otlp.ndjson"
-    done = run_export(running.base, key, "logs", *args, "--format", "otlp-json", "--output", str(whole))
-    assert done.returncode == 0, done.stderr
-    assert whole.read_bytes() == served(running, key, "logs", "otlp-json", "identity", args)
-    requests = whole.read_bytes().splitlines()
-    assert len(requests) >= 3  # a request per 1,000 logs
-    assert f"exported {len(requests):,} OTLP/JSON requests" in done.stderr
-
-    cut = a_cut_inside(running, key, "logs", args)
-    assert_resumed_equal(running, key, cut, whole, *args, "--format", "otlp-json", resource="logs")
+    cut = a_cut_inside(running, key, resource, args)
+    assert_resumed_equal(running, key, cut, whole, *args, "--format", fmt, resource=resource)
 
 
 def test_a_parquet_export_of_traces_is_the_services_own(server: tuple[RunningServer, str], tmp_path: Path) -> None:
