@@ -175,6 +175,7 @@ def main(args: argparse.Namespace) -> None:
                 print(f"round {round_}, {source} (load average {load})", flush=True)
                 served = env | {"PYTHONPATH": str(Path(source).resolve())}
                 with start_server(workdir, workers=1, env=served) as server:
+                    print(f"  server RSS when ready: {rss_kib(server.process.pid) / 1024:.1f} MB", flush=True)
                     for fmt in args.formats:
                         for encoding in args.encodings:
                             rows, size, elapsed, growth = export_once(

@@ -22,6 +22,7 @@ from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabil
 from observatory_api.db.engine import create_engine, database_url, readonly_url, upgrade_if_embedded
 from observatory_api.db.migrate import head_revision
 from observatory_api.db.replicas import ReadRouter, build_read_router
+from observatory_api.exports.parquet import preload as preload_parquet
 from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
 from observatory_api.ingest.resources import IngestResources
@@ -74,6 +75,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started_at=time.monotonic(),
     )
     app.state.resources = resources
+    if settings.query.preload_parquet and preload_parquet():
+        logger.debug("pyarrow loaded for Parquet exports")
     # Everything built so far (modules, the app, table metadata) lives as long as the worker:
     # frozen out of the collector, full collections no longer walk it. They did while a query
     # built thousands of rows (a day by minute: p95 173-211 ms before, 125-133 ms after).

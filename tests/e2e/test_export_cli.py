@@ -26,12 +26,19 @@ from tests.e2e.server import UNSET, RunningServer, free_port, start_server
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
-    with start_server(tmp_path_factory.mktemp("serve_export"), workers=1, demo_traces=300) as running:
+@contextlib.contextmanager
+def demo_server(folder: Path, traces: int) -> Iterator[tuple[RunningServer, str]]:
+    """`serve --demo` with `traces` demo traces under granian, and its developer key."""
+    with start_server(folder, workers=1, demo_traces=traces) as running:
         match = re.search(r"demo API key \(developer\): (obs_\S+)", running.log.read_text())
         assert match, running.log.read_text()
         yield running, match.group(1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
+    with demo_server(tmp_path_factory.mktemp("serve_export"), 300) as served:
+        yield served
 
 
 def window() -> list[str]:
@@ -124,13 +131,15 @@ class CuttingProxy:
         self._listener.close()
 
 
-def assert_resumed_equal(running: RunningServer, key: str, cut: int, whole: Path, *args: str) -> str:
+def assert_resumed_equal(
+    running: RunningServer, key: str, cut: int, whole: Path, *args: str, resource: str = "spans"
+) -> str:
     """The same export through a proxy that drops the connection after `cut` bytes: the CLI resumes
     once and writes the same file as the uncut export `whole`. Returns what the CLI said."""
     proxy = CuttingProxy(int(running.base.rsplit(":", 1)[1]), cut=cut)
     try:
         resumed = whole.with_name(f"resumed-{whole.name}")
-        done = run_export(f"http://127.0.0.1:{proxy.port}", key, "spans", *args, "--output", str(resumed))
+        done = run_export(f"http://127.0.0.1:{proxy.port}", key, resource, *args, "--output", str(resumed))
     finally:
         proxy.close()
     assert done.returncode == 0, done.stderr

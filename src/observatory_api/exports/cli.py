@@ -3,8 +3,10 @@
 It asks a running service (`--url`, a key in `--key` or `OBSERVATORY_API_KEY`), so filters, limits
 and what the key's role may see are the service's. An NDJSON or CSV export cut by a dropped
 connection (or an OTLP/JSON one of spans or traces) is resumed after the last complete record
-(`after=`), up to RESUMES times. `--direct` runs the service's export in this process against the configured
-database instead (`exports.in_process`).
+(`after=`), up to RESUMES times. Parquet and OTLP/JSON of logs are encoded here from the NDJSON
+export with the service's own writers (`exports.local`), so they resume as NDJSON does. `--direct`
+runs the service's export in this process against the configured database instead
+(`exports.in_process`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO, Any, get_args
 
+import zstandard
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from observatory_api.core.vocabulary import API_PREFIX
 from observatory_api.exports.formats import ExportFormat
-from observatory_api.exports.in_process import DirectExportFailed, export_direct
+from observatory_api.exports.in_process import DirectExportFailed, Sink, export_direct
 
 RESUMES = 5
 CHUNK = 64 * 1024
@@ -78,17 +81,32 @@ def _export(args: argparse.Namespace, settings: Any, *, make_app: Callable[[Any]
     params = _params(args)
     if params is None:
         return 2
+    # Imported here, not with the CLI: the records' modules import prometheus_client, which `serve`
+    # must not see imported before it sets up the workers' metric files (metrics_server.py).
+    from observatory_api.exports.local import CountingOutput, EncodingOutput, local_writer
+
+    url = f"{args.url.rstrip('/')}/api/v1/{args.resource}/export"
+    writer = local_writer(args.resource, args.format)
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
-        url = f"{args.url.rstrip('/')}/api/v1/{args.resource}/export"
-        rows = _download(url, args.resource, params, key, args.format, out)
+        if writer is not None:  # encoded here from the NDJSON export, which resumes (zstd on the wire)
+            encoded = EncodingOutput(out, writer, args.resource)
+            _download(url, args.resource, params | {"format": "ndjson"}, key, "ndjson", encoded, "zstd")
+            encoded.close()
+            count = encoded.bytes if args.format == "parquet" else encoded.pages
+        elif args.format == "parquet":  # no pyarrow here: the service's file, which cannot resume
+            counted = CountingOutput(out)
+            _download(url, args.resource, params, key, args.format, counted)
+            count = counted.bytes
+        else:
+            count = _download(url, args.resource, params, key, args.format, out)
     except ExportFailed as exc:
         print(f"observatory-api: export failed: {exc}", file=sys.stderr)
         return 1
     finally:
         if args.output:
             out.close()
-    _report(args, rows)
+    _report(args, count)
     return 0
 
 
@@ -198,7 +216,17 @@ def record_ends(data: bytes, fmt: ExportFormat) -> list[int]:
     return ends
 
 
-def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: ExportFormat, out: IO[bytes]) -> int:
+def _download(
+    url: str,
+    resource: str,
+    params: dict[str, str],
+    key: str,
+    fmt: ExportFormat,
+    out: Sink,
+    encoding: str = "identity",
+) -> int:
+    """Writes the export's complete records to `out` (resuming a cut one where `fmt` allows);
+    the number of records. `encoding` is asked for on the wire (identity or zstd)."""
     progress = _Progress()
     last: bytes | None = None  # the last complete record written
     header = b""  # a CSV export's header record: every answer, a resumed one too, starts with it
@@ -208,14 +236,16 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
             query["after"] = after_of(resource, last, fmt, header)
         # http(s) only: the scheme of --url is checked before this.
         request = urllib.request.Request(  # noqa: S310
-            f"{url}?{urllib.parse.urlencode(query)}", headers={"X-API-Key": key, "Accept-Encoding": "identity"}
+            f"{url}?{urllib.parse.urlencode(query)}", headers={"X-API-Key": key, "Accept-Encoding": encoding}
         )
         pending = b""
         skip_header = fmt == "csv" and attempt > 0
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
+                zstd = answer.headers.get("Content-Encoding") == "zstd"
+                inflate = zstandard.ZstdDecompressor().decompressobj() if zstd else None
                 while chunk := answer.read(CHUNK):
-                    pending += chunk
+                    pending += inflate.decompress(chunk) if inflate is not None else chunk
                     ends = record_ends(pending, fmt)
                     if not ends:
                         continue
@@ -238,7 +268,10 @@ def _download(url: str, resource: str, params: dict[str, str], key: str, fmt: Ex
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             # A cut CSV export resumes once a record after its header is complete.
             if not resumable(resource, fmt) or last is None or last == header or attempt == RESUMES:
-                raise ExportFailed(f"{exc.__class__.__name__}: {exc}; run it again") from None
+                why = " (Parquet resumes only with pyarrow installed here: observatory-api[parquet])"
+                raise ExportFailed(
+                    f"{exc.__class__.__name__}: {exc}; run it again{why if fmt == 'parquet' else ''}"
+                ) from None
             print(f"observatory-api: connection lost ({exc.__class__.__name__}); resuming", file=sys.stderr)
     raise ExportFailed("unreachable")  # pragma: no cover
 

@@ -39,6 +39,8 @@ async def export_direct(
     number of bytes written. Raises DirectExportFailed with the problem detail of a failed request."""
     settings = settings.replace(
         features=msgspec.structs.replace(settings.features, ingest=False),
+        # One export: a Parquet one loads pyarrow itself, the others never need it.
+        query=msgspec.structs.replace(settings.query, preload_parquet=False),
         # A command's standard error says what went wrong, not that the app started and stopped.
         logging=msgspec.structs.replace(settings.logging, level="WARNING"),
     )

@@ -153,6 +153,10 @@ class QuerySettings(_Section, frozen=True):
     # the server's first export grow by ~58 MB, 2,000 by ~24 (bench/RESULTS.md). OTLP/JSON and
     # Parquet keep max_page_size: their requests and row groups are pages.
     export_rows_per_read: int = 2000
+    # When pyarrow is installed: import it and write one Parquet row in memory as a worker starts,
+    # so what pyarrow sets up once (~55 MB: modules, codec, threads) is start-up memory rather
+    # than the first Parquet export's growth (bench/RESULTS.md). False: at the first Parquet export.
+    preload_parquet: bool = True
 
 
 class FeatureSettings(_Section, frozen=True):
