@@ -117,10 +117,17 @@ class StreamingReplica:
     async def connection(self, database: str = "postgres") -> asyncpg.Connection:
         return await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database=database, timeout=5)
 
-    async def pause_replay(self) -> None:
+    async def pause_replay(self, timeout: float = 30) -> None:
+        """Pause replay and wait until it has paused: `pg_wal_replay_pause()` only requests it, and
+        a write committed meanwhile may still be replayed (seen in CI: a test that relied on the
+        replica not holding its write found the write there)."""
         connection = await self.connection()
         try:
             await connection.execute("SELECT pg_wal_replay_pause()")
+            deadline = asyncio.get_running_loop().time() + timeout
+            while await connection.fetchval("SELECT pg_get_wal_replay_pause_state()") != "paused":
+                assert asyncio.get_running_loop().time() < deadline, "replay never paused"
+                await asyncio.sleep(0.02)
         finally:
             await connection.close()
 
