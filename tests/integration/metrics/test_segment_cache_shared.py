@@ -72,6 +72,17 @@ async def instance(database: DatabaseSettings, redis_url: str, *, ingest: bool) 
         yield Instance(client, settings)
 
 
+@contextlib.asynccontextmanager
+async def writer_and_reader(database: DatabaseSettings, redis_url: str) -> AsyncIterator[tuple[Instance, Instance]]:
+    """Instance A ingesting and B only reading, on one database and Redis, both subscribed."""
+    async with (
+        instance(database, redis_url, ingest=True) as a,
+        instance(database, redis_url, ingest=False) as b,
+    ):
+        await eventually(lambda: a.cache.serving and b.cache.serving, "both subscribed")
+        yield a, b
+
+
 async def eventually(check: Callable[[], bool], what: str, within: float = WITHIN) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not check():
@@ -125,11 +136,7 @@ async def test_a_write_through_one_instance_drops_the_others_cached_segments(
 ) -> None:
     now = hour()
     body = window(now)
-    async with (
-        instance(migrated_database, private_redis.url, ingest=True) as a,
-        instance(migrated_database, private_redis.url, ingest=False) as b,
-    ):
-        await eventually(lambda: a.cache.serving and b.cache.serving, "both subscribed")
+    async with writer_and_reader(migrated_database, private_redis.url) as (a, b):
         assert await b.count(body) == 0
         kept = len(b.cache)
         assert kept > 0
@@ -155,11 +162,7 @@ async def test_while_redis_is_down_nothing_is_cached_and_no_write_is_missed(
 ) -> None:
     now = hour()
     body = window(now)
-    async with (
-        instance(migrated_database, private_redis.url, ingest=True) as a,
-        instance(migrated_database, private_redis.url, ingest=False) as b,
-    ):
-        await eventually(lambda: a.cache.serving and b.cache.serving, "both subscribed")
+    async with writer_and_reader(migrated_database, private_redis.url) as (a, b):
         assert await b.count(body) == 0
         assert len(b.cache) > 0
 
