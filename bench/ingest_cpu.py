@@ -146,6 +146,8 @@ def measure(args: argparse.Namespace, bodies: list[tuple[int, bytes]]) -> None:
         size = -(-len(rest) // args.rounds)
         for number in range(args.rounds):
             part = rest[number * size : (number + 1) * size]
+            if not part:  # fewer requests than rounds: the last rounds would send nothing
+                break
             order = servers if number % 2 == 0 else list(reversed(servers))
             for server in order:
                 sent, elapsed, cpu = _round(server, part, args.concurrency)

@@ -13,7 +13,13 @@ turns demo records into SDK `ReadableSpan`s with GenAI attributes, exports them 
 `--batch` (512: the SDK BatchSpanProcessor's default) from `--senders` processes (one exporter
 each, like one instrumented service each; bounded by --spans and --seconds), and prints spans per
 second as stored (counted in the database afterwards), the CPU time each side used, and a
-consistency check of the summaries and rollups of the traces it sent. Everything runs on 127.0.0.1.
+consistency check of the summaries and rollups of the traces it sent, and the server's resident
+memory sampled every second. Everything runs on 127.0.0.1.
+
+`--payload realistic` sends bench/realistic_otlp.py's requests instead (~3 KB of GenAI and
+OpenInference attributes a span), encoded before the run, one request at a time per sender process:
+
+    .venv/bin/python bench/ingest_throughput.py --payload realistic --senders 4 --spans 60000 --seconds 60
 
 `--database NAME` sends into an existing PostgreSQL database instead (kept afterwards), e.g. the
 10-million-span one of bench/metrics_bench.py: ingest into a large database. Give each run its
@@ -39,16 +45,18 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
@@ -146,6 +154,12 @@ def main() -> None:
     parser.add_argument("--database", help="an existing PostgreSQL database to send into (kept)")
     parser.add_argument("--seed", type=int, default=7, help="demo generator seed (the trace and span ids)")
     parser.add_argument("--transport", choices=["http", "grpc", "both"], default="http")
+    parser.add_argument(
+        "--payload",
+        choices=["sdk", "realistic"],
+        default="sdk",
+        help="sdk: demo spans through the SDK exporter; realistic: bench/realistic_otlp.py's requests, pre-encoded",
+    )
     args = parser.parse_args()
     if args.database and args.backend == "sqlite":
         parser.error("--database needs --backend postgresql or timescaledb")
@@ -189,16 +203,22 @@ def main() -> None:
         _wait_ready(base)
         endpoints = {"http": f"{base}/v1/traces", "grpc": f"127.0.0.1:{grpc_port}"}
         for number, transport in enumerate(transports):
-            records = _records(args, seed=args.seed + number)
-            trace_ids = sorted({record.trace_id for record in records})
-            batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+            if args.payload == "realistic":
+                batches, trace_ids = _realistic(args, seed=args.seed + number)
+            else:
+                records = _records(args, seed=args.seed + number)
+                trace_ids = sorted({record.trace_id for record in records})
+                batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
             senders = _start_senders(batches, args.senders, endpoints[transport], transport, key, args.seconds)
             cpu_before = _cpu_seconds(server.pid, database)
+            memory = _RssSampler(server.pid)
+            memory.start()
             started = time.perf_counter()
             for sender in senders:
                 sender.go.set()
             results = [sender.results.recv() for sender in senders]
             elapsed = time.perf_counter() - started
+            memory.stop()
             cpu = {side: used - cpu_before.get(side, 0.0) for side, used in _cpu_seconds(server.pid, database).items()}
             sent = sum(accepted for accepted, _ in results)
             cpu["client"] = sum(used for _, used in results)
@@ -211,6 +231,7 @@ def main() -> None:
                 f"{elapsed:.1f} s = {stored / elapsed:,.0f} spans/s"
             )
             print("CPU seconds while sending: " + ", ".join(f"{side} {used:.1f}" for side, used in cpu.items()))
+            print(memory.summary())
             problems = _inconsistencies(args.backend, database, workdir, trace_ids)
             print(
                 "consistency: "
@@ -242,7 +263,7 @@ def _records(args: argparse.Namespace, *, seed: int) -> list[SpanRecord]:
 
 
 def _start_senders(
-    batches: list[list[SpanRecord]], count: int, endpoint: str, transport: str, key: str, seconds: float
+    batches: list[Any], count: int, endpoint: str, transport: str, key: str, seconds: float
 ) -> list[_Sender]:
     """One process per sender, like one instrumented service each (threads in one process would
     share a GIL and encode one at a time). Each turns its batches into SDK spans, then waits."""
@@ -262,7 +283,7 @@ def _start_senders(
 
 
 def _send(
-    batches: list[list[SpanRecord]],
+    batches: list[Any],
     endpoint: str,
     transport: str,
     key: str,
@@ -270,6 +291,9 @@ def _send(
     go: multiprocessing.synchronize.Event,
     results: Connection,
 ) -> None:
+    if batches and isinstance(batches[0], tuple):  # pre-encoded requests: (spans, protobuf body)
+        _send_bodies(batches, endpoint, key, seconds, go, results)
+        return
     sdk_batches = [[to_sdk_span(record) for record in batch] for batch in batches]
     exporter: OTLPSpanExporter | GrpcSpanExporter
     if transport == "grpc":
@@ -286,6 +310,94 @@ def _send(
         if time.perf_counter() - started > seconds:
             break
     results.send((accepted, time.process_time() - cpu))
+
+
+def _send_bodies(
+    bodies: list[tuple[int, bytes]],
+    endpoint: str,
+    key: str,
+    seconds: float,
+    go: multiprocessing.synchronize.Event,
+    results: Connection,
+) -> None:
+    """As an exporter does, one request at a time, with requests encoded beforehand."""
+    headers = {"content-type": "application/x-protobuf", "x-api-key": key}
+    with httpx.Client(timeout=60) as http:
+        results.send("ready")
+        go.wait()
+        started, cpu = time.perf_counter(), time.process_time()
+        accepted = 0
+        for count, body in bodies:
+            if http.post(endpoint, content=body, headers=headers).status_code == 200:
+                accepted += count
+            if time.perf_counter() - started > seconds:
+                break
+    results.send((accepted, time.process_time() - cpu))
+
+
+def _realistic(args: argparse.Namespace, *, seed: int) -> tuple[list[tuple[int, bytes]], list[str]]:
+    """bench/realistic_otlp.py's requests, and the trace ids they hold."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.realistic_otlp import export_bodies
+
+    bodies = export_bodies(spans=args.spans, batch=args.batch, seed=seed, timing=args.timing, rate=args.rate)
+    trace_ids = set()
+    for _, body in bodies:
+        request = ExportTraceServiceRequest.FromString(body)
+        for entry in request.resource_spans:
+            for scope in entry.scope_spans:
+                trace_ids.update(span.trace_id.hex() for span in scope.spans)
+    return bodies, sorted(trace_ids)
+
+
+class _RssSampler:
+    """The server's resident memory (launcher and workers, /proc), sampled every second."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._pid = server_pid
+        self._samples: list[float] = []
+        self._largest: dict[int, float] = {}  # pid -> its largest RSS (MB)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._samples.append(self._rss_mb())
+            if self._done.wait(1.0):
+                return
+
+    def _rss_mb(self) -> float:
+        total = 0
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(entry.name) == self._pid or int(fields[1]) == self._pid:
+                    status = (entry / "status").read_text()
+                    kib = int(status.split("VmRSS:", 1)[1].split()[0])
+                    total += kib
+                    self._largest[int(entry.name)] = max(self._largest.get(int(entry.name), 0.0), kib / 1024)
+            except (OSError, IndexError, ValueError):
+                continue
+        return total / 1024
+
+    def summary(self) -> str:
+        samples = self._samples or [0.0]
+        third = max(1, len(samples) // 3)
+        return (
+            f"server RSS (launcher and workers) MB: first {samples[0]:.0f}, max {max(samples):.0f}, "
+            f"last {samples[-1]:.0f}; mean of the first third {statistics.mean(samples[:third]):.0f}, "
+            f"of the last third {statistics.mean(samples[-third:]):.0f} ({len(samples)} samples); largest per "
+            f"process: " + ", ".join(f"{mb:.0f}" for mb in sorted(self._largest.values(), reverse=True))
+        )
 
 
 def _cpu_seconds(server_pid: int, database: str) -> dict[str, float]:

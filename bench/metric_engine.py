@@ -6,7 +6,8 @@
     .venv/bin/python bench/metric_engine.py run --profile hourly      # cProfile of one shape
 
 `--backend sqlite` (default, a file under `--workdir`) or `postgresql` (the database
-`observatory_bench_engine` on OBSERVATORY_BENCH_POSTGRES_URL); `--traces` sets the dataset size
+`observatory_bench_engine`, or OBSERVATORY_BENCH_DATABASE, on OBSERVATORY_BENCH_POSTGRES_URL);
+`--traces` sets the dataset size
 (the demo generator: ~3.9 spans a trace, LLM inputs and outputs of realistic sizes), spread over
 7 days ending at 2026-11-20. Every window ends at an unaligned "now" (7 min 13 s before the end),
 so rollup queries read raw edges too, as a dashboard's do.
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = END - timedelta(minutes=7, seconds=13)
 POSTGRES = os.environ.get("OBSERVATORY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DATABASE = "observatory_bench_engine"
+DATABASE = os.environ.get("OBSERVATORY_BENCH_DATABASE", "observatory_bench_engine")
 # The channel's key prefix: never a server's (`observatory`).
 BENCH_PREFIX = "observatory-bench"
 
@@ -146,7 +147,8 @@ async def worker(args: argparse.Namespace) -> None:
     from observatory_api.settings import DatabaseSettings, QuerySettings
 
     settings = DatabaseSettings(url=database_url(args))
-    engine = create_engine(settings, engine_url(settings))
+    # As the server reads: autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips), query_only on SQLite.
+    engine = create_engine(settings, engine_url(settings), readonly=True)
     try:  # a tree that passes what the database can do: an unmarked engine's, as before
         from observatory_api.db.capabilities import DatabaseCapabilities
 

@@ -89,7 +89,7 @@ def bench_settings() -> DatabaseSettings:
     return DatabaseSettings(url=url, statement_timeout_ms=600_000)
 
 
-async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups: bool = False) -> None:
+async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups: bool = False, days: int = 30) -> None:
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
@@ -120,7 +120,7 @@ async def seed(spans: int, log_path: str, seed_value: int = 42, *, skip_rollups:
             if skip_rollups:  # the writer leaves the rollups alone, as with TimescaleDB; rebuild-rollups fills them
                 capabilities = replace(capabilities, continuous_aggregates=True)
             result = await seed_demo(
-                engine, traces=traces, seed=seed_value, end=END, days=30, progress=progress, capabilities=capabilities
+                engine, traces=traces, seed=seed_value, end=END, days=days, progress=progress, capabilities=capabilities
             )
             elapsed = time.perf_counter() - started
             # The server here runs without autovacuum: give the planner statistics and the
@@ -171,8 +171,10 @@ async def run_policies(conn: Any, log: Any) -> None:
 
 
 async def prepared_engine(settings: DatabaseSettings) -> tuple[Any, DatabaseCapabilities]:
-    """The engine, and what the server's lifespan would find the database can do (TimescaleDB, aggregates)."""
-    engine = create_engine(settings, database_url(settings))
+    """The engine, and what the server's lifespan would find the database can do (TimescaleDB, aggregates).
+
+    Read-only, as the server's read engine: autocommit, no BEGIN and ROLLBACK round trips."""
+    engine = create_engine(settings, database_url(settings), readonly=True)
     return engine, await detect_capabilities(engine, continuous_aggregates=AGGREGATE_VIEWS)
 
 
@@ -255,7 +257,7 @@ async def measure_traces(repeat: int) -> None:
             )
         ).scalars()
         trace_ids = list(ids)
-    traces = TraceRepository(engine)
+    traces = TraceRepository(engine, custom_plans=capabilities.timescaledb)  # as deps.py wires it
     spans_repository, logs_repository = SpanRepository(engine, capabilities), LogRepository(engine, capabilities)
 
     async def detail(i: int) -> None:
@@ -443,6 +445,9 @@ def main() -> None:
     seeding.add_argument("--log", default="bench/seed_metrics.log")
     seeding.add_argument("--seed", type=int, default=42, help="generator seed; a second loader uses another")
     seeding.add_argument("--skip-rollups", action="store_true", help="faster load; run rebuild-rollups afterwards")
+    seeding.add_argument(
+        "--days", type=int, default=30, help="window before the end; 2 with ~670k spans: 10M-span density, short"
+    )
     running = commands.add_parser("run")
     running.add_argument("--repeat", type=int, default=20, help="runs per query on the rollup path")
     running.add_argument("--raw-repeat", type=int, default=20, help="runs per query on the raw path")
@@ -461,7 +466,7 @@ def main() -> None:
     global ADMIN_URL
     ADMIN_URL = SERVERS[args.backend]
     if args.command == "seed":
-        asyncio.run(seed(args.spans, args.log, args.seed, skip_rollups=args.skip_rollups))
+        asyncio.run(seed(args.spans, args.log, args.seed, skip_rollups=args.skip_rollups, days=args.days))
     elif args.command == "grow":
         asyncio.run(grow_to(args.to, args.log))
     elif args.command == "rebuild-rollups":

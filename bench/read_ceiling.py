@@ -192,17 +192,38 @@ def merge(into: Tally, tally: Tally) -> None:
     into.bytes += tally.bytes
 
 
+def stop_all(servers: list[Server], workdir: Path) -> None:
+    """Stop every server started, then remove the run's working directory."""
+    for server in servers:
+        stop(server)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def machine_at_the_end() -> str:
+    """The first words of a run's header line: the machine, and its load average as the run ends."""
+    load = os.getloadavg()
+    return (
+        f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end"
+    )
+
+
 def report(
-    results: dict[tuple[str, str, str], Tally], names: list[str], routes: dict[str, str], encodings: list[str]
+    results: dict[tuple[str, str, str], Tally],
+    names: list[str],
+    routes: dict[str, str],
+    encodings: list[str],
+    reference: str = "raw",
 ) -> None:
     print()
     print(
-        "| route | encoding | server | req/s | p50 ms | p95 ms | CPU ms/req | bytes/resp | req/s vs raw | CPU vs raw |"
+        f"| route | encoding | server | req/s | p50 ms | p95 ms | CPU ms/req | bytes/resp | req/s vs {reference} "
+        f"| CPU vs {reference} |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for route in routes:
         for encoding in encodings:
-            raw = results[(route, encoding, "raw")]
+            raw = results[(route, encoding, reference)]
             raw_rate, raw_cpu = raw.requests / raw.seconds, 1000 * raw.cpu / raw.requests
             for name in names:
                 tally = results[(route, encoding, name)]
@@ -218,6 +239,36 @@ def report(
                 )
 
 
+SERVER_CONFIG = "cache:\n  enabled: false\nrate_limit:\n  roles:\n    developer: 100000000\n"
+
+
+def bench_env(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The servers' environment: no Redis, this run's secrets, `args.log_level`, `args.rate_limit`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        {
+            "OBSERVATORY_CONFIG": str(workdir / "api-config.yml"),
+            "LOG_LEVEL": args.log_level,
+            "JWT_SECRET": secrets.token_hex(32),
+            "SECRET_KEY": secrets.token_hex(32),
+            "RATE_LIMIT_ENABLED": "true" if args.rate_limit else "false",
+        }
+    )
+    return env
+
+
+def credential(kind: str, env: dict[str, str], workdir: Path) -> dict[str, str]:
+    """Headers with a developer API key, or an access token signed with the run's JWT_SECRET."""
+    if kind == "jwt":
+        command = ["-m", "observatory_api", "token", "create", "--sub", "bench-read", "--role", "developer"]
+    else:
+        command = ["-m", "observatory_api", "keys", "create", "--name", "bench-read", "--role", "developer"]
+    value = subprocess.run(
+        [sys.executable, *command], env=env, cwd=workdir, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return {"Authorization": f"Bearer {value}"} if kind == "jwt" else {"X-API-Key": value}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="observatory_bench_read")
@@ -230,33 +281,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="longest burst")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--encodings", default=",".join(ENCODINGS))
+    parser.add_argument("--auth", choices=("key", "jwt"), default="key", help="an API key, or an access token")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the servers' LOG_LEVEL (INFO writes an access log line per request)"
+    )
+    parser.add_argument(
+        "--rate-limit", action="store_true", help="rate limits on (per worker, in memory; limits too high to refuse)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="read-ceiling-"))
-    (workdir / "api-config.yml").write_text("cache:\n  enabled: false\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(
-        {
-            "OBSERVATORY_CONFIG": str(workdir / "api-config.yml"),
-            "LOG_LEVEL": "WARNING",
-            "JWT_SECRET": secrets.token_hex(32),
-            "SECRET_KEY": secrets.token_hex(32),
-            "RATE_LIMIT_ENABLED": "false",
-        }
-    )
+    (workdir / "api-config.yml").write_text(SERVER_CONFIG)
+    env = bench_env(workdir, args)
     servers: list[Server] = []
     try:
         env["RAW_DATABASE_URL"] = prepare_database(args, env, workdir)
-        key_command = ["-m", "observatory_api", "keys", "create", "--name", "bench-read", "--role", "developer"]
-        key = subprocess.run(
-            [sys.executable, *key_command], env=env, cwd=workdir, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        auth = {"X-API-Key": key}
+        auth = credential(args.auth, env, workdir)
         serve = ["-m", "observatory_api", "serve", "--workers", str(args.workers)]
-        servers.append(start("ours", [sys.executable, *serve], env, workdir, auth))
+        # This checkout's code, whatever the venv has installed (an editable install of another tree).
+        servers.append(start("ours", [sys.executable, *serve], {**env, "PYTHONPATH": str(ROOT / "src")}, workdir, auth))
         if args.base:
             python = str(args.base.resolve() / ".venv" / "bin" / "python")
-            servers.append(start("base", [python, *serve], env, workdir, auth))
+            # Its own code too: with a shared venv, the editable install may point at another tree.
+            base_env = {**env, "PYTHONPATH": str(args.base.resolve() / "src")}
+            servers.append(start("base", [python, *serve], base_env, workdir, auth))
         granian = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
         raw_env = {**env, "PYTHONPATH": str(ROOT)}
         raw_command = [*granian, "--workers", str(args.workers), "bench.read_ceiling_raw:app"]
@@ -275,18 +323,14 @@ def main() -> None:
                 for encoding in encodings:
                     for server in order:
                         merge(results[(route, encoding, server.name)], asyncio.run(burst(server, path, encoding, args)))
-        load = os.getloadavg()
         print(
-            f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
-            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end; {args.workers} worker(s) per server, "
+            f"{machine_at_the_end()}; {args.workers} worker(s) per server, "
             f"{args.concurrency} clients, bursts of <= {args.requests} requests / {args.seconds:.0f} s, "
             f"{args.rounds} rounds; database {args.database}, trace {trace_id}"
         )
         report(results, [server.name for server in servers], routes, encodings)
     finally:
-        for server in servers:
-            stop(server)
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_all(servers, workdir)
 
 
 if __name__ == "__main__":

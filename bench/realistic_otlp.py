@@ -20,8 +20,8 @@ from typing import Any
 
 from bench.ingest_throughput import live_timing
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+from tests.integration.ingest.payloads import key_values
 
 from observatory_api.core.records import SpanRecord
 from observatory_api.demo.generator import generate
@@ -108,20 +108,6 @@ def _text(rng: random.Random, low: int, high: int) -> str:
         words.append(word)
         length += len(word) + 1
     return " ".join(words)[:size]
-
-
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        result = AnyValue()
-        result.array_value.values.extend(_value(item) for item in value)
-        return result
-    return AnyValue(string_value=str(value))
 
 
 def _attributes(record: SpanRecord, rng: random.Random) -> dict[str, Any]:
@@ -216,7 +202,7 @@ def _span(record: SpanRecord, rng: random.Random) -> Span:
             message=record.status_message or "",
         ),
     )
-    span.attributes.extend(KeyValue(key=k, value=_value(v)) for k, v in _attributes(record, rng).items())
+    span.attributes.extend(key_values(_attributes(record, rng)))
     return span
 
 
@@ -232,7 +218,7 @@ def _resource_spans(service: str, environment: str, scope: str, spans: list[Span
         "host.name": f"{service}-7d9f8b6c5-x2k4q",
         "process.pid": 4711,
     }
-    entry.resource.attributes.extend(KeyValue(key=k, value=_value(v)) for k, v in resource.items())
+    entry.resource.attributes.extend(key_values(resource))
     scope_spans = entry.scope_spans.add()
     scope_spans.scope.name = scope
     scope_spans.scope.version = "0.1.20"

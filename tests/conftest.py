@@ -36,6 +36,7 @@ from observatory_api.demo.seed import seed_demo
 from observatory_api.security.tokens import TokenService
 from observatory_api.settings import AuthSettings, DatabaseSettings, IngestSettings, RateLimitSettings, Settings
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
+from tests.private_redis import PrivateRedis
 from tests.timescaledb import ON_TIMESCALEDB, TIMESCALEDB_URL, prepare_template, select_items
 
 # The plain PostgreSQL server (tests/integration/timescaledb compares TimescaleDB's answers with it).
@@ -272,3 +273,12 @@ def client(backend: str, seeded_databases: dict[str, DatabaseSettings]) -> Itera
 def full_range() -> dict[str, str]:
     """Query parameters covering the whole dataset (its 30 days fit in the 31-day limit)."""
     return {"from": (DATASET_END - timedelta(days=30, hours=12)).isoformat(), "to": DATASET_END.isoformat()}
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone (tests/private_redis.py), killed after it."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -243,6 +243,8 @@ async def streaming_replica() -> AsyncIterator[StreamingReplica]:
                 "-R",
                 "-X",
                 "stream",
+                # At once: a spread checkpoint takes minutes on a server the suite has written to.
+                "--checkpoint=fast",
                 "-C",
                 "-S",
                 replica.slot,

@@ -193,38 +193,19 @@ def upgrade() -> None:
     # Decided inside the database, by what it reports, as in 0001: `migrate --sql` carries both
     # branches. The inner test is planned only with TimescaleDB (its catalogue exists then); it skips
     # a database whose `spans` stayed a plain table because TimescaleDB was installed after 0001.
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-            IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables
-                       WHERE hypertable_schema = current_schema() AND hypertable_name = 'spans') THEN
-        {timescaledb_statements(_policy_start_days())}
-            END IF;
-          END IF;
-        END
-        $$;
-        """
+    from observatory_api.db.timescaledb_ddl import when_timescaledb
+
+    spans_hypertable = (
+        "EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'spans')"
     )
+    op.execute(when_timescaledb(timescaledb_statements(_policy_start_days()), only_if=spans_hypertable))
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race, when_timescaledb
 
-    drops = retried_while_jobs_race(
-        "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in reversed(AGGREGATES))
-    )
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        {drops}
-          END IF;
-        END
-        $$;
-        """
-    )
+    drops = "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in reversed(AGGREGATES))
+    op.execute(when_timescaledb(retried_while_jobs_race(drops)))

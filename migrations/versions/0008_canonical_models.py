@@ -247,27 +247,20 @@ def aggregates_definition(dimensions: tuple[str, ...] = DIMENSIONS) -> Any:
     return module
 
 
-_WHEN_TIMESCALEDB = """
-DO $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-    IF EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates
-               WHERE view_schema = current_schema() AND view_name = 'metric_cagg_minute_overall') THEN
-{statements}
-    END IF;
-  END IF;
-END
-$$;
-"""
+# Where 0005 created its aggregates.
+_AGGREGATES_MADE = (
+    "EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates"
+    " WHERE view_schema = current_schema() AND view_name = 'metric_cagg_minute_overall')"
+)
 
 
 def _drop_aggregates() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race, when_timescaledb
 
     drops = "\n".join(f"DROP MATERIALIZED VIEW IF EXISTS {name};" for name in AGGREGATES_WITH_EVERY_DIMENSION)
-    op.execute(_WHEN_TIMESCALEDB.format(statements=retried_while_jobs_race(drops)))
+    op.execute(when_timescaledb(retried_while_jobs_race(drops), only_if=_AGGREGATES_MADE))
 
 
 def _create_aggregates(dimensions: tuple[str, ...]) -> None:
@@ -277,5 +270,7 @@ def _create_aggregates(dimensions: tuple[str, ...]) -> None:
         return
     definition = aggregates_definition(dimensions)
     definition.AGGREGATES = {name: definition.AGGREGATES[name] for name in AGGREGATES_WITH_EVERY_DIMENSION}
+    from observatory_api.db.timescaledb_ddl import when_timescaledb
+
     statements = definition.timescaledb_statements(definition._policy_start_days())
-    op.execute(_WHEN_TIMESCALEDB.format(statements=statements))
+    op.execute(when_timescaledb(statements, only_if=_AGGREGATES_MADE))

@@ -59,25 +59,14 @@ def _policies(start_offset: str) -> str:
 
 
 def _on_timescaledb(statements: str) -> None:
-    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race
+    from observatory_api.db.timescaledb_ddl import retried_while_jobs_race, when_timescaledb
 
-    # Decided inside the database, as in 0001 and 0005: `migrate --sql` carries both branches.
     # Removing a policy deletes its job, which a run of it at that moment can race.
-    statements = retried_while_jobs_race(statements)
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-            IF EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates
-                       WHERE view_schema = current_schema() AND view_name = 'metric_cagg_minute') THEN
-        {statements}
-            END IF;
-          END IF;
-        END
-        $$;
-        """
+    aggregates_made = (
+        "EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_schema = current_schema() AND view_name = 'metric_cagg_minute')"
     )
+    op.execute(when_timescaledb(retried_while_jobs_race(statements), only_if=aggregates_made))
 
 
 def upgrade() -> None:

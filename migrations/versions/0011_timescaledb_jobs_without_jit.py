@@ -27,24 +27,16 @@ depends_on = None
 
 
 def _for_job_owners(setting: str) -> None:
-    # Decided inside the database, as in 0005 and 0010: `migrate --sql` carries both branches.
-    op.execute(
-        f"""
-        DO $$
-        DECLARE owner_name name;
-        BEGIN
-          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-            FOR owner_name IN
-              SELECT DISTINCT owner FROM timescaledb_information.jobs
-              WHERE proc_name = 'policy_refresh_continuous_aggregate'
-            LOOP
-              EXECUTE format('ALTER ROLE %I IN DATABASE %I {setting}', owner_name, current_database());
-            END LOOP;
-          END IF;
-        END
-        $$;
-        """
-    )
+    from observatory_api.db.timescaledb_ddl import when_timescaledb
+
+    statements = f"""
+    FOR owner_name IN
+      SELECT DISTINCT owner FROM timescaledb_information.jobs
+      WHERE proc_name = 'policy_refresh_continuous_aggregate'
+    LOOP
+      EXECUTE format('ALTER ROLE %I IN DATABASE %I {setting}', owner_name, current_database());
+    END LOOP;"""
+    op.execute(when_timescaledb(statements, declare="owner_name name;"))
 
 
 def upgrade() -> None:

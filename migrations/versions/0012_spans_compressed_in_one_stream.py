@@ -35,23 +35,17 @@ depends_on = None
 
 
 def _spans_segmented_by(segmentby: str) -> None:
-    # Decided inside the database, as in 0001 and 0005: `migrate --sql` carries both branches.
-    op.execute(
-        f"""
-        DO $$
-        BEGIN
-          IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-            IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables
-                       WHERE hypertable_schema = current_schema() AND hypertable_name = 'spans'
-                         AND compression_enabled) THEN
-              ALTER TABLE spans SET (timescaledb.compress_segmentby = '{segmentby}',
-                                     timescaledb.compress_orderby = 'start_time DESC');
-            END IF;
-          END IF;
-        END
-        $$;
-        """
+    from observatory_api.db.timescaledb_ddl import when_timescaledb
+
+    compressed_spans = (
+        "EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'spans' AND compression_enabled)"
     )
+    statements = (
+        f"ALTER TABLE spans SET (timescaledb.compress_segmentby = '{segmentby}',"
+        " timescaledb.compress_orderby = 'start_time DESC');"
+    )
+    op.execute(when_timescaledb(statements, only_if=compressed_spans))
 
 
 def upgrade() -> None:

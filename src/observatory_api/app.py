@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -17,10 +21,8 @@ from observatory_api.docs_pages.assets import asset_routers
 from observatory_api.docs_pages.pages import OfflineRedocRenderPlugin, OfflineSwaggerRenderPlugin
 from observatory_api.errors import exception_handlers
 from observatory_api.exports.controller import ExportController
-from observatory_api.graphql.controller import graphql_route_handlers
 from observatory_api.health.controller import HealthController
 from observatory_api.ingest.controller import IngestController, IngestDisabledController
-from observatory_api.ingest.grpc_server import grpc_lifespan
 from observatory_api.landing import landing
 from observatory_api.lifespan import lifespan
 from observatory_api.logs.controller import LogController
@@ -67,13 +69,13 @@ def create_app(settings: Settings) -> Litestar:
             HealthController,
             api,
             ingest if settings.ingest_enabled else IngestDisabledController,
-            *graphql_route_handlers(settings),
+            *_graphql(settings),
             Router(path=API_PREFIX, route_handlers=[AuthController, AdminController]),
             *(asset_routers() if settings.features.docs or settings.graphql.playground else []),
         ],
         state=State({"settings": settings, **security.state}),
         # gRPC last: it needs the security store, and stops (draining) before the engines close.
-        lifespan=[lifespan, observability_lifespan, *security.lifespan, grpc_lifespan],
+        lifespan=[lifespan, observability_lifespan, *security.lifespan, _grpc(settings)],
         # Innermost: a read a replica failed is answered again from the primary, inside the
         # authentication and rate limits that already counted it once.
         middleware=[*security.middleware, *_replica_fallback(settings)],
@@ -91,11 +93,36 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=logging_config(settings.logging),
         debug=False,
     )
+    # Inside CORS, outside the router: cache hits skip the middleware stack, DI and the route.
+    security.install_fast_path(app)
     # Before observability, which wraps the whole pipeline outside CORS.
     install_cors(app, settings.cors)
     install_observability(app, settings, api_prefix=API_PREFIX)
     create_known_series()
     return app
+
+
+# A feature that is off is not imported: Strawberry and graphql-core (~8 MB a worker), grpc (~8 MB).
+def _graphql(settings: Settings) -> list[Any]:
+    if not settings.graphql.enabled:
+        return []
+    from observatory_api.graphql.controller import graphql_route_handlers
+
+    return graphql_route_handlers(settings)
+
+
+def _grpc(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    if settings.ingest_enabled and settings.ingest.grpc_port != 0:
+        from observatory_api.ingest.grpc_server import grpc_lifespan
+
+        return grpc_lifespan
+    return _no_grpc
+
+
+@asynccontextmanager
+async def _no_grpc(app: Litestar) -> AsyncIterator[None]:
+    app.state.grpc_port = None
+    yield
 
 
 def _replica_fallback(settings: Settings) -> list[ReplicaFallbackMiddleware]:

@@ -12,15 +12,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.core.listing import ListFilters
-from observatory_api.core.params import IDENT, NON_NEGATIVE, SPAN_ID, TIME_FROM, TIME_TO, TRACE_ID
+from observatory_api.core.params import IDENT, SPAN_ID, TIME_FROM, TIME_TO, TRACE_ID
 from observatory_api.core.query import (
     check_plain,
     check_span_id,
     check_trace_id,
     resolve_window,
 )
-from observatory_api.core.vocabulary import LogSeverity, SpanStatus
+from observatory_api.core.vocabulary import LogSeverity
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.replicas import ReadRouter
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
@@ -29,7 +28,9 @@ from observatory_api.metrics.segment_cache import SegmentCache
 from observatory_api.models.repository import ModelRepository
 from observatory_api.sessions.repository import SessionRepository
 from observatory_api.settings import Settings
+from observatory_api.spans.params import provide_span_filters
 from observatory_api.spans.repository import SpanRepository
+from observatory_api.traces.params import provide_list_filters
 from observatory_api.traces.repository import TraceRepository
 
 
@@ -93,48 +94,6 @@ def provide_metric_repository(
     )
 
 
-def provide_list_filters(
-    settings: NamedDependency[Settings],
-    from_: Annotated[datetime | None, TIME_FROM] = None,
-    to: Annotated[datetime | None, TIME_TO] = None,
-    service: Annotated[str | None, IDENT] = None,
-    model: Annotated[
-        str | None, QueryParameter(required=False, max_length=200, description="Model name, e.g. gpt-4o.")
-    ] = None,
-    provider: Annotated[str | None, IDENT] = None,
-    status: Annotated[SpanStatus | None, QueryParameter(required=False)] = None,
-    user_id: Annotated[str | None, IDENT] = None,
-    session_id: Annotated[str | None, IDENT] = None,
-    environment: Annotated[str | None, IDENT] = None,
-    tag: Annotated[str | None, IDENT] = None,
-    min_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
-    max_duration_ms: Annotated[float | None, NON_NEGATIVE] = None,
-    min_cost: Annotated[float | None, NON_NEGATIVE] = None,
-    max_cost: Annotated[float | None, NON_NEGATIVE] = None,
-    q: Annotated[
-        str | None,
-        QueryParameter(required=False, min_length=1, max_length=200, description="Text in the prompt or completion."),
-    ] = None,
-) -> ListFilters:
-    """The filters shared by `GET /traces` and `GET /spans`, with the time range checked."""
-    return ListFilters(
-        window=resolve_window(from_, to, settings.query),
-        service=service,
-        model=model,
-        provider=provider,
-        status=status,
-        user_id=user_id,
-        session_id=session_id,
-        environment=environment,
-        tag=tag,
-        min_duration_ms=min_duration_ms,
-        max_duration_ms=max_duration_ms,
-        min_cost=min_cost,
-        max_cost=max_cost,
-        q=q,
-    ).checked("query")
-
-
 def provide_log_query(
     settings: NamedDependency[Settings],
     from_: Annotated[datetime | None, TIME_FROM] = None,
@@ -164,12 +123,15 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
         "primary_engine": Provide(provide_primary_engine, sync_to_thread=False),
         "capabilities": Provide(provide_capabilities, sync_to_thread=False),
         # Traces and sessions read the same way on every database.
-        "traces": _read_repository(lambda engine, _: TraceRepository(engine)),
+        "traces": _read_repository(
+            lambda engine, capabilities: TraceRepository(engine, custom_plans=capabilities.timescaledb)
+        ),
         "spans": _read_repository(SpanRepository),
         "sessions": _read_repository(lambda engine, _: SessionRepository(engine)),
         "logs": _read_repository(LogRepository),
         "models": _read_repository(ModelRepository),
         "metric_repository": Provide(provide_metric_repository, sync_to_thread=False),
         "list_filters": Provide(provide_list_filters, sync_to_thread=False),
+        "span_filters": Provide(provide_span_filters, sync_to_thread=False),
         "log_query": Provide(provide_log_query, sync_to_thread=False),
     }

@@ -20,7 +20,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from observatory_api.core.errors import DomainError, FieldError
+from observatory_api.core.errors import DomainError, FieldError, InvalidInput, Unavailable
 from observatory_api.db.failures import database_failure
 from observatory_api.observability.request_id import request_id
 
@@ -59,48 +59,40 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
     return request_id(request.scope)
 
 
-def problem_response(
-    request: Request[Any, Any, Any],
-    *,
-    status: int,
-    code: str,
-    title: str,
-    detail: str | None = None,
-    errors: list[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+class _HttpError(DomainError):
+    """A framework's HTTP error (an unknown route, a wrong method or media type...) as a domain error."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None) -> None:
+        super().__init__(detail, headers=headers)
+        self.status_code = status
+        self.code, self.title = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request refused"))
+
+
+def problem_response(request: Request[Any, Any, Any], error: DomainError) -> Response[bytes]:
+    """The problem+json answer to `error`; every error the service answers is put as a DomainError."""
     body = Problem(
-        type=PROBLEM_BASE + code.lower().replace("_", "-"),
-        title=title,
-        status=status,
-        detail=detail,
+        type=PROBLEM_BASE + error.code.lower().replace("_", "-"),
+        title=error.title,
+        status=error.status_code,
+        detail=error.detail or None,  # an empty detail says nothing: left out
         instance=request.url.path,
-        errors=errors,
+        errors=error.errors,
         request_id=request_id_of(request),
     )
+    content = msgspec.json.encode(body)
     return Response(
-        content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        content=content, status_code=error.status_code, media_type=PROBLEM_MEDIA_TYPE, headers=error.headers
     )
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    return problem_response(
-        request,
-        status=exc.status_code,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
-    )
+    return problem_response(request, exc)
 
 
 def _validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     errors = [_with_accepted_values(request, error) for error in _field_errors(exc.extra)]
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors) if errors else _clean_detail(exc.detail)
-    return problem_response(
-        request, status=400, code="INVALID_INPUT", title="Invalid input", detail=detail, errors=errors or None
-    )
+    return problem_response(request, InvalidInput(detail, errors=errors or None))
 
 
 def _field_errors(extra: Any) -> list[FieldError]:
@@ -157,12 +149,12 @@ def _clean_detail(detail: str) -> str:
 
 
 def _http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    status = exc.status_code
-    if status >= 500:
+    if exc.status_code >= 500:
         return _internal_error_handler(request, exc)
-    code, title = _HTTP_CODES.get(status, ("HTTP_ERROR", "Request refused"))
-    detail = exc.detail if exc.detail and exc.detail != title else None
-    return problem_response(request, status=status, code=code, title=title, detail=detail, headers=exc.headers)
+    error = _HttpError(exc.status_code, exc.detail, exc.headers)
+    if error.detail == error.title:  # Litestar's default detail repeats the title
+        error.detail = ""
+    return problem_response(request, error)
 
 
 def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -172,48 +164,54 @@ def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
         exc_info=exc,
         extra={"request_id": request_id_of(request), "path": request.url.path},
     )
+    # The base DomainError is the 500: INTERNAL, "Internal server error".
     return problem_response(
-        request,
-        status=500,
-        code="INTERNAL",
-        title="Internal server error",
-        detail="An unexpected error occurred; quote the request id when reporting it.",
+        request, DomainError("An unexpected error occurred; quote the request id when reporting it.")
     )
 
 
 # Seconds a client should wait before retrying after a database timeout or outage.
 DATABASE_RETRY_AFTER = "5"
-_DATABASE_PROBLEMS: dict[str, tuple[str, str, str]] = {
+
+
+class DatabaseTimeout(Unavailable):
+    code, title = "DATABASE_TIMEOUT", "Database timeout"
+
+
+class DatabaseUnavailable(Unavailable):
+    code, title = "DATABASE_UNAVAILABLE", "Database unavailable"
+
+
+_DATABASE_PROBLEMS: dict[str, tuple[type[Unavailable], str]] = {
     "timeout": (
-        "DATABASE_TIMEOUT",
-        "Database timeout",
+        DatabaseTimeout,
         "the database did not answer in time; narrow the time range or the filters, or retry later",
     ),
-    "unavailable": ("DATABASE_UNAVAILABLE", "Database unavailable", "the database cannot answer now; retry later"),
+    "unavailable": (DatabaseUnavailable, "the database cannot answer now; retry later"),
 }
 
 
-def database_problem(error: BaseException) -> tuple[str, str, str] | None:
-    """(code, title, detail) of a database error worth retrying later (see `db.failures`), else None."""
+def database_problem(error: BaseException) -> Unavailable | None:
+    """The 503 that answers a database error worth retrying later (see `db.failures`), else None."""
     failure = database_failure(error)
-    return None if failure is None else _DATABASE_PROBLEMS[failure]
+    if failure is None:
+        return None
+    kind, detail = _DATABASE_PROBLEMS[failure]
+    return kind(detail, headers={"Retry-After": DATABASE_RETRY_AFTER})
 
 
 def _database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     problem = database_problem(exc)
     if problem is None:
         return _internal_error_handler(request, exc)
-    code, title, detail = problem
     # With the traceback: a timeout or connection error raised by something other than the
     # database would otherwise pass for one, unseen.
     logger.warning(
         "database error answered with 503",
         exc_info=exc,
-        extra={"request_id": request_id_of(request), "path": request.url.path, "code": code},
+        extra={"request_id": request_id_of(request), "path": request.url.path, "code": problem.code},
     )
-    return problem_response(
-        request, status=503, code=code, title=title, detail=detail, headers={"Retry-After": DATABASE_RETRY_AFTER}
-    )
+    return problem_response(request, problem)
 
 
 def exception_handlers() -> ExceptionHandlersMap:

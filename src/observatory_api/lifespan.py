@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.core.background import background_task
 from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabilities
 from observatory_api.db.engine import create_engine, database_url, readonly_url, upgrade_if_embedded
-from observatory_api.db.migrate import head_revision
 from observatory_api.db.replicas import ReadRouter, build_read_router
+from observatory_api.db.revisions import head_revision
 from observatory_api.exports.parquet import preload as preload_parquet
 from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
@@ -66,7 +66,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # and the health of the schema keep `read_engine`, the primary.
         read_router=_read_router(settings, read_engine),
         capabilities=capabilities,
-        schema_head=head_revision(settings.database),
+        schema_head=head_revision(),
         redis=redis,
         ingest=await _open_ingest(settings, owner_url, capabilities, _on_stored(segments, publisher))
         if settings.ingest_enabled

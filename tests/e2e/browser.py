@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -93,36 +94,62 @@ class Browser:
 @contextlib.contextmanager
 def headless_chromium() -> Iterator[Browser]:
     executable = chromium_path()
-    with tempfile.TemporaryDirectory(prefix="observatory-chromium-") as profile:
-        process = subprocess.Popen(
-            [
-                executable,
-                "--headless=new",
-                "--no-sandbox",  # the tests may run as root
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--disable-background-networking",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-                f"--user-data-dir={profile}",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    profile = tempfile.mkdtemp(prefix="observatory-chromium-")
+    # Its own process group: chromium's helpers (zygote, renderers, crashpad) outlive the main
+    # process and keep writing to the profile, so all of them go before the profile does.
+    process = subprocess.Popen(
+        [
+            executable,
+            "--headless=new",
+            "--no-sandbox",  # the tests may run as root
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        address = _devtools_address(process)
+        with connect(address, max_size=None, open_timeout=START_SECONDS) as socket:
+            yield Browser(socket)
+    finally:
+        _stop_group(process)
+        _remove_profile(profile)
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    for sig, wait_seconds in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=wait_seconds)
+            break
+    # Helpers of the group may still be exiting after the main process; SIGKILL reaps them all.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _remove_profile(profile: str) -> None:
+    """Remove the profile, retrying while a dying helper still writes to it."""
+    deadline = time.monotonic() + 10
+    while True:
         try:
-            address = _devtools_address(process)
-            with connect(address, max_size=None, open_timeout=START_SECONDS) as socket:
-                yield Browser(socket)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _devtools_address(process: subprocess.Popen[str]) -> str:

@@ -46,7 +46,7 @@ def a_cut_inside(running: RunningServer, key: str, resource: str, args: list[str
 
 
 def summary(resource: str, fmt: str, file: bytes) -> str:
-    """What the CLI says of the file: its Parquet bytes (a row group per 1,000 spans), its OTLP/JSON
+    """What the CLI says of the file: its Parquet bytes (a row group per 10,000 spans), its OTLP/JSON
     requests (one per 1,000 logs)."""
     if fmt == "parquet":
         assert pq.read_table(pa.BufferReader(file)).num_rows > 5_000

@@ -42,7 +42,8 @@ TESTED = (
     "openlit",
 )
 # What the exporters print when an export fails (HTTP status errors, refused connections).
-EXPORT_ERRORS = re.compile(r"Failed to export|error code|StatusCode\.|404|401|Transient error", re.I)
+# Status codes as whole numbers: a port such as 40117 in the exporter's banner is no error.
+EXPORT_ERRORS = re.compile(r"Failed to export|error code|StatusCode\.|\b40[14]\b|Transient error", re.I)
 
 
 @dataclass(frozen=True)

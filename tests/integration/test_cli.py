@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.db.migrate import current_revision, head_revision
+from observatory_api.db.revisions import current_revision, head_revision
 from observatory_api.settings import DatabaseSettings
 from tests.conftest import STRONG_JWT_SECRET, STRONG_SECRET_KEY
 

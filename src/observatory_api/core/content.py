@@ -174,12 +174,21 @@ CONTENT_EVENTS: frozenset[str] = frozenset(
     }
 )
 
+_CONTENT_KEYS_SEEN: dict[str, bool] = {}
+_MAX_KEYS_SEEN = 4096
 _CONTENT_KEY = re.compile("|".join(rf"{re.escape(name)}(?:\.|$)" for name in sorted(CONTENT_NAMESPACES)))
 
 
 def is_content_key(key: str) -> bool:
     """`key` names content: it is one of the namespaces or lies under one."""
-    return _CONTENT_KEY.match(key) is not None
+    # The same few attribute keys recur on every span: the regex (about 1 µs a key, 0.3 ms for a
+    # viewer's page of 50 spans) runs once per key. Keys are the senders' own: the memo is bounded.
+    found = _CONTENT_KEYS_SEEN.get(key)
+    if found is None:
+        if len(_CONTENT_KEYS_SEEN) >= _MAX_KEYS_SEEN:
+            _CONTENT_KEYS_SEEN.clear()
+        found = _CONTENT_KEYS_SEEN[key] = _CONTENT_KEY.match(key) is not None
+    return found
 
 
 def path_reaches_content(path: Sequence[str]) -> bool:

@@ -67,6 +67,8 @@ class ListPage(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None
 
 
+# The fields that only lists of spans take (REST: spans/params.py; GraphQL: SpanFilter).
+SPAN_ONLY = ("kind", "trace_id")
 # The fields that hold a client-named identifier (a model name included: it is compared as text).
 IDENTIFIERS = ("service", "model", "provider", "user_id", "session_id", "environment", "tag")
 _EQUALS = ("service", "model", "provider", "status", "user_id", "session_id", "environment", "tag", "kind", "trace_id")

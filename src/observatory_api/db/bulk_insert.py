@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from operator import itemgetter
@@ -18,12 +19,15 @@ from sqlalchemy import (
     JSON,
     Table,
     exc,
+    func,
+    literal,
     select,
     sql,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from observatory_api.db.metric_sql import time_bucket
 from observatory_api.db.types import UTCDateTime
 from observatory_api.db.write_sql import dialect_insert
 
@@ -93,14 +97,17 @@ async def _copy_if_all_new_pg(
     return [key_of(row) for row in ordered] if len(at) > 1 else [(key_of(row),) for row in ordered]
 
 
-async def _copy_pg(conn: AsyncConnection, target: str, table: Table, rows: Sequence[Sequence[Any]]) -> None:
-    """Binary COPY of `rows` (in `table`'s column order) into `target`, in the open transaction."""
+async def _copy_pg(
+    conn: AsyncConnection, target: str, table: Table, rows: Sequence[Sequence[Any]], flags: int = 0
+) -> None:
+    """Binary COPY of `rows` (in `table`'s column order, then `flags` booleans) into `target`, in
+    the open transaction."""
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None  # an open connection has its asyncpg connection
     try:
         await driver.copy_records_to_table(
-            target, records=_copy_records(table, rows), columns=[c.name for c in table.columns]
+            target, records=_copy_records(table, rows), columns=[*(c.name for c in table.columns), *_flags(flags)]
         )
     except asyncpg.PostgresError as error:
         # The raw driver raises its own errors: give callers the ones SQLAlchemy raises elsewhere.
@@ -110,18 +117,24 @@ async def _copy_pg(conn: AsyncConnection, target: str, table: Table, rows: Seque
 
 
 @cache
-def _staging_name(table: Table) -> str:
+def _staging_name(table: Table, flags: int = 0) -> str:
     # The staging table outlives transactions: its name follows the columns, so a connection
     # opened before a migration changed them does not COPY into a stale copy. Cached: the repr
     # of ~370 column types took ~3% of an ingest worker's time when rebuilt for every batch.
-    shape = ",".join(f"{column.name}:{column.type!r}" for column in table.columns)
+    shape = ",".join([*(f"{column.name}:{column.type!r}" for column in table.columns), *_flags(flags)])
     return f"_staging_{table.name}_{hashlib.blake2b(shape.encode(), digest_size=4).hexdigest()}"
 
 
 @cache
-def _staging_clause(table: Table) -> sql.TableClause:
+def _staging_clause(table: Table, flags: int = 0) -> sql.TableClause:
     # Built once: a 370-column TableClause cost ~8% of the ingest worker's time when rebuilt per batch.
-    return sql.table(_staging_name(table), *(sql.column(column.name) for column in table.columns))
+    names = [*(column.name for column in table.columns), *_flags(flags)]
+    return sql.table(_staging_name(table, flags), *(sql.column(name) for name in names))
+
+
+def _flags(count: int) -> list[str]:
+    """The names of a staging table's flag columns (`upsert_via_staging`'s `also`)."""
+    return [f"_to_{i}" for i in range(count)]
 
 
 def _draining(staging: sql.TableClause) -> Any:
@@ -129,7 +142,9 @@ def _draining(staging: sql.TableClause) -> Any:
     return sql.delete(staging).returning(*staging.c).cte(f"{staging.name}_rows")
 
 
-async def _copy_to_staging_pg(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]]) -> sql.TableClause:
+async def _copy_to_staging_pg(
+    conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]], flags: int = 0
+) -> sql.TableClause:
     """COPY `rows` into this connection's staging table for `table` (created on first use).
 
     The staging table outlives the transaction (creating a 370-column temporary table cost ~3 ms
@@ -137,13 +152,14 @@ async def _copy_to_staging_pg(conn: AsyncConnection, table: Table, rows: Sequenc
     Running the CREATE through SQLAlchemy also opens the transaction that the raw COPY joins.
     """
     preparer = conn.dialect.identifier_preparer
-    staging_name = _staging_name(table)
+    staging_name = _staging_name(table, flags)
+    extra = "".join(f", {name} boolean" for name in _flags(flags))
     await conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {preparer.quote(staging_name)} "
-        f"(LIKE {preparer.format_table(table)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        f"(LIKE {preparer.format_table(table)} INCLUDING DEFAULTS{extra}) ON COMMIT DELETE ROWS"
     )
-    await _copy_pg(conn, staging_name, table, rows)
-    return _staging_clause(table)
+    await _copy_pg(conn, staging_name, table, rows, flags)
+    return _staging_clause(table, flags)
 
 
 # The statements that move staged rows, built once per (dialect, table, kind of move).
@@ -207,43 +223,109 @@ async def upsert_via_staging(
     *,
     key: Sequence[str],
     updates: Any,
+    also: Sequence[Rebucketed] = (),
 ) -> None:
     """INSERT `rows` (tuples in the table's column order); on a `key` conflict SET `updates(excluded)`.
 
     The rows go to a temporary staging table first (COPY on PostgreSQL, a plain executemany on
     SQLite), then one INSERT ... SELECT ... ON CONFLICT moves them in key order: wide rows skip
     SQLAlchemy's per-parameter processing. `rows` must not repeat a key.
+
+    `also`: tables of the same columns that take some of the same staged rows, re-bucketed (see
+    `Rebucketed`), each in one statement in key order: wide rows are sent once for several tables.
+    Each row of `rows` then ends with one flag per entry of `also`: whether that table takes it.
     """
     if not rows:
         return
     dialect_name = conn.dialect.name
-    names = [column.name for column in table.columns]
-    if dialect_name == "postgresql":
-        staging = await _copy_to_staging_pg(conn, table, rows)
-    else:
-        staging = await _fill_staging_sqlite(conn, table, rows)
-    cache_key = (dialect_name, table.name, "update", tuple(key))
+    postgresql_ = dialect_name == "postgresql"
+    flags = len(also)
+    staging = await _stage(conn, table, rows, flags)
+    # PostgreSQL: a move that empties the staging table (a DELETE in a CTE) for its next use.
+    drain = postgresql_ and not flags
+    cache_key = (dialect_name, table.name, "update", tuple(key), flags, drain)
     upsert = _MOVES.get(cache_key)
     if upsert is None:
-        source = _draining(staging) if dialect_name == "postgresql" else staging
-        order = [source.c[name] for name in key]
-        # `WHERE true`: SQLite cannot tell an upsert's ON from a join's without a WHERE clause.
-        rows_in_order = select(*source.c).where(sql.true()).order_by(*order)
-        statement = dialect_insert(dialect_name, table).from_select(names, rows_in_order)
-        upsert = statement.on_conflict_do_update(index_elements=list(key), set_=updates(statement.excluded))
-        _MOVES[cache_key] = upsert
+        source = _draining(staging) if drain else staging
+        upsert = _MOVES[cache_key] = _upsert(dialect_name, table, _columns_of(table, source), key, updates)
     await conn.execute(upsert)
-    if dialect_name != "postgresql":  # SQLite has no DELETE in a CTE: empty it for the next use
-        await conn.exec_driver_sql(f"DELETE FROM {conn.dialect.identifier_preparer.quote(staging.name)}")  # noqa: S608
+    used = [] if drain else [staging]
+    for index, other in enumerate(also):
+        own = await _stage(conn, other.table, other.rows, 0) if other.rows else None
+        statement_key = (dialect_name, other.table.name, table.name, tuple(key), flags, index, own is None)
+        statement = _MOVES.get(statement_key)
+        if statement is None:
+            taken = _columns_of(table, staging)
+            widened = [_widened(dialect_name, taken[0], other.seconds).label(taken[0].name), *taken[1:]]
+            parts: Any = select(*widened).where(staging.c[_flags(flags)[index]])
+            if own is not None:
+                parts = parts.union_all(select(*_columns_of(other.table, own)))
+            statement = _MOVES[statement_key] = _upsert(
+                dialect_name, other.table, list(parts.subquery().c), key, other.updates
+            )
+        await conn.execute(statement)
+        used += [] if own is None else [own]
+    for emptied in used:  # for the next use in this transaction (SQLite's outlive it, too)
+        await conn.exec_driver_sql(f"DELETE FROM {conn.dialect.identifier_preparer.quote(emptied.name)}")  # noqa: S608
 
 
-async def _fill_staging_sqlite(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]]) -> sql.TableClause:
+@dataclass(frozen=True, slots=True)
+class Rebucketed:
+    """A table with the columns of another, that takes the staged rows flagged for it with their
+    bucket (the first key column) widened to `seconds` (3600 or 86400: an hour or a day from
+    2000-01-03 UTC), beside `rows` of its own; `updates(excluded)` is its SET clause. A flagged
+    row must be alone in its wider bucket and key, and apart from `rows`' keys."""
+
+    table: Table
+    seconds: int
+    updates: Any
+    rows: Sequence[Sequence[Any]]
+
+
+async def _stage(conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]], flags: int) -> sql.TableClause:
+    if conn.dialect.name == "postgresql":
+        return await _copy_to_staging_pg(conn, table, rows, flags)
+    return await _fill_staging_sqlite(conn, table, rows, flags)
+
+
+def _columns_of(table: Table, source: Any) -> list[Any]:
+    """`source`'s columns of `table` (a staging table's flags left out), in `table`'s order."""
+    return [source.c[column.name] for column in table.columns]
+
+
+def _upsert(dialect_name: str, target: Table, columns: list[Any], key: Sequence[str], updates: Any) -> Any:
+    """INSERT INTO `target` the rows of `columns` in key order; on a conflict SET `updates(excluded)`."""
+    by_name = {column.name: column for column in columns}
+    # `WHERE true`: SQLite cannot tell an upsert's ON from a join's without a WHERE clause.
+    rows_in_order = select(*columns).where(sql.true()).order_by(*(by_name[name] for name in key))
+    names = [column.name for column in target.columns]
+    statement = dialect_insert(dialect_name, target).from_select(names, rows_in_order)
+    return statement.on_conflict_do_update(index_elements=list(key), set_=updates(statement.excluded))
+
+
+def _widened(dialect_name: str, bucket: Any, seconds: int) -> Any:
+    """The `seconds`-wide bucket holding the bucket start `bucket`, as the column stores it."""
+    if dialect_name == "postgresql":
+        return time_bucket(seconds, bucket, timescaledb=False)
+    # SQLite stores `%Y-%m-%d %H:%M:%S.%f` text (`_sqlite_value`): an hour or a day is a prefix.
+    kept = {3600: (13, ":00:00.000000"), 86_400: (10, " 00:00:00.000000")}
+    if seconds not in kept:
+        raise ValueError(f"buckets of {seconds} s cannot be widened on SQLite")
+    length, rest = kept[seconds]
+    return func.substr(bucket, 1, length).concat(literal(rest))
+
+
+async def _fill_staging_sqlite(
+    conn: AsyncConnection, table: Table, rows: Sequence[Sequence[Any]], flags: int = 0
+) -> sql.TableClause:
     preparer = conn.dialect.identifier_preparer
-    staging_name = _staging_name(table)
+    staging_name = _staging_name(table, flags)
     staging_sql = preparer.quote(staging_name)
-    names = [column.name for column in table.columns]
+    names = [*(column.name for column in table.columns), *_flags(flags)]
+    extra = "".join(f", 0 AS {name}" for name in _flags(flags))
+    source = preparer.format_table(table)
     await conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging_sql} AS SELECT * FROM {preparer.format_table(table)} WHERE 0"  # noqa: S608
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging_sql} AS SELECT *{extra} FROM {source} WHERE 0"  # noqa: S608
     )
     placeholders = ", ".join("?" for _ in names)
     # Columns named: a migration that added columns leaves the database's order unlike `table`'s.
@@ -252,7 +334,7 @@ async def _fill_staging_sqlite(conn: AsyncConnection, table: Table, rows: Sequen
         f"INSERT INTO {staging_sql} ({listed}) VALUES ({placeholders})",  # noqa: S608 - names from the schema
         _sqlite_rows(table, rows),
     )
-    return _staging_clause(table)
+    return _staging_clause(table, flags)
 
 
 def _sqlite_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:

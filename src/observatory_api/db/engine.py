@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from observatory_api.db.migrate import upgrade
+from observatory_api.db.revisions import current_revision, head_revision
 from observatory_api.settings import DatabaseSettings
 
 
@@ -67,7 +70,20 @@ def create_engine(
     """
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 15}, json_deserializer=decode_json)
-        event.listen(engine.sync_engine, "connect", _sqlite_read_only_on_connect if readonly else _sqlite_on_connect)
+        on_connect = _sqlite_read_only_on_connect if readonly else _sqlite_on_connect
+        limit = settings.sqlite_memory_mib * 1024 * 1024
+
+        def connect(dbapi_connection: Any, record: Any) -> None:
+            on_connect(dbapi_connection, record)
+            # Process-wide (every connection of the worker, both engines): SQLite frees cached
+            # pages to stay under it. Each connection's cache_size alone bounded nothing: a
+            # worker's ~15 pooled connections and its writer could each hold 64 MiB.
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA soft_heap_limit={limit}")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", connect)
+        event.listen(engine.sync_engine.pool, "checkout", _sqlite_cache_on_checkout)
         return engine
     server_settings = {
         "application_name": application_name,
@@ -136,6 +152,8 @@ def decode_json(text: str | bytes) -> Any:
 
 async def migrated_owner_engine(settings: DatabaseSettings) -> AsyncEngine:
     """The owner engine of the operator commands (`keys`, `models`, ...), with the schema upgraded to head."""
+    from observatory_api.db.migrate import upgrade  # Alembic: the operator commands only
+
     engine = create_engine(settings, database_url(settings), application_name="observatory-cli")
     await upgrade(engine, settings)
     return engine
@@ -143,25 +161,66 @@ async def migrated_owner_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 async def upgrade_if_embedded(settings: DatabaseSettings) -> None:
     """Bring the embedded SQLite database to head (the server's start-up), so one command on a
-    fresh machine works; a PostgreSQL schema is left to `observatory-api migrate`."""
+    fresh machine works; a PostgreSQL schema is left to `observatory-api migrate`. A database
+    already at head (every start but the first) is left without importing Alembic."""
     url = database_url(settings)
     if not is_sqlite(url):
         return
     owner = create_engine(settings, url)
     try:
+        async with owner.connect() as connection:
+            if await current_revision(connection) == head_revision():
+                return
+        from observatory_api.db.migrate import upgrade
+
         await upgrade(owner, settings)
     finally:
         await owner.dispose()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+# SQLite's page cache, per connection (KiB). Reads keep a large one: pages a query reads again
+# (indexes, the recent rows) stay in memory. An export reads every page once: its connection
+# keeps a small one, or the first export fills the whole cache (~64 MB of the ~92 MB a first
+# NDJSON export grew the server by: bench/RESULTS.md) for nothing the next reads need.
+CACHE_KIB = 65_536
+EXPORT_CACHE_KIB = 2_048
+_export_cache: ContextVar[bool] = ContextVar("observatory_sqlite_export_cache", default=False)
+_CACHE_SIZE = "observatory_cache_kib"
+
+
+@contextmanager
+def export_cache() -> Iterator[None]:
+    """SQLite connections checked out inside this block (in this task) have the export's small
+    page cache; the next ordinary checkout of the same connection gives it back the large one.
+    Nothing on PostgreSQL."""
+    token = _export_cache.set(True)
+    try:
+        yield
+    finally:
+        _export_cache.reset(token)
+
+
+def _sqlite_cache_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # The contextvar reaches here: SQLAlchemy runs the checkout in a greenlet that shares the
+    # awaiting task's context.
+    wanted = EXPORT_CACHE_KIB if _export_cache.get() else CACHE_KIB
+    if record.info.get(_CACHE_SIZE, CACHE_KIB) == wanted:
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size=-{wanted}")  # a smaller size frees the pages over it
+    cursor.close()
+    record.info[_CACHE_SIZE] = wanted
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
     # WAL lets readers and a writer work at once; NORMAL sync is safe with WAL and much faster.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()
+    record.info[_CACHE_SIZE] = CACHE_KIB
 
 
 def _sqlite_read_only_on_connect(dbapi_connection: Any, record: Any) -> None:

@@ -3,10 +3,11 @@ built from whitelisted columns and bound values only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Double, Integer, Table, and_, exists, false, literal, not_, or_, select
+from sqlalchemy.sql.expression import Select
 
 from observatory_api.core.canonical_models import canonical_model
 from observatory_api.core.errors import InvalidInput
@@ -43,6 +44,31 @@ def page_condition(
     if page.node is None:
         return condition
     return and_(condition, compile_filter(page.node, allow_content=allow_content))
+
+
+def page_statement(
+    keyset: Keyset,
+    page: ListPage,
+    columns: Sequence[ColumnElement[Any]],
+    time: Column[Any],
+    compile_filter: Callable[..., ColumnElement[bool]],
+    *,
+    allow_content: bool,
+    name: str,
+) -> tuple[Select[Any] | Callable[[], Select[Any]], Hashable | None]:
+    """What `Keyset.fetch` takes for a list page of `columns`: its statement, and its shape.
+
+    Without filters the statement depends on the sort and the role only (the walk's values are
+    bound at execution): it is built once for each, under `name` (db.keyset). A filter is
+    compiled (and checked) here, before the caller takes a connection.
+    """
+
+    def statement() -> Select[Any]:
+        return select(*columns).where(page_condition(keyset, page, time, compile_filter, allow_content=allow_content))
+
+    if page.node is None:
+        return statement, (name, allow_content)
+    return statement(), None
 
 
 def _compile(node: Node, leaf: Callable[[Condition], ColumnElement[bool]]) -> ColumnElement[bool]:

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, ColumnElement, Row, Select, and_, bindparam, tuple_
+from sqlalchemy import BindParameter, Column, ColumnElement, Integer, Row, Select, and_, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.listing import ListPage
 from observatory_api.core.pagination import Cursor, decode_cursor, encode_cursor, fingerprint
 from observatory_api.core.query import TimeWindow, check_text, check_time
+
+# The walk's values are named parameters, bound at execution (`Keyset.parameters`), so that a
+# statement's SQL and cache key depend on its shape only: a repository can build the statement of
+# a shape once (`shape=` of `fetch`) instead of on every request, where building it and its cache
+# key cost more than running it (bench/RESULTS.md, "Statements built once").
+_FROM: BindParameter[Any] = bindparam("keyset_from")
+_TO: BindParameter[Any] = bindparam("keyset_to")
+_LIMIT = bindparam("keyset_limit", type_=Integer)
+_OFFSET = bindparam("keyset_offset", type_=Integer)
+_BOUND: BindParameter[Any] = bindparam("keyset_bound")
+# The statements of each shape a repository named (`Keyset._statements`).
+_Statements = tuple[Select[Any] | None, Select[Any] | None, Select[Any]]
+_SHAPES: dict[Hashable, _Statements] = {}
+_MAX_SHAPES = 256
 
 
 class Keyset:
@@ -55,21 +69,44 @@ class Keyset:
 
     def within(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
         """`column` in the walk's time window (for a cursor, the window of its first page)."""
-        return and_(column >= self.window.start, column < self.window.end)
+        return and_(column >= _FROM, column < _TO)
+
+    def parameters(self) -> dict[str, Any]:
+        """The values of the walk's named parameters (window, page size, cursor key)."""
+        values: dict[str, Any] = {
+            "keyset_from": self.window.start,
+            "keyset_to": self.window.end,
+            "keyset_limit": self.limit + 1,
+            "keyset_offset": self.limit,
+        }
+        for index, value in enumerate(self._after or ()):
+            values[f"keyset_after_{index}"] = value
+        return values
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
-        """Continue after the cursor's key, in order, one row more than the page to learn `has_more`.
+        """Continue after the cursor's key, in order, one row more than the page to learn `has_more`
+        (executed with `parameters()`).
 
         A row-value comparison `(a, b) < (x, y)` uses a multi-column index on PostgreSQL and SQLite.
         """
         ordering = [column.desc() if self.descending else column.asc() for column in self.columns]
-        return self._continued(stmt).order_by(*ordering).limit(self.limit + 1)
+        return self._continued(stmt).order_by(*ordering).limit(_LIMIT)
 
     async def fetch(
-        self, conn: AsyncConnection, stmt: Select[Any], *, time_column: Column[Any], narrow: bool
+        self,
+        conn: AsyncConnection,
+        stmt: Select[Any] | Callable[[], Select[Any]],
+        *,
+        time_column: Column[Any] | None = None,
+        narrow: bool = False,
+        shape: Hashable | None = None,
     ) -> Sequence[Row[Any]]:
         """The rows of `apply(stmt)`. Narrowed first when `narrow` (the repositories ask for it on
         TimescaleDB) and the walk's first column is the hypertable's `time_column`.
+
+        With a `shape`, `stmt` (a callable building the statement) is built once per shape: the
+        caller names in `shape` everything the statement's structure depends on besides the walk
+        (its columns, its conditions), and binds every value through the walk's parameters.
 
         On compressed chunks a page sorted by time and its tie-breakers decompresses every row of
         the chunks in the window and sorts them (TimescaleDB does not merge its batches for an
@@ -79,20 +116,39 @@ class Keyset:
         on 33,000 compressed spans a day). Every row of the page is at or after that time, so the
         page is the same.
         """
-        first = self.columns[0]
-        if narrow and first is time_column:
-            order = first.desc() if self.descending else first.asc()
-            last_time = self._continued(stmt).with_only_columns(first).order_by(order).offset(self.limit).limit(1)
-            bound = (await conn.execute(last_time)).scalar_one_or_none()
+        narrowed = narrow and self.columns[0] is time_column
+        key = None if shape is None else (shape, self.sort, self._after is not None, narrowed)
+        statements = _SHAPES.get(key) if key is not None else None
+        if statements is None:
+            statements = self._statements(stmt() if callable(stmt) else stmt, narrowed)
+            if key is not None:
+                if len(_SHAPES) >= _MAX_SHAPES:
+                    _SHAPES.clear()
+                _SHAPES[key] = statements
+        last_time, from_last, page = statements
+        parameters = self.parameters()
+        if last_time is not None and from_last is not None:
+            bound = (await conn.execute(last_time, parameters)).scalar_one_or_none()
             if bound is not None:
-                stmt = stmt.where(first >= bound if self.descending else first <= bound)
-        rows: Sequence[Row[Any]] = (await conn.execute(self.apply(stmt))).all()
+                page, parameters["keyset_bound"] = from_last, bound
+        rows: Sequence[Row[Any]] = (await conn.execute(page, parameters)).all()
         return rows
+
+    def _statements(self, stmt: Select[Any], narrowed: bool) -> _Statements:
+        """The statements of a fetch: when narrowed, the last time of the page and the page from
+        that time on (else None, None); then the page."""
+        if not narrowed:
+            return None, None, self.apply(stmt)
+        first = self.columns[0]
+        order = first.desc() if self.descending else first.asc()
+        last_time = self._continued(stmt).with_only_columns(first).order_by(order).offset(_OFFSET).limit(1)
+        from_last = self.apply(stmt.where(first >= _BOUND if self.descending else first <= _BOUND))
+        return last_time, from_last, self.apply(stmt)
 
     def _continued(self, stmt: Select[Any]) -> Select[Any]:
         if self._after is None:
             return stmt
-        key = tuple_(*(bindparam(None, v, type_=c.type) for c, v in zip(self.columns, self._after, strict=True)))
+        key = tuple_(*(_after(index, column) for index, column in enumerate(self.columns)))
         position = tuple_(*self.columns)
         return stmt.where(position < key if self.descending else position > key)
 
@@ -108,6 +164,10 @@ class Keyset:
             sort=self.sort, key=key, window_from=self.window.start, window_to=self.window.end, fingerprint=self._digest
         )
         return rows, encode_cursor(cursor), True
+
+
+def _after(index: int, column: Column[Any]) -> BindParameter[Any]:
+    return bindparam(f"keyset_after_{index}", type_=column.type)
 
 
 # What a key value must be to bind against its column on both databases (a cursor is not signed).

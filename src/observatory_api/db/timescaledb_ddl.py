@@ -1,4 +1,5 @@
-"""DDL that races TimescaleDB's background jobs, retried until the job has committed.
+"""PL/pgSQL for the migrations' TimescaleDB DDL: `when_timescaledb` wraps it in a `DO` block that
+runs only where the extension is; `retried_while_jobs_race` retries what races a background job.
 
 Dropping a continuous aggregate, or removing one of its policies, deletes catalog rows that a
 refresh job running at that moment deletes or rewrites as well (the aggregate's invalidation log,
@@ -29,3 +30,23 @@ FOR attempt IN 1..{attempts} LOOP
   END;
 END LOOP;
 """
+
+
+def when_timescaledb(statements: str, *, only_if: str | None = None, declare: str | None = None) -> str:
+    """A `DO` block that runs `statements` (PL/pgSQL) only in a database with TimescaleDB, and
+    there only when `only_if` (a condition on its catalogue) holds.
+
+    Decided inside the database, not by the migration: `migrate --sql` carries both branches.
+    `only_if` is a second IF, not an AND: PL/pgSQL plans it only once the extension is known to
+    be there, so that `timescaledb_information` exists. `declare` holds the block's variables.
+    """
+    body = statements if only_if is None else f"IF {only_if} THEN\n{statements}\nEND IF;"
+    variables = "" if declare is None else f"DECLARE {declare}\n"
+    return f"""DO $$
+{variables}BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+{body}
+  END IF;
+END
+$$;
+"""  # noqa: S608 - the migrations' own statements, no input

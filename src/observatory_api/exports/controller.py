@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.listing import ListFilters
 from observatory_api.core.pagination import Page
-from observatory_api.core.params import TRACE_ID
 from observatory_api.core.query import HEX_SPAN_ID, HEX_TRACE_ID, check_trace_id, resolve_window
-from observatory_api.core.vocabulary import SpanKind
+from observatory_api.db.engine import export_cache
 from observatory_api.exports.formats import (
     MEDIA_TYPES,
     ExportFormat,
@@ -69,7 +68,7 @@ def _documented(record: str) -> Any:
             MEDIA_TYPES["ndjson"]: f"One JSON object per line: a {record}, as its list endpoint returns it "
             "(with `format=otlp-json`: one OTLP/JSON export request per line).",
             MEDIA_TYPES["csv"]: f"A header row, then one row per {record}; objects and lists as JSON text.",
-            MEDIA_TYPES["parquet"]: f"A Parquet file, one row per {record}, a row group per 1,000 rows; "
+            MEDIA_TYPES["parquet"]: f"A Parquet file, one row per {record}, a row group per 10,000 rows; "
             "objects as JSON text.",
         }
     )
@@ -130,28 +129,23 @@ class ExportController(Controller):
         self,
         export: NamedDependency[Export],
         spans: NamedDependency[SpanRepository],
-        list_filters: NamedDependency[ListFilters],
-        kind: Annotated[SpanKind | None, QueryParameter(required=False)] = None,
-        trace_id: Annotated[str | None, TRACE_ID] = None,
+        span_filters: NamedDependency[ListFilters],
         sort: FromQuery[SpanSort] = "start_time",
         format_: Annotated[ExportFormat | None, FORMAT] = None,
         after: Annotated[str | None, _after("`trace_id:span_id` of the last span received: resume after it.")] = None,
     ) -> Stream:
         """Every span `GET /spans` would list for these filters, oldest first by default, streamed
         as NDJSON or CSV (attributes and tags as JSON). Viewers get no content, as in the list."""
-        if trace_id is not None:
-            check_trace_id(trace_id, source="query")
-        filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
         fetch = _listing(
-            spans.list_spans, filters, sort, export.rows_per_read(format_), allow_content=export.allow_content
+            spans.list_spans, span_filters, sort, export.rows_per_read(format_), allow_content=export.allow_content
         )
         cursor = None
         if after is not None:
             ids = after.split(":")
             if len(ids) != 2 or not HEX_TRACE_ID.fullmatch(ids[0]) or not HEX_SPAN_ID.fullmatch(ids[1]):
                 raise InvalidInput.field("after", "must be trace_id:span_id (32 and 16 hex characters)", "query")
-            key = await export.keys.span_key(ids[0], ids[1], filters.window)
-            cursor = _resume(key, sort, ("trace_id", "span_id"), filters.window, filters.fingerprint_fields())
+            key = await export.keys.span_key(ids[0], ids[1], span_filters.window)
+            cursor = _resume(key, sort, ("trace_id", "span_id"), span_filters.window, span_filters.fingerprint_fields())
         return await _stream(export.request, "spans", fetch, cursor, format_, Span, OtlpWriter(trace_request))
 
     @_export(get, "/traces/export", "export_traces", "Export trace summaries", "trace summary")
@@ -282,6 +276,16 @@ async def _stream_traces(
     return await _stream(request, "traces", fetch_spans, cursor, asked, Span, OtlpWriter(trace_request))
 
 
+def _with_export_cache(fetch: Fetch) -> Fetch:
+    """Each page read on a connection with the export's small SQLite page cache (db/engine.py)."""
+
+    async def fetch_with_export_cache(cursor: str | None) -> Page[Any]:
+        with export_cache():
+            return await fetch(cursor)
+
+    return fetch_with_export_cache
+
+
 async def _stream(
     request: Request,  # type: ignore[type-arg]
     resource: str,
@@ -301,6 +305,7 @@ async def _stream(
         writer = ParquetPageWriter(record)
     else:
         writer = RowWriter(fmt, record.__struct_fields__)
+    fetch = _with_export_cache(fetch)
     # The first page is read before the answer starts: a bad filter or cursor is still a 400.
     first = await fetch(cursor)
     # Compressed (zstd or gzip, page by page) by the app's compression middleware: compression.py.

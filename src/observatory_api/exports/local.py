@@ -3,7 +3,7 @@ resumed as an NDJSON export is (`after=` the last complete line): Parquet (a fil
 until its footer, so a cut stream cannot be continued) and OTLP/JSON of logs (a log record carries
 no `log_id` to resume after). They are written with the service's own page writers, a page of
 PAGE_ROWS records at a time, so the file is the one the service would send (same schema, one row
-group or OTLP request per 1,000 records).
+group per parquet.ROWS_PER_GROUP records, one OTLP request per 1,000).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from observatory_api.logs.schemas import LogEntry
 from observatory_api.spans.schemas import Span
 from observatory_api.traces.schemas import TraceSummary
 
-# The service's list page (query.max_page_size's default): its Parquet row group and OTLP request.
+# The service's list page (query.max_page_size's default): its Parquet read and OTLP request.
 PAGE_ROWS = 1_000
 RECORDS: dict[str, type[msgspec.Struct]] = {"spans": Span, "traces": TraceSummary, "logs": LogEntry}
 

@@ -1,9 +1,10 @@
 """An export is the list endpoint's keyset walk, page after page, written as it is read: memory
-holds one page whatever the size, and every page is read on its own short connection, so a client
-that goes away leaves no transaction open."""
+holds two pages whatever the size (the one sent, the next one read), and every page is read on its
+own short connection, so a client that goes away leaves no transaction open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,16 +49,30 @@ CHUNK_BYTES = 256 * 1024
 
 async def stream_pages(first: Page[Any], fetch: Fetch, writer: PageWriter) -> AsyncIterator[bytes]:
     """`first` (read before the answer starts, so a bad request is still a 400), then each next
-    page, in chunks of at most CHUNK_BYTES."""
-    page = first
-    while True:
-        if page.data:
-            written = writer.page(page.data)
+    page, in chunks of at most CHUNK_BYTES.
+
+    Each next page is read while this one is encoded and sent: the database works (executes,
+    turns jsonb into text, sends) while this process encodes, instead of each waiting for the
+    other. One page ahead at most: memory holds two reads' rows, not one."""
+    page: Page[Any] | None = first
+    ahead: asyncio.Task[Page[Any]] | None = None
+    try:
+        while page is not None:
+            if page.has_more and page.next_cursor is not None:
+                ahead = asyncio.ensure_future(fetch(page.next_cursor))
+                await asyncio.sleep(0)  # the read starts (its query sent) before the encoding
+            written = writer.page(page.data) if page.data else b""
+            page = None  # its rows are encoded: freed before the next read's arrive
             for start in range(0, len(written), CHUNK_BYTES):
                 yield written[start : start + CHUNK_BYTES]
-        if not page.has_more or page.next_cursor is None:
-            break
-        page = await fetch(page.next_cursor)
-    tail = writer.finish()
-    if tail:
-        yield tail
+            if ahead is not None:
+                page, ahead = await ahead, None
+        tail = writer.finish()
+        if tail:
+            yield tail
+    finally:
+        if ahead is not None:  # the client went away (or a read failed) with a read under way
+            ahead.cancel()
+            await asyncio.wait([ahead])  # given back its connection before the answer ends
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved: a read that failed as it was cancelled is no error of the stream

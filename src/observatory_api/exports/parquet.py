@@ -1,4 +1,4 @@
-"""`format=parquet`: a typed Parquet file written a row group per export page, streamed as it grows.
+"""`format=parquet`: a typed Parquet file written ROWS_PER_GROUP rows a row group, streamed as it grows.
 
 pyarrow is an optional extra (`observatory-api[parquet]`): without it the format is refused
 with a 400 that says what to install. With it, each worker loads it as it starts
@@ -19,6 +19,20 @@ import msgspec
 from observatory_api.core.errors import InvalidInput
 
 INSTALL_HINT = "format=parquet needs pyarrow on the server: install observatory-api[parquet]"
+# Rows of a row group. pyarrow's writer keeps every row group's metadata for the footer until the
+# file ends (~25 KB a group of spans with statistics on every column, ~3.5 KB without them on the
+# content columns: NO_STATISTICS), and holds a group's rows as Arrow
+# columns until it writes them (~1 KB a demo span): 1,000-row groups made a million-span export
+# grow the writer by ~65 MB, 10,000-row groups by ~20 MB, the least of 1,000 to 20,000
+# (bench/RESULTS.md, "Export memory and throughput at one million spans"). Boundaries fall
+# every ROWS_PER_GROUP rows whatever the pages, so the CLI's file (exports/local.py) is the
+# service's byte for byte.
+ROWS_PER_GROUP = 10_000
+# Columns written without min/max statistics: prompt and completion text, messages, and the JSON
+# columns. Their statistics are long strings (in every page header and in the footer for every
+# row group: ~20 of a span group's ~24 KB of footer) and no reader prunes on the min or max of a
+# prompt. Every other column (ids, names, times, numbers) keeps them.
+NO_STATISTICS = frozenset({"input", "output", "status_message", "body"})
 _encoder = msgspec.json.Encoder()
 
 
@@ -100,11 +114,16 @@ class _Drain(io.RawIOBase):
 
 
 class ParquetPageWriter:
-    """A `PageWriter`: each page one row group, the footer at `finish()`."""
+    """A `PageWriter`: pages converted to Arrow as they come, written a row group every
+    `rows_per_group` rows (the last one at `finish()`, with the footer)."""
 
-    def __init__(self, record: type[msgspec.Struct]) -> None:
+    def __init__(self, record: type[msgspec.Struct], rows_per_group: int = ROWS_PER_GROUP) -> None:
         pa, pq = _import_pyarrow()
         self._pa = pa
+        self._rows_per_group = rows_per_group
+        # Pages converted to Arrow, not yet written: fewer than rows_per_group rows between calls.
+        self._pending: list[Any] = []
+        self._pending_rows = 0
         fields = msgspec.inspect.type_info(record).fields  # type: ignore[attr-defined]
         self._columns: list[tuple[str, bool]] = []
         arrow_fields = []
@@ -114,7 +133,8 @@ class ParquetPageWriter:
             arrow_fields.append(pa.field(field.name, arrow, nullable=True))
         self.schema = pa.schema(arrow_fields)
         self._drain = _Drain()
-        self._writer = pq.ParquetWriter(self._drain, self.schema, compression="zstd")
+        with_statistics = [name for name, as_json in self._columns if not as_json and name not in NO_STATISTICS]
+        self._writer = pq.ParquetWriter(self._drain, self.schema, compression="zstd", write_statistics=with_statistics)
 
     def page(self, records: Sequence[Any]) -> bytes:
         columns = {}
@@ -123,10 +143,23 @@ class ParquetPageWriter:
             if as_json:
                 values = [None if v is None else _encoder.encode(v).decode() for v in values]
             columns[name] = values
-        table = self._pa.Table.from_pydict(columns, schema=self.schema)
-        self._writer.write_table(table, row_group_size=max(len(records), 1))
+        if records:
+            self._pending.append(self._pa.Table.from_pydict(columns, schema=self.schema))
+            self._pending_rows += len(records)
+        while self._pending_rows >= self._rows_per_group:
+            self._write_group(self._rows_per_group)
         return self._drain.take()
 
     def finish(self) -> bytes:
+        if self._pending_rows:
+            self._write_group(self._pending_rows)
         self._writer.close()
         return self._drain.take()
+
+    def _write_group(self, rows: int) -> None:
+        """Write the first `rows` pending rows as one row group, keep the rest pending."""
+        pending = self._pa.concat_tables(self._pending)
+        self._writer.write_table(pending.slice(0, rows), row_group_size=max(rows, 1))
+        rest = pending.slice(rows)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows

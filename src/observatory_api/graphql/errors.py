@@ -88,9 +88,9 @@ def _safe(
         return _copy(error, original.detail, extensions)
     problem = database_problem(original) if original is not None else None
     if problem is not None:  # a timeout or an outage: the client may retry, nothing to mask
-        code, _, detail = problem
+        code = problem.code
         logger.warning("graphql resolver: %s (request id %s)", code, rid, exc_info=original, extra={"request_id": rid})
-        return _copy(error, detail, {"code": code, "request_id": rid})
+        return _copy(error, problem.detail, {"code": code, "request_id": rid})
     if original is None or error.path is None:
         # Parse, validation and variable errors (depth, cost, aliases, tokens, unknown fields, a
         # malformed DateTime) happen before any resolver runs: they describe only the client's query.

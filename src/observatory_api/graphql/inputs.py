@@ -7,26 +7,24 @@ from datetime import datetime
 import strawberry
 
 from observatory_api.core.errors import InvalidInput
-from observatory_api.core.listing import ListFilters
+from observatory_api.core.listing import SPAN_ONLY, ListFilters
 from observatory_api.core.query import check_plain, check_span_id, check_trace_id, resolve_window
 from observatory_api.core.structs import copy_fields
+from observatory_api.graphql.convert import mirrored
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.logs.repository import LogFilters
 from observatory_api.settings import QuerySettings
 
 
+# The GraphQL filters are the list filters (core/listing.py), field for field: a filter added there
+# is a GraphQL input field too. Declared here only what GraphQL types or describes otherwise.
 @strawberry.input(description="The filters of `GET /api/v1/traces`; every one given must match.")
+@mirrored(ListFilters, exclude=("window", *SPAN_ONLY), first=("from_", "to"), q="text")
 class TraceFilter:
     from_: datetime | None = strawberry.field(default=None, name="from", description="Default: `to` minus 24 hours.")
     to: datetime | None = strawberry.field(default=None, description="Exclusive; default: now.")
-    service: str | None = None
     model: str | None = strawberry.field(default=None, description="Any LLM call used this model.")
-    provider: str | None = None
     status: SpanStatus | None = None
-    user_id: str | None = None
-    session_id: str | None = None
-    environment: str | None = None
-    tag: str | None = None
     min_duration: float | None = strawberry.field(default=None, description="Milliseconds.")
     max_duration: float | None = strawberry.field(default=None, description="Milliseconds.")
     min_cost: float | None = strawberry.field(default=None, description="USD.")
@@ -37,6 +35,7 @@ class TraceFilter:
 
 
 @strawberry.input(description="The trace filters plus the span's kind and trace.")
+@mirrored(ListFilters, only=SPAN_ONLY)
 class SpanFilter(TraceFilter):
     kind: SpanKind | None = None
     trace_id: str | None = None

@@ -10,11 +10,12 @@ import strawberry
 from observatory_api.core.errors import InvalidInput, NotFound
 from observatory_api.core.query import check_plain, resolve_window
 from observatory_api.graphql.context import GraphQLInfo
-from observatory_api.graphql.convert import from_struct
+from observatory_api.graphql.convert import from_struct, mirrored
 from observatory_api.graphql.enums import Interval
 from observatory_api.graphql.loaders import UsageKey
 from observatory_api.graphql.resolver import resolver
 from observatory_api.graphql.usage import ModelUsage, compared_usage
+from observatory_api.models import schemas as models
 from observatory_api.models.schemas import ModelInfo
 from observatory_api.models.usage_batch import UsageRequest
 
@@ -27,21 +28,17 @@ COMPARE_WITH = (
 
 
 @strawberry.type(description="List prices in USD per million tokens.")
+@mirrored(models.ModelPricing)
 class ModelPricing:
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_read_per_mtok: float | None
-    cache_write_per_mtok: float | None
-    reasoning_per_mtok: float | None
+    pass
 
 
 @strawberry.type(description="A model of the catalogue (id `provider/name`).")
+@mirrored(ModelInfo)
 class Model:
     id: str
     provider: str
     name: str
-    display_name: str
-    context_window: int | None
     pricing: ModelPricing
 
     @classmethod

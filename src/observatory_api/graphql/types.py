@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from observatory_api.core.errors import InvalidInput
 from observatory_api.core.pagination import Page
 from observatory_api.graphql.context import GraphQLInfo
-from observatory_api.graphql.convert import from_struct
+from observatory_api.graphql.convert import from_struct, mirrored
 from observatory_api.graphql.enums import Severity, SpanKind, SpanStatus
 from observatory_api.graphql.loaders import SessionTracesKey, spans_read
 from observatory_api.graphql.resolver import resolver
@@ -192,18 +192,9 @@ def _metadata(summary: TraceSummary) -> dict[str, Any]:
 
 
 @strawberry.type(description="Traces grouped by session.")
+@mirrored(SessionSummary, session_id="id")
 class Session:
     id: str
-    user_id: str | None
-    environment: str | None
-    first_seen: datetime
-    last_seen: datetime
-    trace_count: int
-    error_count: int
-    input_tokens: int
-    output_tokens: int
-    token_count: int
-    cost: float
     unpriced_calls: int = strawberry.field(
         description="Successful model calls without a cost (price or usage unknown): not in `cost`."
     )

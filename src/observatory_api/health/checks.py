@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from observatory_api.db.migrate import current_revision
+from observatory_api.db.revisions import current_revision
 
 PROBE_TIMEOUT_SECONDS = 2.0
 

@@ -101,7 +101,7 @@ def _unexpected(signal: Signal, exc: Exception) -> Refusal:
         logger.error("gRPC export failed", exc_info=exc, extra={"signal": signal})
         return Refusal(grpc.StatusCode.INTERNAL, "internal error")
     logger.warning("database error answered with UNAVAILABLE", exc_info=exc, extra={"signal": signal})
-    return Refusal(grpc.StatusCode.UNAVAILABLE, problem[2], DATABASE_RETRY_SECONDS)
+    return Refusal(grpc.StatusCode.UNAVAILABLE, problem.detail, DATABASE_RETRY_SECONDS)
 
 
 def refusal_of(error: DomainError) -> Refusal:

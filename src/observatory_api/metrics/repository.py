@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from observatory_api.core.errors import InvalidInput
 from observatory_api.core.query import TimeWindow
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.metric_sql import grouped_percentiles
 from observatory_api.metrics import histogram
+from observatory_api.metrics.aggregate_pending import Pending, pending_ranges, touches
+from observatory_api.metrics.answer import assemble
 from observatory_api.metrics.catalogue import Metric
-from observatory_api.metrics.plan import MAX_POINTS, Plan, Selection, segments, usable_grains
-from observatory_api.metrics.rollup_tables import HISTOGRAMS
-from observatory_api.metrics.schemas import MetricPoint, MetricQueryResult, MetricSeries
+from observatory_api.metrics.continuous_aggregates import aggregate_for
+from observatory_api.metrics.materialized import Materialized, materialized
+from observatory_api.metrics.parts import Finish, Parts, taking
+from observatory_api.metrics.plan import Plan, Selection, rollup_for, segments, usable_grains
+from observatory_api.metrics.raw_columns import (
+    Fractions,
+    fractions_of,
+    histogram_selections,
+    taken_exact,
+    with_edge_values,
+    with_exact,
+)
+from observatory_api.metrics.schemas import MetricQueryResult
 from observatory_api.metrics.segment_cache import PIECE_SECONDS, SegmentCache, pieces, split_by_bucket
 from observatory_api.metrics.sql import (
     edge_values,
@@ -43,10 +54,8 @@ from observatory_api.metrics.states import (
     Level,
     Percentiles,
     decoder,
-    exact_at,
     merge_levels,
     merge_up,
-    values_of,
 )
 from observatory_api.observability.db import timed
 
@@ -66,36 +75,39 @@ class MetricRepository:
         holds_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self._engine = engine
-        self._capabilities = capabilities
-        self._segments = segments
-        self._holds_until = holds_until
+        self._sources = _Sources(capabilities, segments, holds_until)
 
     @timed("metrics.query")
     async def query(self, plan: Plan) -> MetricQueryResult:
         async with self._engine.connect() as conn:
-            return await _Execution(conn, plan, self._capabilities, self._segments, self._holds_until).run()
+            return await _Execution(conn, plan, self._sources).run()
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """What the repository hands each query besides its connection (see MetricRepository)."""
+
+    capabilities: DatabaseCapabilities
+    segments: SegmentCache | None
+    holds_until: Callable[[], float]
 
 
 class _Execution:
-    def __init__(
-        self,
-        conn: AsyncConnection,
-        plan: Plan,
-        capabilities: DatabaseCapabilities,
-        segments: SegmentCache | None = None,
-        holds_until: Callable[[], float] = lambda: math.inf,
-    ) -> None:
+    def __init__(self, conn: AsyncConnection, plan: Plan, sources: _Sources) -> None:
         self.conn = conn
         self.plan = plan
-        self.capabilities = capabilities
-        self.segments = segments
-        self.holds_until = holds_until
+        self.capabilities = sources.capabilities
+        self.sources = sources
         self.nkeys = len(plan.group_by)
         self.bucketed = plan.interval_seconds is not None
         self.groups: list[GroupKey] | None = None
+        self.stored: dict[str, Materialized] | None = None  # TimescaleDB's aggregates, read once
+        self.checks: list[tuple[str, TimeWindow]] = []  # refresh checks of the segments (view, window)
+        self.pending: list[Pending] = []  # what `pending_ranges` found for each check
+        self.exact: Percentiles = {}  # exact percentiles read with the states (`raw_columns.with_exact`)
         # Everything that shapes this query's statements but the window (bound at execution).
         self.shape: tuple[Any, ...] = (
-            capabilities,  # the dialect, time_bucket or date_bin, aggregates or rollup tables
+            sources.capabilities,  # the dialect, time_bucket or date_bin, aggregates or rollup tables
             tuple((s.metric.id, s.aggregation) for s in plan.selections),
             tuple(plan.group_by),
             repr(plan.filter_node),
@@ -126,10 +138,15 @@ class _Execution:
         exact: Percentiles = {}
         if plan.grain is None and any(s.percentile is not None for s in plan.selections):
             exact = await self._exact_percentiles()
-        return self._assemble(points, series, totals, exact)
+        return assemble(self.plan, points, series, totals, exact)
 
     async def _execute(self, statement: Any, *windows: TimeWindow) -> Any:
         return await self.conn.execute(statement, window_params(*windows))
+
+    @property
+    def _one_scan(self) -> bool:
+        """Whether `raw_columns` may add to a raw states statement (see there: plain PostgreSQL)."""
+        return self.capabilities.backend == "postgresql"
 
     def _groups_key(self, with_keys: bool) -> tuple[GroupKey, ...] | None:
         return tuple(self.groups) if with_keys and self.groups is not None else None
@@ -139,83 +156,174 @@ class _Execution:
     async def _finest_states(self) -> Level:
         plan = self.plan
         if plan.grain is None:
-            return await self._raw_states(with_bucket=self.bucketed)
-        level: Level = {}
+            # The totals' exact percentiles in the same scan (`raw_columns`: plain PostgreSQL, no groups).
+            whole = self._one_scan and not self.nkeys and not self.bucketed
+            fractions = fractions_of(plan) if whole else {}
+            raw = await self._raw_states(with_bucket=self.bucketed, exact=fractions or None)
+            if fractions:
+                self.exact["totals"] = taken_exact(raw, fractions)
+            return raw
+        # Every rollup read of every segment goes into one statement (`Parts`); each segment then
+        # takes its rows, in the order it would have read them alone.
+        parts = Parts()
+        finishes: list[Finish] = []
         edges: list[TimeWindow] = []
         for grain, part in segments(plan.window, usable_grains(plan.interval_seconds)):
             if grain is None:
                 edges.append(part)
             else:
-                level = merge_levels(level, await self._rollup_states(grain, part))
+                finishes.append(await self._rollup_states(grain, part, parts))
+        self.pending = await pending_ranges(self.conn, self.checks)  # before the reads they guard
+        read = await parts.read(self.conn, self.nkeys + self.bucketed)
+        level: Level = {}
+        for finish in finishes:
+            level = merge_levels(level, await finish(read))
         # Edges read together save a round trip (a bucket key keeps them apart; unbucketed they
         # merge anyway). SQLite has no round trip to save, and scans `spans` for an OR of ranges.
         for together in (
             [[edge] for edge in edges] if self.capabilities.dialect_name == "sqlite" else [edges] if edges else []
         ):
-            edge_level = await self._raw_states(with_bucket=self.bucketed, windows=together)
-            await self._edge_histograms(together, edge_level)
+            edge_level = await self._raw_states(with_bucket=self.bucketed, windows=together, edges=True)
             level = merge_levels(level, edge_level)
         return level
 
-    async def _rollup_states(self, grain: str, part: TimeWindow) -> Level:
-        """The states of the whole `grain` buckets of `part`: kept when the segment is closed."""
+    async def _rollup_states(self, grain: str, part: TimeWindow, parts: Parts) -> Finish:
+        """The states of the whole `grain` buckets of `part`, kept when the segment is closed: its
+        reads are added to `parts`, and the function returned takes their rows once read."""
         plan, bucketed = self.plan, self.bucketed
         key = ("rollup", self.shape, grain, bucketed)
         statement = memoized(
             key, lambda: states_statement(plan, rollup_source(plan, grain, self.capabilities), with_bucket=bucketed)
         )
-        cache = self.segments
-        nkeys = self.nkeys + bucketed
+        cache = self.sources.segments
         if cache is None or part.end > datetime.now(UTC):  # open: always read
-            return await self._read(statement, [part], nkeys)
+            return await self._read_rollup(grain, part, key, statement, parts)
         # By bucket, kept in pieces (when buckets never straddle them): a late span drops its own.
         seconds = PIECE_SECONDS.get(grain)
         interval = plan.interval_seconds
         split = seconds is not None and interval is not None and seconds % interval == 0
-        parts = pieces(part, seconds) if split and seconds is not None else [part]
-        level: Level = {}
+        found_pieces: Level = {}
         missing: list[TimeWindow] = []
-        for piece in parts:
+        for piece in pieces(part, seconds) if split and seconds is not None else [part]:
             found: Level | None = cache.get((key, piece.start, piece.end))
             if found is None:
                 missing.append(piece)
             else:
-                level.update(found)
-        for run in _consecutive(missing):  # each run of missing pieces in one statement
-            generation, holds_until = cache.generation, self.holds_until()
-            read = await self._read(statement, [TimeWindow(start=run[0].start, end=run[-1].end)], nkeys)
-            for piece, states in zip(run, split_by_bucket(read, run) if len(run) > 1 else [read], strict=True):
-                cache.put(
-                    (key, piece.start, piece.end),
-                    start=piece.start,
-                    end=piece.end,
-                    states=states,
-                    generation=generation,
-                    holds_until=holds_until,
-                )
-            level.update(read)
-        return level
+                found_pieces.update(found)
+        runs = []
+        for run in _consecutive(missing):  # each run of missing pieces in one part of the statement
+            generation, holds_until = cache.generation, self.sources.holds_until()
+            whole = TimeWindow(start=run[0].start, end=run[-1].end)
+            check = self._waiting_for_refresh(grain, whole)
+            runs.append((run, generation, holds_until, check, parts.add(key, statement, whole)))
+
+        async def finish(read: list[Level]) -> Level:
+            level = dict(found_pieces)
+            for run, generation, holds_until, check, at in runs:
+                states_read = read[at]
+                pending = [] if check is None else self.pending[check]
+                for piece, states in zip(
+                    run, split_by_bucket(states_read, run) if len(run) > 1 else [states_read], strict=True
+                ):
+                    if touches(pending, piece):
+                        continue  # its aggregate changes at the next refresh: read it again until then
+                    cache.put(
+                        (key, piece.start, piece.end),
+                        start=piece.start,
+                        end=piece.end,
+                        states=states,
+                        generation=generation,
+                        holds_until=holds_until,
+                    )
+                level.update(states_read)
+            return level
+
+        return finish
+
+    def _waiting_for_refresh(self, grain: str, window: TimeWindow) -> int | None:
+        """On continuous aggregates, where `self.pending` will hold the ranges of `window` written
+        since the refresh (checked for every segment at once, before the read; none on rollup
+        tables: the writer updates them in its own transaction)."""
+        if not self.capabilities.continuous_aggregates:
+            return None
+        self.checks.append((aggregate_for(rollup_for(self.plan, grain).table).name, window))
+        return len(self.checks) - 1
+
+    async def _read_rollup(self, grain: str, part: TimeWindow, key: Hashable, statement: Any, parts: Parts) -> Finish:
+        """The rollup states of `part`; on TimescaleDB, the materialised rows below the aggregate's
+        watermark and raw spans above it, as its real-time view would (`metrics.materialized`)."""
+        plan, bucketed = self.plan, self.bucketed
+        if not (self.capabilities.continuous_aggregates and self.capabilities.timescaledb):
+            return taking(parts.add(key, statement, part))  # the rollup tables (or emulated views)
+        if self.stored is None:
+            self.stored = await materialized(self.conn)
+        view = aggregate_for(rollup_for(plan, grain).table).name
+        stored = self.stored.get(view)
+        if stored is None:  # not readable by this role: the view
+            return taking(parts.add(key, statement, part))
+        below: TimeWindow | None = part
+        fresh: TimeWindow | None = None
+        if stored.realtime and stored.watermark < part.end.timestamp():
+            if stored.watermark <= part.start.timestamp():
+                below, fresh = None, part
+            else:
+                mark = datetime.fromtimestamp(stored.watermark, UTC)
+                below, fresh = TimeWindow(start=part.start, end=mark), TimeWindow(start=mark, end=part.end)
+        at: int | None = None
+        if below is not None:
+            direct_key = ("materialized", self.shape, grain, bucketed, stored.table.fullname)
+            direct = memoized(
+                direct_key,
+                lambda: states_statement(
+                    plan, rollup_source(plan, grain, self.capabilities, stored.table), with_bucket=bucketed
+                ),
+            )
+            at = parts.add(direct_key, direct, below)
+
+        async def finish(read: list[Level]) -> Level:
+            level: Level = {} if at is None else read[at]
+            if fresh is not None:
+                raw = await self._raw_states(with_bucket=bucketed, windows=[fresh], edges=True)
+                level = merge_levels(level, raw)
+            return level
+
+        return finish
 
     async def _raw_states(
-        self, *, with_bucket: bool, with_keys: bool = True, windows: list[TimeWindow] | None = None
+        self,
+        *,
+        with_bucket: bool,
+        with_keys: bool = True,
+        windows: list[TimeWindow] | None = None,
+        edges: bool = False,
+        exact: Fractions | None = None,
     ) -> Level:
+        """The states of raw spans; `edges`: a rollup query's raw edges, with the histograms of
+        their values; `exact`: with these exact percentiles too, as `<metric>:x<i>` (PostgreSQL)."""
         windows = windows or [self.plan.window]
-        key = ("raw", self.shape, with_bucket, with_keys, self._groups_key(with_keys), len(windows))
+        # Plain PostgreSQL reads a histogram's edge values in the same statement (an array per group).
+        in_scan = histogram_selections(self.plan) if edges and self._one_scan else []
+        groups = self._groups_key(with_keys)
+        key = ("raw", self.shape, with_bucket, with_keys, groups, len(windows), bool(in_scan), bool(exact))
 
         def build() -> Any:
             plan = self.plan if with_keys else replace(self.plan, group_by=[])
             source = raw_source(
                 plan, self.capabilities, groups=self.groups if with_keys else None, windows=len(windows)
             )
-            return states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
+            statement = states_statement(plan, source, with_bucket=with_bucket, with_keys=with_keys)
+            statement = with_edge_values(statement, source, in_scan) if in_scan else statement
+            return with_exact(statement, source, exact) if exact else statement
 
-        statement = memoized(key, build)
-        return await self._read(statement, windows, (self.nkeys if with_keys else 0) + with_bucket)
+        level = await self._read(memoized(key, build), windows, (self.nkeys if with_keys else 0) + with_bucket)
+        if edges and not in_scan:
+            await self._edge_histograms(windows, level)
+        return level
 
     async def _edge_histograms(self, edges: list[TimeWindow], level: Level) -> None:
         """Fill the histogram states of the raw edges from their values, as the writer would."""
         plan, bucketed = self.plan, self.bucketed
-        for selection in _histogram_selections(plan):
+        for selection in histogram_selections(plan):
             key = ("edge", self.shape, selection.metric.id, bucketed, self._groups_key(True), len(edges))
 
             def build(selection: Selection = selection) -> Any:
@@ -241,20 +349,16 @@ class _Execution:
             levels["series"] = (False, True)
         if self.bucketed:
             levels["points"] = (True, True)
-        found: Percentiles = {}
-        by_metric: dict[str, list[float]] = defaultdict(list)
-        metrics = {}
-        for selection in plan.selections:
-            if selection.percentile is not None:
-                by_metric[selection.metric.id].append(selection.percentile)
-                metrics[selection.metric.id] = selection.metric
+        found: Percentiles = dict(self.exact)
         for level_name, (with_bucket, with_keys) in levels.items():
+            if level_name in found:  # read with the states
+                continue
             level = found.setdefault(level_name, {})
-            for metric_id, fractions in by_metric.items():
+            for metric_id, (metric, fractions) in fractions_of(plan).items():
                 key = ("exact", self.shape, with_bucket, with_keys, self._groups_key(with_keys), metric_id)
 
                 def build(
-                    metric: Metric = metrics[metric_id],
+                    metric: Metric = metric,
                     fractions: list[float] = fractions,
                     with_bucket: bool = with_bucket,
                     with_keys: bool = with_keys,
@@ -284,50 +388,6 @@ class _Execution:
                     }
         return found
 
-    # ------------------------------------------------------------------ the answer
-
-    def _assemble(self, points: Level, series: Level, totals: Level, exact: Percentiles) -> MetricQueryResult:
-        plan = self.plan
-        if not self.nkeys and "totals" in exact:
-            exact["series"] = exact["totals"]
-        keys = sorted(series, key=_group_order) if self.nkeys else [()]
-        all_series = []
-        for key in keys:
-            entry = MetricSeries(
-                group={name: key[i] for i, name in enumerate(plan.group_by)},
-                totals=values_of(plan.selections, series.get(key, {}), exact_at(exact, "series", key)),
-            )
-            if self.bucketed:
-                entry.points = [
-                    MetricPoint(
-                        time=start,
-                        values=values_of(
-                            plan.selections, points.get((*key, start), {}), exact_at(exact, "points", (*key, start))
-                        ),
-                    )
-                    for start in plan.buckets
-                ]
-            all_series.append(entry)
-        if plan.order_key is not None:
-            all_series = _ordered(all_series, plan.order_key, plan.descending)
-        if plan.limit is not None:
-            all_series = all_series[: plan.limit]
-        if len(all_series) * max(len(plan.buckets), 1) > MAX_POINTS:
-            raise InvalidInput.field(
-                "group_by",
-                f"the answer would hold more than {MAX_POINTS} points; add a limit or a coarser interval",
-                "body",
-            )
-        source = "raw" if plan.grain is None else f"rollup_{plan.grain}"
-        return MetricQueryResult(
-            from_=plan.window.start,
-            to=plan.window.end,
-            interval=plan.interval,
-            source=source,
-            series=all_series,
-            totals=values_of(plan.selections, totals.get((), {}), exact_at(exact, "totals", ())),
-        )
-
 
 def _consecutive(parts: list[TimeWindow]) -> list[list[TimeWindow]]:
     runs: list[list[TimeWindow]] = []
@@ -337,22 +397,3 @@ def _consecutive(parts: list[TimeWindow]) -> list[list[TimeWindow]]:
         else:
             runs.append([part])
     return runs
-
-
-def _histogram_selections(plan: Plan) -> list[Selection]:
-    chosen: dict[str, Selection] = {}
-    for selection in plan.selections:
-        if selection.percentile is not None and selection.metric.measure in HISTOGRAMS:
-            chosen.setdefault(selection.metric.id, selection)
-    return list(chosen.values())
-
-
-def _group_order(key: GroupKey) -> tuple[tuple[bool, str], ...]:
-    return tuple((value is None, "" if value is None else str(value)) for value in key)
-
-
-def _ordered(series: list[MetricSeries], key: str, descending: bool) -> list[MetricSeries]:
-    present = [(value, s) for s in series if (value := s.totals.get(key)) is not None]
-    missing = [s for s in series if s.totals.get(key) is None]
-    present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep group order
-    return [s for _, s in present] + missing

@@ -9,6 +9,7 @@ inside the database, so concurrent writers do not lose each other's counts.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Table, case, func, literal_column, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from observatory_api.db.bulk_insert import upsert_via_staging
+from observatory_api.db.bulk_insert import Rebucketed, upsert_via_staging
 from observatory_api.db.tables import spans
 from observatory_api.metrics.histogram import bin_of
 from observatory_api.metrics.rollup_tables import (
@@ -70,7 +71,7 @@ def rollup_rows(records: Iterable[SpanRecord], rollup: Rollup) -> list[list[Any]
 
 
 def all_rollup_rows(contributions: Sequence[Contribution]) -> list[tuple[Rollup, list[list[Any]]]]:
-    """`rollup_rows` for every rollup table, from the spans' contributions."""
+    """`rollup_rows` for every rollup table, from the spans' contributions (migration 0008)."""
     return [(rollup, _aggregate(contributions, rollup)) for rollup in ROLLUPS]
 
 
@@ -105,6 +106,14 @@ def contribution(row: Sequence[Any]) -> Contribution:
 
 
 def _aggregate(contributions: Sequence[Contribution], rollup: Rollup) -> list[list[Any]]:
+    # Sorted by the table's key (bucket, dims_key): concurrent writers lock rows in one order.
+    return sorted(_groups(contributions, rollup).values(), key=itemgetter(0, 1))
+
+
+def _groups(
+    contributions: Sequence[Contribution], rollup: Rollup
+) -> dict[tuple[int, tuple[str | None, ...]], list[Any]]:
+    """The delta row of each (bucket number, dimensions) of `rollup` that `contributions` fall into."""
     layout = _layout(rollup)
     seconds, picked = rollup.seconds, layout.dimension_positions
     measure_at, histogram_at, span_count = layout.measure_at_by_index, layout.histogram_at_by_index, layout.span_count
@@ -130,8 +139,7 @@ def _aggregate(contributions: Sequence[Contribution], rollup: Rollup) -> list[li
             if histogram >= 0:
                 column = histogram_at[index] + histogram
                 row[column] = (row[column] or 0) + 1
-    # Sorted by the table's key (bucket, dims_key): concurrent writers lock rows in one order.
-    return sorted(rows.values(), key=itemgetter(0, 1))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,24 @@ def _layout(rollup: Rollup) -> _Layout:
 
 
 _HISTOGRAM_COLUMNS = {m: hist_columns(m) for m in HISTOGRAMS}
+# Rollup -> the coarser rollups of the same dimensions that take its staged rows (`add_to_rollups`);
+# the order in which writers upsert the tables (one order for all: their row locks cannot cross).
+_COARSER: dict[Rollup, tuple[Rollup, ...]] = {
+    fine: tuple(r for r in ROLLUPS if r.grain != "minute" and r.dimensions == fine.dimensions)
+    for fine in ROLLUPS
+    if fine.grain == "minute" and fine.dimensions == tuple(ROLLUP_DIMENSIONS)
+}
+_TAKEN_FROM = {coarse for coarser in _COARSER.values() for coarse in coarser}
+_WRITE_ORDER = (
+    *(r for fine, coarser in _COARSER.items() for r in (fine, *coarser)),
+    *(r for r in ROLLUPS if r not in _COARSER and r not in _TAKEN_FROM),
+)
+
+
+@cache
+def _updates_of(table: Table) -> Any:
+    """`additive_updates` for `table`, as one function per table (a part of the statement's cache key)."""
+    return lambda new: additive_updates(table, new)
 
 
 def additive_updates(table: Table, new: Any) -> dict[str, Any]:
@@ -192,14 +218,49 @@ def additive_updates(table: Table, new: Any) -> dict[str, Any]:
 
 
 async def add_to_rollups(conn: AsyncConnection, contributions: Sequence[Contribution]) -> None:
-    """Add the spans this transaction newly stored (their `contribution`s) to every rollup table."""
+    """Add the spans this transaction newly stored (their `contribution`s) to every rollup table.
+
+    The hour and day rows that are a minute row with a wider bucket (their only minute: most rows
+    of a batch of live spans) are not built and sent again: they take the staged minute row,
+    re-bucketed by the database, and only the others are aggregated and sent. Each row is the same
+    as before, every sum added up in the same order.
+    """
     if not contributions:
         return
-    for rollup, rows in all_rollup_rows(contributions):
-        table = rollup.table
+    for rollup in _WRITE_ORDER:
+        if rollup in _TAKEN_FROM:
+            continue  # written with the minute rows it takes
+        groups = _groups(contributions, rollup)
+        coarser = _COARSER.get(rollup, ())
+        also = [_rebucketed(contributions, groups, rollup, other) for other in coarser]
+        for other in coarser:  # each row flagged for each coarser table: whether it takes the row
+            ratio = other.seconds // rollup.seconds
+            count = Counter((bucket // ratio, dims) for bucket, dims in groups)
+            for (bucket, dims), row in groups.items():
+                row.append(count[(bucket // ratio, dims)] == 1)
+        rows = sorted(groups.values(), key=itemgetter(0, 1))
         await upsert_via_staging(
-            conn, table, rows, key=("bucket", "dims_key"), updates=lambda new, t=table: additive_updates(t, new)
+            conn, rollup.table, rows, key=("bucket", "dims_key"), updates=_updates_of(rollup.table), also=also
         )
+
+
+def _rebucketed(
+    contributions: Sequence[Contribution],
+    groups: dict[tuple[int, tuple[str | None, ...]], list[Any]],
+    fine: Rollup,
+    coarse: Rollup,
+) -> Rebucketed:
+    """`coarse` as `fine`'s staged rows reach it: its rows that hold more than one of `groups`
+    (the `fine` rows) aggregated here, the rest taken from the staged `fine` rows."""
+    ratio = coarse.seconds // fine.seconds
+    count = Counter((bucket // ratio, dims) for bucket, dims in groups)
+    shared = {key for key, n in count.items() if n > 1}
+    own: list[list[Any]] = []
+    if shared:
+        seconds = coarse.seconds
+        mixed = [part for part in contributions if (part[0] // seconds, part[1]) in shared]
+        own = _aggregate(mixed, coarse)
+    return Rebucketed(coarse.table, coarse.seconds, _updates_of(coarse.table), own)
 
 
 async def move_in_rollups(
@@ -212,14 +273,12 @@ async def move_in_rollups(
     adds; a row left without spans is deleted. A min or max cannot be taken back by subtraction:
     the row a span left keeps its min and max, which then bound the remaining values.
     """
-    for rollup in ROLLUPS:
+    for rollup in _WRITE_ORDER:
         rows = _moved_rows(removed, added, rollup)
         if not rows:
             continue
         table = rollup.table
-        await upsert_via_staging(
-            conn, table, rows, key=("bucket", "dims_key"), updates=lambda new, t=table: additive_updates(t, new)
-        )
+        await upsert_via_staging(conn, table, rows, key=("bucket", "dims_key"), updates=_updates_of(table))
         emptied = sorted({(row[0], row[1]) for row in rows})
         await conn.execute(
             table.delete().where(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Double,
+    Integer,
     Select,
     Table,
     and_,
@@ -34,8 +35,11 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
+from sqlalchemy.sql.sqltypes import NullType
 
 from observatory_api.core.query import TimeWindow
 from observatory_api.db import tables
@@ -135,12 +139,14 @@ def raw_source(
     return Source(_s, from_obj, _s.c.start_time, keys, where, rollup=False, capabilities=capabilities)
 
 
-def rollup_source(plan: Plan, grain: str, capabilities: DatabaseCapabilities) -> Source:
+def rollup_source(plan: Plan, grain: str, capabilities: DatabaseCapabilities, table: Table | None = None) -> Source:
     """The rollup of `grain` that answers `plan`, or its continuous aggregate when the database
-    has them (TimescaleDB, see `metrics.continuous_aggregates`)."""
-    table = rollup_for(plan, grain).table
-    if capabilities.continuous_aggregates:
-        table = aggregate_for(table)
+    has them (TimescaleDB, see `metrics.continuous_aggregates`); `table`: the aggregate's
+    materialised hypertable instead (`metrics.materialized`)."""
+    if table is None:
+        table = rollup_for(plan, grain).table
+        if capabilities.continuous_aggregates:
+            table = aggregate_for(table)
     keys = [table.c[DIMENSIONS[name]].label(f"g{i}") for i, name in enumerate(plan.group_by)]
     where = and_(*_in_window(table.c.bucket), *_scope(plan, table))
     if plan.filter_node is not None:
@@ -239,7 +245,12 @@ def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[st
         if aggregation == "max" or percentile:
             states[f"{name}:max"] = func.max(_when(plan, metric.condition, t, t.c[f"{measure}_max"]))
         if percentile:
-            states.update(_bin_sums(name, measure, t, _condition_left(plan, metric.condition)))
+            packed = source.capabilities.dialect_name == "postgresql"
+            # A minute or hour row's bin counts fit an int4 (2^31 spans of one combination in an
+            # hour: 600,000 spans/s); a day's are kept as bigint.
+            narrow = packed and source.grain_seconds is not None and source.grain_seconds <= GRAINS["hour"]
+            condition = _condition_left(plan, metric.condition)
+            states.update(_bin_sums(name, measure, t, condition, packed=packed, narrow=narrow))
         return states
     assert metric.value is not None  # every measure has one
     value = _when(plan, metric.condition, t, metric.value(t))
@@ -262,13 +273,24 @@ def _measure_states(selection: Selection, source: Source, plan: Plan) -> dict[st
 
 
 @cache
-def _bin_sums(name: str, measure: str, table: Table, condition: Any) -> dict[str, Any]:
+def _bin_sums(
+    name: str, measure: str, table: Table, condition: Any, *, packed: bool = False, narrow: bool = False
+) -> dict[str, Any]:
     """The summed histogram bins of `measure` (0 when empty), where `condition` holds (None: all
-    rows). Built once per table and metric: ~160 expressions cost ~10 ms to build per query."""
+    rows). Built once per table and metric: ~160 expressions cost ~10 ms to build per query.
+
+    `packed` (PostgreSQL): one `bigint[]` column `<metric>:h` instead of a column per bin; the
+    driver decodes it to a list in C, where 160 columns a row cost ~10 us of Python each row
+    (a day by minute: 1,440 rows). `narrow`: each value as an int4, whose sum PostgreSQL keeps
+    in a bigint, not a NUMERIC as for a bigint's (about a fifth of the statement's time there)."""
     sums = {}
     for i, column in enumerate(hist_columns(measure)):
         value = table.c[column] if condition is None else case((condition(table), table.c[column]))
-        sums[f"{name}:h{i}"] = func.coalesce(_int_sum(value), literal_column("0"))
+        total = func.sum(cast(value, Integer)) if narrow else _int_sum(value)
+        sums[f"{name}:h{i}"] = func.coalesce(total, literal_column("0"))
+    if packed:
+        # NullType: no result processor (ARRAY's walks each list in Python, ~45 us a row).
+        return {f"{name}:h": type_coerce(postgresql.array(list(sums.values()), type_=BigInteger), NullType())}
     return sums
 
 

@@ -90,6 +90,12 @@ db_replica_up = Gauge(
     ["replica"],
     multiprocess_mode="livemin",
 )
+metric_segment_cache_serving = Gauge(
+    "metric_segment_cache_serving",
+    "1 while the metric segment cache serves queries; 0 while it is suspended (its Redis subscription "
+    "lost) or the worker keeps none. The lowest over the workers.",
+    multiprocess_mode="livemin",
+)
 db_replica_lag_seconds = Gauge(
     "db_replica_lag_seconds",
     "How far the replica is behind the primary at the last check that could measure it (an upper bound).",

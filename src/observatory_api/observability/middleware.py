@@ -13,6 +13,7 @@ DEBUG: orchestrators call them every few seconds, which would drown the traffic 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -37,6 +38,9 @@ MAX_LOGGED_PATH = 200
 CLIENT_CLOSED = 499
 _TYPED_PARAMETER = re.compile(r"\{(\w+):[^}]*\}")
 
+# The request counter, duration histogram and REST counter children of one label combination.
+_Children = tuple[Any, Any, Any | None]
+
 access_logger = logging.getLogger("observatory_api.access")
 logger = logging.getLogger("observatory_api.observability")
 
@@ -54,6 +58,12 @@ def route_template(scope: Scope) -> str:
     template = scope.get("path_template") if scope.get("route_handler") is not None else None
     if not template:
         return UNMATCHED
+    return _untyped(template)
+
+
+@functools.lru_cache(maxsize=1024)
+def _untyped(template: str) -> str:
+    # Route templates are few (one per route), so the regex runs once per template, not per request.
     return _TYPED_PARAMETER.sub(r"{\1}", template)
 
 
@@ -86,6 +96,7 @@ class ObservabilityMiddleware:
         self.known_roles = known_roles
         self.span_hooks = span_hooks
         self.clock = clock
+        self._labelled: dict[tuple[str, str, str, str, bool], _Children] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -123,6 +134,22 @@ class ObservabilityMiddleware:
             self._record(scope, rid, status or 500, self.clock() - started)
             request_context.reset(token)
 
+    def _children(self, method: str, route: str, klass: str, role: str, rest: bool) -> _Children:
+        """The labelled metric children of one combination, looked up once (`labels()` takes a
+        lock and builds a key on each call). Bounded: every label is from a bounded set."""
+        key = (method, route, klass, role, rest)
+        children = self._labelled.get(key)
+        if children is None:
+            children = (
+                metrics.http_requests_total.labels(method=method, route=route, status_class=klass, role=role),
+                metrics.http_request_duration_seconds.labels(method=method, route=route),
+                metrics.api_rest_requests_total.labels(method=method, route=route, status_class=klass)
+                if rest
+                else None,
+            )
+            self._labelled[key] = children
+        return children
+
     def _record(self, scope: HTTPScope, rid: str, status: int, seconds: float) -> None:
         method = _method(scope)
         route = route_template(scope)
@@ -130,13 +157,18 @@ class ObservabilityMiddleware:
         klass = status_class(status)
         health = route in HEALTH_ROUTES
         if not health:
-            metrics.http_requests_total.labels(method=method, route=route, status_class=klass, role=role).inc()
-            metrics.http_request_duration_seconds.labels(method=method, route=route).observe(seconds)
-            if _under(scope.get("path", ""), self.api_prefix):
-                metrics.api_rest_requests_total.labels(method=method, route=route, status_class=klass).inc()
+            rest = _under(scope.get("path", ""), self.api_prefix)
+            total, duration, rest_total = self._children(method, route, klass, role, rest)
+            total.inc()
+            duration.observe(seconds)
+            if rest_total is not None:
+                rest_total.inc()
+        level = logging.DEBUG if health else logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return
         path = scope.get("path", "")
         access_logger.log(
-            logging.DEBUG if health else logging.INFO,
+            level,
             "%s %s %s",
             method,
             route,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 HEADER = "x-request-id"
@@ -29,4 +28,7 @@ def request_id(scope: Scope) -> str:
 async def add_request_id_header(message: Message, scope: Scope) -> None:
     """App-level `before_send` hook: runs for every response, handled or not."""
     if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)[HEADER] = request_id(scope)
+        # One pass over the raw list (MutableScopeHeaders decodes every name to find one).
+        headers = [(name, value) for name, value in message.get("headers") or () if name.lower() != _HEADER_BYTES]
+        headers.append((_HEADER_BYTES, request_id(scope).encode("latin-1")))
+        message["headers"] = headers

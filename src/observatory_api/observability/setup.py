@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.observability.db import pool_sampler
+from observatory_api.observability.metric_cache import CacheState, segment_cache_sampler
 from observatory_api.observability.metrics import record_build_info
 from observatory_api.observability.metrics_server import MULTIPROC_ENV
 from observatory_api.observability.middleware import install_middleware
@@ -49,6 +50,9 @@ class ObservedResources(Protocol):
     @property
     def redis_client(self) -> Redis | None: ...
 
+    @property
+    def metric_segments(self) -> CacheState | None: ...
+
 
 @contextlib.asynccontextmanager
 async def observability_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -59,7 +63,7 @@ async def observability_lifespan(app: Litestar) -> AsyncIterator[None]:
         # The worker's one Redis client: the rate limits' and caches' commands are traced too.
         tracing.instrument(resources.read_engine, resources.redis_client)
     try:
-        async with pool_sampler(resources.read_engine):
+        async with pool_sampler(resources.read_engine), segment_cache_sampler(resources.metric_segments):
             yield
     finally:
         if tracing is not None:

@@ -36,6 +36,7 @@ from observatory_api.security.resources import security_resources
 from observatory_api.security.revocation import Revocations
 from observatory_api.security.store import SecurityStore, StoreUnavailable
 from observatory_api.security.tokens import TokenClaims, TokenError, TokenService, TokenType
+from observatory_api.security.verified_tokens import VerifiedTokenCache
 
 logger = logging.getLogger("observatory_api.security")
 # Route templates answered without a credential; `/schema` covers every docs page.
@@ -44,6 +45,8 @@ OPEN_ROUTES = frozenset({"/", *PROBE_PATHS, f"{AUTH_PREFIX}/token", f"{AUTH_PREF
 OPEN_PREFIXES = (SCHEMA_PATH,)
 REALM = 'Bearer realm="observatory"'
 _MISSING_KEY = b"-"
+# A scope key holding the Principal the cache fast path already authenticated this request as.
+PREAUTHENTICATED = "observatory_principal"
 ACCEPTED_FORMS = (
     "Authorization: Bearer <token or API key>, X-API-Key: <API key>, or HTTP Basic with the API key as password"
 )
@@ -78,10 +81,18 @@ def api_key_cache_key(store: SecurityStore, prefix: str) -> str:
 class Authenticator:
     """Turns a credential into a Principal, or raises AuthFailure with a bounded reason."""
 
-    def __init__(self, *, tokens: TokenService, secret_key: str, key_cache_ttl: int):
+    def __init__(
+        self,
+        *,
+        tokens: TokenService,
+        secret_key: str,
+        key_cache_ttl: int,
+        verified_tokens: VerifiedTokenCache | None = None,
+    ):
         self.tokens = tokens
         self._secret_key = secret_key
         self._key_cache_ttl = key_cache_ttl
+        self.verified_tokens = VerifiedTokenCache(0) if verified_tokens is None else verified_tokens
 
     async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         credential = presented_credential(connection.headers)
@@ -97,10 +108,17 @@ class Authenticator:
         return await self.from_access_claims(claims, state)
 
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
+        # Access tokens only: a refresh token is used once, then rotated.
+        cache = self.verified_tokens if expected == "access" else None
+        if cache is not None and (cached := cache.get(token)) is not None:
+            return cached
         try:
-            return self.tokens.decode(token, expected_type=expected)
+            claims = self.tokens.decode(token, expected_type=expected)
         except TokenError as exc:
             raise AuthFailure(exc.reason, exc.detail) from None
+        if cache is not None:
+            cache.put(token, claims)
+        return claims
 
     async def from_api_key(self, raw: str, state: Any) -> Principal:
         prefix = key_prefix_of(raw)
@@ -238,7 +256,12 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if scope["type"] not in self.scopes or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        result = await self.authenticate_request(ASGIConnection(scope))
+        principal = scope.get(PREAUTHENTICATED)
+        if isinstance(principal, Principal):
+            # Authenticated (and revocation checked) moments ago for this very request.
+            result = AuthenticationResult(user=principal, auth=principal.kind)
+        else:
+            result = await self.authenticate_request(ASGIConnection(scope))
         scope["user"] = result.user
         scope["auth"] = result.auth
         await self.app(scope, receive, send)

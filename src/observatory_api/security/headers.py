@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 from observatory_api.core.vocabulary import GRAPHIQL_PATH
@@ -47,22 +46,26 @@ def security_headers_hook(settings: SecurityHeadersSettings) -> SendHook:
         "cross-origin-opener-policy": "same-origin",
         "server": SERVER,
     }
+    # Encoded once: this runs on every response, so it edits the raw header list in one pass
+    # (Litestar's MutableScopeHeaders scans the whole list for each header set).
+    encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fixed.items()]
+    replaced = frozenset({name for name, _ in encoded} | {b"content-security-policy"})
+    if not settings.enabled:
+        encoded, replaced = [(b"server", SERVER.encode())], frozenset({b"server"})
+    csp = {path: policy.encode("latin-1") for path, policy in DOCS_PAGE_CSP.items()}
+    api_csp = API_CSP.encode("latin-1")
 
     async def add_security_headers(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
-        headers = MutableScopeHeaders.from_message(message)
-        if "server" in headers:
-            del headers["server"]
+        path = scope.get("path", "")
+        headers = [(name, value) for name, value in message.get("headers") or () if name.lower() not in replaced]
+        headers.extend(encoded)
         if settings.enabled:
-            for name, value in fixed.items():
-                headers[name] = value
-            path = scope.get("path", "").rstrip("/") or "/"
-            headers["content-security-policy"] = DOCS_PAGE_CSP.get(path, API_CSP)
-        else:
-            headers["server"] = SERVER
-        if "cache-control" not in headers and scope.get("path", "").startswith("/api/"):
+            headers.append((b"content-security-policy", csp.get(path.rstrip("/") or "/", api_csp)))
+        if path.startswith("/api/") and not any(name.lower() == b"cache-control" for name, _ in headers):
             # Credentials and per-caller data: never stored by shared caches unless a route says so.
-            headers["cache-control"] = "no-store"
+            headers.append((b"cache-control", b"no-store"))
+        message["headers"] = headers
 
     return add_security_headers

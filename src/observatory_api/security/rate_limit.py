@@ -19,6 +19,7 @@ Probes and CORS preflights are neither counted nor given headers: no limit appli
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -93,8 +94,10 @@ class ClientAddress:
         return peer
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_bucket(address: str) -> str:
-    """The per-IP bucket of `address`: an IPv4 address itself, an IPv6 address's /64 network."""
+    """The per-IP bucket of `address`: an IPv4 address itself, an IPv6 address's /64 network
+    (memoised: parsing with `ipaddress` on every request costs more than the rest of the check)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -178,7 +181,9 @@ class RateLimiter:
 
 
 # A scope key the middleware sets on every request it handled.
-_SEEN_BY_MIDDLEWARE = "observatory_rate_limit_seen"
+SEEN_BY_MIDDLEWARE = "observatory_rate_limit_seen"
+# A refusal already counted for this request (by the cache fast path): raised, not counted again.
+PRECOUNTED = "observatory_rate_limit_refusal"
 
 
 class AtomicRateLimitMiddleware(RateLimitMiddleware):
@@ -195,21 +200,27 @@ class AtomicRateLimitMiddleware(RateLimitMiddleware):
         store: SecurityStore = scope["litestar_app"].state.security_store
         user = scope.get("user")
         principal = user if isinstance(user, Principal) else None
+        refusal = scope.get(PRECOUNTED)
+        if isinstance(refusal, (RateLimited, Unavailable)):
+            raise refusal
         decision = await self.limiter.check(store, self.limiter.buckets(store, scope, principal))
         # Seen here, counted or served without counting (the store down, failing open): never
         # counted again by the hook against the client IP's anonymous limit.
-        scope[_SEEN_BY_MIDDLEWARE] = True  # type: ignore[literal-required]
+        scope[SEEN_BY_MIDDLEWARE] = True  # type: ignore[literal-required]
         if decision.headers:
-            send = _with_headers(send, decision.headers)
+            send = with_headers(send, decision.headers)
         await self.app(scope, receive, send)
 
 
-def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+def with_headers(send: Send, headers: dict[str, str]) -> Send:
+    # Encoded once and put in the raw header list in one pass (every request passes here).
+    encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    names = frozenset(name for name, _ in encoded)
+
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            mutable = MutableScopeHeaders.from_message(message)
-            for name, value in headers.items():
-                mutable[name] = value
+            kept = [(name, value) for name, value in message.get("headers") or () if name.lower() not in names]
+            message["headers"] = [*kept, *encoded]
         await send(message)
 
     return wrapped
@@ -220,10 +231,15 @@ def unrouted_rate_limit_hook(limiter: RateLimiter) -> SendHook:
     exempt = re.compile("|".join(EXCLUDED))
 
     async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("method") == "OPTIONS":
+        # The middleware's mark first: most responses have it, and it costs no scan of the headers.
+        if (
+            message["type"] != "http.response.start"
+            or scope.get("method") == "OPTIONS"
+            or scope.get(SEEN_BY_MIDDLEWARE)
+        ):
             return
         headers = MutableScopeHeaders.from_message(message)
-        if "ratelimit-limit" in headers or exempt.match(scope.get("path", "")) or scope.get(_SEEN_BY_MIDDLEWARE):
+        if "ratelimit-limit" in headers or exempt.match(scope.get("path", "")):
             return
         store: SecurityStore | None = getattr(scope["litestar_app"].state, "security_store", None)
         if store is None:

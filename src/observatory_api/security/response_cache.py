@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import heapq
@@ -21,8 +22,9 @@ import logging
 import time
 import uuid
 import zlib
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import zstandard
 from litestar import Litestar, Request
@@ -45,6 +47,9 @@ logger = logging.getLogger("observatory_api.security.cache")
 STORE_NAME = "response_cache"
 VARY = "Authorization, X-API-Key, Accept-Encoding"
 _STATE_KEY = "observatory_cache_key"
+_KNOWN_MISS = "observatory_cache_known_miss"
+# The key of a lookup that is known to miss: the store is not asked (ResilientCacheStore.get).
+KNOWN_MISS_KEY = "observatory:cache:known-miss"
 
 
 def _principal(scope: Scope) -> Principal | None:
@@ -52,40 +57,54 @@ def _principal(scope: Scope) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-def _no_cache_requested(request: Request[Any, Any, Any]) -> bool:
-    directives = request.headers.get("cache-control", "").lower()
-    return "no-cache" in directives or "no-store" in directives or request.headers.get("pragma") == "no-cache"
+def no_cache_requested(headers: Mapping[str, str]) -> bool:
+    directives = headers.get("cache-control", "").lower()
+    return "no-cache" in directives or "no-store" in directives or headers.get("pragma") == "no-cache"
 
 
-def _encoding(request: Request[Any, Any, Any]) -> str:
+@functools.lru_cache(maxsize=256)
+def _encoding(accept_encoding: str) -> str:
     # The compression middleware's own choice: a stored body is served only in its encoding.
-    return negotiate(request.headers.get("accept-encoding", ""))
+    return negotiate(accept_encoding)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_query(query_string: bytes) -> str:
+    # Sorted, so that the order of the parameters does not make another entry.
+    return urlencode(sorted(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)))
 
 
 def cache_key(request: Request[Any, Any, Any]) -> str:
     """Called for the lookup and again for the write; a client's no-cache makes the lookup miss."""
-    state = request.scope.setdefault("state", {})
+    scope = request.scope
+    state = scope.setdefault("state", {})
     if _STATE_KEY in state:
-        return str(state[_STATE_KEY])
-    principal = _principal(request.scope)
-    handler = request.scope["route_handler"]
-    subject = principal.subject if principal and handler.opt.get("cache_per_subject") else "-"
-    query = sorted(request.query_params.multi_items())
+        # The fast path looked this request up a moment ago and missed: Litestar's lookup is skipped.
+        return KNOWN_MISS_KEY if state.pop(_KNOWN_MISS, False) else str(state[_STATE_KEY])
+    principal = _principal(scope)
+    subject = principal.subject if principal and scope["route_handler"].opt.get("cache_per_subject") else "-"
+    headers = request.headers
+    path = scope.get("root_path", "") + scope["path"]
     key = "|".join(
         (
-            request.scope.get("path_template") or request.url.path,
+            scope.get("path_template") or path,
             principal.role if principal else "anonymous",
             subject,
-            _encoding(request),
-            request.method,
-            request.url.path,
-            urlencode(query),
+            _encoding(headers.get("accept-encoding", "")),
+            scope["method"],
+            path,
+            _canonical_query(scope.get("query_string", b"")),
         )
     )
     state[_STATE_KEY] = key
-    if _no_cache_requested(request):
+    if no_cache_requested(headers):
         return f"{key}|bypass:{uuid.uuid4().hex}"
     return key
+
+
+def mark_known_miss(scope: Scope) -> None:
+    """After a lookup of this request's key missed: the next lookup is answered without the store."""
+    scope.setdefault("state", {})[_KNOWN_MISS] = True
 
 
 def should_store(scope: HTTPScope, status_code: int) -> bool:
@@ -118,6 +137,50 @@ def apply_cache_ttls(app: Litestar, settings: CacheSettings) -> None:
                 handler.cache = ttl if settings.enabled else False
 
 
+class LocalCacheStore(Store):
+    """The worker's response cache without Redis: a dict with expiry times, no lock and no await
+    inside (Litestar's MemoryStore takes an anyio lock and reads the wall clock on every get)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bytes, float | None]] = {}
+
+    async def get(self, key: str, renew_for: int | Any = None) -> bytes | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        value, expires_at = found
+        if expires_at is not None and expires_at <= time.monotonic():
+            del self._entries[key]
+            return None
+        if isinstance(renew_for, int) and expires_at is not None:
+            self._entries[key] = (value, time.monotonic() + renew_for)
+        return value
+
+    async def set(self, key: str, value: str | bytes, expires_in: int | Any = None) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        self._entries[key] = (data, time.monotonic() + expires_in if isinstance(expires_in, int) else None)
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    async def delete_all(self) -> None:
+        self._entries.clear()
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    async def expires_in(self, key: str) -> int | None:
+        found = self._entries.get(key)
+        if found is None or found[1] is None:
+            return None
+        return int(found[1] - time.monotonic())
+
+    async def delete_expired(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_, at) in self._entries.items() if at is not None and at <= now]:
+            del self._entries[key]
+
+
 class ResilientCacheStore(Store):
     """Wraps the real store: errors become misses; bytes written are tracked for `cache_size_bytes`."""
 
@@ -132,6 +195,8 @@ class ResilientCacheStore(Store):
 
     async def get(self, key: str, renew_for: int | Any = None) -> bytes | None:
         self._expire_sizes()
+        if key == KNOWN_MISS_KEY:
+            return None
         try:
             return await self.inner.get(key, renew_for)
         except Exception as exc:
@@ -223,20 +288,36 @@ class ConditionalGetMiddleware(ASGIMiddleware):
     async def _finish(
         scope: Scope, start: HTTPResponseStartEvent, body: bytes, route: str, ttl: int, if_none_match: str, send: Send
     ) -> None:
-        headers = MutableScopeHeaders.from_message(start)
         if start["status"] == 200:
             hit = bool(ScopeState.from_scope(scope).is_cached is True)
             (cache_hits_total if hit else cache_misses_total).labels(route).inc()
-            etag = _etag(body, headers.get("content-encoding"))
-            headers["ETag"] = etag
-            headers["Cache-Control"] = f"private, max-age={ttl}"
-            headers["Vary"] = VARY
-            headers["X-Cache"] = "hit" if hit else "miss"
+            etag = mark_cacheable(start, body, ttl, hit=hit)
             if if_none_match and _matches(if_none_match, etag):
-                start["status"] = 304
-                for name in ("content-length", "content-type", "content-encoding"):
-                    if name in headers:
-                        del headers[name]
-                body = b""
+                body = not_modified(start)
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def mark_cacheable(start: HTTPResponseStartEvent, body: bytes, ttl: int, *, hit: bool) -> str:
+    """The validator and caching headers of a cacheable 200 (the same for both paths of a hit)."""
+    headers = MutableScopeHeaders.from_message(start)
+    etag = _etag(body, headers.get("content-encoding"))
+    headers["ETag"] = etag
+    headers["Cache-Control"] = f"private, max-age={ttl}"
+    headers["Vary"] = VARY
+    headers["X-Cache"] = "hit" if hit else "miss"
+    return etag
+
+
+def not_modified(start: HTTPResponseStartEvent) -> bytes:
+    """Turn a 200 start into its 304; returns the (empty) body."""
+    headers = MutableScopeHeaders.from_message(start)
+    start["status"] = 304
+    for name in ("content-length", "content-type", "content-encoding"):
+        if name in headers:
+            del headers[name]
+    return b""
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    return bool(if_none_match) and _matches(if_none_match, etag)

@@ -6,6 +6,7 @@ auth imports security, never the other way round."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,13 +16,13 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.middleware.base import DefineMiddleware
-from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from observatory_api.core.background import background_task
 from observatory_api.redis_client import worker_timeout
 from observatory_api.security.api_keys import secret_key_of
 from observatory_api.security.authentication import AuthenticationMiddleware, Authenticator
+from observatory_api.security.cache_fast_path import install_cache_fast_path
 from observatory_api.security.headers import SendHook, security_headers_hook
 from observatory_api.security.key_usage import KeyUsageRecorder
 from observatory_api.security.limits import RequestTimeoutMiddleware
@@ -35,6 +36,7 @@ from observatory_api.security.resources import security_resources
 from observatory_api.security.response_cache import (
     STORE_NAME,
     ConditionalGetMiddleware,
+    LocalCacheStore,
     ResilientCacheStore,
     apply_cache_ttls,
     response_cache_config,
@@ -42,6 +44,7 @@ from observatory_api.security.response_cache import (
 from observatory_api.security.revocation import revocation_lifespan
 from observatory_api.security.store import MemorySecurityStore, RedisSecurityStore, SecurityStore
 from observatory_api.security.tokens import TokenService
+from observatory_api.security.verified_tokens import VerifiedTokenCache
 from observatory_api.settings import Settings
 
 logger = logging.getLogger("observatory_api.security")
@@ -58,6 +61,13 @@ class Security:
     lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]]
     response_cache_config: ResponseCacheConfig
     stores: dict[str, Any] = field(default_factory=dict)
+    # Cache hits answered before the router (cache_fast_path.py); None when the cache or the fast path is off.
+    fast_path: Callable[[Litestar], None] | None = None
+
+    def install_fast_path(self, app: Litestar) -> None:
+        """Call before `install_cors`: the fast path sits inside CORS, outside the router."""
+        if self.fast_path is not None:
+            self.fast_path(app)
 
 
 def build_security(settings: Settings) -> Security:
@@ -65,6 +75,7 @@ def build_security(settings: Settings) -> Security:
         tokens=TokenService.from_settings(settings),
         secret_key=secret_key_of(settings),
         key_cache_ttl=settings.auth.api_key_cache_ttl_seconds,
+        verified_tokens=VerifiedTokenCache(settings.auth.verified_token_cache_seconds),
     )
     limiter = RateLimiter(settings.rate_limit, ClientAddress(settings.server.trusted_proxies))
     enabled = settings.rate_limit.enabled
@@ -89,8 +100,13 @@ def build_security(settings: Settings) -> Security:
         ],
         lifespan=[security_lifespan, revocation_lifespan],
         response_cache_config=response_cache_config(settings.cache),
+        fast_path=functools.partial(
+            install_cache_fast_path, authenticator=authenticator, limiter=limiter if enabled else None
+        )
+        if settings.cache.enabled and settings.cache.fast_path
+        else None,
         # Replaced by the lifespan (Redis when configured); present so the name always resolves.
-        stores={STORE_NAME: ResilientCacheStore(MemoryStore())},
+        stores={STORE_NAME: ResilientCacheStore(LocalCacheStore())},
     )
 
 
@@ -110,7 +126,7 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
         cache = ResilientCacheStore(RedisStore(connection.client, namespace=f"{prefix}:cache"))
     else:
         store = MemorySecurityStore(prefix)
-        cache = ResilientCacheStore(MemoryStore())
+        cache = ResilientCacheStore(LocalCacheStore())
     app.state.security_store = store
     # The owner engine when ingest is enabled.
     key_usage = KeyUsageRecorder(
@@ -133,7 +149,7 @@ async def security_lifespan(app: Litestar) -> AsyncIterator[None]:
 
 
 async def _housekeeping(store: SecurityStore, cache: ResilientCacheStore) -> None:
-    # MemoryStore drops expired keys only when read: per-IP counters would grow without this.
+    # In-memory stores drop expired keys only when read: per-IP counters would grow without this.
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:

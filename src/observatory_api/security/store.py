@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -222,6 +223,8 @@ class MemorySecurityStore(SecurityStore):
         super().__init__(prefix)
         self._store = MemoryStore()
         self._lock = anyio.Lock()
+        # Rate-limit windows: key -> (count, monotonic end of the window).
+        self._windows: dict[str, tuple[int, float]] = {}
 
     async def get(self, key: str) -> bytes | None:
         return await self._store.get(key)
@@ -232,6 +235,7 @@ class MemorySecurityStore(SecurityStore):
     async def delete(self, *keys: str) -> None:
         for key in keys:
             await self._store.delete(key)
+            self._windows.pop(key, None)
 
     async def claim(self, key: str, ttl: int) -> bool:
         async with self._lock:
@@ -241,24 +245,27 @@ class MemorySecurityStore(SecurityStore):
             return True
 
     async def hit(self, buckets: Sequence[tuple[str, int]], window_seconds: int) -> HitResult:
-        async with self._lock:
-            current = []
-            for key, _ in buckets:
-                value = await self._store.get(key)
-                ttl = await self._store.expires_in(key) if value is not None else None
-                current.append((int(value) if value else 0, ttl))
-            allowed = all(count < limit for (count, _), (_, limit) in zip(current, buckets, strict=True))
-            counts = []
-            for (key, _), (count, ttl) in zip(buckets, current, strict=True):
-                remaining = ttl if ttl is not None and ttl > 0 else window_seconds
-                if allowed:
-                    count += 1
-                    await self._store.set(key, str(count).encode(), expires_in=remaining)
-                counts.append(WindowCount(count=count, reset_ms=remaining * 1000))
-            return HitResult(allowed=allowed, counts=tuple(counts))
+        # No await between reading and writing the windows: atomic on the event loop without a
+        # lock (each request passes here; MemoryStore takes a lock for every get and set).
+        now = time.monotonic()
+        current = []
+        for key, _ in buckets:
+            window = self._windows.get(key)
+            current.append(window if window is not None and window[1] > now else (0, now + window_seconds))
+        allowed = all(count < limit for (count, _), (_, limit) in zip(current, buckets, strict=True))
+        counts = []
+        for (key, _), (count, ends) in zip(buckets, current, strict=True):
+            if allowed:
+                count += 1
+                self._windows[key] = (count, ends)
+            counts.append(WindowCount(count=count, reset_ms=max(0, math.ceil((ends - now) * 1000))))
+        return HitResult(allowed=allowed, counts=tuple(counts))
 
     async def delete_expired(self) -> None:
         await self._store.delete_expired()
+        now = time.monotonic()
+        for key in [key for key, (_, ends) in self._windows.items() if ends <= now]:
+            del self._windows[key]
 
 
 def _timed_out(exc: BaseException) -> bool:

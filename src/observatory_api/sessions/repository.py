@@ -57,7 +57,7 @@ class SessionRepository:
         if environment is not None:
             conditions.append(_s.c.environment == environment)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(keyset.apply(select(_s).where(and_(*conditions))))).all()
+            rows = await keyset.fetch(conn, select(_s).where(and_(*conditions)))
         page, next_cursor, has_more = keyset.page(rows)
         sessions = [SessionSummary(**row._mapping) for row in page]
         return SessionPage(data=sessions, next_cursor=next_cursor, has_more=has_more)
@@ -78,9 +78,9 @@ class SessionRepository:
             cursor=cursor,
             limit=limit,
         )
-        stmt = keyset.apply(select(*SUMMARY_COLUMNS).where(_t.c.session_id == session_id))
+        stmt = select(*SUMMARY_COLUMNS).where(_t.c.session_id == session_id)
         async with self._engine.connect() as conn:
-            trace_rows = (await conn.execute(stmt)).all()
+            trace_rows = await keyset.fetch(conn, stmt)
         page, next_cursor, has_more = keyset.page(trace_rows)
         fields: dict[str, Any] = msgspec.structs.asdict(summary)
         return SessionDetail(**fields, traces=[to_summary(r) for r in page], next_cursor=next_cursor, has_more=has_more)

@@ -37,6 +37,7 @@ def _value_problems(settings: Settings) -> list[tuple[str, str]]:
         "server.workers": settings.server.workers,
         "server.max_body_bytes": settings.server.max_body_bytes,
         "database.pool_size": settings.database.pool_size,
+        "database.sqlite_memory_mib": settings.database.sqlite_memory_mib,
         "rate_limit.requests": settings.rate_limit.requests,
         "rate_limit.window": settings.rate_limit.window,
         "query.default_page_size": settings.query.default_page_size,

@@ -30,6 +30,7 @@ ENV_KEYS: dict[str, str] = {
     "DB_READONLY_USER": "database.readonly_user",
     "DB_READONLY_PASSWORD": "database.readonly_password",
     "DB_REPLICA_URLS": "database.replica_urls",
+    "DB_SQLITE_MEMORY_MIB": "database.sqlite_memory_mib",
     "REDIS_URL": "redis.url",
     "REDIS_PASSWORD": "redis.password",
     "REDIS_SENTINELS": "redis.sentinel.hosts",
@@ -59,6 +60,7 @@ ENV_KEYS: dict[str, str] = {
     "INGEST_MAX_VALUES_PER_RECORD": "ingest.max_values_per_record",
     "INGEST_GRPC_PORT": "ingest.grpc_port",
     "INGEST_WARM_UP": "ingest.warm_up",
+    "QUERY_PRELOAD_PARQUET": "query.preload_parquet",
 }
 # Secrets may also come from a file (Docker and Kubernetes secrets): NAME_FILE=/run/secrets/...
 SECRET_ENV = (

@@ -35,6 +35,9 @@ class DatabaseSettings(_Section, frozen=True):
     # None selects the embedded SQLite default at `sqlite_path`.
     url: str | None = None
     sqlite_path: str = "observatory.db"
+    # SQLite's memory per worker process (MiB), every connection together: its soft heap limit;
+    # SQLite drops cached pages to stay under it. One connection alone may use all of it.
+    sqlite_memory_mib: int = 64
     readonly_user: str | None = None
     readonly_password: str | None = None
     pool_size: int = 10
@@ -85,6 +88,9 @@ class AuthSettings(_Section, frozen=True):
     refresh_ttl_seconds: int = 7 * 24 * 3600
     leeway_seconds: int = 30
     api_key_cache_ttl_seconds: int = 60
+    # A verified access token's claims are reused for this long (never past `exp`) instead of
+    # checking its signature again; revocation is still checked on every request. 0 turns it off.
+    verified_token_cache_seconds: float = 60.0
     # `api_keys.last_used_at` is written at most once per key in this many seconds (only by an
     # app with a write engine, i.e. with ingest enabled).
     key_usage_interval_seconds: int = 300
@@ -116,6 +122,8 @@ class CacheSettings(_Section, frozen=True):
     enabled: bool = True
     default_ttl_seconds: int = 30
     endpoints: dict[str, int] = msgspec.field(default_factory=dict)
+    # Hits answered before the router and its middleware (security/cache_fast_path.py); off = the full stack.
+    fast_path: bool = True
 
 
 class LoggingSettings(_Section, frozen=True):
@@ -155,7 +163,8 @@ class QuerySettings(_Section, frozen=True):
     export_rows_per_read: int = 2000
     # When pyarrow is installed: import it and write one Parquet row in memory as a worker starts,
     # so what pyarrow sets up once (~55 MB: modules, codec, threads) is start-up memory rather
-    # than the first Parquet export's growth (bench/RESULTS.md). False: at the first Parquet export.
+    # than the first Parquet export's growth, which stays under issue 19's 50 MB (bench/RESULTS.md).
+    # False: at the first Parquet export, so a worker that never exports Parquet never holds it.
     preload_parquet: bool = True
 
 

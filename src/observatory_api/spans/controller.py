@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery
 
 from observatory_api.core.listing import ListFilters
-from observatory_api.core.params import CURSOR, LIMIT, TRACE_ID
-from observatory_api.core.query import check_trace_id, resolve_limit
-from observatory_api.core.vocabulary import SpanKind
+from observatory_api.core.params import CURSOR, LIMIT
+from observatory_api.core.query import resolve_limit
 from observatory_api.operations import FIRST_SPAN_TRACE, ResourceController, api_get
 from observatory_api.security.permissions import content_allowed
 from observatory_api.settings import Settings
@@ -29,9 +27,7 @@ class SpanController(ResourceController):
         request: Request[Any, Any, Any],
         spans: NamedDependency[SpanRepository],
         settings: NamedDependency[Settings],
-        list_filters: NamedDependency[ListFilters],
-        kind: Annotated[SpanKind | None, QueryParameter(required=False, description="`llm` for LLM calls.")] = None,
-        trace_id: Annotated[str | None, TRACE_ID] = None,
+        span_filters: NamedDependency[ListFilters],
         sort: FromQuery[SpanSort] = "-start_time",
         limit: Annotated[int | None, LIMIT] = None,
         cursor: Annotated[str | None, CURSOR] = None,
@@ -41,8 +37,5 @@ class SpanController(ResourceController):
         For the viewer role, `input`, `output`, `status_message` and content attributes are left out,
         `content_redacted` is true, and `q` is refused.
         """
-        if trace_id is not None:
-            check_trace_id(trace_id, source="query")
-        filters = msgspec.structs.replace(list_filters, kind=kind, trace_id=trace_id)
-        page = filters.page(resolve_limit(limit, settings.query), cursor)
+        page = span_filters.page(resolve_limit(limit, settings.query), cursor)
         return await spans.list_spans(page, sort=sort, allow_content=content_allowed(request))

@@ -13,7 +13,7 @@ from observatory_api.core.listing import ListPage
 from observatory_api.core.query import utc
 from observatory_api.db import tables
 from observatory_api.db.capabilities import DatabaseCapabilities
-from observatory_api.db.filters import compile_span_filter, page_condition
+from observatory_api.db.filters import compile_span_filter, page_statement
 from observatory_api.db.keyset import Keyset
 from observatory_api.observability.db import timed
 from observatory_api.spans.rows import span_columns, span_from_row
@@ -37,10 +37,14 @@ class SpanRepository:
         """
         first = _s.c.start_time if sort.lstrip("-") == "start_time" else _s.c.duration_ms
         keyset = Keyset.of_page(page, sort=sort, columns=[first, _s.c.trace_id, _s.c.span_id])
-        condition = page_condition(keyset, page, _s.c.start_time, compile_span_filter, allow_content=allow_content)
+        columns = span_columns(allow_content=allow_content)
+        stmt, shape = page_statement(
+            keyset, page, columns, _s.c.start_time, compile_span_filter, allow_content=allow_content, name="spans"
+        )
         async with self._engine.connect() as conn:
-            stmt = select(*span_columns(allow_content=allow_content)).where(condition)
-            rows = await keyset.fetch(conn, stmt, time_column=_s.c.start_time, narrow=self._capabilities.timescaledb)
+            rows = await keyset.fetch(
+                conn, stmt, time_column=_s.c.start_time, narrow=self._capabilities.timescaledb, shape=shape
+            )
         found, next_cursor, has_more = keyset.page(rows)
         spans = [span_from_row(row, allow_content=allow_content, make=Span) for row in found]
         return SpanPage(data=spans, next_cursor=next_cursor, has_more=has_more)

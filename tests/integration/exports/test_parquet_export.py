@@ -1,4 +1,4 @@
-"""`format=parquet`: a typed Parquet file, a row group per page, with the rows of the list."""
+"""`format=parquet`: a typed Parquet file, a row group per ROWS_PER_GROUP rows, with the rows of the list."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
+from observatory_api.exports.parquet import ROWS_PER_GROUP
 from tests.integration.api.test_export import export
 
 
@@ -47,9 +48,9 @@ def test_a_span_parquet_export_has_a_typed_schema_and_the_lists_rows(
     assert schema.field("content_redacted").type == pa.bool_()
     assert schema.field("tags").type == pa.list_(pa.string())
     assert schema.field("attributes").type == pa.string()  # JSON text
-    # A row group per 1,000-row page.
+    # A row group per ROWS_PER_GROUP rows, not one per 1,000-row read.
     assert len(listed) > 1000
-    assert file.metadata.num_row_groups == -(-len(listed) // 1000)
+    assert file.metadata.num_row_groups == -(-len(listed) // ROWS_PER_GROUP)
     rows = file.read().to_pylist()
     assert [as_listed(row, {"attributes"}) for row in rows] == listed
 

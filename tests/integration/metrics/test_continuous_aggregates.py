@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from observatory_api.app import create_app
 from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabilities, reports_continuous_aggregates
 from observatory_api.db.engine import create_engine, database_url
-from observatory_api.db.migrate import current_revision, head_revision, upgrade_sql
+from observatory_api.db.migrate import upgrade_sql
+from observatory_api.db.revisions import current_revision, head_revision
 from observatory_api.db.tables import spans, traces
 from observatory_api.demo.generator import generate
 from observatory_api.demo.seed import seed_demo

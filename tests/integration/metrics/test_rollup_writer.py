@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +15,7 @@ from observatory_api.db.tables import spans
 from observatory_api.demo.generator import generate
 from observatory_api.metrics.histogram import histogram_of
 from observatory_api.metrics.rollup_tables import ROLLUP_TABLES, hist_columns
+from observatory_api.metrics.rollups import all_rollup_rows, contribution
 from observatory_api.models.catalogue_data import STARTER_MODELS
 from observatory_api.models.pricing import ModelPrices, price_usage
 from observatory_api.settings import DatabaseSettings
@@ -128,3 +130,52 @@ async def test_migration_backfills_spans_stored_before_it(
     await run_migration(migrated_engine, migrated_database, ("downgrade", "0002"), ("upgrade", "head"))
     assert_same(await stored_hourly(migrated_engine), expected_hourly(spans_))
     assert timedelta(0) < END - min(s.start_time for s in spans_)
+
+
+def _squeezed(spans_: list[SpanRecord], starts: list[datetime]) -> list[SpanRecord]:
+    """`spans_` moved to start at `starts` (in turn), their durations kept."""
+    moved = []
+    for i, s in enumerate(spans_):
+        start = starts[i % len(starts)] + timedelta(milliseconds=i)
+        moved.append(msgspec.structs.replace(s, start_time=start, end_time=start + (s.end_time - s.start_time)))
+    return moved
+
+
+@pytest.mark.parametrize(
+    "starts",
+    [
+        # Live spans, all in one minute: the hour and day rows are the minute rows, re-bucketed.
+        [datetime(2025, 3, 14, 17, 41, 3, tzinfo=UTC)],
+        # The same combinations an hour apart: the hour rows are re-bucketed, the day rows are not.
+        [datetime(2025, 3, 14, 10, 5, tzinfo=UTC), datetime(2025, 3, 14, 11, 5, tzinfo=UTC)],
+        # Two minutes of one hour: hour rows of combinations in both are sent, the others re-bucketed.
+        [datetime(2025, 3, 14, 17, 41, 3, tzinfo=UTC), datetime(2025, 3, 14, 17, 42, 3, tzinfo=UTC)],
+        # Spread over two days (the generator's times): each table has rows of its own.
+        [],
+    ],
+    ids=["one-minute", "two-hours", "two-minutes", "two-days"],
+)
+async def test_every_rollup_holds_exactly_what_its_own_aggregation_gives(
+    migrated_engine: AsyncEngine, starts: list[datetime]
+) -> None:
+    """Whichever way the rows reach a table (re-bucketed from the minute rows or sent as its own),
+    one batch into empty tables stores exactly the rows the writer's aggregation gives for it."""
+    spans_ = records(80, seed=11)
+    if starts:
+        spans_ = _squeezed(spans_, starts)
+    assert await TelemetryWriter(migrated_engine).write_spans(spans_) == len(spans_)
+    async with migrated_engine.connect() as conn:
+        stored_spans = [tuple(row) for row in await conn.execute(select(spans))]
+        # In the order written: float sums depend on it.
+        order = {(s.trace_id, s.span_id): i for i, s in enumerate(spans_)}
+        stored_spans.sort(key=lambda row: order[(row[0], row[1])])
+        wanted = all_rollup_rows([contribution(row) for row in stored_spans])
+        for rollup, rows in wanted:
+            table = rollup.table
+            found = [list(row) for row in await conn.execute(select(table).order_by(table.c.bucket, table.c.dims_key))]
+            assert found == rows, table.name
+    by_table = {rollup.table.name: len(rows) for rollup, rows in wanted}
+    if len(starts) == 1:
+        assert by_table["metric_rollup_minute"] == by_table["metric_rollup_hour"] == by_table["metric_rollup_day"]
+    if len(starts) == 2 and starts[1] - starts[0] == timedelta(hours=1):
+        assert by_table["metric_rollup_minute"] == by_table["metric_rollup_hour"] > by_table["metric_rollup_day"]

@@ -3,10 +3,12 @@ late span written through this process's ingest counts in the very next answer (
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
 
 from observatory_api.app import create_app
 from observatory_api.metrics.segment_cache import SegmentCache
@@ -15,6 +17,8 @@ from tests.conftest import auth_headers, make_settings
 from tests.integration.ingest.payloads import encoded, key_values, new_trace_id, span, trace_request
 
 URL = "/api/v1/metrics/query"
+# A statement over the rollup tables, their continuous aggregates or their materialised rows.
+_ROLLUP_READ = re.compile(r"FROM \S*(metric_rollup_|metric_cagg_|_materialized_hypertable_)")
 
 
 def llm_call(at: datetime, index: int) -> Any:
@@ -121,3 +125,48 @@ async def test_a_series_by_minute_is_kept_by_the_hour_and_a_late_span_drops_its_
         counts = {p["time"]: p["values"]["request_count_count"] for p in second["series"][0]["points"]}
         assert sum(counts.values()) == 1
         assert counts[late.replace(second=0).isoformat().replace("+00:00", "Z")] == 1
+
+
+async def test_every_rollup_segment_is_read_in_one_statement_and_kept_apart(
+    migrated_database: DatabaseSettings,
+) -> None:
+    """Days, hours and minutes at either end: one statement reads them all (metrics/parts.py), the
+    cache still keeps each segment, and the answer is the one raw spans give."""
+    settings = make_settings(migrated_database, features=FeatureSettings(ingest=True))
+    reader, writer = auth_headers(settings, "developer"), auth_headers(settings, "ingest")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start, end = now - timedelta(days=3, minutes=17, seconds=5), now - timedelta(hours=1, minutes=-7, seconds=-3)
+    body = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "metrics": [{"id": "request_count"}, {"id": "latency_ms", "aggregation": "p50"}],
+        "group_by": ["model"],
+        "source": "rollup",
+    }
+    # One span in each segment: the minutes and the hours of the start, the days, the end's hours
+    # and minutes, and the raw edges.
+    moments = [start + timedelta(seconds=20), start + timedelta(minutes=30), now - timedelta(days=1, hours=5)]
+    moments += [end - timedelta(hours=1, minutes=30), end - timedelta(minutes=3), end - timedelta(seconds=1)]
+    async with AsyncTestClient(create_app(settings)) as client:
+        for index, at in enumerate(moments):
+            content, headers = encoded(trace_request([llm_call(at, index)]), "protobuf")
+            sent = await client.post("/v1/traces", content=content, headers={**writer, **headers})
+            assert sent.status_code == 200, sent.text
+        cache: SegmentCache = client.app.state.resources.metric_segments
+        statements: list[str] = []
+        engine = client.app.state.resources.read_engine
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        first = await client.post(URL, json=body, headers=reader)
+        assert first.status_code == 200, first.text
+        rollup_reads = [s for s in statements if _ROLLUP_READ.search(s)]
+        assert len(rollup_reads) == 1, rollup_reads
+        assert rollup_reads[0].count("UNION ALL") == 4  # the five rollup segments
+        assert len(cache) == 5
+        statements.clear()
+        again = await client.post(URL, json=body, headers=reader)
+        assert not [s for s in statements if _ROLLUP_READ.search(s)]  # every segment from the cache
+        raw = await client.post(URL, json={**body, "source": "raw"}, headers=reader)
+    assert first.json()["totals"]["request_count_count"] == len(moments)
+    for answer in (again.json(), raw.json()):
+        assert answer["totals"]["request_count_count"] == len(moments)
+        assert answer["series"][0]["totals"] == first.json()["series"][0]["totals"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from observatory_api.settings import DatabaseSettings, FeatureSettings, RedisSet
 from tests.conftest import auth_headers, make_settings
 from tests.integration.ingest.payloads import encoded, trace_request
 from tests.integration.metrics.test_segment_cache import URL, llm_call
-from tests.integration.security.conftest import PrivateRedis
 from tests.integration.test_cli import run_cli
+from tests.private_redis import PrivateRedis
 
 # The failures are Redis's: one backend is enough for them.
 ON_POSTGRESQL = pytest.mark.parametrize("migrated_database", ["postgresql"], indirect=True)
@@ -88,14 +88,6 @@ async def eventually(check: Callable[[], bool], what: str, within: float = WITHI
     while not check():
         assert asyncio.get_running_loop().time() < deadline, f"not within {within:g} s: {what}"
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 async def until_cached(b: Instance, body: dict[str, Any], count: int) -> None:

@@ -14,24 +14,13 @@ from prometheus_client import REGISTRY
 from observatory_api.app import create_app
 from observatory_api.settings import DatabaseSettings
 from tests.conftest import auth_headers, make_settings
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+from tests.log_records import log_records
 
 
 @pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    # On the root logger, where the app's own handler is: exactly what the app writes.
-    handler = Records()
-    logging.getLogger().addHandler(handler)
-    yield handler.records
-    logging.getLogger().removeHandler(handler)
+    with log_records() as kept:
+        yield kept
 
 
 def count(name: str, **labels: str) -> float:

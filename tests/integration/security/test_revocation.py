@@ -119,6 +119,13 @@ def evict_everything(server: PrivateRedis, client: TestClient, headers: dict[str
 
 
 @pytest.fixture
+def viewer(migrated_database: DatabaseSettings, redis_settings: RedisSettings) -> tuple[Settings, str]:
+    """The revocation tests' settings (fast revocation reads) and a viewer's API key."""
+    settings = revocation_settings(migrated_database, redis_settings)
+    return settings, create_key(settings, role="viewer")
+
+
+@pytest.fixture
 def redis_server(tmp_path) -> Iterator[PrivateRedis]:  # type: ignore[no-untyped-def]
     server = PrivateRedis(tmp_path)
     server.start()
@@ -159,11 +166,8 @@ def test_logged_out_and_spent_tokens_stay_refused_whatever_redis_loses(
         assert client.get(MODELS, headers=bearer(fresh)).headers["ratelimit-limit"] == "100000"
 
 
-def test_a_logout_reaches_another_instance_within_one_refresh(
-    migrated_database: DatabaseSettings, redis_settings: RedisSettings
-) -> None:
-    settings = revocation_settings(migrated_database, redis_settings)
-    key = create_key(settings, role="viewer")
+def test_a_logout_reaches_another_instance_within_one_refresh(viewer: tuple[Settings, str]) -> None:
+    settings, key = viewer
     with open_client(settings) as one, open_client(settings) as two:
         pair = login(one, key)
         assert two.get(MODELS, headers=bearer(pair)).status_code == 200
@@ -176,11 +180,8 @@ def test_a_logout_reaches_another_instance_within_one_refresh(
         assert_401(refresh(two, pair), "revoked")
 
 
-def test_refresh_reuse_is_detected_across_instances(
-    migrated_database: DatabaseSettings, redis_settings: RedisSettings
-) -> None:
-    settings = revocation_settings(migrated_database, redis_settings)
-    key = create_key(settings, role="viewer")
+def test_refresh_reuse_is_detected_across_instances(viewer: tuple[Settings, str]) -> None:
+    settings, key = viewer
     with open_client(settings) as one, open_client(settings) as two:
         first = login(one, key)
         rotated = refresh(one, first)
@@ -194,11 +195,8 @@ def test_refresh_reuse_is_detected_across_instances(
         assert_401(one.get(MODELS, headers=bearer(rotated.json())), "revoked")
 
 
-def test_one_refresh_token_presented_twice_at_once_buys_one_pair_and_then_nothing(
-    migrated_database: DatabaseSettings, redis_settings: RedisSettings
-) -> None:
-    settings = revocation_settings(migrated_database, redis_settings)
-    key = create_key(settings, role="viewer")
+def test_one_refresh_token_presented_twice_at_once_buys_one_pair_and_then_nothing(viewer: tuple[Settings, str]) -> None:
+    settings, key = viewer
     with open_client(settings) as one, open_client(settings) as two:
         pair = login(one, key)
         answers: list[Any] = []
@@ -221,10 +219,9 @@ def test_one_refresh_token_presented_twice_at_once_buys_one_pair_and_then_nothin
 
 
 def test_logout_and_refresh_answer_503_when_the_database_cannot_be_written(
-    migrated_database: DatabaseSettings, redis_settings: RedisSettings
+    migrated_database: DatabaseSettings, viewer: tuple[Settings, str]
 ) -> None:
-    settings = revocation_settings(migrated_database, redis_settings)
-    key = create_key(settings, role="viewer")
+    settings, key = viewer
     with open_client(settings) as client:
         pair = login(client, key)
         undo = refuse_inserts(migrated_database, "revoked_token_families")
@@ -241,10 +238,9 @@ def test_logout_and_refresh_answer_503_when_the_database_cannot_be_written(
 
 
 def test_access_tokens_fail_closed_when_revocations_cannot_be_read_and_api_keys_do_not(
-    migrated_database: DatabaseSettings, redis_settings: RedisSettings
+    migrated_database: DatabaseSettings, viewer: tuple[Settings, str]
 ) -> None:
-    settings = revocation_settings(migrated_database, redis_settings)
-    key = create_key(settings, role="viewer")
+    settings, key = viewer
     with open_client(settings) as client:
         pair = login(client, key)
         assert client.get(MODELS, headers=bearer(pair)).status_code == 200
@@ -286,3 +282,20 @@ def test_a_worker_that_cannot_read_revocations_at_start_refuses_access_tokens_un
             if migrated_database.url
             else "SELECT 1",
         )
+
+
+def test_a_revoked_token_is_refused_even_while_its_claims_are_cached(viewer: tuple[Settings, str]) -> None:
+    settings, key = viewer
+    with open_client(settings) as one, open_client(settings) as two:
+        pair = login(one, key)
+        token = pair["access_token"]
+        assert one.get(MODELS, headers=bearer(pair)).status_code == 200
+        cache = one.app.state.authenticator.verified_tokens
+        assert cache.get(token) is not None, "the verified claims were not kept"
+        assert two.post("/api/v1/auth/revoke", headers=bearer(pair)).status_code == 204
+        wait_for_fresh_read(one)
+        # Still cached (the decode is skipped), and refused all the same: revocation is checked on
+        # every request, not only when the token is decoded.
+        assert cache.get(token) is not None
+        assert_401(one.get(MODELS, headers=bearer(pair)), "revoked")
+        assert_401(one.get(MODELS, headers=bearer(pair)), "revoked")

@@ -9,7 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,14 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from litestar.testing import TestClient
+from sqlalchemy import event
 
 from observatory_api.app import create_app
 from observatory_api.core.records import SpanRecord
 from observatory_api.db.engine import create_engine, database_url
 from observatory_api.demo.generator import generate
 from observatory_api.metrics.continuous_aggregates import AGGREGATE_OF_ROLLUP
-from observatory_api.settings import DatabaseSettings
+from observatory_api.settings import DatabaseSettings, FeatureSettings
 from observatory_api.storage import TelemetryWriter
 from tests.conftest import _pg_url, auth_headers, make_settings, scratch_database
 
@@ -63,11 +64,13 @@ def spans_around(when: datetime, traces: int, seed: int) -> list[SpanRecord]:
     return records
 
 
-async def write(database: str, records: list[SpanRecord]) -> None:
+async def write(
+    database: str, records: list[SpanRecord], on_stored: Callable[[datetime, datetime], None] | None = None
+) -> None:
     settings = DatabaseSettings(url=_pg_url(database))
     engine = create_engine(settings, database_url(settings))
     try:
-        await TelemetryWriter(engine).write_spans(records)
+        await TelemetryWriter(engine, on_stored=on_stored).write_spans(records)
     finally:
         await engine.dispose()
 
@@ -179,3 +182,56 @@ def test_seed_leaves_the_rollup_tables_to_the_aggregates(database: str, tmp_path
     assert found["spans"] > 100
     assert all(found[rollup] == 0 for rollup in AGGREGATE_OF_ROLLUP)
     assert all(found[aggregate] == found["spans"] for aggregate in AGGREGATES)
+
+
+@pytest.fixture
+def caching_client(database: str) -> Iterator[TestClient]:
+    """A single worker that ingests: it keeps closed metric segments (docs/metrics.md)."""
+    settings = make_settings(DatabaseSettings(url=_pg_url(database)), features=FeatureSettings(ingest=True))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        assert test_client.app.state.resources.metric_segments is not None
+        test_client.headers.update(auth_headers(settings, "developer"))
+        yield test_client
+
+
+async def test_a_late_span_counts_as_soon_as_its_refresh_ran(database: str, caching_client: TestClient) -> None:
+    # The metric segment cache: a late span changes the aggregates only when their refresh runs,
+    # so a closed segment read between the write and that refresh must not be kept.
+    client = caching_client
+    recent = spans_around(NOW, traces=120, seed=41)
+    await write(database, recent)
+    await run_refresh_policies(database)  # the watermark moves up to a few minutes before now
+    # Closed segments only (hours and minutes that ended before now): the ones the cache keeps.
+    window = (NOW - timedelta(hours=3), NOW - timedelta(minutes=6))
+    before = in_window(recent, *window)
+    statements: list[str] = []
+
+    def seen(*executed: Any) -> None:
+        statements.append(executed[2])
+
+    engine = client.app.state.resources.read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    assert counts(client, *window) == {"rollup": before, "raw": before}
+    event.remove(engine, "before_cursor_execute", seen)
+    # The refresh checks of every segment missing from the cache (minutes, hours, minutes) in one
+    # statement, before the read they guard.
+    checks = [s for s in statements if "invalidation_log" in s]
+    assert len(checks) == 1, checks
+    assert checks[0].count("AS text)") >= 2
+    assert statements.index(checks[0]) < next(
+        i for i, s in enumerate(statements) if "metric_cagg_" in s or "_materialized_hypertable_" in s
+    )
+
+    late = spans_around(NOW - timedelta(minutes=30), traces=150, seed=42)
+    assert in_window(late, *window)
+    # Below the watermark: in `spans`, not yet in the aggregates; the segments it touched dropped
+    # from the cache, as the app's own writer (or another's, through Redis) does.
+    await write(database, late, on_stored=client.app.state.resources.metric_segments.invalidate)
+    # A read before the refresh answers from the aggregates as they are...
+    assert counts(client, *window)["rollup"] == before
+    await run_refresh_policies(database)
+    # ...and the first read after it counts the late spans (it got the state kept by the read
+    # before, for up to that entry's 60 seconds).
+    after = before + in_window(late, *window)
+    assert counts(client, *window) == {"rollup": after, "raw": after}
+    assert len(client.app.state.resources.metric_segments) > 0  # materialised: kept again

@@ -81,3 +81,17 @@ async def test_the_memory_store_counts_concurrent_requests_exactly() -> None:
     result = await store.hit([(store.key("rl", "b"), 100)], 60)
     assert result.counts[0].count == limit + 1
     assert await store.claim("once", 10) and not await store.claim("once", 10)
+
+
+async def test_the_memory_store_starts_a_new_window_and_forgets_ended_ones() -> None:
+    store = MemorySecurityStore("unit")
+    key = store.key("rl", "ip", "192.0.2.1")
+    assert (await store.hit([(key, 2)], 1)).allowed
+    assert (await store.hit([(key, 2)], 1)).allowed
+    refused = await store.hit([(key, 2)], 1)
+    assert not refused.allowed and 0 < refused.counts[0].reset_ms <= 1000
+    await asyncio.sleep(1.05)
+    assert (await store.hit([(key, 2)], 1)).counts[0].count == 1  # a new window
+    await asyncio.sleep(1.05)
+    await store.delete_expired()
+    assert not store._windows  # per-IP windows do not pile up
