@@ -91,7 +91,12 @@ async def test_a_write_the_database_does_not_finish_in_time_answers_503_and_stor
             async with table_locked(name, "spans", "SHARE"):  # writes wait, reads go on
                 refused = await client.post("/v1/traces", content=otlp_json(export), headers=headers)
             assert await stored_spans(database, trace_id_of(export)) == 0
-            retried = await client.post("/v1/traces", content=otlp_json(export), headers=headers)
+            # The exporter retries on 503; on a loaded machine a retry can hit the 300 ms timeout
+            # too (CI at load 9), so it goes on as an exporter would, a bounded number of times.
+            for _ in range(10):
+                retried = await client.post("/v1/traces", content=otlp_json(export), headers=headers)
+                if retried.status_code != 503:
+                    break
 
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == DATABASE_RETRY_AFTER
