@@ -36,6 +36,11 @@ from sqlalchemy import text
 
 from observatory_api.traces.repository import TraceRepository
 
+try:  # the trace's chunk read directly on TimescaleDB (db/trace_chunks.py); a --base checkout may predate it
+    from observatory_api.db.trace_chunks import ChunkCatalogue
+except ImportError:
+    ChunkCatalogue = None
+
 BACKENDS = ("timescaledb", "postgresql")
 SAMPLE = (
     "SELECT trace_id FROM traces TABLESAMPLE SYSTEM (5) REPEATABLE (3) WHERE start_time {side} :since "
@@ -53,6 +58,8 @@ async def _side(backend: str, since: datetime, count: int, plans: str) -> tuple[
             rows = await conn.execute(text(SAMPLE.format(side=side)), {"since": bound, "n": count})
             ids[group] = list(rows.scalars())
     custom = capabilities.timescaledb and plans == "server"
+    if ChunkCatalogue is not None and capabilities.timescaledb:  # as deps.py wires it
+        return TraceRepository(engine, custom_plans=custom, chunks=ChunkCatalogue()), ids
     return TraceRepository(engine, custom_plans=custom), ids
 
 

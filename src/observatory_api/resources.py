@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.replicas import ReadRouter
+from observatory_api.db.trace_chunks import ChunkCatalogue
 from observatory_api.deps import ReadResources
 from observatory_api.health.resources import HealthResources
 from observatory_api.ingest.resources import IngestResources
@@ -39,6 +40,8 @@ class Resources:
     # Closed rollup segments kept between metric queries (metrics.segment_cache), when kept.
     metric_segments: SegmentCache | None
     started_at: float
+    # The hypertables' chunk ranges, on TimescaleDB (trace detail reads a trace's chunk).
+    trace_chunks: ChunkCatalogue | None = None
 
     @property
     def redis_client(self) -> Redis | None:
