@@ -118,8 +118,7 @@ class TraceRepository:
             statement,
             parameters,
             hypertable=time.table,
-            low=parameters["trace_from"],
-            high=parameters["trace_to"],
+            bounds=("trace_from", "trace_to"),
             fallback=self._lookup,
         )
 
