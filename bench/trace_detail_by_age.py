@@ -10,6 +10,9 @@ first, e.g. `SELECT decompress_chunk(c) FROM show_chunks('spans', newer_than => 
 the same for `logs`). `--plans generic` keeps generic plans on TimescaleDB too (the server plans
 the by-trace lookups for their values there: `db.custom_plans`). Prints p50 / p95 ms per round.
 
+On TimescaleDB the repository reads a trace from its chunk (`db/trace_chunks.py`) when the checkout
+has it, as deps.py wires it.
+
 `--base ../main-checkout` measures this tree and that checkout instead, each in a child process of
 its own, alternated round by round (bench/checkout_children.py): a child reads every sampled trace
 twice on each backend (a fresh connection pool: "first" pass, then "second") and the table gives

@@ -51,7 +51,7 @@ class ReadResources(Protocol):
     def metric_segments(self) -> SegmentCache | None: ...
 
     @property
-    def trace_chunks(self) -> ChunkCatalogue | None: ...
+    def trace_chunks(self) -> ChunkCatalogue: ...
 
 
 def _read_resources(state: State) -> ReadResources:
@@ -90,7 +90,8 @@ def provide_trace_repository(
     # Traces and sessions read the same way on every database; on TimescaleDB a trace's lookups
     # are planned for their values (db.custom_plans) and read its chunk (db.trace_chunks).
     timescaledb = capabilities.timescaledb
-    return TraceRepository(read_engine, custom_plans=timescaledb, chunks=_read_resources(state).trace_chunks)
+    chunks = _read_resources(state).trace_chunks if timescaledb else None
+    return TraceRepository(read_engine, custom_plans=timescaledb, chunks=chunks)
 
 
 def provide_metric_repository(

@@ -22,7 +22,6 @@ from observatory_api.db.capabilities import DatabaseCapabilities, detect_capabil
 from observatory_api.db.engine import create_engine, database_url, readonly_url, upgrade_if_embedded
 from observatory_api.db.replicas import ReadRouter, build_read_router
 from observatory_api.db.revisions import head_revision
-from observatory_api.db.trace_chunks import ChunkCatalogue
 from observatory_api.exports.parquet import preload as preload_parquet
 from observatory_api.ingest.export import decode_limits
 from observatory_api.ingest.report import IngestWarnings
@@ -74,7 +73,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         else None,
         metric_segments=segments,
         started_at=time.monotonic(),
-        trace_chunks=ChunkCatalogue() if capabilities.timescaledb else None,
     )
     app.state.resources = resources
     if settings.query.preload_parquet and preload_parquet():

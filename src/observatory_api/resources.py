@@ -8,7 +8,7 @@ checks below that `Resources` has what each of them reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,8 +40,8 @@ class Resources:
     # Closed rollup segments kept between metric queries (metrics.segment_cache), when kept.
     metric_segments: SegmentCache | None
     started_at: float
-    # The hypertables' chunk ranges, on TimescaleDB (trace detail reads a trace's chunk).
-    trace_chunks: ChunkCatalogue | None = None
+    # TimescaleDB's chunk ranges, read when first needed (trace detail reads a trace's chunk there).
+    trace_chunks: ChunkCatalogue = field(default_factory=ChunkCatalogue)
 
     @property
     def redis_client(self) -> Redis | None:

@@ -129,3 +129,32 @@ async def test_a_chunk_compressed_or_dropped_after_it_was_read_still_answers_rig
         await same(newest.trace_id)
     finally:
         await engine.dispose()
+
+
+async def test_the_chunk_lookups_keep_a_generic_plan(compressed_pair: Pair) -> None:
+    # What the chunk read is for: after five executions on a connection, PostgreSQL plans the
+    # chunk's statement no more (a generic plan, cheap over one chunk). Read from the server's
+    # counters of the session, not from timings.
+    settings = compressed_pair.timescaledb
+    engine = create_engine(settings, database_url(settings), readonly=True, pool_size=1, max_overflow=0)
+    try:
+        found = await _traces(engine)
+        # Every chunk of the pair was compressed; the first trace whose spans and logs lie in one chunk each.
+        oldest = next(
+            row
+            for row in sorted(found, key=lambda row: row.start_time)
+            if not _across_days(row.start_time, row.end_time, TRACE_LOG_MARGIN)
+        )
+        repository = TraceRepository(engine, chunks=ChunkCatalogue())
+        for _ in range(8):
+            await repository.get_trace(oldest.trace_id, allow_content=True)
+        async with engine.connect() as conn:
+            plans = (
+                await conn.exec_driver_sql(
+                    "SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE '%_hyper_%trace_id =%'"
+                    " AND statement NOT LIKE '%pg_prepared_statements%'"
+                )
+            ).all()
+        assert len(plans) == 2 and all(row.generic_plans >= 3 for row in plans), plans  # spans, logs
+    finally:
+        await engine.dispose()
