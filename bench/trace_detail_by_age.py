@@ -10,6 +10,9 @@ first, e.g. `SELECT decompress_chunk(c) FROM show_chunks('spans', newer_than => 
 the same for `logs`). `--plans generic` keeps generic plans on TimescaleDB too (the server plans
 the by-trace lookups for their values there: `db.custom_plans`). Prints p50 / p95 ms per round.
 
+On TimescaleDB the repository reads a trace from its chunk (`db/trace_chunks.py`) when the checkout
+has it, as deps.py wires it.
+
 `--base ../main-checkout` measures this tree and that checkout instead, each in a child process of
 its own, alternated round by round (bench/checkout_children.py): a child reads every sampled trace
 twice on each backend (a fresh connection pool: "first" pass, then "second") and the table gives
@@ -36,6 +39,11 @@ from sqlalchemy import text
 
 from observatory_api.traces.repository import TraceRepository
 
+try:  # the trace's chunk read directly on TimescaleDB (db/trace_chunks.py); a --base checkout may predate it
+    from observatory_api.db.trace_chunks import ChunkCatalogue
+except ImportError:
+    ChunkCatalogue = None
+
 BACKENDS = ("timescaledb", "postgresql")
 SAMPLE = (
     "SELECT trace_id FROM traces TABLESAMPLE SYSTEM (5) REPEATABLE (3) WHERE start_time {side} :since "
@@ -53,6 +61,8 @@ async def _side(backend: str, since: datetime, count: int, plans: str) -> tuple[
             rows = await conn.execute(text(SAMPLE.format(side=side)), {"since": bound, "n": count})
             ids[group] = list(rows.scalars())
     custom = capabilities.timescaledb and plans == "server"
+    if ChunkCatalogue is not None and capabilities.timescaledb:  # as deps.py wires it
+        return TraceRepository(engine, custom_plans=custom, chunks=ChunkCatalogue()), ids
     return TraceRepository(engine, custom_plans=custom), ids
 
 

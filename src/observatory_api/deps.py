@@ -22,6 +22,7 @@ from observatory_api.core.query import (
 from observatory_api.core.vocabulary import LogSeverity
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.replicas import ReadRouter
+from observatory_api.db.trace_chunks import ChunkCatalogue
 from observatory_api.logs.repository import LogFilters, LogQuery, LogRepository
 from observatory_api.metrics.repository import MetricRepository
 from observatory_api.metrics.segment_cache import SegmentCache
@@ -48,6 +49,9 @@ class ReadResources(Protocol):
 
     @property
     def metric_segments(self) -> SegmentCache | None: ...
+
+    @property
+    def trace_chunks(self) -> ChunkCatalogue: ...
 
 
 def _read_resources(state: State) -> ReadResources:
@@ -78,6 +82,16 @@ def _read_repository(make: Callable[[AsyncEngine, DatabaseCapabilities], object]
         return make(read_engine, capabilities)
 
     return Provide(provide, sync_to_thread=False)
+
+
+def provide_trace_repository(
+    read_engine: NamedDependency[AsyncEngine], capabilities: NamedDependency[DatabaseCapabilities], state: State
+) -> TraceRepository:
+    # Traces and sessions read the same way on every database; on TimescaleDB a trace's lookups
+    # are planned for their values (db.custom_plans) and read its chunk (db.trace_chunks).
+    timescaledb = capabilities.timescaledb
+    chunks = _read_resources(state).trace_chunks if timescaledb else None
+    return TraceRepository(read_engine, custom_plans=timescaledb, chunks=chunks)
 
 
 def provide_metric_repository(
@@ -122,10 +136,7 @@ def dependencies(settings: NamedDependency[Settings]) -> dict[str, Provide]:
         "read_engine": Provide(provide_read_engine, sync_to_thread=False),
         "primary_engine": Provide(provide_primary_engine, sync_to_thread=False),
         "capabilities": Provide(provide_capabilities, sync_to_thread=False),
-        # Traces and sessions read the same way on every database.
-        "traces": _read_repository(
-            lambda engine, capabilities: TraceRepository(engine, custom_plans=capabilities.timescaledb)
-        ),
+        "traces": Provide(provide_trace_repository, sync_to_thread=False),
         "spans": _read_repository(SpanRepository),
         "sessions": _read_repository(lambda engine, _: SessionRepository(engine)),
         "logs": _read_repository(LogRepository),

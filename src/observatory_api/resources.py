@@ -8,13 +8,14 @@ checks below that `Resources` has what each of them reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observatory_api.db.capabilities import DatabaseCapabilities
 from observatory_api.db.replicas import ReadRouter
+from observatory_api.db.trace_chunks import ChunkCatalogue
 from observatory_api.deps import ReadResources
 from observatory_api.health.resources import HealthResources
 from observatory_api.ingest.resources import IngestResources
@@ -39,6 +40,8 @@ class Resources:
     # Closed rollup segments kept between metric queries (metrics.segment_cache), when kept.
     metric_segments: SegmentCache | None
     started_at: float
+    # TimescaleDB's chunk ranges, read when first needed (trace detail reads a trace's chunk there).
+    trace_chunks: ChunkCatalogue = field(default_factory=ChunkCatalogue)
 
     @property
     def redis_client(self) -> Redis | None:

@@ -34,7 +34,7 @@ def database_failure(error: BaseException) -> Failure | None:
         return "timeout"
     if _is_connection_failure(error):
         return "unavailable"
-    state = _sqlstate(error.orig) if isinstance(error, exc.DBAPIError) else None
+    state = sqlstate(error.orig) if isinstance(error, exc.DBAPIError) else None
     if state is not None and state.startswith(_RETRYABLE_CLASSES):
         return "unavailable"
     return None
@@ -56,7 +56,7 @@ def _is_timeout(error: BaseException) -> bool:
     cause = error.orig
     if isinstance(cause, sqlite3.OperationalError) and str(cause).startswith(_SQLITE_BUSY):
         return True
-    return _sqlstate(cause) in _TIMEOUT_STATES
+    return sqlstate(cause) in _TIMEOUT_STATES
 
 
 def _is_connection_failure(error: BaseException) -> bool:
@@ -70,11 +70,11 @@ def _is_connection_failure(error: BaseException) -> bool:
         return False
     if error.connection_invalidated or isinstance(error.orig, ConnectionError):
         return True
-    state = _sqlstate(error.orig)
+    state = sqlstate(error.orig)
     return state is not None and state.startswith(_CONNECTION_CLASSES)
 
 
-def _sqlstate(cause: BaseException | None) -> str | None:
+def sqlstate(cause: BaseException | None) -> str | None:
     # SQLAlchemy's asyncpg adapter keeps the code on its own exception and the asyncpg one as the
     # cause; the writer's COPY wraps asyncpg's exception directly.
     while cause is not None:
