@@ -1,8 +1,9 @@
 """The rollup statements' histogram columns: one `bigint[]` on PostgreSQL (decoded by the driver, not
-160 columns a row in Python), int4 sums only where a row's bin count cannot pass 2^31."""
+160 columns a row in Python), each bin summed by `metric_bin_sum` (a strict bigint sum, migration 0013)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -40,9 +41,10 @@ def test_postgresql_reads_the_bins_as_one_array(grain: str) -> None:
     assert "latency_ms:h" in names
     assert not any(name.startswith("latency_ms:h") and name != "latency_ms:h" for name in names)
     assert "ARRAY[" in sql
-    narrow = sql.count("AS INTEGER))")
-    # minute and hour rows: int4 sums (a bigint, no NUMERIC); a day row's bins stay bigint
-    assert narrow == (0 if grain == "day" else BINS)
+    # every grain: no cast per bin (an int4 raised past 2^31), no NUMERIC sum (a bigint's)
+    assert sql.count("coalesce(metric_bin_sum(") == BINS
+    assert "AS INTEGER" not in sql
+    assert not re.search(r"\bsum\([^)]*_h\d{3}", sql)
 
 
 def test_sqlite_reads_a_column_per_bin() -> None:
