@@ -152,7 +152,15 @@ def _serve_checked(args: argparse.Namespace, settings: Settings, *, host: str, p
         metrics_dir.cleanup()
         raise
     try:
-        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics.port)
+        return _run_granian(
+            args,
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            metrics_port=metrics.port,
+            metrics_dir=metrics_dir.path,
+        )
     finally:
         metrics.close()
         metrics_dir.cleanup()
@@ -165,13 +173,24 @@ def _database_name(settings: Settings) -> str:
 
 
 def _run_granian(
-    args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int, metrics_port: int
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    metrics_port: int,
+    metrics_dir: Path,
 ) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from observatory_api.startup import preload_worker_imports
+
     if args.demo:
         asyncio.run(_prepare_demo(settings, args.demo_traces))
+    if not args.reload:
+        preload_worker_imports(settings, metrics_dir)
     print(f"observatory-api: serving on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", flush=True)
     print(f"observatory-api: metrics on http://{host}:{metrics_port}/metrics", flush=True)
     server = Granian(
