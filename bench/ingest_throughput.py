@@ -353,11 +353,14 @@ def _realistic(args: argparse.Namespace, *, seed: int) -> tuple[list[tuple[int, 
 
 
 class _RssSampler:
-    """The server's resident memory (launcher and workers, /proc), sampled every second."""
+    """The server's memory (launcher and workers, /proc), sampled every second: summed RSS, which
+    counts a page shared by several processes once per process, and summed PSS (smaps_rollup),
+    which splits each shared page between its sharers, so the sum counts it once."""
 
     def __init__(self, server_pid: int) -> None:
         self._pid = server_pid
         self._samples: list[float] = []
+        self._pss: list[float] = []
         self._largest: dict[int, float] = {}  # pid -> its largest RSS (MB)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -371,33 +374,38 @@ class _RssSampler:
 
     def _run(self) -> None:
         while True:
-            self._samples.append(self._rss_mb())
+            rss, pss = self._memory_mb()
+            self._samples.append(rss)
+            self._pss.append(pss)
             if self._done.wait(1.0):
                 return
 
-    def _rss_mb(self) -> float:
-        total = 0
+    def _memory_mb(self) -> tuple[float, float]:
+        total = pss = 0
         for entry in Path("/proc").glob("[0-9]*"):
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 if int(entry.name) == self._pid or int(fields[1]) == self._pid:
                     status = (entry / "status").read_text()
                     kib = int(status.split("VmRSS:", 1)[1].split()[0])
+                    pss += int((entry / "smaps_rollup").read_text().split("\nPss:", 1)[1].split()[0])
                     total += kib
                     self._largest[int(entry.name)] = max(self._largest.get(int(entry.name), 0.0), kib / 1024)
             except (OSError, IndexError, ValueError):
                 continue
-        return total / 1024
+        return total / 1024, pss / 1024
 
     def summary(self) -> str:
-        samples = self._samples or [0.0]
-        third = max(1, len(samples) // 3)
-        return (
-            f"server RSS (launcher and workers) MB: first {samples[0]:.0f}, max {max(samples):.0f}, "
-            f"last {samples[-1]:.0f}; mean of the first third {statistics.mean(samples[:third]):.0f}, "
-            f"of the last third {statistics.mean(samples[-third:]):.0f} ({len(samples)} samples); largest per "
-            f"process: " + ", ".join(f"{mb:.0f}" for mb in sorted(self._largest.values(), reverse=True))
-        )
+        lines = []
+        for name, samples in (("RSS", self._samples or [0.0]), ("PSS", self._pss or [0.0])):
+            third = max(1, len(samples) // 3)
+            lines.append(
+                f"server {name} (launcher and workers, summed) MB: first {samples[0]:.0f}, max {max(samples):.0f}, "
+                f"last {samples[-1]:.0f}; mean of the first third {statistics.mean(samples[:third]):.0f}, "
+                f"of the last third {statistics.mean(samples[-third:]):.0f} ({len(samples)} samples)"
+            )
+        largest = ", ".join(f"{mb:.0f}" for mb in sorted(self._largest.values(), reverse=True))
+        return "\n".join(lines) + f"\nlargest RSS per process: {largest}"
 
 
 def _cpu_seconds(server_pid: int, database: str) -> dict[str, float]:

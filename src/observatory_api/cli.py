@@ -130,13 +130,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     say(f"starting ({settings.environment}, {_database_name(settings)}, {workers} worker(s))")
     try:
         check_port_free(host, port)  # before seeding: a busy port is one line, not a traceback later
-        return _serve_checked(args, settings, host=host, port=port, workers=workers)
+        return _serve_checked(args, settings)
     except StartupError as exc:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 1
 
 
-def _serve_checked(args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int) -> int:
+def _serve_checked(args: argparse.Namespace, settings: Settings) -> int:
     from observatory_api.observability.metrics_server import prepare_multiprocess_dir
     from observatory_api.startup import start_metrics
 
@@ -147,12 +147,12 @@ def _serve_checked(args: argparse.Namespace, settings: Settings, *, host: str, p
         # A busy 9090 (Prometheus' own default) is common on a developer's machine: there the
         # metrics move to a free port; staging and production stop instead (scrapers need the port).
         fall_back = settings.environment in ("development", "test")
-        metrics = start_metrics(host, settings.server.metrics_port, metrics_dir, fall_back=fall_back)
+        metrics = start_metrics(settings.server.host, settings.server.metrics_port, metrics_dir, fall_back=fall_back)
     except BaseException:
         metrics_dir.cleanup()
         raise
     try:
-        return _run_granian(args, settings, host=host, port=port, workers=workers, metrics_port=metrics.port)
+        return _run_granian(args, settings, metrics_port=metrics.port, metrics_dir=metrics_dir.path)
     finally:
         metrics.close()
         metrics_dir.cleanup()
@@ -164,14 +164,17 @@ def _database_name(settings: Settings) -> str:
     return f"SQLite {settings.database.sqlite_path}"
 
 
-def _run_granian(
-    args: argparse.Namespace, settings: Settings, *, host: str, port: int, workers: int, metrics_port: int
-) -> int:
+def _run_granian(args: argparse.Namespace, settings: Settings, *, metrics_port: int, metrics_dir: Path) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from observatory_api.startup import preload_worker_imports
+
+    host, port = settings.server.host, settings.server.port
     if args.demo:
         asyncio.run(_prepare_demo(settings, args.demo_traces))
+    if not args.reload:
+        preload_worker_imports(settings, metrics_dir)
     print(f"observatory-api: serving on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", flush=True)
     print(f"observatory-api: metrics on http://{host}:{metrics_port}/metrics", flush=True)
     server = Granian(
@@ -180,7 +183,7 @@ def _run_granian(
         interface=Interfaces.ASGI,
         address=host,
         port=port,
-        workers=workers,
+        workers=settings.server.workers,
         reload=args.reload,
         reload_paths=[Path(__file__).parent] if args.reload else None,
         respawn_failed_workers=not args.reload,

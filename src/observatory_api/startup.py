@@ -1,17 +1,26 @@
 """What `serve` says and does before granian starts: ports checked, the metrics port's fallback,
-and the demo seeding's progress bar. Each problem is one line naming it, never a traceback."""
+the workers' imports loaded once in the launcher, and the demo seeding's progress bar. Each
+problem is one line naming it, never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
+import multiprocessing
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from observatory_api.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
     from observatory_api.observability.metrics_server import MetricsServer, MultiprocessDir
+    from observatory_api.settings import Settings
 
 
 class StartupError(Exception):
@@ -60,6 +69,35 @@ def start_metrics(host: str, port: int, directory: MultiprocessDir, *, fall_back
     server = start_launcher_metrics(host, 0, directory)
     say(f"metrics port {port} is in use; metrics on the free port {server.port} instead (API_METRICS_PORT sets it)")
     return server
+
+
+def preload_worker_imports(settings: Settings, metrics_dir: Path) -> None:
+    """Load in the launcher what every worker loads, just before granian forks them.
+
+    granian (2.8, Python < 3.14 on Linux) forks its workers from the launcher and each loads the
+    app after the fork. Built here once (`create_app` imports what the settings turn on, and opens
+    nothing: the lifespan does that in each worker), the modules and pyarrow are pages the workers
+    share with the launcher copy-on-write instead of ~100-150 MB each of their own
+    (docs/performance.md, "Memory"). Frozen out of the collector so that a worker's collections do
+    not write to them. Not for `--reload`: the reloader forks new workers from this process, which
+    would keep the old code.
+    """
+    if multiprocessing.get_start_method() != "fork":
+        return  # spawned workers (granian on Python 3.14) share nothing with the launcher
+    from observatory_api.app import create_app
+
+    # Built for its imports and dropped; without Sentry and tracing, which would start their
+    # exporters in the launcher (each worker sets up its own).
+    create_app(settings.replace(observability=ObservabilitySettings()))
+    if settings.query.preload_parquet:
+        with contextlib.suppress(ImportError):  # the optional [parquet] extra
+            import pyarrow.parquet  # noqa: F401
+    # The metric definitions just imported made value files for this process: the launcher serves
+    # no requests, and its zeros in a `livemin` gauge would hide the workers' values.
+    for own in metrics_dir.glob(f"*_{os.getpid()}.db"):
+        own.unlink(missing_ok=True)
+    gc.collect()
+    gc.freeze()
 
 
 @contextmanager
