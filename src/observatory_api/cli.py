@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -171,6 +172,7 @@ def _run_granian(args: argparse.Namespace, settings: Settings, *, metrics_port: 
     from observatory_api.startup import preload_worker_imports
 
     host, port = settings.server.host, settings.server.port
+    _hand_to_workers(args, settings)
     if args.demo:
         asyncio.run(_prepare_demo(settings, args.demo_traces))
     if not args.reload:
@@ -191,6 +193,16 @@ def _run_granian(args: argparse.Namespace, settings: Settings, *, metrics_port: 
     )
     server.serve()
     return 0
+
+
+def _hand_to_workers(args: argparse.Namespace, settings: Settings) -> None:
+    """Each worker loads its settings again (`create_app_from_environment`), from the environment
+    it inherits: `--config`, `--host`, `--port` and `--workers` go there, or a worker would serve
+    the default file and believe itself alone (and keep a metric cache the others never drop)."""
+    if args.config:
+        os.environ["OBSERVATORY_CONFIG"] = str(Path(args.config).resolve())
+    server = settings.server
+    os.environ.update(API_HOST=server.host, API_PORT=str(server.port), API_WORKERS=str(server.workers))
 
 
 def exporter_setup(settings: Settings, ingest_key: str) -> str:

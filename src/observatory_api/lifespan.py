@@ -88,6 +88,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             "timescaledb": capabilities.timescaledb,
             "continuous_aggregates": capabilities.continuous_aggregates,
             "redis": resources.redis is not None,
+            "metric_segment_cache": resources.metric_segments is not None,
         },
     )
     try:

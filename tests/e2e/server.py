@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +54,9 @@ def start_server(
     demo_traces: int | None = None,
     env: Mapping[str, str] | None = None,
     port: int | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
-    """`serve [--demo --demo-traces N] --workers W` in `workdir` (its database, config and `server.log`),
+    """`[args] serve [--demo --demo-traces N] --workers W` in `workdir` (its database, config and `server.log`),
     with the API (on `port` when given: a restart keeps its address) and the metrics each on a free
     port; ready when entered, stopped with SIGTERM when left."""
     port, metrics_port, grpc_port = port or free_port(), free_port(), free_port()
@@ -68,7 +69,7 @@ def start_server(
         INGEST_GRPC_PORT=str(grpc_port),
     )
     server_env.update(env or {})
-    command = [sys.executable, "-m", "observatory_api", "serve", "--port", str(port), "--workers", str(workers)]
+    command = [sys.executable, "-m", "observatory_api", *args, "serve", "--port", str(port), "--workers", str(workers)]
     if demo_traces is not None:
         command += ["--demo", "--demo-traces", str(demo_traces)]
     log_path = workdir / "server.log"
