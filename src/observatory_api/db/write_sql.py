@@ -161,6 +161,22 @@ async def prepare_write_transaction(conn: AsyncConnection) -> None:
 
 # Namespaces (first key) of the writer's transaction-scoped advisory locks.
 SUMMARY_LOCKS = {"traces": 7_301, "sessions": 7_302}
+# The one key of the lock on the order in which writers take their locks (`lock_write_order`).
+_WRITE_ORDER_LOCK = (7_303, 0)
+
+
+async def lock_write_order(conn: AsyncConnection, *, exclusive: bool) -> None:
+    """Hold until commit the lock on the writers' lock order, shared or alone.
+
+    Most writers take their span keys and rollup rows before the summaries' locks, and hold it
+    shared; a writer that must take them the other way round holds it alone, so it never runs
+    beside one that could wait for it in the opposite order. Taken first in a transaction.
+    SQLite already runs one writer at a time.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.exec_driver_sql(f"SELECT {function}($1::int, $2::int)", _WRITE_ORDER_LOCK)
 
 
 async def lock_summaries(conn: AsyncConnection, kind: str, ids: Sequence[str]) -> None:

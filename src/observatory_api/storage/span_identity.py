@@ -19,6 +19,7 @@ from observatory_api.db.tables import spans
 from observatory_api.db.write_sql import in_bound_list
 
 SpanId = tuple[str, str]  # (trace_id, span_id)
+SpanKey = tuple[str, str, datetime]  # the primary key of spans
 _TRACE_IDS, _SPAN_IDS, _SINCE = "trace_ids", "span_ids", "since"
 _IDS_PER_STATEMENT = 1000
 
@@ -50,3 +51,22 @@ async def stored_starts(conn: AsyncConnection, ids: Sequence[SpanId], *, since: 
             if (row.trace_id, row.span_id) in wanted:  # the two lists also match other pairs
                 found.setdefault((row.trace_id, row.span_id), row.start_time)
     return found
+
+
+async def stored_elsewhere(conn: AsyncConnection, keys: Sequence[SpanKey], *, since: datetime) -> bool:
+    """Whether one of the spans `keys` (stored) is stored at another start time too, among the
+    spans starting at or after `since`."""
+    own = {key[:2]: key[2] for key in keys}
+    statement = _stored_starts(conn.dialect.name)
+    for start in range(0, len(keys), _IDS_PER_STATEMENT):
+        chunk = keys[start : start + _IDS_PER_STATEMENT]
+        parameters = {
+            _TRACE_IDS: sorted({key[0] for key in chunk}),
+            _SPAN_IDS: sorted({key[1] for key in chunk}),
+            _SINCE: since,
+        }
+        for row in await conn.execute(statement, parameters):
+            stored = own.get((row.trace_id, row.span_id))
+            if stored is not None and stored != row.start_time:
+                return True
+    return False

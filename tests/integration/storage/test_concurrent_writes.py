@@ -4,6 +4,8 @@ every span stored and counted once, summaries and rollups exact, a bad batch fai
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from observatory_api.db.tables import sessions, spans, traces
 from observatory_api.metrics.rollup_tables import ROLLUPS
 from observatory_api.storage import SpanRecord, TelemetryWriter
+from tests.integration.storage.test_context_inheritance import (
+    EXPECTED,
+    TREE,
+    assert_rollups_follow_the_spans,
+    contexts,
+    tree_span,
+)
 from tests.integration.storage.test_writer import (
     assert_rows_match,
     count,
@@ -102,3 +111,43 @@ async def test_group_size_does_not_change_what_is_stored(migrated_engine: AsyncE
 
     assert await count(migrated_engine, spans) == len(records)
     await assert_summaries_exact(migrated_engine, records)
+
+
+async def test_writers_that_inherit_an_environment_beside_writers_that_do_not(
+    migrated_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers on the same traces at once. In half of the traces the root naming the
+    environment arrives after its children (the writer that inherits it writes its group again,
+    all under the traces' locks), the other traces name everything; one span id also arrives at
+    two start times. Every write succeeds (no deadlock between the two lock orders), each span
+    is stored once, and the rollups count every span under the environment it ends with."""
+    records, _ = demo_records(traces_count=30, seed=13)
+    twin = msgspec.structs.replace(records[5], start_time=records[5].start_time + timedelta(milliseconds=1))
+    trees = [f"{index:032x}" for index in range(8)]
+    # Children first, the roots last, spread over the batches of both writers.
+    order = ["d", "c", "b", "a", "r"]
+    batches = [
+        [*records[i::6], *(tree_span(order[min(i, 4)], trace_id) for trace_id in trees[i % 2 :: 2])] for i in range(6)
+    ]
+    batches += [[tree_span(name, trace_id) for trace_id in trees for name in TREE], [twin]]
+    writers = [TelemetryWriter(migrated_engine), TelemetryWriter(migrated_engine)]
+    rewritten: list[int] = []
+    under_locks = TelemetryWriter._write_under_locks
+
+    async def counted(self: TelemetryWriter, group: Any) -> Any:
+        rewritten.append(len(group.keys))
+        return await under_locks(self, group)
+
+    monkeypatch.setattr(TelemetryWriter, "_write_under_locks", counted)
+
+    results = await asyncio.gather(*(writers[i % 2].store_spans(batch) for i, batch in enumerate(batches)))
+
+    assert sum(result.stored for result in results) == len(records) + len(trees) * len(TREE)
+    assert [len(result.conflicts) for result in results].count(1) == 1  # the twin, or its original
+    assert await count(migrated_engine, spans) == len(records) + len(trees) * len(TREE)
+    found = await contexts(migrated_engine)
+    assert {(trace_id, name): found[(trace_id, name)] for trace_id in trees for name in TREE} == {
+        (trace_id, name): expected for trace_id in trees for name, expected in EXPECTED.items()
+    }
+    await assert_rollups_follow_the_spans(migrated_engine)
+    assert rewritten  # some group was written again, all under the locks
