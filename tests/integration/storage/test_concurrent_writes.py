@@ -130,8 +130,8 @@ async def test_writers_that_inherit_an_environment_beside_writers_that_do_not(
         [*records[i::6], *(tree_span(order[min(i, 4)], trace_id) for trace_id in trees[i % 2 :: 2])] for i in range(6)
     ]
     # The twin goes to the other writer than its original (batch 5): one of them finds the other
-    # under the locks, and its group is written again.
-    batches += [[twin], [tree_span(name, trace_id) for trace_id in trees for name in TREE]]
+    # under the locks, and its group is written again (also where no rollups are written).
+    batches.append([*(tree_span(name, trace_id) for trace_id in trees for name in TREE), twin])
     writers = [TelemetryWriter(migrated_engine), TelemetryWriter(migrated_engine)]
     rewritten: list[int] = []
     under_locks = TelemetryWriter._write_under_locks
