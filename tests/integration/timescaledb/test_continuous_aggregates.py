@@ -102,13 +102,15 @@ def _moved(record: SpanRecord, start: datetime) -> SpanRecord:
     )
 
 
-async def minute_watermark(database: str) -> datetime:
-    """The lower watermark of the two minute aggregates: below it they read materialised rows only."""
+async def watermark(database: str, views: str) -> datetime:
+    """The lowest watermark of the aggregates named like `views`: below it they read materialised
+    rows only."""
     conn = await asyncpg.connect(_pg_url(database))
     try:
         return await conn.fetchval(
             "SELECT min(_timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark(mat_hypertable_id))) "
-            "FROM _timescaledb_catalog.continuous_agg WHERE user_view_name LIKE 'metric_cagg_minute%'"
+            "FROM _timescaledb_catalog.continuous_agg WHERE user_view_name LIKE $1",
+            views,
         )
     finally:
         await conn.close()
@@ -224,17 +226,24 @@ async def test_a_late_span_counts_as_soon_as_its_refresh_ran(database: str, cach
     # so a closed segment read between the write and that refresh must not be kept.
     client = caching_client
     recent = spans_around(NOW, traces=120, seed=41)
-    # An aggregate's watermark is the end of its newest materialised bucket: at night the demo's
-    # last spans can be an hour before NOW, leaving the late spans below above the watermark, where
-    # real-time aggregation counts them at once (CI failed so at 23:37 UTC). One model call just
-    # after the late spans puts the minute aggregates' watermark past them, and the hour
-    # aggregate's too when the window reads their hour from it, at any time of day.
-    recent.append(_moved(next(r for r in recent if r.kind in MODEL_CALLS), NOW - timedelta(minutes=29)))
-    await write(database, recent)
-    await run_refresh_policies(database)  # the watermark moves up to a few minutes before now
-    assert await minute_watermark(database) > NOW - timedelta(minutes=30)
     # Closed segments only (hours and minutes that ended before now): the ones the cache keeps.
     window = (NOW - timedelta(hours=3), NOW - timedelta(minutes=6))
+    # An aggregate's watermark is the end of its newest materialised bucket: at night the demo's
+    # last spans can be an hour or more before NOW, leaving the late spans below above a watermark,
+    # where real-time aggregation counts them at once (CI failed so at 23:37 UTC, and at 02:04 for
+    # the hour aggregate). Two model calls put every watermark the window reads past them: one
+    # just after the late spans (the minute aggregates), one in the last whole hour of the window
+    # (the hour aggregate; its current hour is never materialised).
+    model_call = next(r for r in recent if r.kind in MODEL_CALLS)
+    whole_hours_end = window[1].replace(minute=0, second=0)
+    recent += [
+        _moved(model_call, NOW - timedelta(minutes=29)),
+        _moved(model_call, whole_hours_end - timedelta(minutes=1)),
+    ]
+    await write(database, recent)
+    await run_refresh_policies(database)  # the watermark moves up to a few minutes before now
+    assert await watermark(database, "metric_cagg_minute%") > NOW - timedelta(minutes=30)
+    assert await watermark(database, "metric_cagg_hour") >= whole_hours_end
     before = in_window(recent, *window)
     statements: list[str] = []
 
