@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from observatory_api.db.tables import spans
@@ -35,11 +35,11 @@ def _stored_starts(dialect_name: str) -> Select[Any]:
     )
 
 
-async def stored_starts(conn: AsyncConnection, ids: Sequence[SpanId], *, since: datetime) -> dict[SpanId, datetime]:
-    """The start times at which the spans `ids` are stored, among those starting at or after `since`."""
-    found: dict[SpanId, datetime] = {}
-    wanted = set(ids)
+async def _stored_rows(conn: AsyncConnection, ids: Sequence[SpanId], *, since: datetime) -> list[Row[Any]]:
+    """(trace_id, span_id, start_time) of the stored spans whose trace and span ids are among `ids`
+    (the two lists also match other pairs: callers keep theirs), starting at or after `since`."""
     statement = _stored_starts(conn.dialect.name)
+    rows: list[Row[Any]] = []
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
         chunk = ids[start : start + _IDS_PER_STATEMENT]
         parameters = {
@@ -47,9 +47,17 @@ async def stored_starts(conn: AsyncConnection, ids: Sequence[SpanId], *, since: 
             _SPAN_IDS: sorted({span_id for _, span_id in chunk}),
             _SINCE: since,
         }
-        for row in await conn.execute(statement, parameters):
-            if (row.trace_id, row.span_id) in wanted:  # the two lists also match other pairs
-                found.setdefault((row.trace_id, row.span_id), row.start_time)
+        rows += (await conn.execute(statement, parameters)).all()
+    return rows
+
+
+async def stored_starts(conn: AsyncConnection, ids: Sequence[SpanId], *, since: datetime) -> dict[SpanId, datetime]:
+    """The start times at which the spans `ids` are stored, among those starting at or after `since`."""
+    found: dict[SpanId, datetime] = {}
+    wanted = set(ids)
+    for row in await _stored_rows(conn, ids, since=since):
+        if (row.trace_id, row.span_id) in wanted:
+            found.setdefault((row.trace_id, row.span_id), row.start_time)
     return found
 
 
@@ -57,16 +65,5 @@ async def stored_elsewhere(conn: AsyncConnection, keys: Sequence[SpanKey], *, si
     """Whether one of the spans `keys` (stored) is stored at another start time too, among the
     spans starting at or after `since`."""
     own = {key[:2]: key[2] for key in keys}
-    statement = _stored_starts(conn.dialect.name)
-    for start in range(0, len(keys), _IDS_PER_STATEMENT):
-        chunk = keys[start : start + _IDS_PER_STATEMENT]
-        parameters = {
-            _TRACE_IDS: sorted({key[0] for key in chunk}),
-            _SPAN_IDS: sorted({key[1] for key in chunk}),
-            _SINCE: since,
-        }
-        for row in await conn.execute(statement, parameters):
-            stored = own.get((row.trace_id, row.span_id))
-            if stored is not None and stored != row.start_time:
-                return True
-    return False
+    rows = await _stored_rows(conn, list(own), since=since)
+    return any(own.get((row.trace_id, row.span_id), row.start_time) != row.start_time for row in rows)
