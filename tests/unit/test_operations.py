@@ -6,7 +6,10 @@ import asyncio
 from typing import Any
 
 from litestar import Litestar
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
 from litestar.testing import TestClient
 
 from observatory_api.app import create_app
@@ -63,3 +66,26 @@ def test_no_api_read_resolves_plain_providers_in_a_task_group() -> None:
             for batch in model.dependency_batches:
                 assert len(batch) == 1 or not any(d.provide.has_sync_callable for d in batch), (route.path, batch)
     assert checked >= 10
+
+
+def test_guards_get_the_handler_itself_and_still_refuse() -> None:
+    seen: list[Any] = []
+
+    async def record(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        seen.append(handler)
+
+    async def refuse(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if connection.query_params.get("refuse"):
+            raise NotAuthorizedException("refused")
+
+    @api_get("/open", "open_values", "Values")
+    async def open_values() -> dict[str, int]:
+        return {"a": 1}
+
+    app = Litestar([open_values], guards=[record, refuse])
+    with TestClient(app) as client:
+        assert client.get("/open").json() == {"a": 1}
+        assert client.get("/open", params={"refuse": "1"}).status_code == 401
+    registered = next(h for route in app.routes for h, _ in getattr(route, "route_handler_map", {}).values())
+    # Litestar alone passes a copy of the handler to each guard, on every request.
+    assert seen == [registered, registered]
