@@ -34,6 +34,7 @@ from observatory_api.observability.log_config import logging_config
 from observatory_api.observability.request_id import add_request_id_header
 from observatory_api.observability.setup import install_observability, observability_lifespan
 from observatory_api.openapi_docs import AUTHENTICATED, ClosedStructSchemaPlugin, security_schemes
+from observatory_api.prebuilt import take_for_worker
 from observatory_api.read_fallback import ReplicaFallbackMiddleware
 from observatory_api.request import ApiRequest
 from observatory_api.security.cors import install_cors
@@ -132,8 +133,10 @@ def _replica_fallback(settings: Settings) -> list[ReplicaFallbackMiddleware]:
 
 
 def create_app_from_environment() -> Litestar:
-    """The factory granian calls in each worker: settings from `api-config.yml` and the environment."""
-    return create_app(load_settings())
+    """The factory granian calls in each worker: settings from `api-config.yml` and the environment;
+    the app `serve` built before the fork when it was built from the same settings (prebuilt.py)."""
+    settings = load_settings()
+    return take_for_worker(settings) or create_app(settings)
 
 
 def _openapi(settings: Settings) -> OpenAPIConfig | None:

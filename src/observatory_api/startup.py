@@ -76,8 +76,9 @@ def preload_worker_imports(settings: Settings, metrics_dir: Path) -> None:
 
     granian (2.8, Python < 3.14 on Linux) forks its workers from the launcher and each loads the
     app after the fork. Built here once (`create_app` imports what the settings turn on, and opens
-    nothing: the lifespan does that in each worker), the modules and pyarrow are pages the workers
-    share with the launcher copy-on-write instead of ~100-150 MB each of their own
+    nothing: the lifespan does that in each worker), the modules, pyarrow and the app itself are
+    pages the workers share with the launcher copy-on-write instead of ~100-150 MB each of their
+    own: a worker takes this app (`prebuilt.take_for_worker`) instead of building its own
     (docs/performance.md, "Memory"). Frozen out of the collector so that a worker's collections do
     not write to them. Not for `--reload`: the reloader forks new workers from this process, which
     would keep the old code.
@@ -85,10 +86,12 @@ def preload_worker_imports(settings: Settings, metrics_dir: Path) -> None:
     if multiprocessing.get_start_method() != "fork":
         return  # spawned workers (granian on Python 3.14) share nothing with the launcher
     from observatory_api.app import create_app
+    from observatory_api.prebuilt import keep_for_workers
 
-    # Built for its imports and dropped; without Sentry and tracing, which would start their
-    # exporters in the launcher (each worker sets up its own).
-    create_app(settings.replace(observability=ObservabilitySettings()))
+    # Without Sentry and tracing, which would start their exporters in the launcher: a worker
+    # with either on builds its own app (prebuilt.take_for_worker compares the settings).
+    built = settings.replace(observability=ObservabilitySettings())
+    keep_for_workers(built, create_app(built))
     if settings.query.preload_parquet:
         with contextlib.suppress(ImportError):  # the optional [parquet] extra
             import pyarrow.parquet  # noqa: F401
