@@ -169,12 +169,15 @@ def _run_granian(args: argparse.Namespace, settings: Settings, *, metrics_port: 
     from granian import Granian
     from granian.constants import Interfaces
 
+    from observatory_api.db.engine import upgrade_if_embedded
     from observatory_api.startup import preload_worker_imports
 
     host, port = settings.server.host, settings.server.port
     _hand_to_workers(args, settings)
     if args.demo:
         asyncio.run(_prepare_demo(settings, args.demo_traces))
+    else:  # once, before the fork: two workers upgrading a new SQLite file at once collide (one fails to start)
+        asyncio.run(upgrade_if_embedded(settings.database))
     if not args.reload:
         preload_worker_imports(settings, metrics_dir)
     print(f"observatory-api: serving on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", flush=True)

@@ -58,3 +58,12 @@ def test_the_launcher_keeps_no_metric_values_of_its_own(served: tuple[RunningSer
     files = [path.name for path in metrics_dir.glob("*.db")]
     assert files, "the workers wrote no metric files"
     assert not [name for name in files if name.endswith(f"_{server.process.pid}.db")], files
+
+
+def test_no_worker_fails_to_start_on_a_new_database(served: tuple[RunningServer, Path]) -> None:
+    # The launcher brings a new SQLite file to head before the fork: the two workers, upgrading
+    # it at once, collided ("table ... already exists") and granian respawned the one that failed.
+    server, _ = served
+    log = server.log.read_text()
+    assert "lifespan startup failed" not in log
+    assert "Respawning" not in log
