@@ -298,8 +298,9 @@ async def verify(conn: asyncpg.Connection, rollups: tuple[str, ...], *, end: dat
     return problems
 
 
-ROLLUPS = ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
-AGGREGATES = ("metric_cagg_minute", "metric_cagg_minute_overall", "metric_cagg_hour", "metric_cagg_day")
+# Every grain with every dimension, and with only status and kind (`_overall`; hour and day: 0014).
+ROLLUPS = tuple(f"metric_rollup_{grain}{kept}" for grain in ("minute", "hour", "day") for kept in ("", "_overall"))
+AGGREGATES = tuple(name.replace("_rollup_", "_cagg_") for name in ROLLUPS)
 COMPRESSION = """
 SELECT h AS hypertable, number_compressed_chunks AS compressed_chunks, total_chunks,
        pg_size_pretty(before_compression_total_bytes) AS before,

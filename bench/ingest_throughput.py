@@ -452,9 +452,10 @@ _CHECKS = {
 # Whole tables: in a database the run did not create, these hold only if they held before. Where
 # TimescaleDB's continuous aggregates replace the rollup tables (the writer leaves those empty),
 # the aggregates are checked instead (real-time aggregation: every committed span counts).
-_ROLLUPS = ("metric_rollup_minute", "metric_rollup_minute_overall", "metric_rollup_hour", "metric_rollup_day")
-_AGGREGATES = ("metric_cagg_minute", "metric_cagg_minute_overall", "metric_cagg_hour", "metric_cagg_day")
-_HAS_AGGREGATES = "SELECT count(*) = 4 FROM pg_class WHERE relname = ANY($1::text[]) AND relkind IN ('v', 'm')"
+# Every grain with every dimension, and with only status and kind (`_overall`; hour and day: 0014).
+_ROLLUPS = tuple(f"metric_rollup_{grain}{kept}" for grain in ("minute", "hour", "day") for kept in ("", "_overall"))
+_AGGREGATES = tuple(name.replace("_rollup_", "_cagg_") for name in _ROLLUPS)
+_HAS_AGGREGATES = "SELECT count(*) = 6 FROM pg_class WHERE relname = ANY($1::text[]) AND relkind IN ('v', 'm')"
 
 
 def _totals(tables: tuple[str, ...]) -> dict[str, str]:

@@ -65,6 +65,8 @@ from observatory_api.metrics.rollup_tables import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     ROLLUPS,
+    metric_rollup_day_overall,
+    metric_rollup_hour_overall,
     metric_rollup_minute_overall,
 )
 from observatory_api.metrics.rollups import additive_updates, dims_key, rollup_rows
@@ -346,8 +348,9 @@ async def rebuild_rollups(log_path: str) -> None:
 
 
 async def derive_rollups(sources: dict[str, str] | None = None) -> None:
-    """Build the day rollup from the hour rollup and the overall minute rollup from the minute
-    rollup (exact: counts and sums add, min and max nest, histogram bins add).
+    """Build the day rollup from the hour rollup, the overall minute rollup from the minute rollup
+    and the overall hour and day ones from the hour and day ones (exact: counts and sums add, min
+    and max nest, histogram bins add).
 
     For a database loaded by a writer that kept only the minute and hour rollups (the 10-million
     span load of bench/RESULTS.md began before the other two existed); the writer keeps all four.
@@ -359,6 +362,8 @@ async def derive_rollups(sources: dict[str, str] | None = None) -> None:
         (ROLLUP_TABLES[target], ROLLUP_TABLES[source]) for target, source in (sources or {"day": "hour"}).items()
     ]
     derived.append((metric_rollup_minute_overall, ROLLUP_TABLES["minute"]))
+    # The overall hour and day rollups (migration 0014) from the finished hour and day ones.
+    derived += [(metric_rollup_hour_overall, ROLLUP_TABLES["hour"]), (metric_rollup_day_overall, ROLLUP_TABLES["day"])]
     async with engine.begin() as conn:
         for rollup in ROLLUPS:
             await conn.run_sync(lambda sync, table=rollup.table: table.create(sync, checkfirst=True))

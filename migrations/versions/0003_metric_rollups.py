@@ -96,12 +96,15 @@ def _backfill() -> None:
     if bind.execute(sa.select(spans.c.trace_id).limit(1)).first() is None:
         return
     # The aggregation code is today's: once a later revision changed the rollups' columns (0008:
-    # `model_id` and `cost_source` for `model`), it cannot fill this revision's tables. That
-    # revision rebuilds the rollups from `spans` itself, so nothing is lost on the way to head.
+    # `model_id` and `cost_source` for `model`; 0014: two more tables), it cannot fill this
+    # revision's tables. Those revisions rebuild or backfill the rollups themselves, so nothing is
+    # lost on the way to head.
     from observatory_api.metrics.rollup_tables import ROLLUPS as CURRENT
 
     inspector = sa.inspect(bind)
     for rollup in CURRENT:
+        if rollup.table.name not in TABLES:  # a later revision's table (0014): not there yet
+            return
         present = {column["name"] for column in inspector.get_columns(rollup.table.name)}
         if present != {column.name for column in rollup.table.columns}:
             return

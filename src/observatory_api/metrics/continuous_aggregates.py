@@ -20,6 +20,8 @@ AGGREGATE_OF_ROLLUP: dict[str, str] = {
     "metric_rollup_minute_overall": "metric_cagg_minute_overall",
     "metric_rollup_hour": "metric_cagg_hour",
     "metric_rollup_day": "metric_cagg_day",
+    "metric_rollup_hour_overall": "metric_cagg_hour_overall",
+    "metric_rollup_day_overall": "metric_cagg_day_overall",
 }
 aggregates_metadata = MetaData()
 

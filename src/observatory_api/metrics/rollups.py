@@ -173,12 +173,13 @@ def _layout(rollup: Rollup) -> _Layout:
 
 
 _HISTOGRAM_COLUMNS = {m: hist_columns(m) for m in HISTOGRAMS}
-# Rollup -> the coarser rollups of the same dimensions that take its staged rows (`add_to_rollups`);
-# the order in which writers upsert the tables (one order for all: their row locks cannot cross).
+# Minute rollup -> the coarser rollups of the same dimensions that take its staged rows
+# (`add_to_rollups`); the order in which writers upsert the tables (one order for all: their row
+# locks cannot cross).
 _COARSER: dict[Rollup, tuple[Rollup, ...]] = {
     fine: tuple(r for r in ROLLUPS if r.grain != "minute" and r.dimensions == fine.dimensions)
     for fine in ROLLUPS
-    if fine.grain == "minute" and fine.dimensions == tuple(ROLLUP_DIMENSIONS)
+    if fine.grain == "minute"
 }
 _TAKEN_FROM = {coarse for coarser in _COARSER.values() for coarse in coarser}
 _WRITE_ORDER = (
@@ -257,8 +258,13 @@ def _rebucketed(
     shared = {key for key, n in count.items() if n > 1}
     own: list[list[Any]] = []
     if shared:
-        seconds = coarse.seconds
-        mixed = [part for part in contributions if (part[0] // seconds, part[1]) in shared]
+        seconds, picked = coarse.seconds, _layout(coarse).dimension_positions
+        if picked is None:
+            mixed = [part for part in contributions if (part[0] // seconds, part[1]) in shared]
+        else:  # the contributions carry every dimension: compare the rollup's own
+            mixed = [
+                part for part in contributions if (part[0] // seconds, tuple([part[1][i] for i in picked])) in shared
+            ]
         own = _aggregate(mixed, coarse)
     return Rebucketed(coarse.table, coarse.seconds, _updates_of(coarse.table), own)
 

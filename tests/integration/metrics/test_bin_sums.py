@@ -61,6 +61,8 @@ async def test_hour_bins_past_an_int4_sum_exactly(pg_engine: AsyncEngine) -> Non
     body = {
         "metrics": [{"id": "request_count"}, *({"id": "latency_ms", "aggregation": p} for p in ("p50", "p99"))],
         "interval": "hour",
+        # A filter on a dimension the overall hour rollup lacks: the rollup of every dimension.
+        "filter": {"field": "service", "op": "eq", "value": "svc"},
         "from": HOUR - timedelta(hours=2),
         "to": HOUR + timedelta(hours=2),
         "source": "rollup",

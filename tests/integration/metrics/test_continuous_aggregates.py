@@ -44,8 +44,9 @@ from tests.conftest import _pg_url, auth_headers, make_settings, run_migration, 
 from tests.dataset import DATASET_END, DATASET_SEED, DATASET_TRACES
 
 # 0005 created the aggregates; 0008 recreated those with every dimension over `model_id` and
-# `cost_source`, with 0005's SQL builders: its `aggregates_definition()` is the current one.
-REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0008_canonical_models.py"
+# `cost_source`, with 0005's SQL builders; 0014 added the overall hour and day ones: its
+# `aggregates_definition()` is the current one.
+REVISION_FILE = Path(__file__).resolve().parents[3] / "migrations" / "versions" / "0014_overall_hour_and_day_rollups.py"
 VIEWS = tuple(AGGREGATE_OF_ROLLUP.values())
 FLOAT_SUMS = {f"{measure}_sum" for measure, integer in MEASURES.items() if not integer}
 TIME_BUCKET = (
@@ -57,7 +58,7 @@ EDGE_START = DATASET_END - timedelta(days=3, minutes=7, seconds=30)
 
 
 def load_revision() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("revision_0008", REVISION_FILE)
+    spec = importlib.util.spec_from_file_location("revision_0014", REVISION_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

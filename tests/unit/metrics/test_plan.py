@@ -83,3 +83,12 @@ def test_the_smallest_rollup_that_holds_the_dimensions_is_read() -> None:
     assert rollup_for(plan(1, filter={"field": "kind", "op": "eq", "value": "llm"}), "minute").table.name == (
         "metric_rollup_minute_overall"
     )
+    # Hours and days too (migration 0014), unless a dimension they lack is grouped, filtered or
+    # read by a metric's condition.
+    for grain in ("hour", "day"):
+        assert rollup_for(plan(7), grain).table.name == f"metric_rollup_{grain}_overall"
+        assert rollup_for(plan(7, group_by=["status"]), grain).table.name == f"metric_rollup_{grain}_overall"
+        assert rollup_for(plan(7, group_by=["provider"]), grain).table.name == f"metric_rollup_{grain}"
+        assert rollup_for(filtered, grain).table.name == f"metric_rollup_{grain}"
+        unpriced = plan(7, metrics=[MetricSelection(id="unpriced_calls")])
+        assert rollup_for(unpriced, grain).table.name == f"metric_rollup_{grain}"
