@@ -99,7 +99,7 @@ async def answers(args: argparse.Namespace) -> None:
             )
             seen.clear()
             encoded = msgspec.json.encode(await repository.query(plan))
-            found[f"{name}#{attempt}"] = [hashlib.sha256(encoded).hexdigest(), len(seen)]
+            found[f"{name}#{attempt}"] = [hashlib.sha256(encoded).hexdigest(), len(seen), json.loads(encoded)]
     await engine.dispose()
     print(json.dumps({"capabilities": repr(capabilities), "answers": found}))
 
@@ -129,10 +129,32 @@ def main() -> None:
     print(f"# {args.url}, {found['this']['capabilities']}{', cached: miss then hit' if args.cached else ''}")
     print("| shape | " + " | ".join(f"{n} statements" for n in trees) + " | answers |")
     print("|---|" + "---|" * len(trees) + "---|")
-    for key, (digest, _) in found["this"]["answers"].items():
+    for key, (digest, _, answer) in found["this"]["answers"].items():
         counts = [str(found[n]["answers"][key][1]) for n in trees]
-        same = "same" if all(found[n]["answers"][key][0] == digest for n in trees) else "**DIFFER**"
+        same = "same"
+        for n in trees:
+            if found[n]["answers"][key][0] != digest:
+                worst = _float_difference(found[n]["answers"][key][2], answer)
+                same = "**DIFFER**" if worst is None else f"floats within {worst:.1e} (relative)"
         print(f"| {key} | " + " | ".join(counts) + f" | {same if len(trees) > 1 else digest[:16]} |")
+
+
+def _float_difference(a: Any, b: Any) -> float | None:
+    """The largest relative difference of two answers that differ only in float values (a cost sum
+    added up in another order), or None when anything else differs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return None
+        parts = [_float_difference(a[k], b[k]) for k in a]
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return None
+        parts = [_float_difference(x, y) for x, y in zip(a, b, strict=True)]
+    elif isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0
+    else:
+        return 0.0 if a == b else None
+    return None if None in parts else max(parts, default=0.0)
 
 
 if __name__ == "__main__":
