@@ -158,3 +158,49 @@ async def test_the_chunk_lookups_keep_a_generic_plan(compressed_pair: Pair) -> N
         assert len(plans) == 2 and all(row.generic_plans >= 3 for row in plans), plans  # spans, logs
     finally:
         await engine.dispose()
+
+
+async def test_a_chunk_split_after_the_catalogue_was_read_falls_back_to_the_hypertable(
+    own_database: DatabaseSettings,
+) -> None:
+    # split_chunk moves a chunk's later rows to a new chunk: the catalogue read before it still
+    # names the old chunk for them. The chunk statement's guard sees the changed range.
+    engine = create_engine(own_database, database_url(own_database), readonly=True)
+    admin = create_engine(own_database, database_url(own_database))
+    try:
+        by_chunk = TraceRepository(engine, chunks=ChunkCatalogue(ttl_seconds=3600))
+        by_hypertable = TraceRepository(engine)
+        found = await _traces(engine)
+        # A trace well inside its day, whose spans and logs each lie in one chunk.
+        trace = next(
+            row
+            for row in sorted(found, key=lambda row: row.start_time)
+            if not _across_days(row.start_time, row.end_time, TRACE_LOG_MARGIN) and row.start_time.hour >= 2
+        )
+        expected = msgspec.json.encode(await by_hypertable.get_trace(trace.trace_id, allow_content=True))
+        read = _recorded(engine)
+        for _ in range(8):  # warm: the chunk statements prepared, a generic plan kept
+            assert msgspec.json.encode(await by_chunk.get_trace(trace.trace_id, allow_content=True)) == expected
+        assert all(source.startswith('"_timescaledb_internal"') for source in read), read
+        split_at = trace.start_time - TRACE_LOG_MARGIN - timedelta(minutes=1)  # the trace's rows move
+        async with admin.connect() as conn:
+            for hypertable in ("spans", "logs"):
+                chunk = (
+                    await conn.exec_driver_sql(
+                        "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks"
+                        " WHERE hypertable_name = $1 AND range_start <= $2 AND range_end > $2",
+                        (hypertable, trace.start_time),
+                    )
+                ).scalar_one()
+                await conn.exec_driver_sql(
+                    "CALL split_chunk($1::regclass, split_at => $2::timestamptz)", (chunk, split_at)
+                )
+            await conn.commit()
+        read.clear()
+        assert msgspec.json.encode(await by_chunk.get_trace(trace.trace_id, allow_content=True)) == expected
+        # The spans' chunk statement failed its guard: the hypertable answered, the catalogue read again.
+        assert read[1] == "spans", read
+        assert msgspec.json.encode(await by_chunk.get_trace(trace.trace_id, allow_content=True)) == expected
+    finally:
+        await engine.dispose()
+        await admin.dispose()

@@ -37,6 +37,13 @@ def test_a_redacted_chunk_statement_keeps_its_nulls_in_place_of_content() -> Non
             expected = expected.replace(
                 "<= $3::TIMESTAMP WITH TIME ZONE", "<= (SELECT $3::TIMESTAMP WITH TIME ZONE AS anon_2)"
             )
+            # Then the guard: the chunk's range in TimescaleDB's catalogue still the one read.
+            guard = (
+                " AND (SELECT CAST(CASE WHEN bool_and(ds.range_start = $4::BIGINT AND ds.range_end = $5::BIGINT)"
+                " THEN 'true' ELSE 'observatory: the chunk range changed' END AS boolean)"
+                " FROM _timescaledb_catalog.dimension_slice ds WHERE ds.chunk_id = $6::INTEGER) ORDER BY"
+            )
+            expected = expected.replace(" ORDER BY", guard)
             assert chunk_sql == expected
     redacted, _ = _SPANS.of("t" * 32, NOON, NOON, allow_content=False)
     assert "NULL AS input" in _sql(catalogue.statement_in(redacted, tables.spans, DAY, BOUNDS))
