@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +34,7 @@ _SPAN_ID, START_TIME = SPAN_COLUMNS.index("span_id"), SPAN_COLUMNS.index("start_
 _PARENT_SPAN_ID = SPAN_COLUMNS.index("parent_span_id")
 _ENVIRONMENT = SPAN_COLUMNS.index("environment")
 _CONTEXT_AT = tuple(SPAN_COLUMNS.index(name) for name in CONTEXT_COLUMNS)
+_ENVIRONMENT_IN_CONTEXT = CONTEXT_COLUMNS.index("environment")
 # Ids per IN (...) list: well under the bound-parameter limits of SQLite and asyncpg (32766).
 IDS_PER_STATEMENT = 1000
 
@@ -68,7 +70,7 @@ class SpanGroup:
 def moves_environment(inherited: Inherited, staged: dict[SpanKey, str | None]) -> bool:
     """Whether a span inherited an environment (a rollup dimension; the rest of the context is
     not): a stored span's old one is in `inherited.before`, a new span's as staged in `staged`."""
-    at = CONTEXT_COLUMNS.index("environment")
+    at = _ENVIRONMENT_IN_CONTEXT
     for key, context in inherited.changed.items():
         old = inherited.before[key][at] if key in inherited.before else staged[key]
         if old != context[at]:
@@ -81,11 +83,18 @@ async def new_ids_stored_elsewhere(
 ) -> bool:
     """Whether a span of `keys` (just stored) has its id stored at another start time too: only
     in a trace that had a summary (`before`, read under the traces' locks)."""
-    known = [key for key in keys if key[0] in before]
-    if not known:
+    found = _in_stored_traces(keys, before)
+    if found is None:
         return False
-    since = min(before[key[0]].start_time for key in known)
+    known, since = found
     return await stored_elsewhere(conn, known, since=since)
+
+
+def _in_stored_traces(keys: Sequence[SpanKey], before: dict[str, TraceTotals]) -> tuple[list[SpanKey], datetime] | None:
+    """The keys of `keys` in traces that had a summary (`before`) and the earliest start of those
+    traces (no span of a trace starts before its summary's start); None when there are none."""
+    known = [key for key in keys if key[0] in before]
+    return (known, min(before[key[0]].start_time for key in known)) if known else None
 
 
 async def inherit_from_stored(
@@ -120,14 +129,15 @@ async def inherit_from_stored(
 
 async def move_stored_spans_in_rollups(conn: AsyncConnection, inherited: Inherited) -> None:
     """Spans stored before that inherited an environment leave the rollup rows of their old one."""
-    moved = [key for key, old in inherited.before.items() if old[2] != inherited.changed[key][2]]
+    at = _ENVIRONMENT_IN_CONTEXT
+    moved = [key for key, old in inherited.before.items() if old[at] != inherited.changed[key][at]]
     if not moved:
         return
     rows = await stored_rows(conn, moved)
     removed = []
     for row in rows:
         old = list(row)
-        old[_ENVIRONMENT] = inherited.before[key_of(row)][2]
+        old[_ENVIRONMENT] = inherited.before[key_of(row)][at]
         removed.append(contribution(old))
     await move_in_rollups(conn, removed=removed, added=[contribution(row) for row in rows])
 
@@ -152,9 +162,9 @@ async def without_conflicts(
     Only a trace with a summary can hold spans (the summary is written with them), and none of
     them starts before the summary's start: a batch of new traces, the common case, costs nothing.
     """
-    known = [key[:2] for key in keys if key[0] in before]
-    if not known:
+    found = _in_stored_traces(keys, before)
+    if found is None:
         return list(range(len(keys)))
-    since = min(before[trace_id].start_time for trace_id, _ in known)
-    stored = await stored_starts(conn, known, since=since)
+    known, since = found
+    stored = await stored_starts(conn, [key[:2] for key in known], since=since)
     return [i for i, key in enumerate(keys) if stored.get(key[:2], key[2]) == key[2]]
