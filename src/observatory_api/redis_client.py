@@ -221,7 +221,7 @@ def open_worker_redis(settings: RedisSettings) -> RedisConnection | None:
 def _through_sentinel(settings: RedisSettings, options: dict[str, Any], *, blocking: bool) -> RedisConnection:
     sentinel_settings = settings.sentinel
     assert sentinel_settings.master_name is not None  # settings validation requires it with hosts
-    sentinel = NewestSentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    sentinel = NewestSentinel(  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
         [sentinel_address(host) for host in sentinel_settings.hosts],
         # The Sentinels' own connections: the same deadlines, their own password.
         sentinel_kwargs={

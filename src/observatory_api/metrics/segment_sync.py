@@ -186,7 +186,7 @@ class SegmentSubscriber:
                 connection.deregister_connect_callback(self._reconnected)  # type: ignore[no-untyped-call]
                 connection.retry = kept_retry
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
 
     async def _read(self, pubsub: PubSub) -> None:
         heard = pinged = time.monotonic()
