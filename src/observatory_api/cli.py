@@ -124,15 +124,17 @@ def _make_app(settings: Settings) -> Litestar:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from observatory_api.db.revisions import MissingMigrations, head_revision
     from observatory_api.startup import StartupError, check_port_free, say
 
     # `--host`, `--port` and `--workers` are already in the settings (and checked with them).
     host, port, workers = settings.server.host, settings.server.port, settings.server.workers
     say(f"starting ({settings.environment}, {_database_name(settings)}, {workers} worker(s))")
     try:
+        head_revision()  # no migrations (a partial copy of the tree): one line, not each worker's traceback
         check_port_free(host, port)  # before seeding: a busy port is one line, not a traceback later
         return _serve_checked(args, settings)
-    except StartupError as exc:
+    except (StartupError, MissingMigrations) as exc:
         print(f"observatory-api: {exc}", file=sys.stderr)
         return 1
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -211,3 +213,24 @@ def test_migrate_names_a_missing_role_or_database_in_one_line(tmp_path: Path) ->
         assert line.startswith("observatory-api: cannot connect to PostgreSQL at 127.0.0.1:5432")
         assert reason in line and "docs/configuration.md#running-against-postgresql-and-redis" in line
         assert "secret" not in line
+
+
+def test_serve_without_the_migrations_folder_says_so_in_one_line(tmp_path: Path) -> None:
+    # A copy of the package without `migrations/` beside it (a partial copy of the tree): before,
+    # the head read as None, equal to an empty database's revision, and the server came up
+    # without a schema, answering 500s.
+    import observatory_api
+
+    tree = tmp_path / "tree"
+    package = Path(observatory_api.__file__).parent
+    shutil.copytree(package, tree / "src" / "observatory_api", ignore=shutil.ignore_patterns("__pycache__"))
+    database = tmp_path / "observatory.db"  # the embedded default, in the working directory
+    with socket.socket() as taken:  # a busy port: the old code stopped there instead (or served)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "--port", port, cwd=tmp_path, env={"PYTHONPATH": str(tree / "src")})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"no migrations in {tree / 'migrations' / 'versions'}" in result.stderr
+    assert not database.exists()

@@ -17,6 +17,10 @@ VERSION_TABLE = "alembic_version"
 _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
 
 
+class MissingMigrations(RuntimeError):
+    """No revision under `migrations/`: a partial copy of the tree."""
+
+
 def migrations_path() -> Path:
     """The `migrations/` folder: shipped inside the wheel, or at the root of a source checkout."""
     shipped = Path(__file__).resolve().parents[1] / "_migrations"
@@ -26,10 +30,13 @@ def migrations_path() -> Path:
 
 
 @cache  # the files do not change while a process runs; read at start-up twice
-def head_revision() -> str | None:
-    """The one revision no other revises (Alembic's `get_current_head`); several heads are an error."""
+def head_revision() -> str:
+    """The one revision no other revises (Alembic's `get_current_head`); several heads are an error,
+    and so is none: a tree without `migrations/` would otherwise take a database without a schema
+    for one at head (both None) and serve 500s."""
     parents: dict[str, tuple[str, ...]] = {}
-    for path in sorted((migrations_path() / "versions").glob("*.py")):
+    versions = migrations_path() / "versions"
+    for path in sorted(versions.glob("*.py")):
         found = dict(_ASSIGNMENT.findall(path.read_text(encoding="utf-8")))
         if "revision" not in found:
             continue
@@ -41,7 +48,11 @@ def head_revision() -> str | None:
     heads = sorted(set(parents) - revised)
     if len(heads) > 1:
         raise RuntimeError(f"the migrations have several heads: {', '.join(heads)}")
-    return heads[0] if heads else None
+    if not heads:
+        raise MissingMigrations(
+            f"no migrations in {versions}: install the package, or run from a whole source checkout"
+        )
+    return heads[0]
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:
