@@ -11,10 +11,10 @@ from observatory_api.metrics.states import (
     GroupKey,
     Level,
     Percentiles,
-    Reader,
     States,
+    ValuesOf,
     exact_at,
-    readers,
+    point_values,
     values_of,
 )
 
@@ -27,7 +27,7 @@ def assemble(plan: Plan, points: Level, series: Level, totals: Level, exact: Per
     if not nkeys and "totals" in exact:
         exact["series"] = exact["totals"]
     keys = sorted(series, key=_group_order) if nkeys else [()]
-    reading = readers(tuple(plan.selections))
+    reading = point_values(tuple(plan.selections))
     all_series = []
     for key in keys:
         entry = MetricSeries(
@@ -59,21 +59,25 @@ def assemble(plan: Plan, points: Level, series: Level, totals: Level, exact: Per
 
 
 def _points(
-    plan: Plan, key: GroupKey, points: Level, exact: dict[GroupKey, Exact] | None, reading: list[tuple[str, Reader]]
+    plan: Plan, key: GroupKey, points: Level, exact: dict[GroupKey, Exact] | None, reading: ValuesOf
 ) -> list[MetricPoint]:
     """A point per bucket of the series `key`. A day by minute has 1,440: no per-point lookup of
-    exact percentiles when none were read (rollups), no per-point comprehension."""
+    exact percentiles when none were read (rollups), one call per point for all its values, and
+    the values of an empty bucket computed once (a copy per point)."""
     found = []
     none: States = {}
     nothing: Exact = {}
+    empty = reading(none, nothing)
     for start in plan.buckets:
         bucket_key = (*key, start)
-        states = points.get(bucket_key, none)
+        states = points.get(bucket_key)
         at = nothing if exact is None else exact.get(bucket_key, nothing)
-        values = {}
-        for name, read in reading:
-            values[name] = read(states, at)
-        found.append(MetricPoint(time=start, values=values))
+        if states is None:
+            if at is nothing:
+                found.append(MetricPoint(time=start, values=dict(empty)))
+                continue
+            states = none
+        found.append(MetricPoint(time=start, values=reading(states, at)))
     return found
 
 

@@ -40,6 +40,10 @@ def decoder(names: tuple[str, ...]) -> Any:
     # state_columns emits each histogram's bins in order, side by side.
     spans = {f"{metric}:h": (at[0], at[-1] + 1) for metric, at in bins.items()}
 
+    if not spans and not raw_values:  # every column a state of its own (PostgreSQL's arrays, ...)
+        names_in_order = tuple(name for _, name in plain)
+        return lambda values: dict(zip(names_in_order, values, strict=False))
+
     def decode(values: Any) -> States:
         states: States = {name: values[i] for i, name in plain}
         for name, (first, end) in spans.items():
@@ -97,11 +101,12 @@ def exact_at(exact: Percentiles, level: str, key: GroupKey) -> dict[str, dict[fl
 def values_of(
     selections: list[Selection], states: States, exact: dict[str, dict[float, float | None]]
 ) -> dict[str, Value]:
-    return {key: read(states, exact) for key, read in readers(tuple(selections))}
+    return point_values(tuple(selections))(states, exact)
 
 
 Exact = dict[str, dict[float, float | None]]  # one level and key's exact percentiles
 Reader = Callable[[States, Exact], Value]
+ValuesOf = Callable[[States, Exact], dict[str, Value]]
 
 
 @lru_cache(maxsize=256)
@@ -110,6 +115,53 @@ def readers(selections: tuple[Selection, ...]) -> list[tuple[str, Reader]]:
     percentiles): the state names are built once per query shape, not once per point (a day by
     minute reads 1,440 points)."""
     return [(s.key, _reader(s)) for s in selections]
+
+
+@lru_cache(maxsize=256)
+def point_values(selections: tuple[Selection, ...]) -> ValuesOf:
+    """A function from States (and exact percentiles) to every selection's value, in selection
+    order, as `readers` would read them one by one: the percentiles of one histogram metric
+    (p50, p95, p99) from one cumulative pass over its bins (`histogram.percentiles`)."""
+    keys = tuple(s.key for s in selections)
+    plain: list[tuple[int, Reader]] = []
+    shared: dict[str, list[int]] = {}  # a histogram metric -> its percentile selections' positions
+    for i, (selection, (_, read)) in enumerate(zip(selections, readers(selections), strict=True)):
+        if selection.percentile is not None:
+            shared.setdefault(selection.metric.id, []).append(i)
+        else:
+            plain.append((i, read))
+    groups = [
+        (name, f"{name}:h", f"{name}:min", f"{name}:max", tuple(at), tuple(selections[i].percentile or 0.0 for i in at))
+        for name, at in shared.items()
+    ]
+    width = len(selections)
+    if all(len(at) == 1 for *_, at, _ in groups):  # nothing to share: each selection's reader
+        steps = readers(selections)
+
+        def each(states: States, exact: Exact) -> dict[str, Value]:
+            found = {}
+            for key, read in steps:
+                found[key] = read(states, exact)
+            return found
+
+        return each
+
+    def values(states: States, exact: Exact) -> dict[str, Value]:
+        found: list[Value] = [None] * width
+        for i, read in plain:
+            found[i] = read(states, exact)
+        for name, bins, low, high, at, fractions in groups:
+            counts = states.get(bins)
+            if counts is not None:
+                got = histogram.percentiles(counts, fractions, _float(states.get(low)), _float(states.get(high)))
+            else:
+                known = exact.get(name, {})
+                got = [known.get(fraction) for fraction in fractions]
+            for i, value in zip(at, got, strict=True):
+                found[i] = value
+        return dict(zip(keys, found, strict=True))
+
+    return values
 
 
 def _reader(selection: Selection) -> Reader:
@@ -130,12 +182,12 @@ def _reader(selection: Selection) -> Reader:
     if fraction is not None:
         bins, low, high = f"{name}:h", f"{name}:min", f"{name}:max"
 
+        fractions = (fraction,)
+
         def percentile(states: States, exact: Exact) -> Value:
             counts = states.get(bins)
             if counts is not None:
-                return histogram.percentile(
-                    counts, fraction, minimum=_float(states.get(low)), maximum=_float(states.get(high))
-                )
+                return histogram.percentiles(counts, fractions, _float(states.get(low)), _float(states.get(high)))[0]
             return exact.get(name, {}).get(fraction)
 
         return percentile
