@@ -22,6 +22,7 @@ from sqlalchemy import (
     Double,
     Select,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -283,8 +284,11 @@ def _bin_sums(name: str, measure: str, table: Table, condition: Any, *, packed: 
         total = bin_sum(value) if packed else _int_sum(value)
         sums[f"{name}:h{i}"] = func.coalesce(total, literal_column("0"))
     if packed:
-        # NullType: no result processor (ARRAY's walks each list in Python, ~45 us a row).
-        return {f"{name}:h": type_coerce(postgresql.array(list(sums.values()), type_=BigInteger), NullType())}
+        # As JSON text, decoded by `states.decoder` with msgspec: asyncpg's decode of a bigint[160]
+        # costs ~9 us a row, the text and msgspec ~5 (bench/RESULTS.md, "24 hours by minute: the
+        # Python half"). NullType: no result processor.
+        array: Any = postgresql.array(list(sums.values()), type_=BigInteger)
+        return {f"{name}:h": type_coerce(cast(func.array_to_json(array), Text), NullType())}
     return sums
 
 

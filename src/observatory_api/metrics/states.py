@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 from observatory_api.metrics import histogram
 from observatory_api.metrics.plan import Selection
 from observatory_api.metrics.schemas import Value
@@ -20,6 +22,9 @@ GroupKey = tuple[Any, ...]  # group key values, then the bucket start when bucke
 Level = dict[GroupKey, States]
 # Exact percentiles: level ("totals", "series", "points") -> group key -> metric id -> fraction -> value.
 Percentiles = dict[str, dict[GroupKey, dict[str, dict[float, float | None]]]]
+
+
+_BINS = msgspec.json.Decoder(list[int]).decode  # PostgreSQL's packed bins, sent as JSON text
 
 
 @lru_cache(maxsize=256)
@@ -40,9 +45,19 @@ def decoder(names: tuple[str, ...]) -> Any:
     # state_columns emits each histogram's bins in order, side by side.
     spans = {f"{metric}:h": (at[0], at[-1] + 1) for metric, at in bins.items()}
 
-    if not spans and not raw_values:  # every column a state of its own (PostgreSQL's arrays, ...)
+    if not spans and not raw_values:  # every column a state of its own (PostgreSQL's packed bins, ...)
         names_in_order = tuple(name for _, name in plain)
-        return lambda values: dict(zip(names_in_order, values, strict=False))
+        packed = tuple(name for name in names_in_order if name.endswith(":h"))
+
+        def decode_plain(values: Any) -> States:
+            states = dict(zip(names_in_order, values, strict=False))
+            for name in packed:  # the bins as JSON text (`sql._bin_sums`)
+                text = states[name]
+                if isinstance(text, str):
+                    states[name] = _BINS(text)
+            return states
+
+        return decode_plain
 
     def decode(values: Any) -> States:
         states: States = {name: values[i] for i, name in plain}

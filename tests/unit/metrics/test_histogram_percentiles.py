@@ -141,6 +141,8 @@ def test_the_plain_decoder_is_the_general_one() -> None:
     decoded = decoder(names)(row)
     assert decoded == {"request_count:n": 3, "latency_ms:h": [0, 1, 2], "latency_ms:min": 1.5, "cost_usd:s": None}
     assert list(decoded) == list(names)
+    # PostgreSQL's packed bins come as JSON text (`sql._bin_sums`): the same list
+    assert decoder(names)((3, "[0,1,2]", 1.5, None)) == decoded
     # bins in a column each (SQLite): one list, in the order of the columns
     split = decoder(("a:n", "a:h0", "a:h1", "a:h2"))((1, 4, 0, 6))
     assert split == {"a:n": 1, "a:h": [4, 0, 6]}
