@@ -274,9 +274,9 @@ def _bin_sums(name: str, measure: str, table: Table, condition: Any, *, packed: 
     """The summed histogram bins of `measure` (0 when empty), where `condition` holds (None: all
     rows). Built once per table and metric: ~160 expressions cost ~10 ms to build per query.
 
-    `packed` (PostgreSQL): one `bigint[]` column `<metric>:h` instead of a column per bin; the
-    driver decodes it to a list in C, where 160 columns a row cost ~10 us of Python each row
-    (a day by minute: 1,440 rows). Summed there by `metric_bin_sum` (`db.metric_sql.bin_sum`):
+    `packed` (PostgreSQL): one column `<metric>:h` (a `bigint[]` as JSON text, see below) instead
+    of a column per bin, where 160 columns a row cost ~10 us of Python each row (a day by minute:
+    1,440 rows). Summed there by `metric_bin_sum` (`db.metric_sql.bin_sum`):
     a bigint sum that skips NULL bins without a call, where `sum` adds a NUMERIC or a call per bin."""
     sums = {}
     for i, column in enumerate(hist_columns(measure)):
