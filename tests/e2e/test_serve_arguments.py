@@ -9,7 +9,9 @@ that ingest through the other never dropped (stale answers).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,13 @@ import pytest
 from tests.e2e.server import AUTH, start_server
 
 pytestmark = pytest.mark.e2e
+BOTH_STARTED_SECONDS = 60
+
+
+def started_lines(log: Path) -> list[dict[str, Any]]:
+    """The workers' `started` log lines (JSON logs)."""
+    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("message") == "started"]
 
 
 def test_config_and_workers_from_the_command_line_reach_every_worker(tmp_path: Path) -> None:
@@ -27,13 +36,13 @@ def test_config_and_workers_from_the_command_line_reach_every_worker(tmp_path: P
     workdir = tmp_path / "work"
     workdir.mkdir()
     with start_server(workdir, workers=2, args=["--config", str(config)], env={"LOG_FORMAT": "json"}) as server:
+        # Ready means one worker answers; the other may still be starting (CI saw it stopped first).
+        deadline = time.monotonic() + BOTH_STARTED_SECONDS
+        while len(started_lines(server.log)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         docs = [httpx.get(f"{server.base}/schema/openapi.json", timeout=10).status_code for _ in range(8)]
         ingest = httpx.post(f"{server.base}/v1/traces", json={"resourceSpans": []}, headers=AUTH, timeout=10)
-    started = [
-        json.loads(line)
-        for line in server.log.read_text().splitlines()
-        if line.startswith("{") and json.loads(line).get("message") == "started"
-    ]
+    started = started_lines(server.log)
     assert docs == [404] * 8  # no worker serves the docs the file turns off
     assert ingest.status_code != 404  # and each mounts the ingest it turns on
     assert len(started) == 2
